@@ -1,0 +1,12 @@
+"""sparkprep: leakage-safe, reproducible training shards from very large datasets.
+
+Importing the package never imports pyspark: the trainer side (`sparkprep.train`) runs in an
+environment without Spark.
+"""
+
+__version__ = "0.1.0"
+
+#: Columns added to every output row (see DESIGN.md, data contract).
+RESERVED_COLUMNS = ("row_id", "fold", "replica", "label_index")
+HOLDOUT_FOLD = -1
+MANIFEST_FORMAT_VERSION = 1

@@ -1,0 +1,187 @@
+"""YAML configuration → frozen, validated pydantic models, one per stage.
+
+Everything is validated before Spark starts: an unknown key, a wrong type or a missing required
+field raises `ConfigError` naming the file and the dotted key. `--set a.b=c` overrides are applied
+to the YAML tree before validation, so they are checked exactly like the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from sparkprep.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SparkConfig(_Section):
+    """Session settings used when sparkprep starts Spark itself (ignored under spark-submit,
+    which owns master and resources)."""
+
+    master: str = Field("local[*]", description="Spark master URL for runs outside spark-submit.")
+    driver_memory: str = Field("2g", description="spark.driver.memory for local runs.")
+    shuffle_partitions: int = Field(16, ge=1, description="spark.sql.shuffle.partitions; AQE coalesces.")
+    conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf, applied last.")
+
+
+class DefectRates(_Section):
+    """Fractions of generated rows that carry each real-world defect."""
+
+    exact_duplicates: float = Field(0.03, ge=0, le=0.5)
+    near_duplicate_texts: float = Field(0.02, ge=0, le=0.5)
+    nulls: float = Field(0.01, ge=0, le=1, description="Per cell, numeric and categorical features.")
+    missing_labels: float = Field(0.002, ge=0, le=1)
+    outliers: float = Field(0.005, ge=0, le=1, description="Per numeric cell, value x 1e6.")
+    unparsable: float = Field(0.004, ge=0, le=1, description="Text formats only: 'n/a' in a number.")
+    malformed_lines: float = Field(0.003, ge=0, le=1, description="Text formats only: cut lines.")
+
+
+class GenerateConfig(_Section):
+    """The synthetic dataset written by `sparkprep generate`."""
+
+    path: str = Field(description="Where to write the generated files (any Hadoop URI).")
+    rows: int = Field(20_000, ge=1)
+    files: int = Field(4, ge=1, description="Number of output files (= Spark partitions).")
+    format: Literal["csv", "json", "parquet"] = "csv"
+    seed: int = 7
+    class_ratios: list[float] = Field(default_factory=lambda: [0.9, 0.09, 0.01])
+    groups: int = Field(500, ge=1, description="Distinct values of the group column.")
+    defects: DefectRates = Field(default_factory=DefectRates)
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> "GenerateConfig":
+        if len(self.class_ratios) < 2 or abs(sum(self.class_ratios) - 1.0) > 1e-9:
+            raise ValueError("class_ratios needs at least two values that sum to 1")
+        return self
+
+
+class InputConfig(_Section):
+    """What `prepare` reads."""
+
+    paths: list[str] = Field(min_length=1, description="Files or directories, any Hadoop URI.")
+    format: Literal["csv", "json", "parquet", "orc", "delta"]
+    schema_: dict[str, str] | None = Field(
+        None,
+        alias="schema",
+        description="Column -> Spark SQL type, in file order. Text formats are read as strings "
+        "and coerced to these types, so a bad value is quarantined naming its column.",
+    )
+    options: dict[str, str] = Field(default_factory=dict, description="Spark reader options.")
+
+
+class ColumnsConfig(_Section):
+    """Roles of the input columns."""
+
+    label: str
+    classes: list[str] | None = Field(
+        None, description="Label values in label_index order; default: sorted distinct labels. "
+        "With a list, any other label is quarantined as unknown_label.")
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    array: list[str] = Field(default_factory=list, description="array<double>; in text input a "
+                             "';' or ',' separated string, optionally in [brackets].")
+    text: list[str] = Field(default_factory=list)
+    rename: dict[str, str] = Field(default_factory=dict, description="Input name -> new name, "
+                                   "e.g. to move an input column off a reserved name.")
+
+
+class DedupConfig(_Section):
+    exact: bool = Field(True, description="Drop rows whose canonical content is identical.")
+
+
+class SplitConfig(_Section):
+    k: int = Field(5, ge=2, description="Number of cross-validation folds.")
+    holdout_fraction: float = Field(0.1, ge=0, lt=1, description="Per class; fold = -1.")
+    seed: int = 42
+
+
+class OutputConfig(_Section):
+    path: str = Field(description="Output root (any Hadoop URI); replaced atomically by a rerun.")
+    format: Literal["parquet", "delta"] = "parquet"
+    max_rows_per_file: int = Field(500_000, ge=1000)
+
+
+class Config(_Section):
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    generate: GenerateConfig | None = None
+    input: InputConfig | None = None
+    columns: ColumnsConfig | None = None
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    output: OutputConfig | None = None
+    _source: str = PrivateAttr("<memory>")
+
+    @property
+    def source(self) -> str:
+        """The file this config was read from (for error messages)."""
+        return self._source
+
+    def require(self, *sections: str) -> None:
+        """Raise ConfigError unless every named section is present (a command needs them)."""
+        missing = [s for s in sections if getattr(self, s) is None]
+        if missing:
+            raise ConfigError(f"{self.source}: missing required section(s): {', '.join(missing)}")
+
+    def sha256(self) -> str:
+        """Hash of the canonical JSON of the resolved config (recorded in the manifest)."""
+        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config, apply `a.b=c` overrides and validate.
+
+    >>> cfg = load_config("conf/demo.yaml", ["split.k=3"])
+    """
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    for item in overrides or []:
+        _apply_override(tree, item, path)
+    try:
+        config = Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    config._source = str(path)
+    return config
+
+
+def _apply_override(tree: dict[str, Any], item: str, path: Path) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. split.k=3")
+    node = tree
+    *parents, leaf = key.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {item!r}: {part!r} in {path} is not a section")
+        node = child
+    node[leaf] = yaml.safe_load(raw) if raw else ""
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid configuration:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        elif err["type"] == "missing":
+            lines.append(f"  {key}: required field is missing")
+        else:
+            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""Small file operations through Hadoop's FileSystem, so every URI Spark can read works here too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+
+def qualify(path: str) -> str:
+    """A bare local path becomes an absolute file:// URI; URIs are left alone."""
+    return path if "://" in path else Path(path).resolve().as_uri()
+
+
+class HadoopFS:
+    """The Hadoop FileSystem behind a URI, with the few operations the pipeline needs."""
+
+    def __init__(self, spark: SparkSession, uri: str) -> None:
+        jvm = spark.sparkContext._jvm
+        self._jvm = jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+        self._fs = jvm.org.apache.hadoop.fs.Path(uri).getFileSystem(self._conf)
+
+    def _path(self, uri: str):  # noqa: ANN202 - a py4j Path
+        return self._jvm.org.apache.hadoop.fs.Path(uri)
+
+    def exists(self, uri: str) -> bool:
+        return bool(self._fs.exists(self._path(uri)))
+
+    def is_empty_dir(self, uri: str) -> bool:
+        return len(self._fs.listStatus(self._path(uri))) == 0
+
+    def delete(self, uri: str) -> None:
+        self._fs.delete(self._path(uri), True)
+
+    def mkdirs(self, uri: str) -> None:
+        self._fs.mkdirs(self._path(uri))
+
+    def rename(self, src: str, dst: str) -> None:
+        if not self._fs.rename(self._path(src), self._path(dst)):
+            raise OSError(f"could not rename {src} to {dst}")
+
+    def write_text(self, uri: str, text: str) -> None:
+        """Write via a temporary sibling and a rename, so readers never see a partial file."""
+        tmp = f"{uri}.tmp"
+        stream = self._fs.create(self._path(tmp), True)
+        try:
+            stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+        if self.exists(uri):
+            self.delete(uri)
+        self.rename(tmp, uri)
+
+    def read_text(self, uri: str) -> str:
+        stream = self._fs.open(self._path(uri))
+        try:
+            return self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+
+    def total_size(self, uri: str) -> int:
+        return int(self._fs.getContentSummary(self._path(uri)).getLength())

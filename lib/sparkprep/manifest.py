@@ -1,0 +1,101 @@
+"""manifest.json: what a finished dataset holds (format documented in docs/manifest.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sparkprep import HOLDOUT_FOLD, MANIFEST_FORMAT_VERSION, RESERVED_COLUMNS, __version__
+from sparkprep.config import Config
+from sparkprep.errors import ContractError
+from sparkprep.normalise import FoldGroups, training_folds
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    """Row accounting; `output` counts originals read back from the written data."""
+
+    input: int
+    rejected: int
+    duplicates: int
+    output: int
+    replicas: int = 0
+    by_fold: dict[str, int] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """The law of DESIGN.md: every input row is output, a duplicate, or quarantined."""
+        if self.input != self.rejected + self.duplicates + self.output:
+            raise ContractError(
+                f"row accounting broken: input {self.input} != rejected {self.rejected} + "
+                f"duplicates {self.duplicates} + output {self.output}; nothing was published")
+
+
+def class_weights(counts: list[int]) -> list[float]:
+    """scikit-learn's 'balanced' weights n / (C * n_c); 0 for a class with no rows."""
+    n, c = sum(counts), len(counts)
+    return [n / (c * n_c) if n_c else 0.0 for n_c in counts]
+
+
+def class_priors(counts: list[int]) -> list[float]:
+    n = sum(counts)
+    return [n_c / n if n else 0.0 for n_c in counts]
+
+
+def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: list[str]) -> dict[str, Any]:
+    sets = {"final": training_folds(k, None), **{str(f): training_folds(k, f) for f in range(k)}}
+    counts = {name: groups.class_counts(folds, len(classes)) for name, folds in sets.items()}
+    stats = {name: {c: m.to_dict() for c, m in groups.merged(folds, numeric).items()}
+             for name, folds in sets.items()}
+    folds_only = [str(f) for f in range(k)]
+    return {
+        "class_weights": {"final": class_weights(counts["final"]),
+                          "folds": {f: class_weights(counts[f]) for f in folds_only}},
+        "class_priors": {"final": class_priors(counts["final"]),
+                         "folds": {f: class_priors(counts[f]) for f in folds_only}},
+        "normalisation": {
+            "method": "standard",
+            "fitted_on": "originals of the training rows: fold not in {k, -1} and replica == 0",
+            "final": stats["final"],
+            "folds": {f: stats[f] for f in folds_only},
+        },
+    }
+
+
+def build_manifest(*, config: Config, run_id: str, created_at: str, classes: list[str],
+                   groups: FoldGroups, rows: RowCounts, rejections: dict[str, int],
+                   inputs: list[dict[str, Any]], output: dict[str, Any], schema: list[dict[str, str]],
+                   quarantine: dict[str, Any], warnings: list[str], timings: dict[str, float]) -> dict[str, Any]:
+    """Assemble the manifest; raises ContractError when the row accounting does not hold."""
+    rows.check()
+    assert config.columns is not None
+    k = config.split.k
+    cols = config.columns
+    data_columns = {c["name"] for c in schema} - set(RESERVED_COLUMNS)
+    roles = set(cols.numeric) | set(cols.categorical) | set(cols.array) | set(cols.text) | {cols.label}
+    per_fold_class = {str(f): dict(zip(classes, groups.class_counts([f], len(classes))))
+                      for f in [HOLDOUT_FOLD, *range(k)]}
+    return {
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "package_version": __version__,
+        "created_at": created_at,
+        "run_id": run_id,
+        "seed": config.split.seed,
+        "config_sha256": config.sha256(),
+        "config": config.model_dump(mode="json", by_alias=True),
+        "inputs": inputs,
+        "output": output,
+        "columns": {"label": cols.label, "numeric": cols.numeric, "categorical": cols.categorical,
+                    "array": cols.array, "text": cols.text,
+                    "other": sorted(data_columns - roles), "reserved": list(RESERVED_COLUMNS)},
+        "schema": schema,
+        "classes": classes,
+        "split": {"k": k, "holdout_fraction": config.split.holdout_fraction, "seed": config.split.seed,
+                  "method": "exact-stratified-rank"},
+        "rows": asdict(rows),
+        "counts": {"per_fold_per_class": per_fold_class},
+        **_per_training_set(groups, k, classes, cols.numeric),
+        "rejections": {"by_reason": rejections},
+        "quarantine": quarantine,
+        "warnings": warnings,
+        "timings_s": timings,
+    }

@@ -1,0 +1,129 @@
+"""`prepare`: ingest → clean → dedup → split → write → measure → manifest, composed from stages.
+
+Passes over the input: ONE. The cleaned input is persisted (MEMORY_AND_DISK: it spills, it does not
+OOM); rejection counts, the quarantine and deduplication all read that copy. The deduplicated rows
+are persisted too, for the class counts, the split's bucket counts and the data write. Statistics,
+per-fold counts and the output row count are then measured on the written data, independently of
+the code path that produced it, and the row accounting law is checked before the manifest exists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.errors.exceptions.captured import CapturedException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
+
+from sparkprep import HOLDOUT_FOLD, RESERVED_COLUMNS
+from sparkprep.clean import REASON, accepted, mark_rejections, quarantine_rows
+from sparkprep.config import Config
+from sparkprep.dedup import add_row_id, drop_exact_duplicates
+from sparkprep.errors import InputError
+from sparkprep.ingest import check_columns, read_input
+from sparkprep.io.fs import HadoopFS, qualify
+from sparkprep.manifest import RowCounts, build_manifest
+from sparkprep.normalise import measure_groups
+from sparkprep.report import render_report
+from sparkprep.split import SplitPlan, add_label_index, assign_folds
+from sparkprep.write import (MANIFEST, REPORT, abandon, prepare_target, publish, read_table,
+                             write_table)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out: str
+    manifest: dict[str, Any]
+
+
+def _count_by_reason(marked: DataFrame, paths: list[str]) -> dict[str | None, int]:
+    """The first action on the input: unreadable files surface here, so name them."""
+    try:
+        rows = marked.groupBy(REASON).count().collect()
+    except CapturedException as exc:
+        first = str(exc).strip().splitlines()[0][:500]
+        raise InputError(f"cannot read input {paths}: {first}") from None
+    return {r[REASON]: int(r["count"]) for r in rows}
+
+
+def _output_columns(df: DataFrame) -> list[str]:
+    data = [c for c in df.columns if c not in RESERVED_COLUMNS and not c.startswith("_sp_")]
+    return [*RESERVED_COLUMNS, *data]
+
+
+def run(spark: SparkSession, config: Config) -> RunResult:
+    """Run `prepare` end to end; returns the published output URI and its manifest."""
+    config.require("input", "columns", "output")
+    assert config.input and config.columns and config.output
+    started = time.monotonic()
+    created = datetime.now(timezone.utc)
+    run_id = f"{created:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    cols, out_cfg = config.columns, config.output
+    paths = [qualify(p) for p in config.input.paths]
+    input_cfg = config.input.model_copy(update={"paths": paths})
+    fs = HadoopFS(spark, qualify(out_cfg.path))
+    target = prepare_target(fs, qualify(out_cfg.path), out_cfg.format, run_id)
+
+    raw = check_columns(read_input(spark, input_cfg), cols, source=", ".join(paths))
+    marked = mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        by_reason = _count_by_reason(marked, paths)
+        n_input = sum(by_reason.values())
+        if n_input == 0:
+            raise InputError(f"no rows in input {paths}: nothing to prepare")
+        rejections = {r: n for r, n in sorted(by_reason.items(), key=lambda kv: str(kv[0])) if r is not None}
+        log.info("read %d rows, rejected %d %s", n_input, sum(rejections.values()), rejections)
+
+        q_version = write_table(quarantine_rows(marked), target.quarantine, out_cfg.format, [], out_cfg.max_rows_per_file)
+        rows = add_row_id(accepted(marked))
+        deduped = (drop_exact_duplicates(rows) if config.dedup.exact else rows).persist(StorageLevel.MEMORY_AND_DISK)
+        label_counts = {r["c"]: int(r["count"]) for r in
+                        deduped.groupBy(F.col(cols.label).cast("string").alias("c")).count().collect()}
+        n_kept = sum(label_counts.values())
+        classes = list(cols.classes) if cols.classes else sorted(label_counts)
+        plan = SplitPlan(config.split.k, config.split.holdout_fraction, config.split.seed, label_counts)
+        for warning in plan.warnings():
+            log.warning(warning)
+        folded = add_label_index(assign_folds(deduped, cols.label, plan), cols.label, classes)
+        final = folded.withColumn("replica", F.lit(0))
+        version = write_table(final.select(_output_columns(final)), target.data, out_cfg.format,
+                              ["fold"], out_cfg.max_rows_per_file)
+    except Exception:
+        abandon(fs, target)
+        raise
+    finally:
+        marked.unpersist()
+    deduped.unpersist()
+
+    written = read_table(spark, target.data, out_cfg.format, version)
+    groups = measure_groups(written, cols.numeric)
+    by_fold = {str(f): sum(n for (fo, _), n in groups.rows.items() if fo == f) for f in [HOLDOUT_FOLD, *range(plan.k)]}
+    counts = RowCounts(input=n_input, rejected=sum(rejections.values()), duplicates=n_input - sum(rejections.values()) - n_kept,
+                       output=sum(groups.rows.values()), replicas=0, by_fold=by_fold)
+    try:
+        manifest = build_manifest(
+            config=config, run_id=run_id, created_at=created.isoformat(timespec="seconds"),
+            classes=classes, groups=groups, rows=counts, rejections=rejections,
+            inputs=[{"path": p, "format": input_cfg.format, "delta_version": None} for p in paths],
+            output={"format": out_cfg.format, "data_path": "data", "partition_by": ["fold"],
+                    "delta_version": version},
+            schema=[{"name": f.name, "type": f.dataType.simpleString()} for f in written.schema.fields],
+            quarantine={"path": "quarantine", "rows": counts.rejected, "delta_version": q_version},
+            warnings=plan.warnings(), timings={"total": round(time.monotonic() - started, 3)})
+        fs.write_text(target.file(REPORT), render_report(manifest))
+        fs.write_text(target.file(MANIFEST), json.dumps(manifest, indent=2, sort_keys=False))
+        publish(fs, target, run_id)
+    except Exception:
+        abandon(fs, target)
+        raise
+    log.info("published %s (%d rows, %.1fs)", target.final, counts.output, time.monotonic() - started)
+    return RunResult(target.final, manifest)

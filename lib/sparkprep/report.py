@@ -1,0 +1,66 @@
+"""report.html: one self-contained page (inline SVG, no scripts, works offline) from the manifest."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+_PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+
+
+def _bars(title: str, series: dict[str, dict[str, int]], keys: list[str], log_scale: bool = False) -> str:
+    """Grouped horizontal bars: one group per series entry, one bar per key."""
+    width, bar, gap, left = 640, 14, 10, 140
+    peak = max([v for s in series.values() for v in s.values()] or [1]) or 1
+    scale = (lambda v: math.log10(1 + v) / math.log10(1 + peak)) if log_scale else (lambda v: v / peak)
+    y, parts = 30, []
+    for group, values in series.items():
+        parts.append(f'<text x="4" y="{y + bar}" font-size="12">{html.escape(group)}</text>')
+        for i, key in enumerate(keys):
+            v = values.get(key, 0)
+            w = max(1.0, scale(v) * (width - left - 80)) if v else 0
+            parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar - 2}" '
+                         f'fill="{_PALETTE[i % len(_PALETTE)]}"><title>{html.escape(key)}: {v}</title></rect>'
+                         f'<text x="{left + w + 4:.1f}" y="{y + bar - 3}" font-size="10">{v}</text>')
+            y += bar
+        y += gap
+    legend = "".join(f'<tspan fill="{_PALETTE[i % len(_PALETTE)]}">■ {html.escape(k)} </tspan>'
+                     for i, k in enumerate(keys))
+    scale_note = " (log scale)" if log_scale else ""
+    return (f'<figure><figcaption>{html.escape(title)}{scale_note}</figcaption>'
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 10}">'
+            f'<text x="4" y="14" font-size="12">{legend}</text>{"".join(parts)}</svg></figure>')
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def render_report(manifest: dict[str, Any]) -> str:
+    """The human report of one run."""
+    rows = manifest["rows"]
+    per_fold = {("holdout" if f == "-1" else f"fold {f}"): counts
+                for f, counts in manifest["counts"]["per_fold_per_class"].items()}
+    reasons = manifest["rejections"]["by_reason"]
+    summary = _table([("run", manifest["run_id"]), ("created", manifest["created_at"]),
+                      ("input rows", rows["input"]), ("rejected", rows["rejected"]),
+                      ("duplicates", rows["duplicates"]), ("output rows", rows["output"]),
+                      ("folds", manifest["split"]["k"]), ("seed", manifest["seed"]),
+                      ("format", manifest["output"]["format"]), ("classes", ", ".join(manifest["classes"]))])
+    accounting = _bars("Row accounting", {"rows": {"input": rows["input"], "output": rows["output"],
+                                                     "duplicates": rows["duplicates"], "rejected": rows["rejected"]}},
+                       ["input", "output", "duplicates", "rejected"])
+    folds = _bars("Rows per fold and class", per_fold, manifest["classes"], log_scale=True)
+    rejected = _bars("Rejections by reason", {"rejected": reasons}, sorted(reasons)) if reasons else "<p>No rejected rows.</p>"
+    warnings = "".join(f"<li>{html.escape(w)}</li>" for w in manifest.get("warnings", [])) or "<li>none</li>"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sparkprep report {html.escape(manifest["run_id"])}</title>
+<style>body{{font-family:sans-serif;max-width:760px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:2px 8px;text-align:left}}
+figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:4px}}</style></head>
+<body><h1>sparkprep report</h1>{summary}
+<h2>Rows</h2>{accounting}{folds}{rejected}
+<h2>Warnings</h2><ul>{warnings}</ul></body></html>
+"""

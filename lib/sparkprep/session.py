@@ -1,0 +1,75 @@
+"""The one place that builds the SparkSession.
+
+Outside spark-submit (CLI, tests) sparkprep starts the JVM itself: master, driver memory and the
+Delta jars (resolved by Ivy from Maven Central, cached in ~/.ivy2.5.2) come from `SparkConfig`.
+Under spark-submit the JVM already runs with the submitter's master, resources and `--packages`,
+so only session-level SQL settings are applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pyspark.errors import PySparkRuntimeError
+from pyspark.sql import SparkSession
+
+from sparkprep.config import SparkConfig
+from sparkprep.errors import SparkprepError
+
+log = logging.getLogger(__name__)
+
+DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+
+# Settings every run needs, whoever launched the JVM.
+_SQL_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    # Dates and timestamps must not depend on the machine's zone (reproducible output).
+    "spark.sql.session.timeZone": "UTC",
+    # Without this, a CSV row whose bad token sits in an unselected column is not flagged corrupt.
+    "spark.sql.csv.parser.columnPruning.enabled": "false",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+
+def under_spark_submit() -> bool:
+    """True when spark-submit launched this Python process (the JVM gateway already exists)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def build_session(config: SparkConfig, app_name: str = "sparkprep") -> SparkSession:
+    """Return the session for a run; creates it with Delta configured unless one is active."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.appName(app_name)
+    if not under_spark_submit():
+        builder = (
+            builder.master(config.master)
+            .config("spark.driver.memory", config.driver_memory)
+            .config("spark.jars.packages", DELTA_PACKAGE)
+            .config("spark.ui.showConsoleProgress", "true")
+        )
+    settings = {**_SQL_CONF, "spark.sql.shuffle.partitions": str(config.shuffle_partitions)}
+    for key, value in {**settings, **config.conf}.items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except PySparkRuntimeError as exc:
+        raise SparkprepError(_launch_failure_hint(exc)) from exc
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("Spark %s, master %s", spark.version, spark.sparkContext.master)
+    return spark
+
+
+def _launch_failure_hint(exc: Exception) -> str:
+    jar = Path.home() / ".ivy2.5.2" / "jars" / f"{DELTA_PACKAGE.replace(':', '_', 1).replace(':', '-')}.jar"
+    if not jar.exists():
+        return (f"Spark could not start: the Delta jars ({DELTA_PACKAGE}) are not cached in "
+                f"{jar.parent} and could not be fetched from Maven Central. Check the network "
+                f"(or a proxy), then run `sparkprep jars` once; later runs use the cache. ({exc})")
+    return f"Spark could not start (is Java 17 installed and JAVA_HOME set?): {exc}"

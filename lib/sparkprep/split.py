@@ -1,0 +1,104 @@
+"""Exact stratified holdout + k-fold, deterministic and scalable.
+
+Within each class, rows are ordered by `h = xxhash64(row_id, seed)` (ties by `row_id`); a row's
+rank r in that order decides everything: the first `round(holdout_fraction * n_c)` ranks are the
+holdout (fold -1), the rest go round-robin to folds, so per-class fold counts differ by at most 1.
+Each class starts its round-robin where the previous class stopped, so total fold sizes differ by
+at most 1 too. The fold is a pure function of (row_id, seed, class counts): the same on 1 or 200
+partitions.
+
+The rank is computed without a window over a whole class. The top B bits of h split every class
+into 2^B buckets. One small aggregation counts rows per (class, bucket); the driver turns the
+counts into per-bucket offsets (at most classes x 2^B numbers, with B chosen so a bucket holds
+about `_BUCKET_ROWS` rows); a window partitioned by (class, bucket) then numbers rows inside a
+bucket only. Task size stays bounded however large a class grows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from sparkprep import HOLDOUT_FOLD
+from sparkprep.dedup import ROW_ID
+from sparkprep.errors import ContractError
+
+log = logging.getLogger(__name__)
+
+_BUCKET_ROWS = 4096
+_MAX_BUCKET_BITS = 20
+_HASH = "_sp_split_hash"
+_BUCKET = "_sp_split_bucket"
+_CLASS = "_sp_split_class"
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """What the split needs to know about the data: class sizes decide holdout and fold counts."""
+
+    k: int
+    holdout_fraction: float
+    seed: int
+    class_counts: dict[str, int]
+
+    def holdout_size(self, label: str) -> int:
+        return int(math.floor(self.holdout_fraction * self.class_counts[label] + 0.5))
+
+    def start_fold(self, label: str) -> int:
+        """Where the class's round-robin starts: after all earlier classes' cross-validation rows."""
+        earlier = [c for c in sorted(self.class_counts) if c < label]
+        return sum(self.class_counts[c] - self.holdout_size(c) for c in earlier) % self.k
+
+    def bucket_bits(self) -> int:
+        largest = max(self.class_counts.values(), default=0)
+        return min(_MAX_BUCKET_BITS, max(0, math.ceil(math.log2(max(1, largest / _BUCKET_ROWS)))))
+
+    def warnings(self) -> list[str]:
+        smallest = min(self.class_counts.items(), key=lambda kv: kv[1], default=None)
+        if smallest and smallest[1] - self.holdout_size(smallest[0]) < self.k:
+            return [f"the least populated class {smallest[0]!r} has only "
+                    f"{smallest[1] - self.holdout_size(smallest[0])} rows for cross-validation, "
+                    f"fewer than k={self.k}: some folds have none of it"]
+        return []
+
+
+def _with_buckets(df: DataFrame, seed: int, bits: int) -> DataFrame:
+    h = F.xxhash64(F.col(ROW_ID), F.lit(seed))
+    bucket = F.shiftrightunsigned(h, 64 - bits) if bits else F.lit(0).cast("long")
+    return df.withColumns({_HASH: h, _BUCKET: bucket})
+
+
+def assign_folds(df: DataFrame, label: str, plan: SplitPlan) -> DataFrame:
+    """Add `fold` (int, -1 for holdout) to deduplicated rows with a non-null label."""
+    bits = plan.bucket_bits()
+    hashed = _with_buckets(df.withColumn(_CLASS, F.col(label).cast("string")), plan.seed, bits)
+    counts = hashed.groupBy(_CLASS, _BUCKET).count().collect()
+    offsets, running = [], {}
+    for row in sorted(counts, key=lambda r: (r[_CLASS], r[_BUCKET])):
+        name = row[_CLASS]
+        start = running.get(name, 0)
+        offsets.append((name, row[_BUCKET], start, plan.holdout_size(name), plan.start_fold(name)))
+        running[name] = start + row["count"]
+    if running != plan.class_counts:
+        raise ContractError(f"split: rows per class changed between passes: planned "
+                            f"{plan.class_counts}, found {running}; is the input being modified?")
+    table = df.sparkSession.createDataFrame(
+        offsets, f"{_CLASS} string, {_BUCKET} long, _sp_offset long, _sp_holdout long, _sp_start long")
+    in_bucket = Window.partitionBy(_CLASS, _BUCKET).orderBy(_HASH, ROW_ID)
+    rank = F.col("_sp_offset") + F.row_number().over(in_bucket) - 1
+    cv_rank = rank - F.col("_sp_holdout")
+    fold = F.when(cv_rank < 0, F.lit(HOLDOUT_FOLD)).otherwise(F.pmod(cv_rank + F.col("_sp_start"), F.lit(plan.k)))
+    joined = hashed.join(F.broadcast(table), [_CLASS, _BUCKET])
+    return (joined.withColumn("fold", fold.cast("int"))
+            .drop(_CLASS, _HASH, _BUCKET, "_sp_offset", "_sp_holdout", "_sp_start"))
+
+
+def add_label_index(df: DataFrame, label: str, classes: list[str]) -> DataFrame:
+    """`label_index` = position of the label in `classes` (the manifest's order)."""
+    index = F.array_position(F.array(*[F.lit(c) for c in classes]), F.col(label).cast("string")) - 1
+    return df.withColumn("label_index", index.cast("int"))
