@@ -160,18 +160,25 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     return config
 
 
+#: Mappings whose keys are free-form (Spark conf names contain dots; values stay strings).
+_FREE_FORM = {"conf", "options", "schema", "rename"}
+
+
 def _apply_override(tree: dict[str, Any], item: str, path: Path) -> None:
     key, sep, raw = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. split.k=3")
-    node = tree
-    *parents, leaf = key.split(".")
-    for part in parents:
+    node, parts = tree, key.split(".")
+    while len(parts) > 1:
+        part = parts.pop(0)
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             raise ConfigError(f"--set {item!r}: {part!r} in {path} is not a section")
         node = child
-    node[leaf] = yaml.safe_load(raw) if raw else ""
+        if part in _FREE_FORM:
+            node[".".join(parts)] = raw
+            return
+    node[parts[0]] = yaml.safe_load(raw) if raw else ""
 
 
 def _describe(exc: ValidationError, path: Path) -> str:

@@ -69,7 +69,10 @@ class SplitPlan:
 
 def _with_buckets(df: DataFrame, seed: int, bits: int) -> DataFrame:
     h = F.xxhash64(F.col(ROW_ID), F.lit(seed))
-    bucket = F.shiftrightunsigned(h, 64 - bits) if bits else F.lit(0).cast("long")
+    # Flipping the sign bit makes unsigned bucket order agree with the signed order of h used
+    # inside a bucket, so the rank never depends on how many buckets there are.
+    flipped = h.bitwiseXOR(F.lit(-(1 << 63)))
+    bucket = F.shiftrightunsigned(flipped, 64 - bits) if bits else F.lit(0).cast("long")
     return df.withColumns({_HASH: h, _BUCKET: bucket})
 
 

@@ -20,6 +20,8 @@ class HadoopFS:
         self._jvm = jvm
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
         self._fs = jvm.org.apache.hadoop.fs.Path(uri).getFileSystem(self._conf)
+        # .crc side files next to manifest.json only confuse readers of the output directory.
+        self._fs.setWriteChecksum(False)
 
     def _path(self, uri: str):  # noqa: ANN202 - a py4j Path
         return self._jvm.org.apache.hadoop.fs.Path(uri)
