@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
+from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -40,6 +42,8 @@ def read_input(spark: SparkSession, config: InputConfig) -> DataFrame:
         df = reader.load(config.paths)
     except AnalysisException as exc:
         raise InputError(_explain_read_failure(config, exc)) from None
+    except (CapturedException, Py4JJavaError) as exc:
+        raise InputError(f"cannot read {config.paths} as {config.format}: {spark_error_summary(exc)}") from None
     if config.format in TEXT_FORMATS and CORRUPT not in df.columns:
         df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
     return df.withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
@@ -66,6 +70,12 @@ def check_columns(df: DataFrame, columns: ColumnsConfig, source: str) -> DataFra
             raise InputError(f"{key}: column(s) {missing} not found in {source}; "
                              f"the input has: {', '.join(present)}")
     return df
+
+
+def spark_error_summary(exc: Exception) -> str:
+    """The first line of what the JVM said (it names the file), without the stack trace."""
+    text = exc.java_exception.getMessage() if isinstance(exc, Py4JJavaError) else str(exc)
+    return (str(text).strip().splitlines() or [type(exc).__name__])[0][:600]
 
 
 def _explain_read_failure(config: InputConfig, exc: AnalysisException) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -27,7 +28,7 @@ from sparkprep.clean import REASON, accepted, mark_rejections, quarantine_rows
 from sparkprep.config import Config
 from sparkprep.dedup import add_row_id, drop_exact_duplicates
 from sparkprep.errors import InputError
-from sparkprep.ingest import check_columns, read_input
+from sparkprep.ingest import check_columns, read_input, spark_error_summary
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_manifest
 from sparkprep.normalise import measure_groups
@@ -49,9 +50,8 @@ def _count_by_reason(marked: DataFrame, paths: list[str]) -> dict[str | None, in
     """The first action on the input: unreadable files surface here, so name them."""
     try:
         rows = marked.groupBy(REASON).count().collect()
-    except CapturedException as exc:
-        first = str(exc).strip().splitlines()[0][:500]
-        raise InputError(f"cannot read input {paths}: {first}") from None
+    except (CapturedException, Py4JJavaError) as exc:
+        raise InputError(f"cannot read input {paths}: {spark_error_summary(exc)}") from None
     return {r[REASON]: int(r["count"]) for r in rows}
 
 

@@ -1,0 +1,109 @@
+"""End to end through the CLI: generate → prepare (Parquet and Delta) → trainer env reads the shards."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from sparkprep.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN_PYTHON = os.environ.get("SPARKPREP_TRAIN_PYTHON", str(ROOT / ".venv/train/bin/python"))
+SPARKPREP = [sys.executable, "-m", "sparkprep.cli"]
+SMALL = ["--set", "generate.rows=3000", "--set", "generate.files=2", "--set", "spark.master=local[2]",
+         "--set", "spark.shuffle_partitions=4"]
+
+pytestmark = pytest.mark.e2e
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SPARKPREP, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def raw_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("raw") / "csv"
+    _cli("generate", *SMALL, "--set", f"generate.path={path}")
+    return path
+
+
+def _read_counts(out: Path) -> dict:
+    table = ds.dataset(out / "data", format="parquet", partitioning="hive").to_table(columns=["fold", "label_index"])
+    counts: dict = {}
+    for fold, label in zip(table["fold"].to_pylist(), table["label_index"].to_pylist()):
+        counts[(fold, label)] = counts.get((fold, label), 0) + 1
+    return counts
+
+
+def _trainer_counts(out: Path, fold: int) -> dict:
+    """Rows the trainer-side loader yields per split, in the trainer environment (no Spark)."""
+    script = (
+        "import json, sys\n"
+        "from sparkprep.train import make_loader\n"
+        "out, fold = sys.argv[1], int(sys.argv[2])\n"
+        "counts = {}\n"
+        "for split in ('train', 'val', 'test'):\n"
+        "    rows = 0\n"
+        "    for batch in make_loader(out, fold=fold, split=split, batch_size=256, shuffle=False):\n"
+        "        rows += len(batch['label_index'])\n"
+        "    counts[split] = rows\n"
+        "print(json.dumps(counts))\n")
+    proc = subprocess.run([TRAIN_PYTHON, "-c", script, str(out), str(fold)], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _check_manifest_against_data(out: Path) -> dict:
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = manifest["rows"]
+    assert rows["input"] == 3000
+    assert rows["input"] == rows["rejected"] + rows["duplicates"] + rows["output"]
+    assert rows["rejected"] > 0 and rows["duplicates"] > 0
+    per_fold_class = manifest["counts"]["per_fold_per_class"]
+    classes = manifest["classes"]
+    if manifest["output"]["format"] == "parquet":
+        data = _read_counts(out)
+        assert {(int(f), classes.index(c)): n for f, cc in per_fold_class.items() for c, n in cc.items() if n} == data
+    assert sum(rows["by_fold"].values()) == rows["output"]
+    return manifest
+
+
+def test_prepare_parquet_then_train_side_reads_fold_0(raw_csv, tmp_path):
+    out = tmp_path / "out"
+    proc = _cli("prepare", *SMALL, "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}")
+    assert "output rows" in proc.stdout and "rejected: malformed_record" in proc.stdout
+    manifest = _check_manifest_against_data(out)
+    quarantine = ds.dataset(out / "quarantine", format="parquet").to_table().to_pylist()
+    assert len(quarantine) == manifest["rows"]["rejected"]
+    assert {q["reason"] for q in quarantine} == {"malformed_record", "unparsable_value", "missing_label"}
+    assert all(q["source_file"].endswith(".txt") and q["raw"] for q in quarantine)
+    assert manifest["rejections"]["by_reason"]["malformed_record"] == sum(q["reason"] == "malformed_record" for q in quarantine)
+    assert (out / "report.html").read_text().startswith("<!doctype html>")
+    by_fold = manifest["rows"]["by_fold"]
+    got = _trainer_counts(out, fold=0)
+    assert got == {"train": sum(n for f, n in by_fold.items() if f not in ("0", "-1")),
+                   "val": by_fold["0"], "test": by_fold["-1"]}
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name]
+
+
+def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):
+    out = tmp_path / "out"
+    args = ["prepare", *SMALL, "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}",
+            "--set", "output.format=delta"]
+    _cli(*args)
+    first = json.loads((out / "manifest.json").read_text())
+    _cli(*args, "--set", "split.seed=7")
+    second = _check_manifest_against_data(out)
+    assert second["output"]["delta_version"] == first["output"]["delta_version"] + 1
+    assert second["rows"] == first["rows"] | {"by_fold": second["rows"]["by_fold"]}
+    got = _trainer_counts(out, fold=1)
+    by_fold = second["rows"]["by_fold"]
+    assert got == {"train": sum(n for f, n in by_fold.items() if f not in ("1", "-1")),
+                   "val": by_fold["1"], "test": by_fold["-1"]}
