@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Submit a sparkprep job to any Spark master with the package shipped alongside it.
+#   deploy/spark-submit.sh [--master URL] jobs/prepare.py --config conf/demo.yaml [--set k=v ...]
+# The package travels as a zip (--py-files), the config as a file (--files), Delta's jars as
+# --packages (resolved by Ivy from Maven Central, cached in ~/.ivy2.5.2).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+master="${SPARK_MASTER:-local[*]}"
+if [[ "${1:-}" == "--master" ]]; then master="$2"; shift 2; fi
+job="$1"; shift
+
+python="${PYSPARK_PYTHON:-$root/.venv/etl/bin/python}"
+# pip's pyspark is a full Spark distribution; use it unless the cluster provides SPARK_HOME.
+export SPARK_HOME="${SPARK_HOME:-$("$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}"
+spark_submit="$SPARK_HOME/bin/spark-submit"
+delta="$("$python" -c 'from sparkprep.session import DELTA_PACKAGE; print(DELTA_PACKAGE)')"
+
+build="$(mktemp -d)"
+trap 'rm -rf "$build"' EXIT
+(cd "$root/lib" && "$python" -m zipfile -c "$build/sparkprep.zip" sparkprep)
+
+config=""
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [[ "${args[$i]}" == "--config" ]] && config="${args[$((i + 1))]}"
+done
+
+export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+exec "$spark_submit" \
+  --master "$master" \
+  --name "sparkprep-$(basename "$job" .py)" \
+  --packages "$delta" \
+  --py-files "$build/sparkprep.zip" \
+  ${config:+--files "$config"} \
+  --conf "spark.pyspark.python=$python" \
+  --conf "spark.pyspark.driver.python=$python" \
+  "$root/$job" "$@"
