@@ -55,6 +55,12 @@ def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTar
     return OutputTarget(final, f"{parent}/.{name}.staging-{run_id}", fmt)
 
 
+def scratch_dir(target: OutputTarget, run_id: str) -> str:
+    """Intermediate data of one run, beside the output (same filesystem), removed at the end."""
+    parent, _, name = target.final.rpartition("/")
+    return f"{parent}/.{name}.scratch-{run_id}"
+
+
 def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_rows: int) -> int | None:
     """Overwrite `uri` with `df`; returns the Delta version committed (None for Parquet)."""
     writer = df.write.mode("overwrite").option("maxRecordsPerFile", max_rows)

@@ -20,7 +20,7 @@ def _prepare(spark, tmp_path, *sets: str) -> int:
 
 def _nothing_complete(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "manifest.json").exists()
-    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".scratch-" in p.name]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_failed_rerun_leaves_the_previous_dataset_intact(spark, tmp_path, small_
     manifest = (tmp_path / "out" / "manifest.json").read_text()
     assert _prepare(spark, tmp_path, f"input.paths=[{small_csv}]", "columns.numeric=[nope]") == 3
     assert (tmp_path / "out" / "manifest.json").read_text() == manifest
-    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name]
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name or ".scratch-" in p.name]
 
 
 def test_refuses_to_replace_a_directory_that_is_not_an_output(spark, tmp_path, small_csv, capsys):

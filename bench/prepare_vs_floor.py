@@ -1,0 +1,79 @@
+"""Benchmark: `prepare` against the I/O floor measured in the same run.
+
+The floor is Spark reading the same CSV (same all-string schema) and writing it back as Parquet,
+the least any pipeline over this input must do. Prints the figures and the ratio, writes
+bench/results/<date>-prepare.json and appends a line to bench/RESULTS.md.
+
+    .venv/etl/bin/python bench/prepare_vs_floor.py --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sparkprep.config import load_config
+from sparkprep.generate import write_generated
+from sparkprep.io.fs import HadoopFS, qualify
+from sparkprep.pipeline import run
+from sparkprep.session import build_session
+
+HERE = Path(__file__).resolve().parent
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--format", choices=["parquet", "delta"], default="parquet")
+    parser.add_argument("--master", default="local[2]")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sparkprep-bench-"))
+    config = load_config(HERE.parent / "conf/demo.yaml", [
+        f"generate.rows={args.rows}", f"generate.files={max(2, args.rows // 250_000)}",
+        f"generate.path={work / 'raw'}", f"input.paths=[{work / 'raw'}]",
+        f"output.path={work / 'out'}", f"output.format={args.format}", f"spark.master={args.master}",
+        "spark.conf.spark.ui.showConsoleProgress=false"])
+    spark = build_session(config.spark, "sparkprep-bench")
+    try:
+        write_generated(spark, config.generate)
+        size = HadoopFS(spark, qualify(str(work))).total_size(qualify(str(work / "raw")))
+        schema = ", ".join(f"{c} string" for c in config.input.schema_)
+
+        def floor() -> None:
+            spark.read.schema(schema).csv(str(work / "raw")).write.mode("overwrite").parquet(str(work / "floor"))
+
+        _timed(floor)  # warm-up: JIT, file cache
+        floor_s = min(_timed(floor), _timed(floor))
+        prepare_s = _timed(lambda: run(spark, config))
+    finally:
+        spark.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rows": args.rows, "input_mb": round(size / 1e6, 1), "master": args.master, "format": args.format,
+        "floor_s": round(floor_s, 2), "prepare_s": round(prepare_s, 2),
+        "ratio_to_floor": round(prepare_s / floor_s, 2),
+        "prepare_mb_per_s": round(size / 1e6 / prepare_s, 1),
+    }
+    print(json.dumps(result, indent=2))
+    out = HERE / "results" / f"{result['date'][:10]}-prepare-{args.rows}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    with open(HERE / "RESULTS.md", "a") as table:
+        table.write(f"| {result['date'][:10]} | prepare vs floor | {args.rows:,} rows, {result['input_mb']} MB CSV, "
+                    f"{args.master}, {args.format} | floor {floor_s:.1f} s | prepare {prepare_s:.1f} s | "
+                    f"**{result['ratio_to_floor']}x** floor, {result['prepare_mb_per_s']} MB/s |\n")
+
+
+if __name__ == "__main__":
+    main()
