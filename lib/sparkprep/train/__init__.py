@@ -1,0 +1,12 @@
+"""The trainer side: read a sparkprep output into PyTorch without Spark (it never imports pyspark).
+
+>>> from sparkprep.train import make_loader
+>>> with make_loader("/data/prepared", fold=0, split="val", shuffle=False) as loader:
+...     batch = next(iter(loader))
+"""
+
+from sparkprep.train.files import DatasetFiles
+from sparkprep.train.loader import feature_columns, make_loader
+from sparkprep.train.manifest import load_manifest
+
+__all__ = ["DatasetFiles", "feature_columns", "load_manifest", "make_loader"]

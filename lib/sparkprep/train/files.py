@@ -1,0 +1,154 @@
+"""Which Parquet files a split reads: partition pruning on `fold`, never read-then-drop.
+
+Parquet output is listed by its hive directories (`data/fold=<n>/`); Delta output is the file
+list of the snapshot the manifest pins (`output.delta_version`), so a file that a later version
+removed is never read.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from sparkprep import HOLDOUT_FOLD
+from sparkprep.errors import ContractError, InputError
+from sparkprep.train.location import OutputLocation
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "final", "test")
+_FOLD_DIR = "fold="
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One Parquet file of the output and the fold its partition holds."""
+
+    url: str
+    fold: int
+
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    """The files one split reads, and whether oversampled copies must be filtered out of them.
+
+    >>> files = DatasetFiles.for_split("/data/prepared", load_manifest("/data/prepared"), "val", fold=2)
+    >>> files.urls[0], files.originals_only
+    ('file:///data/prepared/data/fold=2/part-00000-….parquet', True)
+    """
+
+    urls: tuple[str, ...]
+    originals_only: bool
+
+    @classmethod
+    def for_split(cls, out_dir: str, manifest: dict[str, Any], split: str, fold: int = 0) -> DatasetFiles:
+        """Select by the data contract (DESIGN.md), for fold k: train = fold not in {k, -1};
+        val = fold == k and replica == 0; final = fold != -1; test = fold == -1 and replica == 0."""
+        k = int(manifest["split"]["k"])
+        if split not in SPLITS:
+            raise InputError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+        if split in ("train", "val") and not 0 <= fold < k:
+            raise InputError(f"fold {fold} is out of range for split {split!r}: this dataset has "
+                             f"k={k} folds, so fold must be in 0..{k - 1}")
+        keep = {
+            "train": lambda f: f not in (fold, HOLDOUT_FOLD),
+            "val": lambda f: f == fold,
+            "final": lambda f: f != HOLDOUT_FOLD,
+            "test": lambda f: f == HOLDOUT_FOLD,
+        }[split]
+        location = OutputLocation.of(out_dir)
+        files = list_data_files(location, manifest)
+        _check_folds(files, k)
+        urls = tuple(sorted(f.url for f in files if keep(f.fold)))
+        if not urls:
+            raise InputError(f"no data files for split {split!r} (fold {fold}) under "
+                             f"{location.url_of(_data_path(manifest))}: the dataset has no rows there")
+        log.info("split %s fold %d: %d of %d files", split, fold, len(urls), len(files))
+        return cls(urls=urls, originals_only=split in ("val", "test"))
+
+
+def list_data_files(location: OutputLocation, manifest: dict[str, Any]) -> list[DataFile]:
+    """Every data file of the output the manifest describes, with its fold."""
+    output = manifest["output"]
+    if output["format"] == "parquet":
+        return _parquet_files(location, _data_path(manifest))
+    if output["format"] == "delta":
+        return _delta_files(location, _data_path(manifest), output["delta_version"])
+    raise InputError(f"unknown output.format {output['format']!r} in the manifest of {location.url}")
+
+
+def _data_path(manifest: dict[str, Any]) -> str:
+    return manifest["output"].get("data_path") or "data"
+
+
+def _parquet_files(location: OutputLocation, data: str) -> list[DataFile]:
+    root = location.path_of(data)
+    selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
+    files = []
+    for info in location.fs.get_file_info(selector):
+        relative = info.path[len(root) + 1:]
+        parts = relative.split("/")
+        # Spark's _SUCCESS, .crc side files and staging directories are not data.
+        if info.type != pafs.FileType.File or any(p.startswith(("_", ".")) for p in parts):
+            continue
+        if not parts[-1].endswith(".parquet"):
+            continue
+        url = location.url_of(f"{data}/{relative}")
+        files.append(DataFile(url=url, fold=_fold_of_directory(parts[0], url)))
+    if not files:
+        raise InputError(f"no Parquet files under {location.url_of(data)}: the dataset is empty or "
+                         f"was moved after its manifest was written")
+    return files
+
+
+def _fold_of_directory(directory: str, url: str) -> int:
+    value = directory[len(_FOLD_DIR):] if directory.startswith(_FOLD_DIR) else ""
+    try:
+        return int(value)
+    except ValueError:
+        raise ContractError(f"{url} is not under a fold=<n>/ directory: the output is not "
+                            f"partitioned by fold as the data contract requires") from None
+
+
+def _delta_files(location: OutputLocation, data: str, version: int | None) -> list[DataFile]:
+    # Imported here: only Delta outputs need delta-rs.
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError
+
+    table_url = location.url_of(data)
+    if version is None:
+        raise InputError(f"the manifest of {location.url} has output.format delta but no "
+                         f"output.delta_version: rerun the ETL job")
+    try:
+        actions = pa.table(DeltaTable(table_url, version=version).get_add_actions(flatten=True))
+    except DeltaError as err:
+        raise InputError(f"cannot load version {version} of the Delta table {table_url} that the "
+                         f"manifest pins ({err}); its log may have been cleaned up: rerun the ETL job "
+                         f"or restore that version") from err
+    files = [DataFile(url=p if "://" in p else f"{table_url}/{unquote(p)}", fold=int(f))
+             for p, f in zip(actions.column("path").to_pylist(),
+                             actions.column("partition.fold").to_pylist())]
+    _check_present(location, files, table_url, version)
+    return files
+
+
+def _check_present(location: OutputLocation, files: list[DataFile], table_url: str, version: int) -> None:
+    """VACUUM deletes an old snapshot's files but keeps its log: fail clearly, not mid-epoch."""
+    prefix = location.url + "/"
+    paths = [location.path_of(f.url[len(prefix):]) for f in files if f.url.startswith(prefix)]
+    missing = [i.path for i in location.fs.get_file_info(paths) if i.type != pafs.FileType.File]
+    if missing:
+        raise InputError(f"version {version} of the Delta table {table_url} refers to {len(missing)} "
+                         f"missing file(s), e.g. {missing[0]}: it was probably vacuumed; rerun the ETL job")
+
+
+def _check_folds(files: list[DataFile], k: int) -> None:
+    for f in files:
+        if not HOLDOUT_FOLD <= f.fold < k:
+            raise ContractError(f"{f.url} is in fold {f.fold}, outside {HOLDOUT_FOLD}..{k - 1} for "
+                                f"k={k}: the data and its manifest disagree")

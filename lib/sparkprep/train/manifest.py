@@ -1,0 +1,50 @@
+"""Read `<out>/manifest.json`, the file that says a dataset is complete (docs/manifest.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from sparkprep import MANIFEST_FORMAT_VERSION
+from sparkprep.errors import InputError
+from sparkprep.train.location import OutputLocation
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+def load_manifest(out_dir: str) -> dict[str, Any]:
+    """The manifest of the sparkprep output at `out_dir` (a local path or a URI).
+
+    Raises InputError when it is missing (the dataset is incomplete: the manifest is written
+    last), is not JSON, or has a format_version this reader does not know.
+
+    >>> manifest = load_manifest("/data/prepared")
+    >>> manifest["split"]["k"], manifest["classes"]
+    (5, ['class_0', 'class_1', 'class_2'])
+    """
+    return _load(OutputLocation.of(out_dir))
+
+
+def _load(location: OutputLocation) -> dict[str, Any]:
+    uri = location.url_of(MANIFEST)
+    info = location.fs.get_file_info(location.path_of(MANIFEST))
+    if info.type != pafs.FileType.File:
+        raise InputError(f"no {MANIFEST} in {location.url}: the dataset is incomplete or is not a "
+                         f"sparkprep output (the manifest is written last; rerun the ETL job)")
+    with location.fs.open_input_stream(info.path) as stream:
+        text = stream.read().decode("utf-8")
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{uri} is not valid JSON ({err}); rerun the ETL job") from err
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if version != MANIFEST_FORMAT_VERSION:
+        raise InputError(f"{uri} has format_version {version!r}; this reader knows only "
+                         f"{MANIFEST_FORMAT_VERSION}: use the sparkprep version that wrote it")
+    log.debug("loaded %s (run %s)", uri, manifest.get("run_id"))
+    return manifest

@@ -1,0 +1,80 @@
+"""Tiny sparkprep outputs written by hand with pyarrow, per the data contract (DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+# Large ids: a reader that round-trips int64 through float64 would change them.
+BASE = 2**60
+
+# (fold, row_id offset, replica, label_index): replicas are copies of an original of the same fold.
+ROWS = [
+    (-1, 1, 0, 0), (-1, 2, 0, 1), (-1, 3, 0, 0), (-1, 3, 1, 0),
+    (0, 10, 0, 0), (0, 11, 0, 1), (0, 12, 0, 0), (0, 13, 0, 1), (0, 10, 1, 0), (0, 11, 1, 1),
+    (1, 20, 0, 1), (1, 21, 0, 0), (1, 22, 0, 1), (1, 23, 0, 0), (1, 20, 1, 1), (1, 20, 2, 1),
+]
+SCHEMA = pa.schema([("row_id", pa.int64()), ("fold", pa.int32()), ("replica", pa.int32()),
+                    ("label_index", pa.int32()), ("label", pa.string()), ("num_0", pa.float64()),
+                    ("num_1", pa.float64()), ("emb", pa.list_(pa.float64()))])
+
+
+def table_of(rows: list[tuple[int, int, int, int]], base: int = BASE) -> pa.Table:
+    """num_0 is null on every row_id divisible by 5, so nulls reach the reader."""
+    return pa.table({
+        "row_id": [base + r for _, r, _, _ in rows],
+        "fold": [f for f, _, _, _ in rows],
+        "replica": [rep for _, _, rep, _ in rows],
+        "label_index": [y for _, _, _, y in rows],
+        "label": [f"class_{y}" for _, _, _, y in rows],
+        "num_0": [None if r % 5 == 0 else float(r) for _, r, _, _ in rows],
+        "num_1": [float(-r) for _, r, _, _ in rows],
+        "emb": [[float(r), float(rep)] for _, r, rep, _ in rows],
+    }, schema=SCHEMA)
+
+
+def manifest_for(fmt: str, k: int = 2, delta_version: int | None = None, **overrides: Any) -> dict[str, Any]:
+    manifest = {
+        "format_version": 1,
+        "seed": 42,
+        "output": {"format": fmt, "data_path": "data", "partition_by": ["fold"],
+                   "delta_version": delta_version},
+        "columns": {"label": "label", "numeric": ["num_0", "num_1"], "categorical": [],
+                    "array": ["emb"], "text": [], "other": [],
+                    "reserved": ["row_id", "fold", "replica", "label_index"]},
+        "schema": [{"name": f.name, "type": str(f.type)} for f in SCHEMA],
+        "classes": ["class_0", "class_1"],
+        "split": {"k": k, "holdout_fraction": 0.25, "seed": 42, "method": "hand-written"},
+        "class_priors": {"final": [0.5, 0.5], "folds": {str(f): [0.5, 0.5] for f in range(k)}},
+        "class_weights": {"final": [1.0, 1.0], "folds": {str(f): [1.0, 1.0] for f in range(k)}},
+        "normalisation": {"method": "standard", "final": {},
+                          "folds": {str(f): {"num_0": {"mean": 0.0, "std": 1.0, "count": 1},
+                                             "num_1": {"mean": 0.0, "std": 1.0, "count": 1}}
+                                    for f in range(k)}},
+    }
+    manifest.update(overrides)
+    return manifest
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def write_parquet_output(out: Path, table: pa.Table, files: dict[int, int] | None = None,
+                         row_group_size: int = 2) -> None:
+    """Hive-partitioned like Spark's writer: fold only in the directory name, not in the files;
+    `files` gives the number of files of a fold (default 1)."""
+    for fold in sorted(set(table.column("fold").to_pylist())):
+        part = table.filter(pc.equal(table.column("fold"), fold)).drop(["fold"])
+        directory = out / "data" / f"fold={fold}"
+        directory.mkdir(parents=True)
+        count = (files or {}).get(fold, 1)
+        step = -(-part.num_rows // count)
+        for i in range(count):
+            pq.write_table(part.slice(i * step, step), directory / f"part-{i:05d}.snappy.parquet",
+                           row_group_size=row_group_size)

@@ -1,0 +1,95 @@
+"""The tiny trainer starts at the priors' loss (verify at init) and learns a separable problem."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from handmade import SCHEMA, manifest_for, write_manifest, write_parquet_output
+from sparkprep.errors import ContractError
+from sparkprep.train.tiny import expected_initial_loss, train_tiny
+
+ROWS_PER_FOLD = 2000  # 3/4 of class 0, 1/4 of class 1: priors 0.75 / 0.25 in every training set
+PRIORS = [0.75, 0.25]
+
+
+def separable_table(rng: np.random.Generator) -> pa.Table:
+    """Class 0 has num_0 around +2, class 1 around -2; num_1 and emb are noise."""
+    folds = np.repeat([-1, 0, 1], ROWS_PER_FOLD)
+    labels = np.tile(np.repeat([0, 1], [ROWS_PER_FOLD * 3 // 4, ROWS_PER_FOLD // 4]), 3)
+    num_0 = np.where(labels == 0, 2.0, -2.0) + rng.normal(0, 0.5, len(labels))
+    return pa.table({
+        "row_id": np.arange(len(labels)), "fold": folds.astype(np.int32),
+        "replica": np.zeros(len(labels), np.int32), "label_index": labels.astype(np.int32),
+        "label": [f"class_{y}" for y in labels], "num_0": num_0 * 10 + 100,  # standardising matters
+        "num_1": rng.normal(0, 1, len(labels)), "emb": rng.normal(0, 1, (len(labels), 2)).tolist(),
+    }, schema=SCHEMA)
+
+
+@pytest.fixture
+def separable_out(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    table = separable_table(np.random.default_rng(0))
+    # Rows sorted by class, in row groups of one class: only the loader's shuffling gives mixed batches.
+    write_parquet_output(out, table, row_group_size=ROWS_PER_FOLD // 4)
+    frame = table.to_pandas()
+    stats = {str(k): {c: {"mean": frame[frame.fold == 1 - k][c].mean(), "std": frame[frame.fold == 1 - k][c].std(ddof=0),
+                          "count": ROWS_PER_FOLD} for c in ("num_0", "num_1")} for k in (0, 1)}
+    write_manifest(out, manifest_for(
+        "parquet",
+        class_priors={"final": PRIORS, "folds": {"0": PRIORS, "1": PRIORS}},
+        class_weights={"final": [2 / 3, 2.0], "folds": {"0": [2 / 3, 2.0], "1": [2 / 3, 2.0]}},
+        normalisation={"method": "standard", "final": {}, "folds": stats}))
+    return out
+
+
+def test_the_expected_initial_loss_is_the_priors_entropy() -> None:
+    assert expected_initial_loss(PRIORS) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert expected_initial_loss([0.5, 0.5]) == pytest.approx(math.log(2))
+    # class weights n / (C n_c): each class contributes equally, so the loss is the mean of -log p
+    assert expected_initial_loss(PRIORS, [2 / 3, 2.0]) == pytest.approx(-(math.log(0.75) + math.log(0.25)) / 2)
+
+
+@pytest.mark.parametrize("fold", [0, 1])
+@pytest.mark.parametrize("class_weights", [False, True])
+def test_training_starts_at_the_priors_loss_and_learns(separable_out: Path, fold: int, class_weights: bool) -> None:
+    run = train_tiny(str(separable_out), fold, steps=30, batch_size=ROWS_PER_FOLD, class_weights=class_weights)
+    assert run.expected_initial_loss == pytest.approx(expected_initial_loss(PRIORS, [2 / 3, 2.0] if class_weights else None))
+    # A batch of ROWS_PER_FOLD rows drawn from the shuffling buffer: class frequencies within about
+    # 0.01 of the priors, so the loss within about 0.01 of the expected one (0.05 is 5 sd). A model
+    # that ignores the priors starts at ln 2, 0.13 (unweighted) or 0.14 (weighted) away.
+    assert abs(run.initial_loss - run.expected_initial_loss) < 0.05
+    assert run.final_loss < 0.5 * run.initial_loss
+    assert run.val_rows == ROWS_PER_FOLD
+    assert run.val_accuracy > 0.95
+
+
+def test_verify_at_init_refuses_priors_that_do_not_describe_the_rows(separable_out: Path) -> None:
+    manifest = (separable_out / "manifest.json").read_text().replace("[0.75, 0.25]", "[0.25, 0.75]")
+    (separable_out / "manifest.json").write_text(manifest)
+    with pytest.raises(ContractError, match=r"verify at init failed: first-batch loss 1\.\d+ differs from the expected 0\.56"):
+        train_tiny(str(separable_out), 0, steps=5, batch_size=ROWS_PER_FOLD)
+
+
+def load_job():
+    path = Path(__file__).parents[2] / "jobs" / "train_tiny.py"
+    spec = importlib.util.spec_from_file_location("train_tiny_job", path)
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    return job
+
+
+def test_the_job_prints_a_summary_and_exits_0(separable_out: Path, capsys: pytest.CaptureFixture) -> None:
+    assert load_job().main(["--out", str(separable_out), "--steps", "10", "--batch-size", str(ROWS_PER_FOLD)]) == 0
+    summary = dict(line.rsplit(maxsplit=1) for line in capsys.readouterr().out.splitlines())
+    assert summary["steps"] == "10" and summary["val rows"] == str(ROWS_PER_FOLD)
+    assert float(summary["initial loss"]) == pytest.approx(float(summary["expected (prior entropy)"]), abs=0.05)
+
+
+def test_the_job_reports_an_incomplete_dataset_with_the_input_error_exit_code(tmp_path: Path,
+                                                                              capsys: pytest.CaptureFixture) -> None:
+    assert load_job().main(["--out", str(tmp_path)]) == 3
+    assert f"no manifest.json in file://{tmp_path}" in capsys.readouterr().err
