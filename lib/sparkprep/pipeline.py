@@ -121,8 +121,11 @@ def run(spark: SparkSession, config: Config) -> RunResult:
             log.warning(warning)
         folded = add_label_index(assign_folds(deduped, cols.label, plan), cols.label, classes)
         final = folded.withColumn("replica", F.lit(0))
-        version = write_table(final.select(_output_columns(final)), target.data, out_cfg.format,
-                              ["fold"], out_cfg.max_rows_per_file)
+        # Within each file, rows in hash order rather than the split's (class, bucket) order, so a
+        # reader's row group is a fair mix of classes even before it shuffles.
+        mixed = final.select(_output_columns(final)).sortWithinPartitions(
+            "fold", F.xxhash64("row_id", F.lit(config.split.seed), F.lit("file-order")))
+        version = write_table(mixed, target.data, out_cfg.format, ["fold"], out_cfg.max_rows_per_file)
         clock.lap("split+write")
     except Exception:
         abandon(fs, target)

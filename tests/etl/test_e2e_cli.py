@@ -50,8 +50,9 @@ def _trainer_counts(out: Path, fold: int) -> dict:
         "counts = {}\n"
         "for split in ('train', 'val', 'test'):\n"
         "    rows = 0\n"
-        "    for batch in make_loader(out, fold=fold, split=split, batch_size=256, shuffle=False):\n"
-        "        rows += len(batch['label_index'])\n"
+        "    with make_loader(out, fold=fold, split=split, batch_size=256, shuffle=False) as loader:\n"
+        "        for batch in loader:\n"
+        "            rows += len(batch['label_index'])\n"
         "    counts[split] = rows\n"
         "print(json.dumps(counts))\n")
     proc = subprocess.run([TRAIN_PYTHON, "-c", script, str(out), str(fold)], capture_output=True,
