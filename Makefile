@@ -34,7 +34,7 @@ jars: $(VENV)/etl/.installed
 demo: env
 	$(ETL)/sparkprep generate --config conf/demo.yaml
 	$(ETL)/sparkprep prepare --config conf/demo.yaml --set output.path=$(OUT)
-	$(TRAIN)/python jobs/train_tiny.py --out $(OUT)
+	$(TRAIN)/python jobs/train_tiny.py --out $(OUT) --steps 100
 
 test: env test-etl test-train
 

@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 
 from handmade import SCHEMA, manifest_for, write_manifest, write_parquet_output
 from sparkprep.errors import ContractError
-from sparkprep.train.tiny import expected_initial_loss, train_tiny
+from sparkprep.train import tiny as tiny_module
+from sparkprep.train.tiny import batch_initial_loss, expected_initial_loss, train_tiny
 
 ROWS_PER_FOLD = 2000  # 3/4 of class 0, 1/4 of class 1: priors 0.75 / 0.25 in every training set
 PRIORS = [0.75, 0.25]
@@ -67,10 +69,24 @@ def test_training_starts_at_the_priors_loss_and_learns(separable_out: Path, fold
     assert run.val_accuracy > 0.95
 
 
-def test_verify_at_init_refuses_priors_that_do_not_describe_the_rows(separable_out: Path) -> None:
-    manifest = (separable_out / "manifest.json").read_text().replace("[0.75, 0.25]", "[0.25, 0.75]")
-    (separable_out / "manifest.json").write_text(manifest)
-    with pytest.raises(ContractError, match=r"verify at init failed: first-batch loss 1\.\d+ differs from the expected 0\.56"):
+def test_the_batch_initial_loss_is_derived_from_its_labels() -> None:
+    labels = torch.tensor([0, 0, 0, 1])
+    assert batch_initial_loss(labels, PRIORS) == pytest.approx(-(3 * math.log(0.75) + math.log(0.25)) / 4)
+    # weighted mean: class 1 counts 3 times as much as class 0
+    assert batch_initial_loss(labels, PRIORS, [1.0, 3.0]) == pytest.approx(
+        -(3 * math.log(0.75) + 3 * math.log(0.25)) / 6)
+
+
+def test_verify_at_init_refuses_a_model_that_does_not_start_at_the_priors(monkeypatch, separable_out: Path) -> None:
+    def uniform_start(width, priors, hidden=16):
+        model = tiny_module._original_prior_model(width, priors, hidden)
+        with torch.no_grad():
+            model[-1].bias.zero_()  # a forgotten bias init: starts at ln 2, not at the priors
+        return model
+
+    monkeypatch.setattr(tiny_module, "_original_prior_model", tiny_module._prior_model, raising=False)
+    monkeypatch.setattr(tiny_module, "_prior_model", uniform_start)
+    with pytest.raises(ContractError, match=r"verify at init failed: first-batch loss 0\.693\d differs from 0\.5"):
         train_tiny(str(separable_out), 0, steps=5, batch_size=ROWS_PER_FOLD)
 
 
