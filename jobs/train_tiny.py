@@ -11,7 +11,6 @@ import sys
 import warnings
 
 from sparkprep.errors import SparkprepError
-from sparkprep.train import load_manifest
 from sparkprep.train.tiny import train_tiny
 
 
@@ -36,12 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     except SparkprepError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    val_counts = load_manifest(args.out)["counts"]["per_fold_per_class"][str(args.fold)].values()
     rows = [("steps", run.steps), ("initial loss", f"{run.initial_loss:.4f}"),
             ("expected (prior entropy)", f"{run.expected_initial_loss:.4f}"),
             ("ln(C)", f"{run.uniform_loss:.4f}"), ("final loss", f"{run.final_loss:.4f}"),
             ("val rows", run.val_rows), ("val accuracy", f"{run.val_accuracy:.4f}"),
-            ("val majority baseline", f"{max(val_counts) / max(1, sum(val_counts)):.4f}"),
+            ("val majority baseline", f"{run.val_majority_baseline:.4f}"),
             ("wall time (s)", f"{run.wall_s:.1f}")]
     for name, value in rows:
         print(f"{name:<26}{value}")

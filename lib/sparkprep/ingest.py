@@ -28,8 +28,10 @@ SOURCE_FILE = "_sp_source_file"
 TEXT_FORMATS = ("csv", "json")
 
 
-def read_input(spark: SparkSession, config: InputConfig) -> DataFrame:
-    """The raw input with `_sp_source_file` (and `_sp_corrupt` for text formats)."""
+def read_input(spark: SparkSession, config: InputConfig, version: int | None = None) -> DataFrame:
+    """The raw input with `_sp_source_file` (and `_sp_corrupt` for text formats).
+
+    A Delta input is read at `version` (default: the latest, pinned once at this call)."""
     reader = spark.read.format(config.format).options(**config.options)
     if config.format in TEXT_FORMATS:
         reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
@@ -38,6 +40,11 @@ def read_input(spark: SparkSession, config: InputConfig) -> DataFrame:
             reader = reader.schema(StructType([*fields, StructField(CORRUPT, StringType())]))
         elif config.format == "csv":
             reader = reader.option("inferSchema", "true").option("header", config.options.get("header", "true"))
+    if config.format == "delta":
+        if len(config.paths) != 1:
+            raise InputError(f"input.paths: a Delta input is one table, got {len(config.paths)} paths")
+        # Pin the version once, so every pass of the run reads the same snapshot.
+        reader = reader.option("versionAsOf", input_version(spark, config) if version is None else version)
     try:
         df = reader.load(config.paths)
     except AnalysisException as exc:
@@ -47,6 +54,18 @@ def read_input(spark: SparkSession, config: InputConfig) -> DataFrame:
     if config.format in TEXT_FORMATS and CORRUPT not in df.columns:
         df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
     return df.withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
+
+
+def input_version(spark: SparkSession, config: InputConfig) -> int | None:
+    """The Delta table version a run reads (None for file formats)."""
+    if config.format != "delta":
+        return None
+    from sparkprep.write import delta_version
+
+    try:
+        return delta_version(spark, config.paths[0])
+    except (AnalysisException, CapturedException, Py4JJavaError) as exc:
+        raise InputError(f"{config.paths[0]} is not a readable Delta table: {spark_error_summary(exc)}") from None
 
 
 def check_columns(df: DataFrame, columns: ColumnsConfig, source: str) -> DataFrame:

@@ -30,7 +30,7 @@ from sparkprep.clean import REASON, accepted, mark_rejections, quarantine_rows
 from sparkprep.config import Config
 from sparkprep.dedup import add_row_id, drop_exact_duplicates
 from sparkprep.errors import InputError
-from sparkprep.ingest import check_columns, read_input, spark_error_summary
+from sparkprep.ingest import check_columns, input_version, read_input, spark_error_summary
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_manifest
 from sparkprep.normalise import measure_groups
@@ -93,7 +93,8 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     fs = HadoopFS(spark, qualify(out_cfg.path))
     target = prepare_target(fs, qualify(out_cfg.path), out_cfg.format, run_id)
 
-    raw = check_columns(read_input(spark, input_cfg), cols, source=", ".join(paths))
+    in_version = input_version(spark, input_cfg)
+    raw = check_columns(read_input(spark, input_cfg, in_version), cols, source=", ".join(paths))
     scratch = scratch_dir(target, run_id)
     try:
         marked = _materialise(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes),
@@ -143,7 +144,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         manifest = build_manifest(
             config=config, run_id=run_id, created_at=created.isoformat(timespec="seconds"),
             classes=classes, groups=groups, rows=counts, rejections=rejections,
-            inputs=[{"path": p, "format": input_cfg.format, "delta_version": None} for p in paths],
+            inputs=[{"path": p, "format": input_cfg.format, "delta_version": in_version} for p in paths],
             output={"format": out_cfg.format, "data_path": "data", "partition_by": ["fold"],
                     "delta_version": version},
             schema=[{"name": f.name, "type": f.dataType.simpleString()} for f in written.schema.fields],

@@ -60,14 +60,15 @@ def build_session(config: SparkConfig, app_name: str = "sparkprep") -> SparkSess
     try:
         spark = builder.getOrCreate()
     except PySparkRuntimeError as exc:
-        raise SparkprepError(_launch_failure_hint(exc)) from exc
+        ivy = Path(config.conf.get("spark.jars.ivy", Path.home() / ".ivy2.5.2"))
+        raise SparkprepError(_launch_failure_hint(exc, ivy)) from exc
     spark.sparkContext.setLogLevel("WARN")
     log.info("Spark %s, master %s", spark.version, spark.sparkContext.master)
     return spark
 
 
-def _launch_failure_hint(exc: Exception) -> str:
-    jar = Path.home() / ".ivy2.5.2" / "jars" / f"{DELTA_PACKAGE.replace(':', '_', 1).replace(':', '-')}.jar"
+def _launch_failure_hint(exc: Exception, ivy: Path) -> str:
+    jar = ivy / "jars" / f"{DELTA_PACKAGE.replace(':', '_', 1).replace(':', '-')}.jar"
     if not jar.exists():
         return (f"Spark could not start: the Delta jars ({DELTA_PACKAGE}) are not cached in "
                 f"{jar.parent} and could not be fetched from Maven Central. Check the network "

@@ -69,6 +69,7 @@ class TinyRun:
     final_loss: float
     val_rows: int
     val_accuracy: float
+    val_majority_baseline: float  # accuracy of always predicting the most frequent val class
     wall_s: float
 
 
@@ -127,14 +128,18 @@ def train_tiny(out_dir: str, fold: int = 0, steps: int = 30, *, batch_size: int 
         raise ContractError(f"the training split of fold {fold} in {out_dir} yielded no rows")
 
     correct = rows = 0
+    per_class = torch.zeros(len(priors), dtype=torch.long)
     model.eval()
     with torch.no_grad(), make_loader(out_dir, fold, "val", batch_size=batch_size, shuffle=False) as val:
         for batch in val:
-            correct += int((model(features.apply(batch)).argmax(1) == batch[LABEL].long()).sum())
-            rows += len(batch[LABEL])
+            y = batch[LABEL].long()
+            correct += int((model(features.apply(batch)).argmax(1) == y).sum())
+            per_class += torch.bincount(y, minlength=len(priors))
+            rows += len(y)
     return TinyRun(steps=steps, initial_loss=initial, expected_initial_loss=expected,
                    uniform_loss=math.log(len(priors)), final_loss=loss, val_rows=rows,
                    val_accuracy=correct / rows if rows else math.nan,
+                   val_majority_baseline=int(per_class.max()) / rows if rows else math.nan,
                    wall_s=time.perf_counter() - started)
 
 

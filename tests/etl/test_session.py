@@ -1,0 +1,40 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from sparkprep.session import DELTA_PACKAGE, under_spark_submit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DEAD_REPOSITORY = """<ivysettings>
+  <settings defaultResolver="dead"/>
+  <resolvers><ibiblio name="dead" m2compatible="true" root="http://127.0.0.1:9/maven2/"/></resolvers>
+</ivysettings>
+"""
+
+
+def test_session_is_utc_with_delta_and_full_csv_parsing(spark, tmp_path):
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.sql.csv.parser.columnPruning.enabled") == "false"
+    spark.range(3).write.format("delta").save(str(tmp_path / "t"))
+    assert spark.read.format("delta").load(str(tmp_path / "t")).count() == 3
+
+
+def test_spark_submit_is_detected_by_its_gateway(monkeypatch):
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    assert not under_spark_submit()
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "12345")
+    assert under_spark_submit()
+
+
+def test_unreachable_maven_without_cache_says_what_to_do(tmp_path):
+    # An empty Ivy directory (no cached jars); the only repository is a closed port on loopback.
+    settings = tmp_path / "ivysettings.xml"
+    settings.write_text(DEAD_REPOSITORY)
+    proc = subprocess.run([sys.executable, "-m", "sparkprep.cli", "jars",
+                           "--set", f"spark.conf.spark.jars.ivySettings={settings}",
+                           "--set", f"spark.conf.spark.jars.ivy={tmp_path / 'ivy'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert f"the Delta jars ({DELTA_PACKAGE}) are not cached" in proc.stderr
+    assert "Maven Central" in proc.stderr and "sparkprep jars" in proc.stderr
