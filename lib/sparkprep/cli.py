@@ -43,10 +43,26 @@ def _jars(config: Config) -> None:
     print(f"Delta jars ready ({DELTA_PACKAGE})")
 
 
-COMMANDS: dict[str, tuple[Callable[[Config], None], str]] = {
+def _verify(config: Config, out: str) -> None:
+    from sparkprep.errors import ContractError
+    from sparkprep.session import build_session
+    from sparkprep.verify import verify_output
+
+    verdict = verify_output(build_session(config.spark, "sparkprep-verify"), out)
+    for check in verdict.checks:
+        failed = [v for v in verdict.violations if v.startswith(check + ":")]
+        print(f"{'FAIL' if failed else 'ok  '}  {check}")
+        for violation in failed:
+            print(f"      {violation[len(check) + 2:]}")
+    if not verdict.ok:
+        raise ContractError(f"{out}: {len(verdict.violations)} violation(s) of the data contract")
+
+
+COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
     "generate": (_generate, "write the synthetic demo dataset (generate: section)"),
     "prepare": (_prepare, "run the pipeline: input → training-ready shards + manifest.json"),
     "jars": (_jars, "resolve and cache Delta's JVM jars from Maven Central"),
+    "verify": (_verify, "prove a finished dataset keeps the data contract (exit 4 if not)"),
 }
 
 
@@ -71,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--config", default="conf/demo.yaml", help="YAML config (default: %(default)s)")
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config value, e.g. --set split.k=3 (repeatable)")
+        if name == "verify":
+            cmd.add_argument("out", help="output root of a prepare run (any Hadoop URI)")
     return parser
 
 
@@ -80,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         config = load_config(args.config, args.set)
-        COMMANDS[args.command][0](config)
+        extra = [args.out] if args.command == "verify" else []
+        COMMANDS[args.command][0](config, *extra)
     except SparkprepError as exc:
         print(f"sparkprep {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

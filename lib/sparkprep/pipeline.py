@@ -29,13 +29,14 @@ from sparkprep import HOLDOUT_FOLD, RESERVED_COLUMNS
 from sparkprep.clean import REASON, accepted, mark_rejections, quarantine_rows
 from sparkprep.config import Config
 from sparkprep.dedup import add_row_id, drop_exact_duplicates
-from sparkprep.errors import InputError
+from sparkprep.errors import ContractError, InputError
 from sparkprep.ingest import check_columns, input_version, read_input, spark_error_summary
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_manifest
 from sparkprep.normalise import measure_groups
 from sparkprep.report import render_report
 from sparkprep.split import SplitPlan, add_label_index, assign_folds
+from sparkprep.verify import verify_dataset
 from sparkprep.write import (MANIFEST, REPORT, abandon, prepare_target, publish, read_table,
                              scratch_dir, write_table)
 
@@ -150,6 +151,11 @@ def run(spark: SparkSession, config: Config) -> RunResult:
             schema=[{"name": f.name, "type": f.dataType.simpleString()} for f in written.schema.fields],
             quarantine={"path": "quarantine", "rows": counts.rejected, "delta_version": q_version},
             warnings=plan.warnings(), timings=clock.timings())
+        verdict = verify_dataset(manifest, written)
+        if not verdict.ok:
+            raise ContractError("the dataset failed verification; nothing was published:\n  "
+                                + "\n  ".join(verdict.violations))
+        manifest["verified"] = verdict.checks
         fs.write_text(target.file(REPORT), render_report(manifest))
         fs.write_text(target.file(MANIFEST), json.dumps(manifest, indent=2, sort_keys=False))
         publish(fs, target, run_id)
