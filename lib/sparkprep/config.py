@@ -103,6 +103,14 @@ class SplitConfig(_Section):
     seed: int = 42
 
 
+class RebalanceConfig(_Section):
+    """Resampling of the training portions, after the split (the holdout is never resampled)."""
+
+    method: Literal["none", "oversample"] = "none"
+    target: float = Field(1.0, gt=0, le=1, description="Each class up to target x the majority "
+                          "count of its fold; 1.0 balances every training portion exactly.")
+
+
 class OutputConfig(_Section):
     path: str = Field(description="Output root (any Hadoop URI); replaced atomically by a rerun.")
     format: Literal["parquet", "delta"] = "parquet"
@@ -116,6 +124,7 @@ class Config(_Section):
     columns: ColumnsConfig | None = None
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    rebalance: RebalanceConfig = Field(default_factory=RebalanceConfig)
     output: OutputConfig | None = None
     _source: str = PrivateAttr("<memory>")
 

@@ -43,7 +43,8 @@ def class_priors(counts: list[int]) -> list[float]:
 
 def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: list[str]) -> dict[str, Any]:
     sets = {"final": training_folds(k, None), **{str(f): training_folds(k, f) for f in range(k)}}
-    counts = {name: groups.class_counts(folds, len(classes)) for name, folds in sets.items()}
+    # Weights and priors describe what a trainer reads: originals and their copies.
+    counts = {name: groups.class_counts(folds, len(classes), with_copies=True) for name, folds in sets.items()}
     stats = {name: {c: m.to_dict() for c, m in groups.merged(folds, numeric).items()}
              for name, folds in sets.items()}
     folds_only = [str(f) for f in range(k)]
@@ -92,7 +93,11 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
         "split": {"k": k, "holdout_fraction": config.split.holdout_fraction, "seed": config.split.seed,
                   "method": "exact-stratified-rank"},
         "rows": asdict(rows),
-        "counts": {"per_fold_per_class": per_fold_class},
+        "counts": {"per_fold_per_class": per_fold_class,
+                   "replicas_per_fold_per_class": {
+                       str(f): dict(zip(classes, (groups.copies.get((f, c), 0) for c in range(len(classes)))))
+                       for f in range(k)}},
+        "rebalance": config.rebalance.model_dump(mode="json"),
         **_per_training_set(groups, k, classes, cols.numeric),
         "rejections": {"by_reason": rejections},
         "quarantine": quarantine,

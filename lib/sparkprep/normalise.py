@@ -43,16 +43,18 @@ class Moments:
 
 @dataclass(frozen=True)
 class FoldGroups:
-    """Originals per (fold, label_index): row counts and per-column moments."""
+    """Per (fold, label_index): originals, oversampled copies, and per-column moments of originals."""
 
     rows: dict[tuple[int, int], int]
+    copies: dict[tuple[int, int], int]
     moments: dict[tuple[int, int], dict[str, Moments]]
 
-    def folds(self) -> list[int]:
-        return sorted({fold for fold, _ in self.rows})
+    def class_counts(self, folds: list[int], classes: int, with_copies: bool = False) -> list[int]:
+        """Rows per class in `folds`: originals, plus copies for what a trainer reads."""
+        def rows(key: tuple[int, int]) -> int:
+            return self.rows.get(key, 0) + (self.copies.get(key, 0) if with_copies else 0)
 
-    def class_counts(self, folds: list[int], classes: int) -> list[int]:
-        return [sum(self.rows.get((f, c), 0) for f in folds) for c in range(classes)]
+        return [sum(rows((f, c)) for f in folds) for c in range(classes)]
 
     def merged(self, folds: list[int], columns: list[str]) -> dict[str, Moments]:
         out = {c: Moments() for c in columns}
@@ -63,18 +65,20 @@ class FoldGroups:
 
 
 def measure_groups(df: DataFrame, numeric: list[str]) -> FoldGroups:
-    """One aggregation over originals (`replica == 0`) of the written data."""
-    aggs = [F.count(F.lit(1)).alias("_rows")]
+    """One aggregation over the written data; moments come from originals (`replica == 0`) only."""
+    original = F.col("replica") == 0
+    aggs = [F.count(F.when(original, 1)).alias("_rows"), F.count(F.when(~original, 1)).alias("_copies")]
     for c in numeric:
-        aggs += [F.count(c).alias(f"{c}__n"), F.avg(c).alias(f"{c}__mean"),
-                 (F.var_pop(c) * F.count(c)).alias(f"{c}__m2")]
-    rows, moments = {}, {}
-    for r in df.where(F.col("replica") == 0).groupBy("fold", "label_index").agg(*aggs).collect():
+        value = F.when(original, F.col(c))
+        aggs += [F.count(value).alias(f"{c}__n"), F.avg(value).alias(f"{c}__mean"),
+                 (F.var_pop(value) * F.count(value)).alias(f"{c}__m2")]
+    rows, copies, moments = {}, {}, {}
+    for r in df.groupBy("fold", "label_index").agg(*aggs).collect():
         key = (int(r["fold"]), int(r["label_index"]))
-        rows[key] = int(r["_rows"])
+        rows[key], copies[key] = int(r["_rows"]), int(r["_copies"])
         moments[key] = {c: Moments(int(r[f"{c}__n"]), r[f"{c}__mean"] or 0.0, r[f"{c}__m2"] or 0.0)
                         for c in numeric}
-    return FoldGroups(rows, moments)
+    return FoldGroups(rows, copies, moments)
 
 
 def training_folds(k: int, fold: int | None) -> list[int]:

@@ -34,6 +34,7 @@ from sparkprep.ingest import check_columns, input_version, read_input, spark_err
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_manifest
 from sparkprep.normalise import measure_groups
+from sparkprep.rebalance import oversample_training_rows
 from sparkprep.report import render_report
 from sparkprep.split import SplitPlan, add_label_index, assign_folds
 from sparkprep.verify import verify_dataset
@@ -122,7 +123,8 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         for warning in plan.warnings():
             log.warning(warning)
         folded = add_label_index(assign_folds(deduped, cols.label, plan), cols.label, classes)
-        final = folded.withColumn("replica", F.lit(0))
+        final = (oversample_training_rows(folded, cols.label, plan, config.rebalance.target)
+                 if config.rebalance.method == "oversample" else folded.withColumn("replica", F.lit(0)))
         # Within each file, rows in hash order rather than the split's (class, bucket) order, so a
         # reader's row group is a fair mix of classes even before it shuffles.
         mixed = final.select(_output_columns(final)).sortWithinPartitions(
@@ -140,7 +142,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     clock.lap("measure")
     by_fold = {str(f): sum(n for (fo, _), n in groups.rows.items() if fo == f) for f in [HOLDOUT_FOLD, *range(plan.k)]}
     counts = RowCounts(input=n_input, rejected=sum(rejections.values()), duplicates=n_input - sum(rejections.values()) - n_kept,
-                       output=sum(groups.rows.values()), replicas=0, by_fold=by_fold)
+                       output=sum(groups.rows.values()), replicas=sum(groups.copies.values()), by_fold=by_fold)
     try:
         manifest = build_manifest(
             config=config, run_id=run_id, created_at=created.isoformat(timespec="seconds"),

@@ -35,6 +35,8 @@ _MAX_BUCKET_BITS = 20
 _HASH = "_sp_split_hash"
 _BUCKET = "_sp_split_bucket"
 _CLASS = "_sp_split_class"
+#: Index of a row within its (fold, class), in hash order; null in the holdout. Rebalancing uses it.
+FOLD_RANK = "_sp_fold_rank"
 
 
 @dataclass(frozen=True)
@@ -54,16 +56,21 @@ class SplitPlan:
         earlier = [c for c in sorted(self.class_counts) if c < label]
         return sum(self.class_counts[c] - self.holdout_size(c) for c in earlier) % self.k
 
+    def fold_size(self, label: str, fold: int) -> int:
+        """Rows of class `label` in cross-validation fold `fold` (round-robin from start_fold)."""
+        rows = self.class_counts[label] - self.holdout_size(label)
+        return rows // self.k + (1 if (fold - self.start_fold(label)) % self.k < rows % self.k else 0)
+
     def bucket_bits(self) -> int:
         largest = max(self.class_counts.values(), default=0)
         return min(_MAX_BUCKET_BITS, max(0, math.ceil(math.log2(max(1, largest / _BUCKET_ROWS)))))
 
     def warnings(self) -> list[str]:
-        smallest = min(self.class_counts.items(), key=lambda kv: kv[1], default=None)
-        if smallest and smallest[1] - self.holdout_size(smallest[0]) < self.k:
-            return [f"the least populated class {smallest[0]!r} has only "
-                    f"{smallest[1] - self.holdout_size(smallest[0])} rows for cross-validation, "
-                    f"fewer than k={self.k}: some folds have none of it"]
+        cv_rows = {c: n - self.holdout_size(c) for c, n in self.class_counts.items()}
+        smallest = min(cv_rows.items(), key=lambda kv: kv[1], default=None)
+        if smallest and smallest[1] < self.k:
+            return [f"the least populated class {smallest[0]!r} has only {smallest[1]} rows for "
+                    f"cross-validation, fewer than k={self.k}: some folds have none of it"]
         return []
 
 
@@ -97,7 +104,9 @@ def assign_folds(df: DataFrame, label: str, plan: SplitPlan) -> DataFrame:
     cv_rank = rank - F.col("_sp_holdout")
     fold = F.when(cv_rank < 0, F.lit(HOLDOUT_FOLD)).otherwise(F.pmod(cv_rank + F.col("_sp_start"), F.lit(plan.k)))
     joined = hashed.join(F.broadcast(table), [_CLASS, _BUCKET])
-    return (joined.withColumn("fold", fold.cast("int"))
+    # Round-robin: the row of cv rank r is the (r div k)-th of its (fold, class), in hash order.
+    return (joined.withColumns({"fold": fold.cast("int"),
+                                FOLD_RANK: F.when(cv_rank >= 0, F.floor(cv_rank / plan.k)).cast("long")})
             .drop(_CLASS, _HASH, _BUCKET, "_sp_offset", "_sp_holdout", "_sp_start"))
 
 

@@ -82,8 +82,11 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame) -> Verdict:
     verdict.check("row_id unique among originals", [f"row_ids of several originals: {_examples(twins)}"] if twins else [])
 
     classes, k = manifest["classes"], manifest["split"]["k"]
-    counts = {(int(r["fold"]), int(r["label_index"])): int(r["count"]) for r in
-              data.where(F.col("replica") == 0).groupBy("fold", "label_index").count().collect()}
+    grouped = data.groupBy("fold", "label_index").agg(
+        F.count(F.when(F.col("replica") == 0, 1)).alias("originals"),
+        F.count(F.when(F.col("replica") > 0, 1)).alias("copies")).collect()
+    counts = {(int(r["fold"]), int(r["label_index"])): int(r["originals"]) for r in grouped if r["originals"]}
+    copies = {(int(r["fold"]), int(r["label_index"])): int(r["copies"]) for r in grouped if r["copies"]}
     expected = {(int(f), classes.index(c)): n for f, per_class in manifest["counts"]["per_fold_per_class"].items()
                 for c, n in per_class.items() if n}
     verdict.check("manifest counts equal the data", [] if counts == expected else
@@ -92,7 +95,25 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame) -> Verdict:
                   [] if sum(counts.values()) == rows["output"] else [f"data has {sum(counts.values())} originals, manifest says {rows['output']}"])
     verdict.check("stratified: per-class fold counts within 1", _stratification_problems(counts, classes, k))
     verdict.check("holdout size per class", _holdout_problems(counts, classes, k, manifest["split"]["holdout_fraction"]))
+    verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
     return verdict
+
+
+def _replica_problems(counts: dict[tuple[int, int], int], copies: dict[tuple[int, int], int],
+                      classes: int, k: int, rebalance: dict[str, Any]) -> list[str]:
+    """Each fold filled to round(target x its majority) per class; no copies in the holdout."""
+    problems = [f"{n} copies in the holdout (class {c})" for (f, c), n in copies.items() if f == HOLDOUT_FOLD]
+    for fold in range(k):
+        originals = [counts.get((fold, c), 0) for c in range(classes)]
+        if rebalance.get("method") == "oversample":
+            goal = round(rebalance["target"] * max(originals))
+            wanted = [max(n, goal) - n if n else 0 for n in originals]
+        else:
+            wanted = [0] * classes
+        got = [copies.get((fold, c), 0) for c in range(classes)]
+        if got != wanted:
+            problems.append(f"fold {fold}: copies per class {got}, expected {wanted} (originals {originals})")
+    return problems
 
 
 def _stratification_problems(counts: dict[tuple[int, int], int], classes: list[str], k: int) -> list[str]:

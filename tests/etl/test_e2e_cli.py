@@ -92,9 +92,9 @@ def test_prepare_parquet_then_train_side_reads_fold_0(raw_csv, tmp_path):
     assert got == {"train": sum(n for f, n in by_fold.items() if f not in ("0", "-1")),
                    "val": by_fold["0"], "test": by_fold["-1"]}
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name or ".scratch-" in p.name]
-    assert len(manifest["verified"]) == 8
+    assert len(manifest["verified"]) == 9
     report = _cli("verify", *SMALL[2:], str(out)).stdout
-    assert report.count("ok  ") == 8 and "FAIL" not in report
+    assert report.count("ok  ") == 9 and "FAIL" not in report
 
 
 def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):

@@ -11,7 +11,8 @@ from sparkprep.verify import verify_output
 GOOD = [  # row_id, fold, replica, label_index
     (1, -1, 0, 0), (2, 0, 0, 0), (3, 1, 0, 0), (4, 0, 0, 0),
     (5, -1, 0, 1), (6, 0, 0, 1), (7, 1, 0, 1), (8, 1, 0, 1),
-    (6, 0, 1, 1),  # a copy of row 6, in its original's fold
+    (6, 0, 1, 1),  # a copy of row 6, in its original's fold: fold 0 holds 2 a + 1 b, 1 copy fills b up
+    (3, 1, 1, 0),  # fold 1 holds 1 a + 2 b: one copy of row 3 (a) fills a up
 ]
 
 
@@ -24,7 +25,7 @@ def _manifest(rows):
             "rows": {"input": len(originals) + 3, "rejected": 2, "duplicates": 1, "output": len(originals),
                      "replicas": len(rows) - len(originals)},
             "classes": ["a", "b"], "split": {"k": 2, "holdout_fraction": 0.25, "seed": 1},
-            "counts": {"per_fold_per_class": per}}
+            "counts": {"per_fold_per_class": per}, "rebalance": {"method": "oversample", "target": 1.0}}
 
 
 def _write(spark, tmp_path, rows, manifest=None):
@@ -38,12 +39,14 @@ def _write(spark, tmp_path, rows, manifest=None):
 def test_a_good_dataset_passes(spark, tmp_path):
     verdict = verify_output(spark, _write(spark, tmp_path, GOOD))
     assert verdict.ok, verdict.violations
-    assert len(verdict.checks) == 8
+    assert len(verdict.checks) == 9
 
 
 @pytest.mark.parametrize("rows, expected", [
     (GOOD + [(2, 1, 1, 0)], "one fold per row_id (copies in their original's fold): row_ids in more than one fold: 2"),
     (GOOD + [(99, 0, 1, 0)], "every copy has its original: copies without an original: 99"),
+    (GOOD + [(6, 0, 2, 1)], "replicas as planned: fold 0: copies per class [0, 2], expected [0, 1] (originals [2, 1])"),
+    (GOOD + [(1, -1, 1, 0)], "replicas as planned: 1 copies in the holdout (class 0)"),
     ([(r[0], 0, r[2], r[3]) if r[0] in (7, 8) else r for r in GOOD],
      "stratified: per-class fold counts within 1: class 'b' has [3, 0]"),
     ([r if r[0] != 1 else (1, 0, 0, 0) for r in GOOD], "holdout size per class: class 'a': 0 holdout rows, planned 1"),
@@ -76,5 +79,5 @@ def test_cli_exit_codes(spark, tmp_path, capsys):
     bad = _write(spark, tmp_path / "bad", GOOD + [(99, 0, 1, 0)])
     assert main(["verify", bad]) == 4
     out = capsys.readouterr()
-    assert "FAIL  every copy has its original" in out.out and "1 violation(s)" in out.err
+    assert "FAIL  every copy has its original" in out.out and "2 violation(s)" in out.err  # the orphan is also an unplanned copy
     assert main(["verify", str(tmp_path / "nowhere")]) == 3
