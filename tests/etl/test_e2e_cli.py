@@ -103,11 +103,15 @@ def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):
             "--set", "output.format=delta"]
     _cli(*args)
     first = json.loads((out / "manifest.json").read_text())
-    _cli(*args, "--set", "split.seed=7")
+    _cli(*args, "--set", "split.seed=7", "--set", "rebalance.method=oversample")
     second = _check_manifest_against_data(out)
     assert second["output"]["delta_version"] == first["output"]["delta_version"] + 1
-    assert second["rows"] == first["rows"] | {"by_fold": second["rows"]["by_fold"]}
+    assert second["rows"] | {"by_fold": None, "replicas": None} == first["rows"] | {"by_fold": None, "replicas": None}
+    assert first["rows"]["replicas"] == 0 and second["rows"]["replicas"] > 0
     got = _trainer_counts(out, fold=1)
     by_fold = second["rows"]["by_fold"]
-    assert got == {"train": sum(n for f, n in by_fold.items() if f not in ("1", "-1")),
+    copies = {f: sum(per.values()) for f, per in second["counts"]["replicas_per_fold_per_class"].items()}
+    assert got == {"train": sum(n + copies.get(f, 0) for f, n in by_fold.items() if f not in ("1", "-1")),
                    "val": by_fold["1"], "test": by_fold["-1"]}
+    # oversampled to the majority: the trainer sees balanced classes
+    assert second["class_priors"]["final"] == [1 / 3] * 3
