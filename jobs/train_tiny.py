@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             ("ln(C)", f"{run.uniform_loss:.4f}"), ("final loss", f"{run.final_loss:.4f}"),
             ("val rows", run.val_rows), ("val accuracy", f"{run.val_accuracy:.4f}"),
             ("val majority baseline", f"{run.val_majority_baseline:.4f}"),
+            ("val balanced accuracy", f"{run.val_balanced_accuracy:.4f}"),
             ("wall time (s)", f"{run.wall_s:.1f}")]
     for name, value in rows:
         print(f"{name:<26}{value}")

@@ -68,6 +68,7 @@ def test_training_starts_at_the_priors_loss_and_learns(separable_out: Path, fold
     assert run.val_rows == ROWS_PER_FOLD
     assert run.val_accuracy > 0.95
     assert run.val_majority_baseline == 0.75
+    assert run.val_balanced_accuracy > 0.9
 
 
 def test_the_batch_initial_loss_is_derived_from_its_labels() -> None:

@@ -70,6 +70,7 @@ class TinyRun:
     val_rows: int
     val_accuracy: float
     val_majority_baseline: float  # accuracy of always predicting the most frequent val class
+    val_balanced_accuracy: float  # mean per-class recall: 1/C for a constant prediction
     wall_s: float
 
 
@@ -129,17 +130,22 @@ def train_tiny(out_dir: str, fold: int = 0, steps: int = 30, *, batch_size: int 
 
     correct = rows = 0
     per_class = torch.zeros(len(priors), dtype=torch.long)
+    hits = torch.zeros(len(priors), dtype=torch.long)
     model.eval()
     with torch.no_grad(), make_loader(out_dir, fold, "val", batch_size=batch_size, shuffle=False) as val:
         for batch in val:
             y = batch[LABEL].long()
-            correct += int((model(features.apply(batch)).argmax(1) == y).sum())
+            right = model(features.apply(batch)).argmax(1) == y
+            correct += int(right.sum())
             per_class += torch.bincount(y, minlength=len(priors))
+            hits += torch.bincount(y[right], minlength=len(priors))
             rows += len(y)
     return TinyRun(steps=steps, initial_loss=initial, expected_initial_loss=expected,
                    uniform_loss=math.log(len(priors)), final_loss=loss, val_rows=rows,
                    val_accuracy=correct / rows if rows else math.nan,
                    val_majority_baseline=int(per_class.max()) / rows if rows else math.nan,
+                   val_balanced_accuracy=float((hits[per_class > 0] / per_class[per_class > 0]).mean())
+                   if rows else math.nan,
                    wall_s=time.perf_counter() - started)
 
 
