@@ -26,20 +26,24 @@ REASONS = (MALFORMED, UNPARSABLE, MISSING_LABEL, UNKNOWN_LABEL)
 _ARRAY_SPLIT = r"\s*[;,]\s*"
 
 
-def _coerce(raw: Column, target: str) -> tuple[Column, Column]:
-    """(typed value, failed?) for a string column; empty text counts as null, not as a failure."""
+def _coerce(raw: Column, target: str) -> Column:
+    """The typed value of a string column; empty text is null."""
     text = F.trim(raw)
-    present = text.isNotNull() & (text != "")
     if target.startswith("array<"):
         element = target[len("array<"):-1]
-        body = F.regexp_replace(text, r"^\[|\]$", "")
-        parts = F.split(body, _ARRAY_SPLIT)
+        parts = F.split(F.regexp_replace(text, r"^\[|\]$", ""), _ARRAY_SPLIT)
         typed = F.transform(parts, lambda p: p.try_cast(element))
-        failed = present & F.exists(typed, lambda v: v.isNull())
     else:
         typed = text.try_cast(target)
-        failed = present & typed.isNull()
-    return F.when(present, typed), failed
+    return F.when(text != "", typed)
+
+
+def _failed(raw: Column, typed: Column, target: str) -> Column:
+    """Text was there but did not parse (reads the typed column, so parsing runs once)."""
+    present = raw.isNotNull() & (F.trim(raw) != "")
+    if target.startswith("array<"):
+        return present & (typed.isNull() | F.exists(typed, lambda v: v.isNull()))
+    return present & typed.isNull()
 
 
 def _canonical(value: Column, target: str) -> Column:
@@ -51,22 +55,25 @@ def _canonical(value: Column, target: str) -> Column:
 
 def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
                     classes: list[str] | None = None) -> DataFrame:
-    """Coerce string columns to `schema` types and mark rows to reject with reason and message."""
-    failures: list[Column] = []
-    typed: dict[str, Column] = {}
+    """Coerce string columns to `schema` types and mark rows to reject with reason and message.
+
+    Three projections, each expression evaluated once per row: parse into temporary typed columns;
+    derive reason, message and the raw record from them; swap the typed values in. (Written as one
+    projection, Spark evaluated every parse three times: for the value, the reason and the message.)
+    """
     string_input = {f.name for f in df.schema.fields if f.dataType.simpleString() == "string"}
-    for name, target in (schema or {}).items():
-        if name in string_input and target != "string":
-            value, failed = _coerce(F.col(name), target)
-            failures.append(F.when(failed, F.format_string(f"column {name}: '%s' is not a valid {target}",
-                                                           F.substring(F.col(name), 1, 200))))
-            typed[name] = _canonical(value, target)
-        elif target in ("double", "float"):
-            typed[name] = _canonical(F.col(name), target)
+    coerced = {n: t for n, t in (schema or {}).items() if n in string_input and t != "string"}
+    parsed = df.withColumns({f"_sp_typed_{n}": _coerce(F.col(n), t) for n, t in coerced.items()})
+
+    failures = [F.when(_failed(F.col(n), F.col(f"_sp_typed_{n}"), t),
+                       F.format_string(f"column {n}: '%s' is not a valid {t}", F.substring(F.col(n), 1, 200)))
+                for n, t in coerced.items()]
     corrupt = F.col(CORRUPT).isNotNull() if CORRUPT in df.columns else F.lit(False)
     unparsable = F.concat_ws("; ", *failures) if failures else F.lit("")
     missing = F.col(label).isNull() | (F.trim(F.col(label).cast("string")) == "")
     unknown = ~F.col(label).cast("string").isin(classes) if classes else F.lit(False)
+    marked = parsed.withColumns({"_sp_corrupt_flag": corrupt, "_sp_unparsable": unparsable})
+    corrupt, unparsable = F.col("_sp_corrupt_flag"), F.col("_sp_unparsable")
     reason = (F.when(corrupt, F.lit(MALFORMED))
               .when(unparsable != "", F.lit(UNPARSABLE))
               .when(missing, F.lit(MISSING_LABEL))
@@ -75,13 +82,17 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
                .when(unparsable != "", unparsable)
                .when(missing, F.lit(f"label column {label} is empty"))
                .when(unknown, F.format_string(f"label %s is not one of columns.classes {classes}", F.col(label))))
-    # One withColumns: every expression sees the input as read, so RAW keeps the original text.
     inputs = [c for c in df.columns if not c.startswith("_sp_")]
-    raw = F.to_json(F.struct(*[F.col(c) for c in inputs]))
+    raw = F.to_json(F.struct(*[F.col(c) for c in inputs]))  # the columns as read, before the swap
     if CORRUPT in df.columns:
         raw = F.coalesce(F.col(CORRUPT), raw)
-    return df.withColumns({**typed, REASON: reason, MESSAGE: message,
-                           RAW: F.when(reason.isNotNull(), raw)})
+    marked = marked.withColumn(REASON, reason)
+    marked = marked.withColumns({MESSAGE: F.when(F.col(REASON).isNotNull(), message),
+                                 RAW: F.when(F.col(REASON).isNotNull(), raw)})
+    typed = {n: _canonical(F.col(f"_sp_typed_{n}"), t) for n, t in coerced.items()}
+    typed |= {n: _canonical(F.col(n), t) for n, t in (schema or {}).items() if n not in coerced and t in ("double", "float")}
+    temporary = [f"_sp_typed_{n}" for n in coerced] + ["_sp_corrupt_flag", "_sp_unparsable"]
+    return marked.withColumns(typed).drop(*temporary)
 
 
 def accepted(df: DataFrame) -> DataFrame:
