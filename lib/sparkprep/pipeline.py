@@ -114,12 +114,10 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         rows = add_row_id(accepted(marked))
         deduped = _materialise(drop_exact_duplicates(rows) if config.dedup.exact else rows,
                                f"{scratch}/deduped", paths)
-        label_counts = {r["c"]: int(r["count"]) for r in
-                        deduped.groupBy(F.col(cols.label).cast("string").alias("c")).count().collect()}
-        n_kept = sum(label_counts.values())
+        plan = SplitPlan.measure(deduped, cols.label, config.split.k, config.split.holdout_fraction, config.split.seed)
+        n_kept = sum(plan.class_counts.values())
         clock.lap("dedup")
-        classes = list(cols.classes) if cols.classes else sorted(label_counts)
-        plan = SplitPlan(config.split.k, config.split.holdout_fraction, config.split.seed, label_counts)
+        classes = list(cols.classes) if cols.classes else sorted(plan.class_counts)
         for warning in plan.warnings():
             log.warning(warning)
         folded = add_label_index(assign_folds(deduped, cols.label, plan), cols.label, classes)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -47,13 +47,28 @@ class SplitPlan:
     holdout_fraction: float
     seed: int
     class_counts: dict[str, int]
+    #: Per class, the smallest xxhash64(row_id, seed) of its rows: orders classes of equal size by
+    #: their rows, not their names, so renaming the classes never changes the split.
+    tie_breaks: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def measure(cls, df: DataFrame, label: str, k: int, holdout_fraction: float, seed: int) -> "SplitPlan":
+        """Class counts (and tie breaks) from one small aggregation over deduplicated rows."""
+        rows = df.groupBy(F.col(label).cast("string").alias("c")).agg(
+            F.count(F.lit(1)).alias("n"), F.min(F.xxhash64(F.col(ROW_ID), F.lit(seed))).alias("h")).collect()
+        return cls(k, holdout_fraction, seed, {r["c"]: int(r["n"]) for r in rows}, {r["c"]: int(r["h"]) for r in rows})
+
+    def class_order(self) -> list[str]:
+        """Largest class first; the round-robin of each class starts where the previous one ended."""
+        return sorted(self.class_counts, key=lambda c: (-self.class_counts[c], self.tie_breaks.get(c, 0), c))
 
     def holdout_size(self, label: str) -> int:
         return int(math.floor(self.holdout_fraction * self.class_counts[label] + 0.5))
 
     def start_fold(self, label: str) -> int:
         """Where the class's round-robin starts: after all earlier classes' cross-validation rows."""
-        earlier = [c for c in sorted(self.class_counts) if c < label]
+        order = self.class_order()
+        earlier = order[: order.index(label)]
         return sum(self.class_counts[c] - self.holdout_size(c) for c in earlier) % self.k
 
     def fold_size(self, label: str, fold: int) -> int:
