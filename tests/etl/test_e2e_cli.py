@@ -33,12 +33,16 @@ def raw_csv(tmp_path_factory):
     return path
 
 
-def _read_counts(out: Path) -> dict:
-    table = ds.dataset(out / "data", format="parquet", partitioning="hive").to_table(columns=["fold", "label_index"])
-    counts: dict = {}
-    for fold, label in zip(table["fold"].to_pylist(), table["label_index"].to_pylist()):
-        counts[(fold, label)] = counts.get((fold, label), 0) + 1
-    return counts
+def _read_counts(out: Path) -> tuple[dict, dict]:
+    """(originals, copies) per (fold, label_index), straight from the Parquet files."""
+    table = ds.dataset(out / "data", format="parquet", partitioning="hive").to_table(
+        columns=["fold", "label_index", "replica"])
+    originals: dict = {}
+    copies: dict = {}
+    for fold, label, replica in zip(*(table[c].to_pylist() for c in ("fold", "label_index", "replica"))):
+        target = originals if replica == 0 else copies
+        target[(fold, label)] = target.get((fold, label), 0) + 1
+    return originals, copies
 
 
 def _trainer_counts(out: Path, fold: int) -> dict:
@@ -70,16 +74,33 @@ def _check_manifest_against_data(out: Path) -> dict:
     per_fold_class = manifest["counts"]["per_fold_per_class"]
     classes = manifest["classes"]
     if manifest["output"]["format"] == "parquet":
-        data = _read_counts(out)
-        assert {(int(f), classes.index(c)): n for f, cc in per_fold_class.items() for c, n in cc.items() if n} == data
+        originals, copies = _read_counts(out)
+        assert {(int(f), classes.index(c)): n for f, cc in per_fold_class.items() for c, n in cc.items() if n} == originals
+        replicas = manifest["counts"]["replicas_per_fold_per_class"]
+        assert {(int(f), classes.index(c)): n for f, cc in replicas.items() for c, n in cc.items() if n} == copies
     assert sum(rows["by_fold"].values()) == rows["output"]
     return manifest
 
 
-def test_prepare_parquet_then_train_side_reads_fold_0(raw_csv, tmp_path):
-    out = tmp_path / "out"
+def _expected_loader_counts(manifest: dict, fold: int) -> dict:
+    """What the contract says a loader yields: train = other folds with copies; val, test = originals."""
+    by_fold = manifest["rows"]["by_fold"]
+    copies = {f: sum(per.values()) for f, per in manifest["counts"]["replicas_per_fold_per_class"].items()}
+    train = sum(n + copies.get(f, 0) for f, n in by_fold.items() if f not in (str(fold), "-1"))
+    return {"train": train, "val": by_fold[str(fold)], "test": by_fold["-1"]}
+
+
+@pytest.fixture(scope="module")
+def parquet_out(raw_csv, tmp_path_factory):
+    """One CLI prepare run (the demo config: oversampling on) shared by the Parquet tests."""
+    out = tmp_path_factory.mktemp("parquet") / "out"
     proc = _cli("prepare", *SMALL, "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}")
     assert "output rows" in proc.stdout and "rejected: malformed_record" in proc.stdout
+    return out
+
+
+def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out):
+    out, tmp_path = parquet_out, parquet_out.parent
     manifest = _check_manifest_against_data(out)
     quarantine = ds.dataset(out / "quarantine", format="parquet").to_table().to_pylist()
     assert len(quarantine) == manifest["rows"]["rejected"]
@@ -87,10 +108,8 @@ def test_prepare_parquet_then_train_side_reads_fold_0(raw_csv, tmp_path):
     assert all(q["source_file"].endswith(".txt") and q["raw"] for q in quarantine)
     assert manifest["rejections"]["by_reason"]["malformed_record"] == sum(q["reason"] == "malformed_record" for q in quarantine)
     assert (out / "report.html").read_text().startswith("<!doctype html>")
-    by_fold = manifest["rows"]["by_fold"]
-    got = _trainer_counts(out, fold=0)
-    assert got == {"train": sum(n for f, n in by_fold.items() if f not in ("0", "-1")),
-                   "val": by_fold["0"], "test": by_fold["-1"]}
+    assert manifest["rows"]["replicas"] > 0
+    assert _trainer_counts(out, fold=0) == _expected_loader_counts(manifest, 0)
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name or ".scratch-" in p.name]
     assert len(manifest["verified"]) == 9
     report = _cli("verify", *SMALL[2:], str(out)).stdout
@@ -101,17 +120,31 @@ def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):
     out = tmp_path / "out"
     args = ["prepare", *SMALL, "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}",
             "--set", "output.format=delta"]
-    _cli(*args)
+    _cli(*args, "--set", "rebalance.method=none")
     first = json.loads((out / "manifest.json").read_text())
     _cli(*args, "--set", "split.seed=7", "--set", "rebalance.method=oversample")
     second = _check_manifest_against_data(out)
     assert second["output"]["delta_version"] == first["output"]["delta_version"] + 1
     assert second["rows"] | {"by_fold": None, "replicas": None} == first["rows"] | {"by_fold": None, "replicas": None}
     assert first["rows"]["replicas"] == 0 and second["rows"]["replicas"] > 0
-    got = _trainer_counts(out, fold=1)
-    by_fold = second["rows"]["by_fold"]
-    copies = {f: sum(per.values()) for f, per in second["counts"]["replicas_per_fold_per_class"].items()}
-    assert got == {"train": sum(n + copies.get(f, 0) for f, n in by_fold.items() if f not in ("1", "-1")),
-                   "val": by_fold["1"], "test": by_fold["-1"]}
+    assert _trainer_counts(out, fold=1) == _expected_loader_counts(second, 1)
     # oversampled to the majority: the trainer sees balanced classes
     assert second["class_priors"]["final"] == [1 / 3] * 3
+
+
+def _rows(out: Path) -> list:
+    table = ds.dataset(out / "data", format="parquet", partitioning="hive").to_table(
+        columns=["row_id", "fold", "replica", "label_index"])
+    return sorted(zip(*(table[c].to_pylist() for c in table.column_names)))
+
+
+def test_spark_submit_job_gives_the_same_rows_as_the_cli(raw_csv, parquet_out, tmp_path):
+    # Another launcher, master and shuffle partitioning: the same rows in the same folds.
+    out = tmp_path / "submitted"
+    proc = subprocess.run(
+        [str(ROOT / "deploy/spark-submit.sh"), "--master", "local[1]", "jobs/prepare.py", "--config", "conf/demo.yaml",
+         "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}", "--set", "spark.shuffle_partitions=7"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "manifest.json").read_text())["config"]["spark"]["shuffle_partitions"] == 7
+    assert _rows(out) == _rows(parquet_out)
