@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 
 from sparkprep.errors import ConfigError
 
@@ -99,8 +100,34 @@ class DedupConfig(_Section):
 
 class SplitConfig(_Section):
     k: int = Field(5, ge=2, description="Number of cross-validation folds.")
-    holdout_fraction: float = Field(0.1, ge=0, lt=1, description="Per class; fold = -1.")
+    holdout_fraction: float = Field(0.1, ge=0, lt=1, description="Per class, by hash rank; fold = -1. "
+                                    "Set 0 when holdout_column decides the holdout.")
+    holdout_column: str | None = Field(None, description="A column that decides the holdout instead: "
+                                       "with holdout_values or holdout_from.")
+    holdout_values: list[str] = Field(default_factory=list, description="Holdout = rows whose "
+                                      "holdout_column (as text) is one of these.")
+    holdout_from: str | None = Field(None, description="Holdout = rows whose holdout_column is >= this "
+                                     "value, e.g. a time cut '2024-10-01' on a timestamp column.")
     seed: int = 42
+
+    @field_validator("holdout_from", "holdout_values", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        # YAML reads 2024-10-01 as a date and 10 as an int; the rule compares in the column's type.
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        return None if value is None else str(value)
+
+    @model_validator(mode="after")
+    def _one_holdout_rule(self) -> "SplitConfig":
+        by_column = self.holdout_column is not None
+        if by_column and bool(self.holdout_values) == (self.holdout_from is not None):
+            raise ValueError("with holdout_column, set exactly one of holdout_values and holdout_from")
+        if not by_column and (self.holdout_values or self.holdout_from is not None):
+            raise ValueError("holdout_values and holdout_from need holdout_column")
+        if by_column and self.holdout_fraction:
+            raise ValueError("choose one holdout rule: holdout_fraction or holdout_column (set holdout_fraction: 0)")
+        return self
 
 
 class RebalanceConfig(_Section):

@@ -91,7 +91,8 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
         "schema": schema,
         "classes": classes,
         "split": {"k": k, "holdout_fraction": config.split.holdout_fraction, "seed": config.split.seed,
-                  "method": "exact-stratified-rank"},
+                  "holdout_column": config.split.holdout_column, "holdout_values": config.split.holdout_values,
+                  "holdout_from": config.split.holdout_from, "method": "exact-stratified-rank"},
         "rows": asdict(rows),
         "counts": {"per_fold_per_class": per_fold_class,
                    "replicas_per_fold_per_class": {

@@ -36,7 +36,7 @@ from sparkprep.manifest import RowCounts, build_manifest
 from sparkprep.normalise import measure_groups
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep.report import render_report
-from sparkprep.split import SplitPlan, add_label_index, assign_folds
+from sparkprep.split import FOLD_RANK, SplitPlan, add_label_index, assign_folds, holdout_by_column
 from sparkprep.verify import verify_dataset
 from sparkprep.write import (MANIFEST, REPORT, abandon, prepare_target, publish, read_table,
                              scratch_dir, write_table)
@@ -114,13 +114,24 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         rows = add_row_id(accepted(marked))
         deduped = _materialise(drop_exact_duplicates(rows) if config.dedup.exact else rows,
                                f"{scratch}/deduped", paths)
-        plan = SplitPlan.measure(deduped, cols.label, config.split.k, config.split.holdout_fraction, config.split.seed)
-        n_kept = sum(plan.class_counts.values())
+        split = config.split
+        held_out = (holdout_by_column(split.holdout_column, split.holdout_values, split.holdout_from)
+                    if split.holdout_column else F.lit(False))
+        cross_validated = deduped.where(~held_out)
+        plan = SplitPlan.measure(cross_validated, cols.label, split.k, split.holdout_fraction, split.seed)
+        n_kept = deduped.count() if split.holdout_column else sum(plan.class_counts.values())
         clock.lap("dedup")
         classes = list(cols.classes) if cols.classes else sorted(plan.class_counts)
         for warning in plan.warnings():
             log.warning(warning)
-        folded = add_label_index(assign_folds(deduped, cols.label, plan), cols.label, classes)
+        folded = assign_folds(cross_validated, cols.label, plan)
+        if split.holdout_column:
+            holdout = deduped.where(held_out).withColumns(
+                {"fold": F.lit(HOLDOUT_FOLD), FOLD_RANK: F.lit(None).cast("long")})
+            folded = folded.unionByName(holdout)
+            classes = list(cols.classes) if cols.classes else sorted(
+                set(classes) | {r[0] for r in holdout.select(F.col(cols.label).cast("string")).distinct().collect()})
+        folded = add_label_index(folded, cols.label, classes)
         final = (oversample_training_rows(folded, cols.label, plan, config.rebalance.target)
                  if config.rebalance.method == "oversample" else folded.withColumn("replica", F.lit(0)))
         # Within each file, rows in hash order rather than the split's (class, bucket) order, so a

@@ -20,7 +20,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
@@ -123,6 +123,16 @@ def assign_folds(df: DataFrame, label: str, plan: SplitPlan) -> DataFrame:
     return (joined.withColumns({"fold": fold.cast("int"),
                                 FOLD_RANK: F.when(cv_rank >= 0, F.floor(cv_rank / plan.k)).cast("long")})
             .drop(_CLASS, _HASH, _BUCKET, "_sp_offset", "_sp_holdout", "_sp_start"))
+
+
+def holdout_by_column(column: str, values: list[str], start: str | None) -> Column:
+    """True for rows that a column rule puts in the holdout (a null value is never held out).
+
+    `start` is compared in the column's type (Spark casts the literal), so '2024-10-01' is a time
+    cut on a timestamp column and '10' a numeric cut on a number."""
+    value = F.col(column)
+    rule = value.cast("string").isin(values) if values else value >= F.lit(start)
+    return F.coalesce(rule, F.lit(False))
 
 
 def add_label_index(df: DataFrame, label: str, classes: list[str]) -> DataFrame:

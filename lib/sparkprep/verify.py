@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from sparkprep import HOLDOUT_FOLD
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
+from sparkprep.split import holdout_by_column
 from sparkprep.write import MANIFEST, read_table
 
 _EXAMPLES = 5
@@ -94,7 +95,14 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame) -> Verdict:
     verdict.check("output rows equal the data",
                   [] if sum(counts.values()) == rows["output"] else [f"data has {sum(counts.values())} originals, manifest says {rows['output']}"])
     verdict.check("stratified: per-class fold counts within 1", _stratification_problems(counts, classes, k))
-    verdict.check("holdout size per class", _holdout_problems(counts, classes, k, manifest["split"]["holdout_fraction"]))
+    split = manifest["split"]
+    if split.get("holdout_column"):
+        rule = holdout_by_column(split["holdout_column"], split.get("holdout_values") or [], split.get("holdout_from"))
+        misplaced = data.where(rule != (F.col("fold") == HOLDOUT_FOLD)).select("row_id").limit(_EXAMPLES).collect()
+        verdict.check(f"holdout = rows selected by {split['holdout_column']}",
+                      [f"rows on the wrong side of the holdout rule: {_examples(misplaced)}"] if misplaced else [])
+    else:
+        verdict.check("holdout size per class", _holdout_problems(counts, classes, k, split["holdout_fraction"]))
     verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
     return verdict
 

@@ -99,3 +99,22 @@ def test_json_input_quarantines_malformed_lines(spark, tmp_path):
     assert reasons["malformed_record"] > 0 and reasons["unparsable_value"] > 0
     rows = manifest["rows"]
     assert rows["input"] == 2000 == rows["rejected"] + rows["duplicates"] + rows["output"]
+
+
+def test_time_cut_holdout(spark, tmp_path, small_csv):
+    # The generator's event_time spans 2023-11..2024-11; rows from 2024-09-01 on are the holdout.
+    assert _prepare(spark, tmp_path, f"input.paths=[{small_csv}]", "split.holdout_fraction=0",
+                    "split.holdout_column=event_time", "split.holdout_from=2024-09-01") == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert "holdout = rows selected by event_time" in manifest["verified"]
+    data = spark.read.parquet(str(tmp_path / "out" / "data"))
+    late = data.where("event_time >= timestamp'2024-09-01 00:00:00'")
+    assert late.count() == late.where("fold = -1").count() == manifest["rows"]["by_fold"]["-1"] > 0
+    rows = manifest["rows"]
+    assert rows["input"] == rows["rejected"] + rows["duplicates"] + rows["output"]
+
+
+def test_two_holdout_rules_are_a_config_error(spark, tmp_path, small_csv, capsys):
+    assert _prepare(spark, tmp_path, f"input.paths=[{small_csv}]", "split.holdout_column=grp",
+                    "split.holdout_values=[g1]") == 2
+    assert "choose one holdout rule" in capsys.readouterr().err

@@ -63,3 +63,14 @@ def test_config_hash_changes_with_content(tmp_path):
     path = _write(tmp_path, MINIMAL)
     assert load_config(path).sha256() == load_config(path).sha256()
     assert load_config(path).sha256() != load_config(path, ["split.seed=1"]).sha256()
+
+
+def test_holdout_rule_values_are_read_as_text(tmp_path):
+    config = load_config(_write(tmp_path, MINIMAL), ["split.holdout_fraction=0", "split.holdout_column=t",
+                                                     "split.holdout_from=2024-10-01"])
+    assert config.split.holdout_from == "2024-10-01"
+    config = load_config(_write(tmp_path, MINIMAL), ["split.holdout_fraction=0", "split.holdout_column=y",
+                                                     "split.holdout_values=[2023, b]"])
+    assert config.split.holdout_values == ["2023", "b"]
+    with pytest.raises(ConfigError, match="need holdout_column"):
+        load_config(_write(tmp_path, MINIMAL), ["split.holdout_values=[a]"])
