@@ -82,6 +82,25 @@ def _output_columns(df: DataFrame) -> list[str]:
     return [*RESERVED_COLUMNS, *data]
 
 
+def _split(deduped: DataFrame, config: Config) -> tuple[DataFrame, SplitPlan, list[str], int]:
+    """Folds (holdout by per-class fraction or by a column rule), label_index; also the plan, the
+    classes in label_index order and the number of deduplicated rows."""
+    split, label, configured = config.split, config.columns.label, config.columns.classes
+    held_out = (holdout_by_column(split.holdout_column, split.holdout_values, split.holdout_from)
+                if split.holdout_column else F.lit(False))
+    cross_validated = deduped.where(~held_out)
+    plan = SplitPlan.measure(cross_validated, label, split.k, split.holdout_fraction, split.seed)
+    for warning in plan.warnings():
+        log.warning(warning)
+    folded, found, n_kept = assign_folds(cross_validated, label, plan), set(plan.class_counts), sum(plan.class_counts.values())
+    if split.holdout_column:
+        holdout = deduped.where(held_out).withColumns({"fold": F.lit(HOLDOUT_FOLD), FOLD_RANK: F.lit(None).cast("long")})
+        held = {r["c"]: int(r["count"]) for r in holdout.groupBy(F.col(label).cast("string").alias("c")).count().collect()}
+        folded, found, n_kept = folded.unionByName(holdout), found | set(held), n_kept + sum(held.values())
+    classes = list(configured) if configured else sorted(found)
+    return add_label_index(folded, label, classes), plan, classes, n_kept
+
+
 def run(spark: SparkSession, config: Config) -> RunResult:
     """Run `prepare` end to end; returns the published output URI and its manifest."""
     config.require("input", "columns", "output")
@@ -114,24 +133,8 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         rows = add_row_id(accepted(marked))
         deduped = _materialise(drop_exact_duplicates(rows) if config.dedup.exact else rows,
                                f"{scratch}/deduped", paths)
-        split = config.split
-        held_out = (holdout_by_column(split.holdout_column, split.holdout_values, split.holdout_from)
-                    if split.holdout_column else F.lit(False))
-        cross_validated = deduped.where(~held_out)
-        plan = SplitPlan.measure(cross_validated, cols.label, split.k, split.holdout_fraction, split.seed)
-        n_kept = deduped.count() if split.holdout_column else sum(plan.class_counts.values())
+        folded, plan, classes, n_kept = _split(deduped, config)
         clock.lap("dedup")
-        classes = list(cols.classes) if cols.classes else sorted(plan.class_counts)
-        for warning in plan.warnings():
-            log.warning(warning)
-        folded = assign_folds(cross_validated, cols.label, plan)
-        if split.holdout_column:
-            holdout = deduped.where(held_out).withColumns(
-                {"fold": F.lit(HOLDOUT_FOLD), FOLD_RANK: F.lit(None).cast("long")})
-            folded = folded.unionByName(holdout)
-            classes = list(cols.classes) if cols.classes else sorted(
-                set(classes) | {r[0] for r in holdout.select(F.col(cols.label).cast("string")).distinct().collect()})
-        folded = add_label_index(folded, cols.label, classes)
         final = (oversample_training_rows(folded, cols.label, plan, config.rebalance.target)
                  if config.rebalance.method == "oversample" else folded.withColumn("replica", F.lit(0)))
         # Within each file, rows in hash order rather than the split's (class, bucket) order, so a
