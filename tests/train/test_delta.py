@@ -8,6 +8,7 @@ from deltalake import DeltaTable, write_deltalake
 from handmade import ROWS, manifest_for, table_of, write_manifest
 from sparkprep.errors import InputError
 from sparkprep.train import DatasetFiles, load_manifest, make_loader
+from sparkprep.train.loader import BACKENDS
 
 V1_ROWS = [(f, r + 100, rep, y) for f, r, rep, y in ROWS if r % 2 == 0]
 
@@ -31,14 +32,15 @@ def expected(rows: list[tuple[int, int, int, int]], split: str, fold: int) -> li
     return sorted((r, rep) for f, r, rep, _ in rows if keep(f, rep))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("version", "rows"), [(0, ROWS), (1, V1_ROWS)])
 @pytest.mark.parametrize(("split", "fold"), [("train", 0), ("train", 1), ("val", 0), ("val", 1), ("test", 0)])
 def test_a_pinned_version_reads_exactly_that_snapshots_rows(delta_out: Path, read_rows, version: int,
-                                                            rows: list, split: str, fold: int) -> None:
+                                                            rows: list, split: str, fold: int, backend: str) -> None:
     # Both versions' files are on disk: listing the directory would mix them.
     assert len(list((delta_out / "data").glob("fold=0/*.parquet"))) == 2
     pin(delta_out, version)
-    assert read_rows(delta_out, fold, split) == expected(rows, split, fold)
+    assert read_rows(delta_out, fold, split, backend=backend) == expected(rows, split, fold)
 
 
 def test_a_file_removed_by_the_pinned_version_is_never_read(delta_out: Path) -> None:

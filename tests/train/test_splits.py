@@ -5,9 +5,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from sparkprep.errors import ContractError, InputError
 from sparkprep.train import DatasetFiles, load_manifest, make_loader
+from sparkprep.train.loader import BACKENDS
 from handmade import manifest_for, write_manifest
 
 # (row_id - BASE, replica) by fold, from conftest.ROWS.
@@ -33,16 +35,18 @@ EXPECTED = {
 }
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("split", "fold"), sorted(EXPECTED))
 def test_each_split_reads_exactly_the_rows_the_contract_assigns(parquet_out: Path, read_rows, split: str,
-                                                                fold: int) -> None:
-    assert read_rows(parquet_out, fold, split) == sorted(EXPECTED[split, fold])
+                                                                fold: int, backend: str) -> None:
+    assert read_rows(parquet_out, fold, split, backend=backend) == sorted(EXPECTED[split, fold])
 
 
-def test_val_and_test_drop_replicas_while_train_keeps_them(parquet_out: Path, read_rows) -> None:
-    assert {rep for _, rep in read_rows(parquet_out, 0, "train")} == {0, 1, 2}
-    assert {rep for _, rep in read_rows(parquet_out, 0, "val")} == {0}
-    assert {rep for _, rep in read_rows(parquet_out, 0, "test")} == {0}
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_val_and_test_drop_replicas_while_train_keeps_them(parquet_out: Path, read_rows, backend: str) -> None:
+    assert {rep for _, rep in read_rows(parquet_out, 0, "train", backend=backend)} == {0, 1, 2}
+    assert {rep for _, rep in read_rows(parquet_out, 0, "val", backend=backend)} == {0}
+    assert {rep for _, rep in read_rows(parquet_out, 0, "test", backend=backend)} == {0}
 
 
 def test_only_the_directories_of_the_selected_folds_are_listed(parquet_out: Path) -> None:
@@ -62,20 +66,28 @@ def test_a_fold_outside_0_to_k_minus_1_is_refused(parquet_out: Path, split: str,
 
 
 @pytest.mark.parametrize("split", ["train", "val", "final", "test"])
-def test_ddp_ranks_read_disjoint_rows_that_cover_the_split(parquet_out: Path, read_rows, split: str) -> None:
-    ranks = [read_rows(parquet_out, 0, split, rank=r, world_size=2, seed=3) for r in (0, 1)]
+def test_petastorm_ranks_read_disjoint_rows_that_cover_the_split(parquet_out: Path, read_rows, split: str) -> None:
+    # Petastorm shards by whole row groups: uneven, but nothing dropped (the arrow backend's exact
+    # shards are tested in test_arrow_backend.py).
+    ranks = [read_rows(parquet_out, 0, split, rank=r, world_size=2, seed=3, backend="petastorm") for r in (0, 1)]
     assert all(ranks)
     assert not set(ranks[0]) & set(ranks[1])
     assert sorted(ranks[0] + ranks[1]) == sorted(EXPECTED[split, 0])
 
 
-def test_more_ranks_than_row_groups_is_refused_clearly(parquet_out: Path) -> None:
+def test_more_ranks_than_row_groups_is_refused_clearly_by_petastorm(parquet_out: Path) -> None:
     with pytest.raises(InputError, match="fewer row groups than world_size=9"):
-        make_loader(str(parquet_out), 0, "test", rank=0, world_size=9)
+        make_loader(str(parquet_out), 0, "test", rank=0, world_size=9, backend="petastorm")
 
 
-def test_default_columns_are_the_features_and_the_label_with_nulls_as_nan(parquet_out: Path) -> None:
-    with make_loader(str(parquet_out), 0, "val", batch_size=100, shuffle=False) as loader:
+def test_more_ranks_than_rows_is_refused_clearly_by_the_arrow_backend(parquet_out: Path) -> None:
+    with pytest.raises(InputError, match="3 row.*fewer than world_size=4"):
+        make_loader(str(parquet_out), 0, "test", rank=0, world_size=4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_default_columns_are_the_features_and_the_label_with_nulls_as_nan(parquet_out: Path, backend: str) -> None:
+    with make_loader(str(parquet_out), 0, "val", batch_size=100, shuffle=False, backend=backend) as loader:
         (batch,) = list(loader)
     assert set(batch) == {"num_0", "num_1", "emb", "label_index"}
     order = (-batch["num_1"]).long().tolist()  # num_1 = -row_id
@@ -85,6 +97,8 @@ def test_default_columns_are_the_features_and_the_label_with_nulls_as_nan(parque
     by_id = dict(zip(order, batch["num_0"].tolist()))
     assert by_id[10] != by_id[10] and by_id[11] == 11.0  # row 10 has a null num_0: NaN
     assert dict(zip(order, batch["label_index"].tolist())) == {10: 0, 11: 1, 12: 0, 13: 1}
+    assert (batch["num_0"].dtype, batch["emb"].dtype, batch["label_index"].dtype) == (
+        torch.float64, torch.float64, torch.int32)
 
 
 def test_an_unknown_column_is_refused_by_name(parquet_out: Path) -> None:
@@ -101,13 +115,20 @@ def test_a_split_without_files_is_refused(tmp_path: Path) -> None:
         make_loader(str(out), 0, "train")
 
 
-def test_the_trainer_never_imports_pyspark(parquet_out: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_trainer_never_imports_pyspark(parquet_out: Path, backend: str) -> None:
     code = ("import sys; from sparkprep.train import make_loader\n"
-            f"with make_loader({str(parquet_out)!r}, 0, 'val') as loader: rows = sum(len(b['label_index']) for b in loader)\n"
+            f"with make_loader({str(parquet_out)!r}, 0, 'val', backend={backend!r}) as loader: "
+            "rows = sum(len(b['label_index']) for b in loader)\n"
             "assert rows == 4, rows\n"
             "assert 'pyspark' not in sys.modules, 'pyspark was imported'\n")
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_an_unknown_backend_is_refused(parquet_out: Path) -> None:
+    with pytest.raises(InputError, match="unknown backend 'spark'"):
+        make_loader(str(parquet_out), 0, "val", backend="spark")
 
 
 def test_an_unknown_split_is_refused(parquet_out: Path) -> None:

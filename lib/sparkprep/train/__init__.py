@@ -3,10 +3,13 @@
 >>> from sparkprep.train import make_loader
 >>> with make_loader("/data/prepared", fold=0, split="val", shuffle=False) as loader:
 ...     batch = next(iter(loader))
+
+Two backends with one API: "arrow" (default; pyarrow, DDP-exact shards) and "petastorm".
 """
 
 from sparkprep.train.files import DatasetFiles
 from sparkprep.train.loader import feature_columns, make_loader
 from sparkprep.train.manifest import load_manifest
+from sparkprep.train.petastorm_reader import PetastormOptions
 
-__all__ = ["DatasetFiles", "feature_columns", "load_manifest", "make_loader"]
+__all__ = ["DatasetFiles", "PetastormOptions", "feature_columns", "load_manifest", "make_loader"]

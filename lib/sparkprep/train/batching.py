@@ -1,0 +1,69 @@
+"""Column blocks (dicts of equal-length numpy arrays) → shuffled windows → batches of a fixed size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+Block = dict[str, np.ndarray]
+
+
+def shuffled_windows(blocks: Iterable[Block], window_rows: int, rng: np.random.Generator) -> Iterator[Block]:
+    """Concatenate blocks until at least `window_rows` rows are held, then yield them permuted.
+
+    Each window holds whole blocks (row groups), so rows mix within a row group whatever its size
+    and across row groups up to the window. Memory: at most window_rows plus one block, twice
+    (the concatenation and its permuted copy).
+    """
+    pending: list[Block] = []
+    held = 0
+    for block in blocks:
+        pending.append(block)
+        held += rows_of(block)
+        if held >= window_rows:
+            yield _permuted(concat(pending), rng)
+            pending, held = [], 0
+    if pending:
+        yield _permuted(concat(pending), rng)
+
+
+def rebatch(blocks: Iterable[Block], batch_size: int) -> Iterator[Block]:
+    """Batches of exactly `batch_size` rows (the last one may be shorter); slices of the blocks,
+    so copies happen only for a batch that straddles two blocks."""
+    carry: Block | None = None
+    for block in blocks:
+        n, i = rows_of(block), 0
+        if carry is not None:
+            need = batch_size - rows_of(carry)
+            if n < need:
+                carry = concat([carry, block])
+                continue
+            yield concat([carry, _slice(block, 0, need)])
+            carry, i = None, need
+        while i + batch_size <= n:
+            yield _slice(block, i, i + batch_size)
+            i += batch_size
+        if i < n:
+            carry = _slice(block, i, n)
+    if carry is not None:
+        yield carry
+
+
+def rows_of(block: Block) -> int:
+    return len(next(iter(block.values())))
+
+
+def concat(blocks: list[Block]) -> Block:
+    if len(blocks) == 1:
+        return blocks[0]
+    return {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}
+
+
+def _slice(block: Block, start: int, stop: int) -> Block:
+    return {name: array[start:stop] for name, array in block.items()}
+
+
+def _permuted(block: Block, rng: np.random.Generator) -> Block:
+    order = rng.permutation(rows_of(block))
+    return {name: array[order] for name, array in block.items()}
