@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+import pyarrow as pa
 
 Block = dict[str, np.ndarray]
 
@@ -66,4 +67,13 @@ def _slice(block: Block, start: int, stop: int) -> Block:
 
 def _permuted(block: Block, rng: np.random.Generator) -> Block:
     order = rng.permutation(rows_of(block))
-    return {name: array[order] for name, array in block.items()}
+    indices = pa.array(order)
+    return {name: _gathered(array, order, indices) for name, array in block.items()}
+
+
+def _gathered(array: np.ndarray, order: np.ndarray, indices: pa.Array) -> np.ndarray:
+    """array[order], the shuffle's whole cost: Arrow's take gathers a 1-D column about twice as
+    fast as numpy (both sides zero-copy); numpy is faster for 2-D (whole rows of a list column)."""
+    if array.ndim == 1:
+        return pa.array(array).take(indices).to_numpy(zero_copy_only=False)
+    return np.take(array, order, axis=0)
