@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from handmade import BASE, manifest_for, table_of, write_manifest, write_parquet_output
 from sparkprep.errors import ContractError, InputError
-from sparkprep.train import arrow_reader, make_loader
+from sparkprep.train import arrow_reader, load_manifest, make_loader
 from sparkprep.train.loader import BACKENDS
 
 K = 3
@@ -36,8 +36,10 @@ def generated_rows(n: int = 240, seed: int = 5) -> list[tuple[int, int, int, int
 def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """~400 rows, k=3, 2 or 3 files per fold, row groups of 7 rows (not a divisor of anything)."""
     out = tmp_path_factory.mktemp("many") / "out"
-    write_parquet_output(out, table_of(generated_rows()), files={-1: 2, 0: 3, 1: 2, 2: 3}, row_group_size=7)
-    write_manifest(out, manifest_for("parquet", k=K))
+    rows = generated_rows()
+    write_parquet_output(out, table_of(rows), files={-1: 2, 0: 3, 1: 2, 2: 3}, row_group_size=7)
+    by_fold = Counter(str(f) for f, _, rep, _ in rows if rep == 0)
+    write_manifest(out, manifest_for("parquet", k=K, rows={"output": sum(by_fold.values()), "by_fold": by_fold}))
     return out
 
 
@@ -68,6 +70,14 @@ def test_both_backends_read_the_rows_a_direct_pyarrow_read_selects(many: Path, b
     expected = contract_rows(many, split, fold)
     assert expected and (split in ("val", "test") or any(rep for _, rep in expected))
     assert sorted(flat(read_batches(many, fold, split, backend=backend))) == expected
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_val_and_test_counts_equal_the_manifests_originals_per_fold(many: Path, backend: str) -> None:
+    by_fold = load_manifest(str(many))["rows"]["by_fold"]
+    for fold in range(K):
+        assert len(flat(read_batches(many, fold, "val", backend=backend))) == by_fold[str(fold)] > 0
+    assert len(flat(read_batches(many, 0, "test", backend=backend))) == by_fold["-1"] > 0
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
