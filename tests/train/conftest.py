@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from handmade import BASE, ROWS, manifest_for, table_of, write_manifest, write_parquet_output
+from handmade import BASE, ROWS, manifest_for, table_of, write_manifest, write_parquet_output, write_separable_output
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +31,14 @@ def parquet_out(tmp_path: Path) -> Path:
     (out / "data" / "_temporary" / "fold=0").mkdir(parents=True)
     pq.write_table(junk, out / "data" / "_temporary" / "fold=0" / "part-00000.snappy.parquet")
     write_manifest(out, manifest_for("parquet"))
+    return out
+
+
+@pytest.fixture
+def separable_out(tmp_path: Path) -> Path:
+    """A learnable two-class output (handmade.separable_table): rows sorted by class in one-class row groups."""
+    out = tmp_path / "out"
+    write_separable_output(out)
     return out
 
 

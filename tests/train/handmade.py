@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -78,3 +79,35 @@ def write_parquet_output(out: Path, table: pa.Table, files: dict[int, int] | Non
         for i in range(count):
             pq.write_table(part.slice(i * step, step), directory / f"part-{i:05d}.snappy.parquet",
                            row_group_size=row_group_size)
+
+
+ROWS_PER_FOLD = 2000  # 3/4 of class 0, 1/4 of class 1: priors 0.75 / 0.25 in every training set
+PRIORS = [0.75, 0.25]
+
+
+def separable_table(rng: np.random.Generator) -> pa.Table:
+    """Class 0 has num_0 around +2, class 1 around -2; num_1 and emb are noise."""
+    folds = np.repeat([-1, 0, 1], ROWS_PER_FOLD)
+    labels = np.tile(np.repeat([0, 1], [ROWS_PER_FOLD * 3 // 4, ROWS_PER_FOLD // 4]), 3)
+    num_0 = np.where(labels == 0, 2.0, -2.0) + rng.normal(0, 0.5, len(labels))
+    return pa.table({
+        "row_id": np.arange(len(labels)), "fold": folds.astype(np.int32),
+        "replica": np.zeros(len(labels), np.int32), "label_index": labels.astype(np.int32),
+        "label": [f"class_{y}" for y in labels], "num_0": num_0 * 10 + 100,  # standardising matters
+        "num_1": rng.normal(0, 1, len(labels)), "emb": rng.normal(0, 1, (len(labels), 2)).tolist(),
+    }, schema=SCHEMA)
+
+
+def write_separable_output(out: Path) -> None:
+    """separable_table as a Parquet output with fold statistics, priors and class weights."""
+    table = separable_table(np.random.default_rng(0))
+    # Rows sorted by class, in row groups of one class: only the loader's shuffling gives mixed batches.
+    write_parquet_output(out, table, row_group_size=ROWS_PER_FOLD // 4)
+    frame = table.to_pandas()
+    stats = {str(k): {c: {"mean": frame[frame.fold == 1 - k][c].mean(), "std": frame[frame.fold == 1 - k][c].std(ddof=0),
+                          "count": ROWS_PER_FOLD} for c in ("num_0", "num_1")} for k in (0, 1)}
+    write_manifest(out, manifest_for(
+        "parquet",
+        class_priors={"final": PRIORS, "folds": {"0": PRIORS, "1": PRIORS}},
+        class_weights={"final": [2 / 3, 2.0], "folds": {"0": [2 / 3, 2.0], "1": [2 / 3, 2.0]}},
+        normalisation={"method": "standard", "final": {}, "folds": stats}))

@@ -4,48 +4,13 @@ import importlib.util
 import math
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 
-from handmade import SCHEMA, manifest_for, write_manifest, write_parquet_output
+from handmade import PRIORS, ROWS_PER_FOLD
 from sparkprep.errors import ContractError
 from sparkprep.train import tiny as tiny_module
 from sparkprep.train.tiny import batch_initial_loss, expected_initial_loss, train_tiny
-
-ROWS_PER_FOLD = 2000  # 3/4 of class 0, 1/4 of class 1: priors 0.75 / 0.25 in every training set
-PRIORS = [0.75, 0.25]
-
-
-def separable_table(rng: np.random.Generator) -> pa.Table:
-    """Class 0 has num_0 around +2, class 1 around -2; num_1 and emb are noise."""
-    folds = np.repeat([-1, 0, 1], ROWS_PER_FOLD)
-    labels = np.tile(np.repeat([0, 1], [ROWS_PER_FOLD * 3 // 4, ROWS_PER_FOLD // 4]), 3)
-    num_0 = np.where(labels == 0, 2.0, -2.0) + rng.normal(0, 0.5, len(labels))
-    return pa.table({
-        "row_id": np.arange(len(labels)), "fold": folds.astype(np.int32),
-        "replica": np.zeros(len(labels), np.int32), "label_index": labels.astype(np.int32),
-        "label": [f"class_{y}" for y in labels], "num_0": num_0 * 10 + 100,  # standardising matters
-        "num_1": rng.normal(0, 1, len(labels)), "emb": rng.normal(0, 1, (len(labels), 2)).tolist(),
-    }, schema=SCHEMA)
-
-
-@pytest.fixture
-def separable_out(tmp_path: Path) -> Path:
-    out = tmp_path / "out"
-    table = separable_table(np.random.default_rng(0))
-    # Rows sorted by class, in row groups of one class: only the loader's shuffling gives mixed batches.
-    write_parquet_output(out, table, row_group_size=ROWS_PER_FOLD // 4)
-    frame = table.to_pandas()
-    stats = {str(k): {c: {"mean": frame[frame.fold == 1 - k][c].mean(), "std": frame[frame.fold == 1 - k][c].std(ddof=0),
-                          "count": ROWS_PER_FOLD} for c in ("num_0", "num_1")} for k in (0, 1)}
-    write_manifest(out, manifest_for(
-        "parquet",
-        class_priors={"final": PRIORS, "folds": {"0": PRIORS, "1": PRIORS}},
-        class_weights={"final": [2 / 3, 2.0], "folds": {"0": [2 / 3, 2.0], "1": [2 / 3, 2.0]}},
-        normalisation={"method": "standard", "final": {}, "folds": stats}))
-    return out
 
 
 def test_the_expected_initial_loss_is_the_priors_entropy() -> None:
@@ -80,14 +45,15 @@ def test_the_batch_initial_loss_is_derived_from_its_labels() -> None:
 
 
 def test_verify_at_init_refuses_a_model_that_does_not_start_at_the_priors(monkeypatch, separable_out: Path) -> None:
+    original = tiny_module.prior_model
+
     def uniform_start(width, priors, hidden=16):
-        model = tiny_module._original_prior_model(width, priors, hidden)
+        model = original(width, priors, hidden)
         with torch.no_grad():
             model[-1].bias.zero_()  # a forgotten bias init: starts at ln 2, not at the priors
         return model
 
-    monkeypatch.setattr(tiny_module, "_original_prior_model", tiny_module._prior_model, raising=False)
-    monkeypatch.setattr(tiny_module, "_prior_model", uniform_start)
+    monkeypatch.setattr(tiny_module, "prior_model", uniform_start)
     with pytest.raises(ContractError, match=r"verify at init failed: first-batch loss 0\.693\d differs from 0\.5"):
         train_tiny(str(separable_out), 0, steps=5, batch_size=ROWS_PER_FOLD)
 

@@ -8,6 +8,7 @@ without shuffle, one row group plus one batch.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ from sparkprep.train.location import OutputLocation
 from sparkprep.train.sharding import Shard, ShardSpec, Unit, epoch_rng, plan_shard
 
 log = logging.getLogger(__name__)
+# Batches share the decoded Arrow buffers (zero-copy), which numpy marks read-only; they belong to
+# this loader alone, so torch's warning about them says nothing to act on.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
 
 REPLICA = "replica"
 _WINDOW_STREAM = 1  # epoch_rng stream of the in-memory shuffle (stream 0 permutes row groups)

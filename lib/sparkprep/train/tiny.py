@@ -111,7 +111,7 @@ def train_tiny(out_dir: str, fold: int = 0, steps: int = 30, *, batch_size: int 
         for step, batch in zip(range(steps), train):
             x, y = features.apply(batch), batch[LABEL].long()
             if model is None:
-                model = _prior_model(x.shape[1], priors)
+                model = prior_model(x.shape[1], priors)
                 optimiser = torch.optim.Adam(model.parameters(), lr=lr)
             batch_loss = F.cross_entropy(model(x), y, weight=weight)
             if step == 0:
@@ -149,7 +149,8 @@ def train_tiny(out_dir: str, fold: int = 0, steps: int = 30, *, batch_size: int 
                    wall_s=time.perf_counter() - started)
 
 
-def _prior_model(width: int, priors: list[float], hidden: int = 16) -> nn.Module:
+def prior_model(width: int, priors: list[float], hidden: int = 16) -> nn.Module:
+    """A small MLP whose first prediction is the priors: zero last-layer weights, bias log p."""
     last = nn.Linear(hidden, len(priors))
     with torch.no_grad():
         last.weight.zero_()
