@@ -46,23 +46,28 @@ def _read_counts(out: Path) -> tuple[dict, dict]:
 
 
 def _trainer_counts(out: Path, fold: int) -> dict:
-    """Rows the trainer-side loader yields per split, in the trainer environment (no Spark)."""
+    """Rows each trainer-side backend yields per split, in the trainer environment (no Spark)."""
     script = (
         "import json, sys\n"
         "from sparkprep.train import make_loader\n"
         "out, fold = sys.argv[1], int(sys.argv[2])\n"
         "counts = {}\n"
-        "for split in ('train', 'val', 'test'):\n"
-        "    rows = 0\n"
-        "    with make_loader(out, fold=fold, split=split, batch_size=256, shuffle=False) as loader:\n"
-        "        for batch in loader:\n"
-        "            rows += len(batch['label_index'])\n"
-        "    counts[split] = rows\n"
+        "for backend in ('arrow', 'petastorm'):\n"
+        "    for split in ('train', 'val', 'test'):\n"
+        "        rows = 0\n"
+        "        with make_loader(out, fold=fold, split=split, batch_size=256, shuffle=False,\n"
+        "                         backend=backend) as loader:\n"
+        "            for batch in loader:\n"
+        "                rows += len(batch['label_index'])\n"
+        "        counts[backend + '/' + split] = rows\n"
         "print(json.dumps(counts))\n")
     proc = subprocess.run([TRAIN_PYTHON, "-c", script, str(out), str(fold)], capture_output=True,
                           text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    counts = json.loads(proc.stdout.strip().splitlines()[-1])
+    arrow = {k.split("/")[1]: v for k, v in counts.items() if k.startswith("arrow/")}
+    assert arrow == {k.split("/")[1]: v for k, v in counts.items() if k.startswith("petastorm/")}
+    return arrow
 
 
 def _check_manifest_against_data(out: Path) -> dict:
