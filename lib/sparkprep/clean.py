@@ -1,18 +1,25 @@
 """Type coercion and row rules; every rejected row keeps a stable reason code and a message.
 
-`mark_rejections` is pure: it adds `_sp_reason` / `_sp_message` (null for a good row) and coerces
-the columns that the schema types. The pipeline splits on `_sp_reason` into output and quarantine,
-so a row is never dropped without a reason.
+`mark_rejections` is pure: it adds `_sp_reason` / `_sp_column` / `_sp_message` (null for a good
+row) and coerces the columns that the schema types. The pipeline splits on `_sp_reason` into output
+and quarantine, so a row is never dropped without a reason.
 """
 
 from __future__ import annotations
 
+import unicodedata
+from dataclasses import dataclass
+
+import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkprep.config import ColumnRule
+from sparkprep.errors import ConfigError
 from sparkprep.ingest import CORRUPT, SOURCE_FILE
 
 REASON = "_sp_reason"
+REASON_COLUMN = "_sp_column"
 MESSAGE = "_sp_message"
 RAW = "_sp_raw"
 
@@ -21,9 +28,16 @@ MALFORMED = "malformed_record"
 UNPARSABLE = "unparsable_value"
 MISSING_LABEL = "missing_label"
 UNKNOWN_LABEL = "unknown_label"
-REASONS = (MALFORMED, UNPARSABLE, MISSING_LABEL, UNKNOWN_LABEL)
+MISSING_VALUE = "missing_value"
+OUT_OF_RANGE = "out_of_range"
+UNEXPECTED_CATEGORY = "unexpected_category"
+#: Set by dedup, not here: identical features with different labels, quarantined by policy.
+CONFLICTING_LABEL = "conflicting_label"
+REASONS = (MALFORMED, UNPARSABLE, MISSING_LABEL, UNKNOWN_LABEL, MISSING_VALUE, OUT_OF_RANGE,
+           UNEXPECTED_CATEGORY, CONFLICTING_LABEL)
 
 _ARRAY_SPLIT = r"\s*[;,]\s*"
+_CHECK = "_sp_check"
 
 
 def _coerce(raw: Column, target: str) -> Column:
@@ -53,56 +67,117 @@ def _canonical(value: Column, target: str) -> Column:
     return value
 
 
-def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
-                    classes: list[str] | None = None) -> DataFrame:
-    """Coerce string columns to `schema` types and mark rows to reject with reason and message.
+@dataclass(frozen=True)
+class _Check:
+    code: str
+    column: str | None
+    failed: Column
+    message: Column
 
-    Three projections, each expression evaluated once per row: parse into temporary typed columns;
-    derive reason, message and the raw record from them; swap the typed values in. (Written as one
-    projection, Spark evaluated every parse three times: for the value, the reason and the message.)
+
+def _unicode_pandas(form: str):
+    def apply(values: pd.Series) -> pd.Series:
+        return values.map(lambda v: v if v is None else (unicodedata.normalize("NFC", v) if form == "nfc" else v.casefold()))
+    return F.pandas_udf(apply, "string")
+
+
+def _normalised(value: Column, steps: list[str]) -> Column:
+    # Spark SQL has no Unicode normalisation or full case folding: those two go through a
+    # vectorised pandas UDF, and only for the columns that ask for them.
+    for step in steps:
+        value = {"trim": F.trim, "lower": F.lower}.get(step, lambda v: _unicode_pandas(step)(v))(value)
+    return value
+
+
+def _rule_checks(name: str, value: Column, rule: ColumnRule) -> list[_Check]:
+    checks = []
+    if rule.nulls == "reject":
+        checks.append(_Check(MISSING_VALUE, name, value.isNull(), F.lit(f"column {name} is null or empty")))
+    if rule.min is not None or rule.max is not None:
+        low = value < F.lit(rule.min) if rule.min is not None else F.lit(False)
+        high = value > F.lit(rule.max) if rule.max is not None else F.lit(False)
+        bounds = f"[{'' if rule.min is None else rule.min}, {'' if rule.max is None else rule.max}]"
+        checks.append(_Check(OUT_OF_RANGE, name, F.coalesce(low | high, F.lit(False)),
+                             F.format_string(f"column {name}: %s is outside {bounds}", value.cast("string"))))
+    if rule.allowed is not None:
+        outside = ~value.cast("string").isin(rule.allowed)
+        checks.append(_Check(UNEXPECTED_CATEGORY, name, F.coalesce(outside, F.lit(False)),
+                             F.format_string(f"column {name}: '%s' is not one of {rule.allowed}",
+                                             F.substring(value.cast("string"), 1, 200))))
+    return checks
+
+
+def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
+                    classes: list[str] | None = None, rules: dict[str, ColumnRule] | None = None) -> DataFrame:
+    """Coerce string columns to `schema` types, normalise strings, apply `rules`, and mark rows to
+    reject with reason, column and message (the first failing check, in `REASONS` order).
+
+    Three projections, each expression evaluated once per row: parse and normalise into temporary
+    typed columns; find the first failing check (an index) and derive reason, column, message and
+    the raw record from it; swap the typed values in. (Written as one projection, Spark evaluated
+    every parse three times: for the value, the reason and the message.)
     """
+    rules = rules or {}
+    unknown = sorted(set(rules) - set(df.columns))
+    if unknown:
+        raise ConfigError(f"clean.rules name columns that are not in the input: {unknown}")
     string_input = {f.name for f in df.schema.fields if f.dataType.simpleString() == "string"}
     coerced = {n: t for n, t in (schema or {}).items() if n in string_input and t != "string"}
-    parsed = df.withColumns({f"_sp_typed_{n}": _coerce(F.col(n), t) for n, t in coerced.items()})
+    typed_cols = {n: _coerce(F.col(n), t) for n, t in coerced.items()}
+    typed_cols |= {n: _normalised(typed_cols.get(n, F.col(n)), r.normalise) for n, r in rules.items() if r.normalise}
+    parsed = df.withColumns({f"_sp_typed_{n}": c for n, c in typed_cols.items()})
 
-    failures = [F.when(_failed(F.col(n), F.col(f"_sp_typed_{n}"), t),
-                       F.format_string(f"column {n}: '%s' is not a valid {t}", F.substring(F.col(n), 1, 200)))
-                for n, t in coerced.items()]
-    corrupt = F.col(CORRUPT).isNotNull() if CORRUPT in df.columns else F.lit(False)
-    unparsable = F.concat_ws("; ", *failures) if failures else F.lit("")
-    missing = F.col(label).isNull() | (F.trim(F.col(label).cast("string")) == "")
-    unknown = ~F.col(label).cast("string").isin(classes) if classes else F.lit(False)
-    marked = parsed.withColumns({"_sp_corrupt_flag": corrupt, "_sp_unparsable": unparsable})
-    corrupt, unparsable = F.col("_sp_corrupt_flag"), F.col("_sp_unparsable")
-    reason = (F.when(corrupt, F.lit(MALFORMED))
-              .when(unparsable != "", F.lit(UNPARSABLE))
-              .when(missing, F.lit(MISSING_LABEL))
-              .when(unknown, F.lit(UNKNOWN_LABEL)))
-    message = (F.when(corrupt, F.lit("malformed line: wrong number of fields, broken quoting or invalid JSON"))
-               .when(unparsable != "", unparsable)
-               .when(missing, F.lit(f"label column {label} is empty"))
-               .when(unknown, F.format_string(f"label %s is not one of columns.classes {classes}", F.col(label))))
+    def typed(name: str) -> Column:
+        return F.col(f"_sp_typed_{name}") if name in typed_cols else F.col(name)
+
+    checks = []
+    if CORRUPT in df.columns:
+        checks.append(_Check(MALFORMED, None, F.col(CORRUPT).isNotNull(),
+                             F.lit("malformed line: wrong number of fields, broken quoting or invalid JSON")))
+    checks += [_Check(UNPARSABLE, n, _failed(F.col(n), typed(n), t),
+                      F.format_string(f"column {n}: '%s' is not a valid {t}", F.substring(F.col(n), 1, 200)))
+               for n, t in coerced.items()]
+    checks.append(_Check(MISSING_LABEL, label, F.col(label).isNull() | (F.trim(F.col(label).cast("string")) == ""),
+                         F.lit(f"label column {label} is empty")))
+    if classes:
+        checks.append(_Check(UNKNOWN_LABEL, label, ~F.col(label).cast("string").isin(classes),
+                             F.format_string(f"label %s is not one of columns.classes {classes}", F.col(label))))
+    checks += [c for n, r in rules.items() for c in _rule_checks(n, typed(n), r)]
+
+    first = F.lit(None).cast("int")
+    for i, check in reversed(list(enumerate(checks))):
+        first = F.when(check.failed, F.lit(i)).otherwise(first)
+    marked = parsed.withColumn(_CHECK, first)
+    index = F.col(_CHECK)
+    message = F.lit(None).cast("string")
+    for i, check in enumerate(checks):
+        message = F.when(index == i, check.message).otherwise(message)
     inputs = [c for c in df.columns if not c.startswith("_sp_")]
     raw = F.to_json(F.struct(*[F.col(c) for c in inputs]))  # the columns as read, before the swap
     if CORRUPT in df.columns:
         raw = F.coalesce(F.col(CORRUPT), raw)
-    marked = marked.withColumn(REASON, reason)
-    marked = marked.withColumns({MESSAGE: F.when(F.col(REASON).isNotNull(), message),
-                                 RAW: F.when(F.col(REASON).isNotNull(), raw)})
-    typed = {n: _canonical(F.col(f"_sp_typed_{n}"), t) for n, t in coerced.items()}
-    typed |= {n: _canonical(F.col(n), t) for n, t in (schema or {}).items() if n not in coerced and t in ("double", "float")}
-    temporary = [f"_sp_typed_{n}" for n in coerced] + ["_sp_corrupt_flag", "_sp_unparsable"]
-    return marked.withColumns(typed).drop(*temporary)
+    # F.get, not element_at: on Spark 4.2, element_at(literal array, NULL) returns the last
+    # element instead of NULL (the optimiser rewrites it), which would reject every good row.
+    marked = marked.withColumns({
+        REASON: F.get(F.array(*[F.lit(c.code) for c in checks]), index),
+        REASON_COLUMN: F.get(F.array(*[F.lit(c.column) for c in checks]), index),
+        MESSAGE: message,
+        RAW: F.when(index.isNotNull(), raw),
+    })
+    swapped = {n: _canonical(typed(n), (schema or {}).get(n, "string")) for n in typed_cols}
+    swapped |= {n: _canonical(F.col(n), t) for n, t in (schema or {}).items()
+                if n not in typed_cols and t in ("double", "float")}
+    return marked.withColumns(swapped).drop(*[f"_sp_typed_{n}" for n in typed_cols], _CHECK)
 
 
 def accepted(df: DataFrame) -> DataFrame:
     """Rows without a rejection, with the internal columns removed."""
-    drop = [c for c in (REASON, MESSAGE, RAW, CORRUPT, SOURCE_FILE) if c in df.columns]
+    drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, SOURCE_FILE) if c in df.columns]
     return df.where(F.col(REASON).isNull()).drop(*drop)
 
 
 def quarantine_rows(df: DataFrame) -> DataFrame:
-    """Rejected rows in the quarantine schema: reason, message, source_file, raw (as read)."""
+    """Rejected rows in the quarantine schema: reason, column, message, source_file, raw (as read)."""
     return df.where(F.col(REASON).isNotNull()).select(
-        F.col(REASON).alias("reason"), F.col(MESSAGE).alias("message"),
+        F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"), F.col(MESSAGE).alias("message"),
         F.col(SOURCE_FILE).alias("source_file"), F.col(RAW).alias("raw"))

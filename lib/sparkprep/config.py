@@ -94,8 +94,65 @@ class ColumnsConfig(_Section):
                                    "e.g. to move an input column off a reserved name.")
 
 
+class ColumnRule(_Section):
+    """Cleaning rules for one column, checked after type coercion; a failing row is quarantined
+    with the rule's reason code. (Statistical outlier clipping is fitted, so it belongs to the
+    normalise stage, not here.)"""
+
+    min: float | None = Field(None, description="Smallest allowed value (inclusive): out_of_range.")
+    max: float | None = Field(None, description="Largest allowed value (inclusive): out_of_range.")
+    allowed: list[str] | None = Field(None, description="Allowed values, compared after `normalise`: "
+                                      "unexpected_category.")
+    nulls: Literal["keep", "reject"] = Field("keep", description="reject: a null is missing_value. keep: "
+                                             "the null stays (imputation is fitted in the normalise stage).")
+    normalise: list[Literal["trim", "nfc", "lower", "casefold"]] = Field(
+        default_factory=list, description="String normalisation, in order, before rules and dedup: trim "
+        "whitespace, Unicode NFC, lower case, or full Unicode case folding.")
+
+    @field_validator("allowed", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return [str(v) for v in value] if isinstance(value, list) else value
+
+
+class CleanConfig(_Section):
+    rules: dict[str, ColumnRule] = Field(default_factory=dict, description="Column -> its rules.")
+
+
+class NearDupConfig(_Section):
+    """Near-duplicate texts: MinHash signatures, LSH banding, exact Jaccard check, components."""
+
+    column: str = Field(description="The text column compared.")
+    threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity of shingle sets.")
+    shingle: Literal["char", "word"] = "char"
+    shingle_size: int = Field(5, ge=1, description="Characters (or words) per shingle.")
+    bands: int = Field(25, ge=1)
+    rows_per_band: int = Field(8, ge=1, description="bands x rows_per_band MinHash functions.")
+    max_bucket: int = Field(200, ge=2, description="An LSH bucket larger than this links each member "
+                            "to the bucket's first row instead of comparing all pairs.")
+    keep: Literal["representative", "all"] = Field(
+        "all", description="representative: keep the smallest row_id of each cluster (the rest count "
+        "as duplicates). all: keep every row; `dup_cluster` keeps a cluster in one fold.")
+    seed: int = 1
+
+
 class DedupConfig(_Section):
     exact: bool = Field(True, description="Drop rows whose canonical content is identical.")
+    key: list[str] = Field(default_factory=list, description="Dedup by these key columns: one row "
+                           "per key survives (see keep).")
+    keep: Literal["latest", "first"] = Field("latest", description="latest: the largest order_by "
+                                             "value; first: the smallest. Ties: smallest row_id.")
+    order_by: str | None = Field(None, description="Column that orders rows of one key; row_id when unset.")
+    conflicts: Literal["keep_all", "keep_majority", "drop_all"] = Field(
+        "keep_all", description="Rows with identical features and different labels: keep_all (counted "
+        "and grouped into one fold), keep_majority (others quarantined), drop_all (all quarantined).")
+    near: NearDupConfig | None = None
+
+    @model_validator(mode="after")
+    def _order_needs_key(self) -> "DedupConfig":
+        if self.order_by and not self.key:
+            raise ValueError("dedup.order_by needs dedup.key")
+        return self
 
 
 class SplitConfig(_Section):
@@ -149,6 +206,7 @@ class Config(_Section):
     generate: GenerateConfig | None = None
     input: InputConfig | None = None
     columns: ColumnsConfig | None = None
+    clean: CleanConfig = Field(default_factory=CleanConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     rebalance: RebalanceConfig = Field(default_factory=RebalanceConfig)

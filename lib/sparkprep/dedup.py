@@ -1,31 +1,120 @@
-"""Row identity and exact deduplication.
+"""Row identity, exact and by-key deduplication, and conflicting labels.
 
 `row_id` is xxhash64 of the canonical cleaned content (all data columns, in order). Exact
 duplicates are found on 128 bits: `row_id` plus a second, independently salted 64-bit hash. Two
 different rows share both only with probability ~ n^2 / 2^129 (about 1e-21 at a billion rows), so
 no equality re-check is needed; `row_id` alone (64 bits) may collide with probability
 ~ n^2 / 2^65 at n rows (about 3% at a billion), which only ties the split's sort order, never
-merges rows.
+merges rows. Feature hashes (content without the label) use the same 128-bit scheme.
+
+Every step is an aggregation (map-side combined), never a window over a key, so a hot key cannot
+put all its rows into one task. Each surviving row carries `_sp_merged`, the number of accepted
+input rows it stands for, and per-step counts of the rows it absorbed, so the pipeline can count
+duplicates by kind in one aggregation of the result.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkprep.clean import CONFLICTING_LABEL, MESSAGE, RAW, REASON, REASON_COLUMN
+from sparkprep.errors import ConfigError
+
 ROW_ID = "row_id"
+MERGED = "_sp_merged"
+#: Rows absorbed by each dedup step (per surviving row); their sum is `rows.duplicates`.
+ABSORBED = {"exact": "_sp_dup_exact", "key": "_sp_dup_key", "near": "_sp_dup_near"}
 _CONTENT_HASH2 = "_sp_content_hash2"
+_FEATURES = ("_sp_features1", "_sp_features2")
+
+
+def _data_columns(df: DataFrame) -> list[str]:
+    return [c for c in df.columns if not c.startswith("_sp_")]
 
 
 def add_row_id(df: DataFrame) -> DataFrame:
-    """Add `row_id` (and the internal second hash) from every data column of `df`."""
-    content = [F.col(c) for c in df.columns if not c.startswith("_sp_")]
+    """Add `row_id` (and the internal second hash) from every data column of `df`, and start the
+    dedup counters (each row stands for itself)."""
+    content = [F.col(c) for c in _data_columns(df)]
     return df.withColumns({
         ROW_ID: F.xxhash64(*content),
         _CONTENT_HASH2: F.xxhash64(F.lit("sparkprep/content/2"), *content),
+        MERGED: F.lit(1).cast("long"),
+        **{c: F.lit(0).cast("long") for c in ABSORBED.values()},
     })
+
+
+def _collapse(df: DataFrame, keys: list[Column], order: Column, step: str, largest: bool = True) -> DataFrame:
+    """One row per `keys`: the one with the largest (or smallest) `order`; counters summed."""
+    pick = F.max_by if largest else F.min_by
+    survivor = pick(F.struct(*[F.col(c) for c in df.columns]), order)
+    totals = [MERGED, *ABSORBED.values()]
+    grouped = df.groupBy(*keys).agg(survivor.alias("_sp_row"), F.count(F.lit(1)).alias("_sp_n"),
+                                    *[F.sum(c).alias(f"_sp_total{c}") for c in totals])
+    absorbed = ABSORBED[step]
+    return (grouped.select("_sp_row.*", "_sp_n", *[f"_sp_total{c}" for c in totals])
+            .withColumns({**{c: F.col(f"_sp_total{c}") for c in totals},
+                          absorbed: F.col(f"_sp_total{absorbed}") + F.col("_sp_n") - 1})
+            .drop("_sp_n", *[f"_sp_total{c}" for c in totals]))
 
 
 def drop_exact_duplicates(df: DataFrame) -> DataFrame:
     """Keep one row per identical content (any copy: they are equal in every output column)."""
-    return df.dropDuplicates([ROW_ID, _CONTENT_HASH2]).drop(_CONTENT_HASH2)
+    return _collapse(df, [F.col(ROW_ID), F.col(_CONTENT_HASH2)], F.lit(0), "exact").drop(_CONTENT_HASH2)
+
+
+def keep_one_per_key(df: DataFrame, key: list[str], keep: str, order_by: str | None) -> DataFrame:
+    """One row per `key`: the latest (largest `order_by`) or the first (smallest). A null
+    `order_by` loses to any value; ties go to the smallest row_id, so the survivor never depends
+    on partitioning."""
+    missing = [c for c in [*key, *([order_by] if order_by else [])] if c not in df.columns]
+    if missing:
+        raise ConfigError(f"dedup.key/order_by name columns that are not in the input: {missing}")
+    value = F.col(order_by) if order_by else F.lit(0)
+    if keep == "latest":  # bitwise_not: decreasing in row_id without the overflow of -row_id
+        order = F.struct(value.isNotNull(), value, F.bitwise_not(F.col(ROW_ID)))
+    else:
+        order = F.struct(value.isNull(), value, F.col(ROW_ID))
+    return _collapse(df, [F.col(c) for c in key], order, "key", largest=keep == "latest")
+
+
+def add_feature_hash(df: DataFrame, label: str) -> DataFrame:
+    """128-bit hash of every data column except the label (rows that differ only in the label)."""
+    features = [F.col(c) for c in _data_columns(df) if c not in (label, ROW_ID)]
+    return df.withColumns({_FEATURES[0]: F.xxhash64(F.lit("sparkprep/features/1"), *features),
+                           _FEATURES[1]: F.xxhash64(F.lit("sparkprep/features/2"), *features)})
+
+
+def mark_label_conflicts(df: DataFrame, label: str, policy: str) -> DataFrame:
+    """Flag rows whose features equal another row's with a different label.
+
+    Adds `_sp_conflict` (true for every row of a conflicting feature group) and the quarantine
+    columns (`_sp_reason` ...) for the rows the policy rejects: `drop_all` rejects the whole group,
+    `keep_majority` all but the label with the most input rows (a tie has no majority: all go),
+    `keep_all` none. Two aggregations over (features, label) and features, joined back."""
+    hashed = add_feature_hash(df, label)
+    per_label = hashed.groupBy(*_FEATURES, label).agg(F.sum(MERGED).alias("_sp_label_rows"))
+    per_group = per_label.groupBy(*_FEATURES).agg(
+        F.count(F.lit(1)).alias("_sp_labels"),
+        F.max_by(F.col(label), F.struct("_sp_label_rows", F.col(label))).alias("_sp_majority"),
+        F.max("_sp_label_rows").alias("_sp_top"),
+        # The runner-up's count decides whether the top label is a majority or a tie; labels per
+        # feature group are few (a group is one content), so this list stays tiny.
+        F.get(F.sort_array(F.collect_list("_sp_label_rows"), asc=False), 1).alias("_sp_second"))
+    conflicting = per_group.where(F.col("_sp_labels") > 1)
+    joined = hashed.join(conflicting, list(_FEATURES), "left")
+    conflict = F.col("_sp_labels").isNotNull()
+    has_majority = F.coalesce(F.col("_sp_top") > F.col("_sp_second"), F.lit(False))
+    rejected = {"keep_all": F.lit(False),
+                "drop_all": conflict,
+                "keep_majority": conflict & ~(has_majority & (F.col(label) == F.col("_sp_majority")))}[policy]
+    data = _data_columns(df)
+    message = F.format_string(f"features identical to rows with %d labels; policy {policy}", F.col("_sp_labels"))
+    return joined.withColumns({
+        "_sp_conflict": conflict,
+        REASON: F.when(rejected, F.lit(CONFLICTING_LABEL)),
+        REASON_COLUMN: F.when(rejected, F.lit(label)),
+        MESSAGE: F.when(rejected, message),
+        RAW: F.when(rejected, F.to_json(F.struct(*[F.col(c) for c in data if c != ROW_ID]))),
+    }).drop("_sp_labels", "_sp_majority", "_sp_top", "_sp_second")

@@ -1,6 +1,10 @@
+import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from sparkprep.clean import accepted, mark_rejections, quarantine_rows
+from sparkprep.config import ColumnRule
+from sparkprep.errors import ConfigError
 from sparkprep.ingest import CORRUPT, SOURCE_FILE
 
 SCHEMA = {"x": "double", "emb": "array<double>", "label": "string"}
@@ -25,16 +29,16 @@ def test_each_bad_row_gets_its_reason_and_good_rows_are_typed(spark):
     marked = mark_rejections(df, SCHEMA, "label", classes=["a", "b"])
     got = quarantine_rows(marked)
     expected = spark.createDataFrame([
-        ("unparsable_value", "column x: 'n/a' is not a valid double", "f2",
+        ("unparsable_value", "x", "column x: 'n/a' is not a valid double", "f2",
          '{"x":"n/a","emb":"1;2","label":"a"}'),
-        ("unparsable_value", "column emb: '1;x' is not a valid array<double>", "f2",
+        ("unparsable_value", "emb", "column emb: '1;x' is not a valid array<double>", "f2",
          '{"x":"1","emb":"1;x","label":"a"}'),
-        ("malformed_record", "malformed line: wrong number of fields, broken quoting or invalid JSON", "f2", "1,2,"),
-        ("missing_label", "label column label is empty", "f3", '{"x":"2","emb":"1;2","label":" "}'),
-        ("unknown_label", "label zzz is not one of columns.classes ['a', 'b']", "f3",
+        ("malformed_record", None, "malformed line: wrong number of fields, broken quoting or invalid JSON", "f2", "1,2,"),
+        ("missing_label", "label", "label column label is empty", "f3", '{"x":"2","emb":"1;2","label":" "}'),
+        ("unknown_label", "label", "label zzz is not one of columns.classes ['a', 'b']", "f3",
          '{"x":"2","emb":"1;2","label":"zzz"}'),
-    ], "reason string, message string, source_file string, raw string")
-    assert_df_equality(got, expected, ignore_row_order=True)
+    ], "reason string, column string, message string, source_file string, raw string")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
     good = spark.createDataFrame([(1.5, [1.0, 2.0], "a"), (0.0, [3.0, 4.0], "b"), (None, None, "a")],
                                  "x double, emb array<double>, label string")
@@ -52,3 +56,48 @@ def test_all_reasons_are_counted_once_per_row(spark):
     df = _raw(spark, [("bad", "1", None, None, "f")])
     reasons = [r["reason"] for r in quarantine_rows(mark_rejections(df, SCHEMA, "label")).collect()]
     assert reasons == ["unparsable_value"]
+
+
+RULES_SCHEMA = {"x": "double", "cat": "string", "label": "string"}
+
+
+def test_rules_reject_with_their_reason_and_column(spark):
+    rules = {"x": ColumnRule(min=0, max=10, nulls="reject"),
+             "cat": ColumnRule(allowed=["a", "b"], normalise=["trim", "lower"])}
+    df = spark.createDataFrame([
+        ("5", " A ", "l", None, "f"),     # good: ' A ' normalises to 'a'
+        ("10", "b", "l", None, "f"),      # good: bounds are inclusive
+        ("", "a", "l", None, "f"),        # x null and nulls=reject
+        ("-1", "a", "l", None, "f"),      # below min
+        ("11", "a", "l", None, "f"),      # above max
+        ("1", "c", "l", None, "f"),       # not allowed
+        ("99", "c", "l", None, "f"),      # two failures: the first rule in order wins (x's range)
+        ("zz", "c", "l", None, "f"),      # unparsable comes before every rule
+    ], f"x string, cat string, label string, {CORRUPT} string, {SOURCE_FILE} string")
+    marked = mark_rejections(df, RULES_SCHEMA, "label", rules=rules)
+    got = quarantine_rows(marked).select("reason", "column", "message")
+    expected = spark.createDataFrame([
+        ("missing_value", "x", "column x is null or empty"),
+        ("out_of_range", "x", "column x: -1.0 is outside [0.0, 10.0]"),
+        ("out_of_range", "x", "column x: 11.0 is outside [0.0, 10.0]"),
+        ("unexpected_category", "cat", "column cat: 'c' is not one of ['a', 'b']"),
+        ("out_of_range", "x", "column x: 99.0 is outside [0.0, 10.0]"),
+        ("unparsable_value", "x", "column x: 'zz' is not a valid double"),
+    ], "reason string, column string, message string")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    good = spark.createDataFrame([(5.0, "a", "l"), (10.0, "b", "l")], "x double, cat string, label string")
+    assert_df_equality(accepted(marked), good, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_unicode_normalisation_makes_equal_text_equal(spark):
+    # 'é' precomposed (U+00E9) and decomposed (e + U+0301); 'Straße' case-folds to 'strasse'.
+    df = spark.createDataFrame([("caf\u00e9", "Stra\u00dfe"), ("cafe\u0301", "STRASSE")], "t string, u string")
+    rules = {"t": ColumnRule(normalise=["nfc"]), "u": ColumnRule(normalise=["casefold"])}
+    got = accepted(mark_rejections(df.withColumn("label", F.lit("l")), None, "label", rules=rules))
+    assert [tuple(r) for r in got.select("t", "u").distinct().collect()] == [("caf\u00e9", "strasse")]
+
+
+def test_rules_on_missing_columns_are_a_config_error(spark):
+    df = spark.createDataFrame([("1", "l")], "x string, label string")
+    with pytest.raises(ConfigError, match=r"\['nope'\]"):
+        mark_rejections(df, None, "label", rules={"nope": ColumnRule(min=0)})

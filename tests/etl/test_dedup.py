@@ -1,15 +1,23 @@
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
+from sklearn.datasets import load_iris
 
-from sparkprep.dedup import add_row_id, drop_exact_duplicates
+from sparkprep.dedup import (ABSORBED, MERGED, add_row_id, drop_exact_duplicates, keep_one_per_key,
+                             mark_label_conflicts)
+from sparkprep.errors import ConfigError
+
+COUNTERS = [MERGED, *ABSORBED.values()]
 
 
 def test_identical_rows_collapse_and_different_rows_stay(spark):
     df = spark.createDataFrame([(1, "a", 0.5), (1, "a", 0.5), (1, "a", 0.5), (1, "a", 0.25), (2, "a", 0.5)],
                                "id long, t string, x double")
     got = drop_exact_duplicates(add_row_id(df)).drop("row_id")
-    expected = spark.createDataFrame([(1, "a", 0.5), (1, "a", 0.25), (2, "a", 0.5)], "id long, t string, x double")
-    assert_df_equality(got, expected, ignore_row_order=True)
+    # Each survivor counts the input rows it stands for and the exact copies it absorbed.
+    expected = spark.createDataFrame([(1, "a", 0.5, 3, 2, 0, 0), (1, "a", 0.25, 1, 0, 0, 0), (2, "a", 0.5, 1, 0, 0, 0)],
+                                     f"id long, t string, x double, {', '.join(c + ' long' for c in COUNTERS)}")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_row_id_depends_on_content_only(spark):
@@ -24,3 +32,73 @@ def test_row_id_ignores_internal_columns(spark):
     a = spark.createDataFrame([(1, "f1")], "x long, _sp_source_file string")
     b = spark.createDataFrame([(1, "f2")], "x long, _sp_source_file string")
     assert add_row_id(a).first()["row_id"] == add_row_id(b).first()["row_id"]
+
+
+KEYED = [("k1", 3, "old"), ("k1", 9, "new"), ("k1", None, "undated"),
+         ("k2", 5, "x"), ("k2", 5, "y"),          # a tie on the order column
+         ("k3", None, "only")]
+
+
+def _keyed(spark):
+    return add_row_id(spark.createDataFrame(KEYED, "k string, t int, v string"))
+
+
+def _smaller_row_id(spark, a: str, b: str) -> str:
+    ids = {r["v"]: r["row_id"] for r in _keyed(spark).collect()}
+    return a if ids[a] < ids[b] else b
+
+
+def test_keep_latest_per_key_with_ties_to_the_smallest_row_id(spark):
+    got = keep_one_per_key(_keyed(spark), ["k"], "latest", "t")
+    tie = _smaller_row_id(spark, "x", "y")
+    assert sorted((r["k"], r["v"], r["_sp_dup_key"], r[MERGED]) for r in got.collect()) == [
+        ("k1", "new", 2, 3), ("k2", tie, 1, 2), ("k3", "only", 0, 1)]
+
+
+def test_keep_first_per_key_and_nulls_lose(spark):
+    got = keep_one_per_key(_keyed(spark), ["k"], "first", "t")
+    tie = _smaller_row_id(spark, "x", "y")
+    assert sorted((r["k"], r["v"]) for r in got.collect()) == [("k1", "old"), ("k2", tie), ("k3", "only")]
+
+
+def test_key_columns_must_exist(spark):
+    with pytest.raises(ConfigError, match="nope"):
+        keep_one_per_key(_keyed(spark), ["nope"], "latest", None)
+
+
+CONFLICTS = [(1.0, "a", 1), (1.0, "b", 1), (1.0, "b", 1),   # 1.0: b has 2 input rows, a 1 -> b wins
+             (2.0, "a", 1), (2.0, "b", 1),                   # 2.0: a tie: no majority
+             (3.0, "a", 1)]                                  # 3.0: no conflict
+
+
+def _conflicts(spark, policy):
+    df = spark.createDataFrame(CONFLICTS, "x double, label string, w int").drop("w")
+    rows = drop_exact_duplicates(add_row_id(df))   # (1.0, b) stands for 2 input rows
+    marked = mark_label_conflicts(rows, "label", policy)
+    return sorted((r["x"], r["label"], r["_sp_conflict"], r["_sp_reason"]) for r in marked.collect())
+
+
+def test_conflicting_labels_keep_all_flags_every_row_of_a_conflict(spark):
+    assert _conflicts(spark, "keep_all") == [(1.0, "a", True, None), (1.0, "b", True, None),
+                                             (2.0, "a", True, None), (2.0, "b", True, None), (3.0, "a", False, None)]
+
+
+def test_conflicting_labels_keep_majority_rejects_minorities_and_ties(spark):
+    bad = "conflicting_label"
+    assert _conflicts(spark, "keep_majority") == [(1.0, "a", True, bad), (1.0, "b", True, None),
+                                                  (2.0, "a", True, bad), (2.0, "b", True, bad), (3.0, "a", False, None)]
+
+
+def test_conflicting_labels_drop_all_rejects_every_row_of_a_conflict(spark):
+    bad = "conflicting_label"
+    assert _conflicts(spark, "drop_all") == [(1.0, "a", True, bad), (1.0, "b", True, bad),
+                                             (2.0, "a", True, bad), (2.0, "b", True, bad), (3.0, "a", False, None)]
+
+
+def test_exact_duplicates_of_iris_match_pandas(spark):
+    iris = load_iris(as_frame=True).frame
+    expected = len(iris) - len(iris.drop_duplicates())
+    assert expected >= 1  # iris ships with known duplicate rows
+    rows = drop_exact_duplicates(add_row_id(spark.createDataFrame(iris)))
+    got = rows.agg(F.count(F.lit(1)), F.sum("_sp_dup_exact")).first()
+    assert (got[0], got[1]) == (len(iris) - expected, expected)

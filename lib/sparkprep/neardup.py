@@ -1,0 +1,146 @@
+"""Near-duplicate texts at scale: MinHash signatures, LSH banding, exact Jaccard, components.
+
+1. Shingles: the text is lower-cased and its whitespace collapsed, then cut into character (or
+   word) shingles, each hashed to an integer below the prime p = 2^31 - 1 by a polynomial hash in
+   numpy. A text shorter than one shingle is one shingle; an empty or null text has none and is
+   never compared (Spark's MinHashLSH fails on such rows; here they simply stay singletons).
+2. MinHash: `bands x rows_per_band` hash functions h_i(x) = (a_i x + b_i) mod p, seeded, so the
+   signature of a text is the same on every executor. A vectorised pandas UDF computes them
+   (Spark SQL has no per-element min over a family of hashes that is not interpreted row by row).
+3. LSH: each band of r signature values becomes one 64-bit bucket key. Two texts of Jaccard J
+   share at least one bucket with probability 1 - (1 - J^r)^b: with the defaults b=25, r=8 that is
+   0.99 at J=0.8 and 0.35 at J=0.6, so candidates are cheap to over-generate and verify.
+   Bucket sizes are bounded: a bucket larger than `max_bucket` (boilerplate, templates) links each
+   member to the bucket's smallest row_id instead of producing all pairs, so the work stays linear.
+4. Every candidate pair is verified by the exact Jaccard of the two shingle sets; only pairs at or
+   above the threshold become edges. Precision therefore depends on the threshold only; recall on
+   the banding (the formula above).
+5. Connected components of the edges (min-label propagation with pointer jumping: O(log d)
+   rounds for a component of diameter d), each component named by its smallest row_id:
+   `dup_cluster`. A row with no near-duplicate is its own cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from sparkprep.config import NearDupConfig
+from sparkprep.dedup import ROW_ID
+from sparkprep.errors import ContractError
+
+log = logging.getLogger(__name__)
+
+DUP_CLUSTER = "dup_cluster"
+_PRIME = (1 << 31) - 1
+_MAX_ROUNDS = 64
+
+#: Writes a DataFrame somewhere durable and returns it read back (the pipeline's scratch Parquet).
+Materialise = Callable[[DataFrame, str], DataFrame]
+
+
+def _shingle_hashes(text: str | None, kind: str, size: int) -> np.ndarray:
+    if not text:
+        return np.empty(0, dtype=np.int64)
+    normal = " ".join(text.lower().split())
+    if not normal:
+        return np.empty(0, dtype=np.int64)
+    if kind == "char":
+        units = np.frombuffer(normal.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    else:
+        words = normal.split(" ")
+        units = np.array([zlib.crc32(w.encode("utf-8")) for w in words], dtype=np.int64)
+    width = min(size, len(units))
+    windows = np.lib.stride_tricks.sliding_window_view(units, width)
+    powers = np.array([pow(1_000_003, j, _PRIME) for j in range(width)], dtype=np.int64)
+    # Every product is below 2^62 and is reduced before the (short) sum, so int64 never overflows.
+    hashes = ((windows % _PRIME) * powers % _PRIME).sum(axis=1) % _PRIME
+    return np.unique(hashes)
+
+
+def _signature_udf(config: NearDupConfig):
+    n = config.bands * config.rows_per_band
+    rng = np.random.default_rng(config.seed)
+    a = rng.integers(1, _PRIME, size=n, dtype=np.int64)
+    b = rng.integers(0, _PRIME, size=n, dtype=np.int64)
+    mix = rng.integers(1, 1 << 62, size=config.rows_per_band, dtype=np.int64).astype(np.uint64) | np.uint64(1)
+
+    def compute(texts: pd.Series) -> pd.DataFrame:
+        keys, shingles = [], []
+        for text in texts:
+            x = _shingle_hashes(text, config.shingle, config.shingle_size)
+            if x.size == 0:
+                keys.append(None)
+                shingles.append(None)
+                continue
+            signature = ((a[:, None] * x[None, :] + b[:, None]) % _PRIME).min(axis=1)
+            bands = signature.reshape(config.bands, config.rows_per_band).astype(np.uint64)
+            with np.errstate(over="ignore"):  # wrapping uint64 arithmetic is the point here
+                key = (bands * mix).sum(axis=1)
+            keys.append(key.view(np.int64).tolist())
+            shingles.append(x.tolist())
+        return pd.DataFrame({"bands": keys, "shingles": shingles})
+
+    return F.pandas_udf(compute, "bands array<long>, shingles array<long>")
+
+
+def similar_pairs(df: DataFrame, config: NearDupConfig) -> DataFrame:
+    """Verified edges (`a`, `b`, `jaccard`) with a < b between rows of `df` (which has `row_id`)
+    whose texts have Jaccard similarity >= threshold."""
+    signed = (df.select(ROW_ID, _signature_udf(config)(F.col(config.column).cast("string")).alias("s"))
+              .select(ROW_ID, "s.bands", "s.shingles").where(F.col("bands").isNotNull()))
+    banded = signed.select(ROW_ID, F.posexplode("bands").alias("band", "key"))
+    buckets = banded.groupBy("band", "key").agg(F.count(F.lit(1)).alias("n"), F.min(ROW_ID).alias("anchor"))
+    sized = banded.join(buckets.where(F.col("n") > 1), ["band", "key"])
+    small = sized.where(F.col("n") <= config.max_bucket)
+    left, right = small.alias("l"), small.alias("r")
+    all_pairs = (left.join(right, [F.col("l.band") == F.col("r.band"), F.col("l.key") == F.col("r.key"),
+                                   F.col(f"l.{ROW_ID}") < F.col(f"r.{ROW_ID}")])
+                 .select(F.col(f"l.{ROW_ID}").alias("a"), F.col(f"r.{ROW_ID}").alias("b")))
+    to_anchor = (sized.where((F.col("n") > config.max_bucket) & (F.col(ROW_ID) != F.col("anchor")))
+                 .select(F.col("anchor").alias("a"), F.col(ROW_ID).alias("b")))
+    candidates = all_pairs.unionByName(to_anchor).distinct()
+    sets = signed.select(ROW_ID, "shingles")
+    with_sets = (candidates.join(sets.withColumnsRenamed({ROW_ID: "a", "shingles": "sa"}), "a")
+                 .join(sets.withColumnsRenamed({ROW_ID: "b", "shingles": "sb"}), "b"))
+    jaccard = (F.size(F.array_intersect("sa", "sb")) / F.size(F.array_union("sa", "sb"))).alias("jaccard")
+    return with_sets.select("a", "b", jaccard).where(F.col("jaccard") >= config.threshold)
+
+
+def connected_components(edges: DataFrame, materialise: Materialise) -> DataFrame:
+    """(`node`, `component`) for every node of the undirected `edges` (`a`, `b`); the component is
+    its smallest node. Each round takes the minimum over neighbours, then jumps to the label's
+    label; `materialise` cuts the lineage every round so plans stay small."""
+    both = edges.select("a", "b").unionByName(edges.select(F.col("b").alias("a"), F.col("a").alias("b")))
+    both = materialise(both, "cc-edges")
+    labels = materialise(both.groupBy(F.col("a").alias("node")).agg(F.least(F.col("a"), F.min("b")).alias("component")),
+                         "cc-0")
+    for round_ in range(1, _MAX_ROUNDS + 1):
+        lowest = (both.join(labels.withColumnsRenamed({"node": "b", "component": "cb"}), "b")
+                  .groupBy(F.col("a").alias("node")).agg(F.min("cb").alias("low")))
+        stepped = labels.join(lowest, "node").select("node", F.least("component", "low").alias("component"))
+        via = stepped.select(F.col("node").alias("component"), F.col("component").alias("via"))
+        jumped = (stepped.join(via, "component", "left")
+                  .select("node", F.coalesce(F.least("component", "via"), F.col("component")).alias("component")))
+        jumped = materialise(jumped, f"cc-{round_}")
+        changed = jumped.join(labels.withColumnRenamed("component", "before"), "node").where(
+            F.col("component") != F.col("before")).limit(1).count()
+        labels = jumped
+        if not changed:
+            log.info("near-duplicate components converged in %d rounds", round_)
+            return labels
+    raise ContractError(f"near-duplicate components did not converge in {_MAX_ROUNDS} rounds")
+
+
+def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise) -> DataFrame:
+    """`df` with `dup_cluster`: the smallest row_id among its near-duplicates (itself if none)."""
+    edges = materialise(similar_pairs(df, config), "near-edges")
+    components = connected_components(edges, materialise)
+    joined = df.join(components.withColumnRenamed("node", ROW_ID), ROW_ID, "left")
+    return joined.withColumn(DUP_CLUSTER, F.coalesce(F.col("component"), F.col(ROW_ID))).drop("component")

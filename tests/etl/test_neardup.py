@@ -1,0 +1,126 @@
+"""Near-duplicate detection: shingles, verified pairs, components, and precision/recall on texts
+with controlled edits whose true clusters are known."""
+
+import itertools
+import random
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from sparkprep.config import NearDupConfig
+from sparkprep.neardup import (_shingle_hashes, add_dup_clusters, connected_components,
+                               similar_pairs)
+
+
+@pytest.fixture
+def materialise(spark, tmp_path):
+    calls = itertools.count()
+
+    def write(df, name):
+        path = str(tmp_path / f"{name}-{next(calls)}")
+        df.write.parquet(path)
+        return spark.read.parquet(path)
+    return write
+
+
+def _jaccard(x: str, y: str, size: int = 5) -> float:
+    """Independent oracle: Python sets of character shingles of the normalised texts."""
+    def shingles(t):
+        t = " ".join(t.lower().split())
+        return {t[i:i + size] for i in range(max(1, len(t) - size + 1))}
+    a, b = shingles(x), shingles(y)
+    return len(a & b) / len(a | b)
+
+
+def test_empty_texts_have_no_shingles_and_short_texts_have_one():
+    assert _shingle_hashes(None, "char", 5).size == 0
+    assert _shingle_hashes("   ", "char", 5).size == 0
+    assert _shingle_hashes("abc", "char", 5).size == 1
+    assert _shingle_hashes("abcdef", "char", 5).size == 2
+    assert _shingle_hashes("One  TWO three", "word", 2).tolist() == _shingle_hashes("one two three", "word", 2).tolist()
+
+
+def test_pairs_at_or_above_the_threshold_are_found_with_their_exact_jaccard(spark):
+    base = "the quick brown fox jumps over the lazy dog near the river bank at dawn"
+    texts = [(1, base), (2, base.replace("lazy", "lazY")), (3, base.replace("quick brown", "slow red")),
+             (4, "completely different words about databases and query planners"), (5, ""), (6, None)]
+    df = spark.createDataFrame(texts, "row_id long, text string")
+    config = NearDupConfig(column="text", threshold=0.8)
+    got = {(r["a"], r["b"]): r["jaccard"] for r in similar_pairs(df, config).collect()}
+    expected = {(a, b): _jaccard(ta, tb) for (a, ta), (b, tb) in itertools.combinations(texts[:4], 2)
+                if _jaccard(ta, tb) >= 0.8}
+    assert set(got) == set(expected) == {(1, 2)}  # case-folded: 'lazY' equals 'lazy'
+    assert got[(1, 2)] == pytest.approx(expected[(1, 2)]) == pytest.approx(1.0)
+
+
+def test_components_join_chains_and_name_them_by_their_smallest_row(spark, materialise):
+    edges = spark.createDataFrame([(3, 4), (1, 2), (2, 3), (10, 11), (12, 11)], "a long, b long")
+    got = connected_components(edges, materialise)
+    expected = spark.createDataFrame([(1, 1), (2, 1), (3, 1), (4, 1), (10, 10), (11, 10), (12, 10)],
+                                     "node long, component long")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def _edit(text: str, edits: int, rng: random.Random) -> str:
+    chars = list(text)
+    for _ in range(edits):
+        chars[rng.randrange(len(chars))] = rng.choice("abcdefghijklmnopqrstuvwxyz")
+    return "".join(chars)
+
+
+def _clustered_texts(n_bases: int, seed: int) -> list[tuple[int, str, int]]:
+    """(row_id, text, true cluster): random 300-char bases, each with 0-3 near copies carrying 1-5
+    character substitutions (Jaccard to their base >= 0.84 by construction: a substitution changes
+    at most 5 of ~296 shingles), and one far variant with 15 substitutions in a cluster of its own
+    (Jaccard about 0.6-0.75: similar, but not a near-duplicate)."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9))) for _ in range(2000)]
+    rows, row_id = [], 0
+    for cluster in range(n_bases):
+        base = " ".join(rng.choice(words) for _ in range(60))[:300]
+        for variant in range(1 + rng.choice([0, 0, 1, 2, 3])):
+            rows.append((row_id, base if variant == 0 else _edit(base, rng.randint(1, 5), rng), cluster))
+            row_id += 1
+        rows.append((row_id, _edit(base, 15, rng), n_bases + cluster))
+        row_id += 1
+    return rows
+
+
+def _pairs(assignments: dict[int, int]) -> set[tuple[int, int]]:
+    members: dict[int, list[int]] = {}
+    for row, cluster in assignments.items():
+        members.setdefault(cluster, []).append(row)
+    return {pair for rows in members.values() for pair in itertools.combinations(sorted(rows), 2)}
+
+
+def test_precision_and_recall_against_known_clusters(spark, materialise):
+    rows = _clustered_texts(400, seed=3)
+    df = spark.createDataFrame(rows, "row_id long, text string, truth int")
+    got = add_dup_clusters(df, NearDupConfig(column="text", threshold=0.8), materialise)
+    found = _pairs({r["row_id"]: r["dup_cluster"] for r in got.collect()})
+    truth = _pairs({row: cluster for row, _, cluster in rows})
+    precision = len(found & truth) / max(1, len(found))
+    recall = len(found & truth) / len(truth)
+    print(f"near-dup on {len(rows)} texts, {len(truth)} true pairs: precision {precision:.3f}, recall {recall:.3f}")
+    assert precision >= 0.95 and recall >= 0.9
+
+
+def test_an_oversized_bucket_links_to_its_anchor_instead_of_all_pairs(spark, materialise):
+    boiler = "terms and conditions apply to every order placed through this website today"
+    df = spark.createDataFrame([(i, boiler) for i in range(1, 31)] + [(100, "unrelated text of its own kind")],
+                               "row_id long, text string")
+    got = add_dup_clusters(df, NearDupConfig(column="text", max_bucket=5), materialise)
+    clusters = {r["row_id"]: r["dup_cluster"] for r in got.collect()}
+    assert {clusters[i] for i in range(1, 31)} == {1} and clusters[100] == 100
+
+
+def test_clusters_do_not_depend_on_partitioning(spark, materialise):
+    rows = _clustered_texts(60, seed=5)
+    df = spark.createDataFrame(rows, "row_id long, text string, truth int").drop("truth")
+    config = NearDupConfig(column="text")
+    results = [add_dup_clusters(df.repartition(n), config, materialise).select("row_id", "dup_cluster")
+               for n in (1, 4, 32)]
+    for other in results[1:]:
+        assert_df_equality(results[0], other, ignore_row_order=True)
+    assert results[0].select(F.countDistinct("dup_cluster")).first()[0] == 120
