@@ -37,7 +37,12 @@ class DefectRates(_Section):
     """Fractions of generated rows that carry each real-world defect."""
 
     exact_duplicates: float = Field(0.03, ge=0, le=0.5)
-    near_duplicate_texts: float = Field(0.02, ge=0, le=0.5)
+    near_duplicate_texts: float = Field(0.02, ge=0, le=0.5, description="Text of an earlier row "
+                                        "with one character changed (its other columns are its own).")
+    key_updates: float = Field(0.01, ge=0, le=0.5, description="A newer version of an earlier id: "
+                               "later event_time, fresh features.")
+    label_conflicts: float = Field(0.003, ge=0, le=0.5, description="An earlier row's features "
+                                   "under a new id with a different label (label noise).")
     nulls: float = Field(0.01, ge=0, le=1, description="Per cell, numeric and categorical features.")
     missing_labels: float = Field(0.002, ge=0, le=1)
     outliers: float = Field(0.005, ge=0, le=1, description="Per numeric cell, value x 1e6.")

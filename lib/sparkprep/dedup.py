@@ -25,7 +25,7 @@ ROW_ID = "row_id"
 MERGED = "_sp_merged"
 #: Rows absorbed by each dedup step (per surviving row); their sum is `rows.duplicates`.
 ABSORBED = {"exact": "_sp_dup_exact", "key": "_sp_dup_key", "near": "_sp_dup_near"}
-_CONTENT_HASH2 = "_sp_content_hash2"
+CONTENT_HASH2 = "_sp_content_hash2"
 _FEATURES = ("_sp_features1", "_sp_features2")
 
 
@@ -39,14 +39,14 @@ def add_row_id(df: DataFrame) -> DataFrame:
     content = [F.col(c) for c in _data_columns(df)]
     return df.withColumns({
         ROW_ID: F.xxhash64(*content),
-        _CONTENT_HASH2: F.xxhash64(F.lit("sparkprep/content/2"), *content),
+        CONTENT_HASH2: F.xxhash64(F.lit("sparkprep/content/2"), *content),
         MERGED: F.lit(1).cast("long"),
         **{c: F.lit(0).cast("long") for c in ABSORBED.values()},
     })
 
 
-def _collapse(df: DataFrame, keys: list[Column], order: Column, step: str, largest: bool = True) -> DataFrame:
-    """One row per `keys`: the one with the largest (or smallest) `order`; counters summed."""
+def collapse(df: DataFrame, keys: list[Column], order: Column, step: str, largest: bool = True) -> DataFrame:
+    """One row per `keys` (counted as `step` duplicates): the one with the largest (or smallest) `order`; counters summed."""
     pick = F.max_by if largest else F.min_by
     survivor = pick(F.struct(*[F.col(c) for c in df.columns]), order)
     totals = [MERGED, *ABSORBED.values()]
@@ -61,7 +61,7 @@ def _collapse(df: DataFrame, keys: list[Column], order: Column, step: str, large
 
 def drop_exact_duplicates(df: DataFrame) -> DataFrame:
     """Keep one row per identical content (any copy: they are equal in every output column)."""
-    return _collapse(df, [F.col(ROW_ID), F.col(_CONTENT_HASH2)], F.lit(0), "exact").drop(_CONTENT_HASH2)
+    return collapse(df, [F.col(ROW_ID), F.col(CONTENT_HASH2)], F.lit(0), "exact").drop(CONTENT_HASH2)
 
 
 def keep_one_per_key(df: DataFrame, key: list[str], keep: str, order_by: str | None) -> DataFrame:
@@ -76,24 +76,26 @@ def keep_one_per_key(df: DataFrame, key: list[str], keep: str, order_by: str | N
         order = F.struct(value.isNotNull(), value, F.bitwise_not(F.col(ROW_ID)))
     else:
         order = F.struct(value.isNull(), value, F.col(ROW_ID))
-    return _collapse(df, [F.col(c) for c in key], order, "key", largest=keep == "latest")
+    return collapse(df, [F.col(c) for c in key], order, "key", largest=keep == "latest")
 
 
-def add_feature_hash(df: DataFrame, label: str) -> DataFrame:
-    """128-bit hash of every data column except the label (rows that differ only in the label)."""
-    features = [F.col(c) for c in _data_columns(df) if c not in (label, ROW_ID)]
+def add_feature_hash(df: DataFrame, label: str, features: list[str] | None = None) -> DataFrame:
+    """128-bit hash of the feature columns (default: every data column but the label)."""
+    features = [F.col(c) for c in (features or [c for c in _data_columns(df) if c not in (label, ROW_ID)])]
     return df.withColumns({_FEATURES[0]: F.xxhash64(F.lit("sparkprep/features/1"), *features),
                            _FEATURES[1]: F.xxhash64(F.lit("sparkprep/features/2"), *features)})
 
 
-def mark_label_conflicts(df: DataFrame, label: str, policy: str) -> DataFrame:
-    """Flag rows whose features equal another row's with a different label.
+def mark_label_conflicts(df: DataFrame, label: str, policy: str, features: list[str] | None = None) -> DataFrame:
+    """Flag rows whose `features` (default: all data columns but the label; identifiers such as
+    an id column are not features, so pass the feature roles) equal another row's with a
+    different label.
 
     Adds `_sp_conflict` (true for every row of a conflicting feature group) and the quarantine
     columns (`_sp_reason` ...) for the rows the policy rejects: `drop_all` rejects the whole group,
     `keep_majority` all but the label with the most input rows (a tie has no majority: all go),
     `keep_all` none. Two aggregations over (features, label) and features, joined back."""
-    hashed = add_feature_hash(df, label)
+    hashed = add_feature_hash(df, label, features)
     per_label = hashed.groupBy(*_FEATURES, label).agg(F.sum(MERGED).alias("_sp_label_rows"))
     per_group = per_label.groupBy(*_FEATURES).agg(
         F.count(F.lit(1)).alias("_sp_labels"),

@@ -21,12 +21,11 @@ from sparkprep.config import GenerateConfig
 
 NUMERIC = [f"num_{j}" for j in range(5)]
 EMBEDDING_SIZE = 4
-VOCABULARY = (
-    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
-    "sigma tau upsilon phi chi psi omega red green blue cyan magenta yellow black white north "
-    "south east west spring summer autumn winter river lake ocean mountain valley desert forest"
-).split()
-TEXT_WORDS = 8
+#: Words are two or three syllables: 40^2 + 40^3 (about 66k) of them, so unrelated texts share
+#: few character shingles, as in real text, and near-duplicates stand out.
+SYLLABLES = ("ka ri to ne mu sa lo vi de pa zu fe go hi ja ki lu mo na po "
+             "qu ra si tu ve wa xo ye zi ba ce di fo gu ho je ko le mi nu").split()
+TEXT_WORDS = 16
 CATEGORIES = ["a", "b", "c", "d", "e"]
 #: Column order of the generated files (also the order of the demo config's schema).
 COLUMNS = ["id", *NUMERIC, "cat_0", "emb", "text", "grp", "event_time", "label"]
@@ -61,16 +60,28 @@ def _label_index(seed: int, src: Column, ratios: list[float]) -> Column:
     return index
 
 
-def _text_of(seed: int, src: Column, replaced_at: Column | None = None) -> Column:
-    words = F.array(*[F.lit(w) for w in VOCABULARY])
-    parts = []
+def _word_picks(seed: int, src: Column, prefix: str) -> dict[str, Column]:
+    """One hash per word of the text of `src`, as columns `<prefix>0..`: the text is built from
+    them in a later projection, which keeps each generated method under the JVM's 64 KB."""
+    return {f"{prefix}{j}": _pick(seed, f"word{j}", src, 2 * len(SYLLABLES) ** 3) for j in range(TEXT_WORDS)}
+
+
+def _text_of(prefix: str) -> Column:
+    """Digits base 40 of a word's pick choose its syllables; a 4th digit chooses 2 or 3 of them."""
+    syllables, n = F.array(*[F.lit(s) for s in SYLLABLES]), len(SYLLABLES)
+    words = []
     for j in range(TEXT_WORDS):
-        word = F.element_at(words, (_pick(seed, f"word{j}", src, len(VOCABULARY)) + 1).cast("int"))
-        if replaced_at is not None:
-            other = F.element_at(words, (_pick(seed, f"swap{j}", src, len(VOCABULARY)) + 1).cast("int"))
-            word = F.when(replaced_at == j, other).otherwise(word)
-        parts.append(word)
-    return F.concat_ws(" ", *parts)
+        w = F.col(f"{prefix}{j}")
+        digit = [F.get(syllables, (F.floor(w / n ** i) % n).cast("int")) for i in range(3)]
+        words.append(F.concat(digit[0], digit[1], F.when(w >= n ** 3, digit[2]).otherwise(F.lit(""))))
+    return F.concat_ws(" ", *words)
+
+
+def _typo(seed: int, text: Column, row: Column) -> Column:
+    """One character replaced by 'q', as a re-typed copy would have (Jaccard of 5-character
+    shingles to the original about 0.9 for these ~90-character texts)."""
+    at = (_pick(seed, "typo", row, 1 << 30) % F.length(text) + 1).cast("int")
+    return F.overlay(text, F.lit("q"), at, F.lit(1))
 
 
 def generate_rows(spark: SparkSession, config: GenerateConfig) -> DataFrame:
@@ -78,33 +89,50 @@ def generate_rows(spark: SparkSession, config: GenerateConfig) -> DataFrame:
     seed, rates = config.seed, config.defects
     ids = spark.range(0, config.rows, numPartitions=config.files).withColumnRenamed("id", "row")
     row = F.col("row")
-    is_dup = (_uniform(seed, "dup", row) < rates.exact_duplicates) & (row > 0)
-    df = ids.withColumn("src", F.when(is_dup, _earlier_id(seed, "dup-src", row)).otherwise(row))
+    dup = (_uniform(seed, "dup", row) < rates.exact_duplicates) & (row > 0)
+    # Disjoint bands of one uniform: a row has at most one of these defects. The flags are
+    # columns, computed once: inlined into every use, the projection outgrew the JVM's 64 KB method.
+    kind = _uniform(seed, "record-kind", row)
+    ids = ids.withColumns({"_dup": dup, "_kind": kind})
+    is_dup, kind = F.col("_dup"), F.col("_kind")
+    ids = ids.withColumns({
+        "_update": (kind < rates.key_updates) & ~is_dup & (row > 0),
+        "_conflict": (kind >= rates.key_updates) & (kind < rates.key_updates + rates.label_conflicts) & ~is_dup & (row > 0)})
+    is_update, is_conflict = F.col("_update"), F.col("_conflict")
+    df = ids.withColumn("src", F.when(is_dup | is_conflict, _earlier_id(seed, "dup-src", row)).otherwise(row))
     src = F.col("src")
     label = _label_index(seed, src, config.class_ratios)
-    df = df.withColumn("label_i", label)
+    flipped = F.pmod(label + 1, F.lit(len(config.class_ratios)))
+    # Features follow the source's class; only a conflict's label column differs from it.
+    df = df.withColumns({"src_label": label, "label_i": F.when(is_conflict, flipped).otherwise(label)})
     # Class-dependent means make the features informative, so a model can learn from them.
     numeric = {}
     for j, name in enumerate(NUMERIC):
-        value = _gaussian(seed, name, src) + F.col("label_i") * (0.8 + 0.3 * j)
+        value = _gaussian(seed, name, src) + F.col("src_label") * (0.8 + 0.3 * j)
         value = F.when(_uniform(seed, f"outlier/{name}", src) < rates.outliers, value * 1e6).otherwise(value)
         numeric[name] = F.when(_uniform(seed, f"null/{name}", src) < rates.nulls, F.lit(None)).otherwise(value)
     category = F.element_at(
         F.array(*[F.lit(c) for c in CATEGORIES]),
-        (F.pmod(_pick(seed, "cat", src, len(CATEGORIES)) + F.col("label_i"), F.lit(len(CATEGORIES))) + 1).cast("int"),
+        (F.pmod(_pick(seed, "cat", src, len(CATEGORIES)) + F.col("src_label"), F.lit(len(CATEGORIES))) + 1).cast("int"),
     )
-    near = (_uniform(seed, "near", row) < rates.near_duplicate_texts) & ~is_dup & (row > 0)
-    text = F.when(near, _text_of(seed, _earlier_id(seed, "near-src", row), _pick(seed, "near-pos", row, TEXT_WORDS)))
+    near = (_uniform(seed, "near", row) < rates.near_duplicate_texts) & ~is_dup & ~is_conflict & (row > 0)
+    df = df.withColumns({**_word_picks(seed, src, "_w"), **_word_picks(seed, _earlier_id(seed, "near-src", row), "_nw")})
+    df = df.withColumn("_near_text", _text_of("_nw"))
+    text = F.when(near, _typo(seed, F.col("_near_text"), row))
     epoch = F.lit(1_700_000_000)
+    time = F.timestamp_seconds(epoch + _pick(seed, "time", src, 365 * 86400))
+    # A key update: an earlier id, a time after that record's, and this row's own features.
+    earlier = _earlier_id(seed, "update-of", row)
+    updated_time = F.timestamp_seconds(epoch + _pick(seed, "time", earlier, 365 * 86400) + 1 + _pick(seed, "later", row, 86400))
     return df.select(
-        src.alias("id"),
+        F.when(is_update, earlier).when(is_conflict, row).otherwise(src).alias("id"),
         *[numeric[n].alias(n) for n in NUMERIC],
         F.when(_uniform(seed, "null/cat_0", src) < rates.nulls, F.lit(None)).otherwise(category).alias("cat_0"),
-        F.array(*[_gaussian(seed, f"emb{j}", src) + F.col("label_i") * 0.5 for j in range(EMBEDDING_SIZE)]).alias("emb"),
-        text.otherwise(_text_of(seed, src)).alias("text"),
+        F.array(*[_gaussian(seed, f"emb{j}", src) + F.col("src_label") * 0.5 for j in range(EMBEDDING_SIZE)]).alias("emb"),
+        text.otherwise(_text_of("_w")).alias("text"),
         F.concat(F.lit("g"), _pick(seed, "group", src, config.groups).cast("string")).alias("grp"),
-        F.timestamp_seconds(epoch + _pick(seed, "time", src, 365 * 86400)).alias("event_time"),
-        F.when(_uniform(seed, "nolabel", src) < rates.missing_labels, F.lit(None))
+        F.when(is_update, updated_time).otherwise(time).alias("event_time"),
+        F.when((_uniform(seed, "nolabel", src) < rates.missing_labels) & ~is_conflict, F.lit(None))
         .otherwise(F.concat(F.lit("class_"), F.col("label_i").cast("string"))).alias("label"),
         row,
     )

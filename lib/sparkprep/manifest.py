@@ -64,6 +64,7 @@ def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: l
 
 def build_manifest(*, config: Config, run_id: str, created_at: str, classes: list[str],
                    groups: FoldGroups, rows: RowCounts, rejections: dict[str, int],
+                   rejections_by_column: dict[tuple[str, str | None], int], dedup_counts: dict[str, int],
                    inputs: list[dict[str, Any]], output: dict[str, Any], schema: list[dict[str, str]],
                    quarantine: dict[str, Any], warnings: list[str], timings: dict[str, float]) -> dict[str, Any]:
     """Assemble the manifest; raises ContractError when the row accounting does not hold."""
@@ -100,7 +101,12 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
                        for f in range(k)}},
         "rebalance": config.rebalance.model_dump(mode="json"),
         **_per_training_set(groups, k, classes, cols.numeric),
-        "rejections": {"by_reason": rejections},
+        "rejections": {"by_reason": rejections,
+                       "by_column": [{"reason": r, "column": c, "rows": n}
+                                     for (r, c), n in sorted(rejections_by_column.items(), key=str)]},
+        "duplicates": {"by_kind": {k: dedup_counts.get(k, 0) for k in ("exact", "key", "near")},
+                       "label_conflicts": {"rows": dedup_counts.get("conflicting_rows", 0),
+                                           "policy": config.dedup.conflicts}},
         "quarantine": quarantine,
         "warnings": warnings,
         "timings_s": timings,

@@ -4,9 +4,11 @@
    word) shingles, each hashed to an integer below the prime p = 2^31 - 1 by a polynomial hash in
    numpy. A text shorter than one shingle is one shingle; an empty or null text has none and is
    never compared (Spark's MinHashLSH fails on such rows; here they simply stay singletons).
-2. MinHash: `bands x rows_per_band` hash functions h_i(x) = (a_i x + b_i) mod p, seeded, so the
-   signature of a text is the same on every executor. A vectorised pandas UDF computes them
-   (Spark SQL has no per-element min over a family of hashes that is not interpreted row by row).
+2. MinHash: `bands x rows_per_band` seeded multiply-add-shift hash functions
+   h_i(x) = ((a_i x + b_i) mod 2^64) >> 32 (a_i odd), the same on every executor. A vectorised
+   pandas UDF computes them for a whole batch at once (Spark SQL's higher-order functions would
+   interpret the per-element minimum row by row; numpy did 36 us per 90-character text here,
+   about 3x faster than the same family with a prime modulus).
 3. LSH: each band of r signature values becomes one 64-bit bucket key. Two texts of Jaccard J
    share at least one bucket with probability 1 - (1 - J^r)^b: with the defaults b=25, r=8 that is
    0.99 at J=0.8 and 0.35 at J=0.6, so candidates are cheap to over-generate and verify.
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 DUP_CLUSTER = "dup_cluster"
 _PRIME = (1 << 31) - 1
 _MAX_ROUNDS = 64
+_CHUNK_SHINGLES = 1 << 13  # measured: 8192 columns keep the temporaries in cache
 
 #: Writes a DataFrame somewhere durable and returns it read back (the pipeline's scratch Parquet).
 Materialise = Callable[[DataFrame, str], DataFrame]
@@ -64,37 +67,59 @@ def _shingle_hashes(text: str | None, kind: str, size: int) -> np.ndarray:
     return np.unique(hashes)
 
 
-def _signature_udf(config: NearDupConfig):
-    n = config.bands * config.rows_per_band
-    rng = np.random.default_rng(config.seed)
-    a = rng.integers(1, _PRIME, size=n, dtype=np.int64)
-    b = rng.integers(0, _PRIME, size=n, dtype=np.int64)
-    mix = rng.integers(1, 1 << 62, size=config.rows_per_band, dtype=np.int64).astype(np.uint64) | np.uint64(1)
+class _MinHash:
+    """The seeded hash family and band mixing of one NearDupConfig."""
 
-    def compute(texts: pd.Series) -> pd.DataFrame:
-        keys, shingles = [], []
-        for text in texts:
-            x = _shingle_hashes(text, config.shingle, config.shingle_size)
-            if x.size == 0:
-                keys.append(None)
-                shingles.append(None)
-                continue
-            signature = ((a[:, None] * x[None, :] + b[:, None]) % _PRIME).min(axis=1)
-            bands = signature.reshape(config.bands, config.rows_per_band).astype(np.uint64)
-            with np.errstate(over="ignore"):  # wrapping uint64 arithmetic is the point here
-                key = (bands * mix).sum(axis=1)
-            keys.append(key.view(np.int64).tolist())
-            shingles.append(x.tolist())
-        return pd.DataFrame({"bands": keys, "shingles": shingles})
+    def __init__(self, config: NearDupConfig) -> None:
+        rng = np.random.default_rng(config.seed)
+        n = config.bands * config.rows_per_band
+        self.config = config
+        self.a = rng.integers(0, 1 << 63, size=(n, 1), dtype=np.int64).astype(np.uint64) | np.uint64(1)
+        self.b = rng.integers(0, 1 << 63, size=(n, 1), dtype=np.int64).astype(np.uint64)
+        self.mix = rng.integers(1, 1 << 62, size=config.rows_per_band, dtype=np.int64).astype(np.uint64) | np.uint64(1)
 
-    return F.pandas_udf(compute, "bands array<long>, shingles array<long>")
+    def batch(self, texts: pd.Series) -> pd.DataFrame:
+        """Band keys and shingle sets of a batch of texts (None for a text without shingles).
+
+        All texts' shingles go through the hash family together, in chunks of about
+        `_CHUNK_SHINGLES` columns (bands x rows_per_band x chunk int64s of memory), and each
+        text's minimum is one `np.minimum.reduceat` segment: numpy per chunk, not per text."""
+        config = self.config
+        sets = [_shingle_hashes(t, config.shingle, config.shingle_size) for t in texts]
+        keys: list[list[int] | None] = [None] * len(sets)
+        filled = [i for i, x in enumerate(sets) if x.size]
+        start = 0
+        while start < len(filled):
+            stop, width = start, 0
+            while stop < len(filled) and (stop == start or width + sets[filled[stop]].size <= _CHUNK_SHINGLES):
+                width += sets[filled[stop]].size
+                stop += 1
+            chunk = filled[start:stop]
+            x = np.concatenate([sets[i] for i in chunk]).astype(np.uint64)
+            offsets = np.cumsum([0] + [sets[i].size for i in chunk[:-1]])
+            with np.errstate(over="ignore"):  # multiply-add-shift hashing wraps modulo 2^64
+                hashed = (self.a * x + self.b) >> np.uint64(32)
+            signatures = np.minimum.reduceat(hashed, offsets, axis=1)
+            bands = signatures.T.reshape(len(chunk), config.bands, config.rows_per_band)
+            with np.errstate(over="ignore"):
+                band_keys = (bands * self.mix).sum(axis=2).view(np.int64)
+            for i, row in zip(chunk, band_keys.tolist()):
+                keys[i] = row
+            start = stop
+        return pd.DataFrame({"bands": keys, "shingles": [x.tolist() if x.size else None for x in sets]})
 
 
-def similar_pairs(df: DataFrame, config: NearDupConfig) -> DataFrame:
-    """Verified edges (`a`, `b`, `jaccard`) with a < b between rows of `df` (which has `row_id`)
-    whose texts have Jaccard similarity >= threshold."""
-    signed = (df.select(ROW_ID, _signature_udf(config)(F.col(config.column).cast("string")).alias("s"))
-              .select(ROW_ID, "s.bands", "s.shingles").where(F.col("bands").isNotNull()))
+def signatures(df: DataFrame, config: NearDupConfig) -> DataFrame:
+    """(`row_id`, `bands`, `shingles`) for the rows of `df` whose text has at least one shingle."""
+    udf = F.pandas_udf(_MinHash(config).batch, "bands array<long>, shingles array<long>")
+    return (df.select(ROW_ID, udf(F.col(config.column).cast("string")).alias("s"))
+            .select(ROW_ID, "s.bands", "s.shingles").where(F.col("bands").isNotNull()))
+
+
+def similar_pairs(signed: DataFrame, config: NearDupConfig) -> DataFrame:
+    """Verified edges (`a`, `b`, `jaccard`) with a < b between rows of `signatures(...)` whose
+    texts have Jaccard similarity >= threshold. `signed` is read twice (bands, then shingle sets):
+    pass it materialised, or the signatures are computed twice."""
     banded = signed.select(ROW_ID, F.posexplode("bands").alias("band", "key"))
     buckets = banded.groupBy("band", "key").agg(F.count(F.lit(1)).alias("n"), F.min(ROW_ID).alias("anchor"))
     sized = banded.join(buckets.where(F.col("n") > 1), ["band", "key"])
@@ -140,7 +165,8 @@ def connected_components(edges: DataFrame, materialise: Materialise) -> DataFram
 
 def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise) -> DataFrame:
     """`df` with `dup_cluster`: the smallest row_id among its near-duplicates (itself if none)."""
-    edges = materialise(similar_pairs(df, config), "near-edges")
+    signed = materialise(signatures(df, config), "near-signatures")
+    edges = materialise(similar_pairs(signed, config), "near-edges")
     components = connected_components(edges, materialise)
     joined = df.join(components.withColumnRenamed("node", ROW_ID), ROW_ID, "left")
     return joined.withColumn(DUP_CLUSTER, F.coalesce(F.col("component"), F.col(ROW_ID))).drop("component")

@@ -26,13 +26,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep import HOLDOUT_FOLD, RESERVED_COLUMNS
-from sparkprep.clean import REASON, accepted, mark_rejections, quarantine_rows
+from sparkprep.clean import REASON, REASON_COLUMN, accepted, mark_rejections, quarantine_rows
 from sparkprep.config import Config
-from sparkprep.dedup import add_row_id, drop_exact_duplicates
+from sparkprep.dedup import (ABSORBED, CONTENT_HASH2, ROW_ID, add_row_id, collapse, drop_exact_duplicates,
+                             keep_one_per_key, mark_label_conflicts)
 from sparkprep.errors import ContractError, InputError
 from sparkprep.ingest import check_columns, input_version, read_input, spark_error_summary
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_manifest
+from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
 from sparkprep.normalise import measure_groups
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep.report import render_report
@@ -82,6 +84,43 @@ def _output_columns(df: DataFrame) -> list[str]:
     return [*RESERVED_COLUMNS, *data]
 
 
+@dataclass(frozen=True)
+class _Deduplicated:
+    rows: DataFrame
+    #: Rows that a label-conflict policy rejects, in the quarantine schema.
+    rejected: DataFrame
+    #: Input rows absorbed by each step (exact, key, near) and the conflicting rows found.
+    counts: dict[str, int]
+
+
+def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]) -> _Deduplicated:
+    """Exact → by key → label conflicts → near duplicates; materialised for the split's passes.
+    Counters carried by each row (see dedup.py) give every count in one aggregation."""
+    dedup, label = config.dedup, config.columns.label  # type: ignore[union-attr]
+    rows = drop_exact_duplicates(rows) if dedup.exact else rows.drop(CONTENT_HASH2)
+    if dedup.key:
+        rows = keep_one_per_key(rows, dedup.key, dedup.keep, dedup.order_by)
+    cols = config.columns  # type: ignore[union-attr]
+    features = [*cols.numeric, *cols.categorical, *cols.array, *cols.text]  # type: ignore[union-attr]
+    rows = _materialise(mark_label_conflicts(rows, label, dedup.conflicts, features), f"{scratch}/deduped", paths)
+    kept = rows.where(F.col(REASON).isNull())
+    if dedup.near:
+        def materialise(df: DataFrame, name: str) -> DataFrame:
+            return _materialise(df, f"{scratch}/near/{name}", paths)
+        kept = add_dup_clusters(kept, dedup.near, materialise)
+        if dedup.near.keep == "representative":
+            kept = collapse(kept, [F.col(DUP_CLUSTER)], F.col(ROW_ID), "near", largest=False)
+        kept = _materialise(kept, f"{scratch}/unique", paths)
+    sums = rows.agg(*[F.sum(c).alias(k) for k, c in ABSORBED.items() if k != "near"],
+                    F.count_if("_sp_conflict").alias("conflicting_rows")).first().asDict()
+    sums["near"] = int(kept.agg(F.sum(ABSORBED["near"])).first()[0] or 0) if dedup.near else 0
+    rejected = rows.where(F.col(REASON).isNotNull()).select(
+        F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"), F.col("_sp_message").alias("message"),
+        F.lit(None).cast("string").alias("source_file"), F.col("_sp_raw").alias("raw"))
+    return _Deduplicated(kept.drop(REASON, REASON_COLUMN, "_sp_message", "_sp_raw"), rejected,
+                         {k: int(v or 0) for k, v in sums.items()})
+
+
 def _split(deduped: DataFrame, config: Config) -> tuple[DataFrame, SplitPlan, list[str], int]:
     """Folds (holdout by per-class fraction or by a column rule), label_index; also the plan, the
     classes in label_index order and the number of deduplicated rows."""
@@ -118,23 +157,30 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     raw = check_columns(read_input(spark, input_cfg, in_version), cols, source=", ".join(paths))
     scratch = scratch_dir(target, run_id)
     try:
-        marked = _materialise(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes),
+        marked = _materialise(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes, config.clean.rules),
                               f"{scratch}/marked", paths)
         by_reason = {r[REASON]: int(r["count"]) for r in marked.groupBy(REASON).count().collect()}
         n_input = sum(by_reason.values())
         if n_input == 0:
             raise InputError(f"no rows in input {paths}: nothing to prepare")
-        rejections = {r: n for r, n in sorted(by_reason.items(), key=lambda kv: str(kv[0])) if r is not None}
-        log.info("read %d rows, rejected %d %s", n_input, sum(rejections.values()), rejections)
+        log.info("read %d rows, rejected %d while cleaning", n_input, n_input - by_reason.get(None, 0))
         clock.lap("ingest+clean")
 
-        q_version = write_table(quarantine_rows(marked), target.quarantine, out_cfg.format, [], out_cfg.max_rows_per_file)
-        clock.lap("quarantine")
-        rows = add_row_id(accepted(marked))
-        deduped = _materialise(drop_exact_duplicates(rows) if config.dedup.exact else rows,
-                               f"{scratch}/deduped", paths)
-        folded, plan, classes, n_kept = _split(deduped, config)
+        deduped = _deduplicate(add_row_id(accepted(marked)), config, scratch, paths)
+        quarantine = quarantine_rows(marked).unionByName(deduped.rejected)
+        by_column = {(r["reason"], r["column"]): int(r["count"])
+                     for r in quarantine.groupBy("reason", "column").count().collect()}
+        rejections = {reason: sum(n for (r, _), n in by_column.items() if r == reason)
+                      for reason in sorted({r for r, _ in by_column})}
+        log.info("duplicates %s, rejected %d %s", deduped.counts, sum(rejections.values()), rejections)
         clock.lap("dedup")
+        q_version = write_table(quarantine, target.quarantine, out_cfg.format, [], out_cfg.max_rows_per_file)
+        clock.lap("quarantine")
+        folded, plan, classes, n_kept = _split(deduped.rows, config)
+        n_duplicates = sum(deduped.counts[k] for k in ABSORBED)
+        if n_kept != n_input - sum(rejections.values()) - n_duplicates:
+            raise ContractError(f"row accounting broken before writing: {n_input} input - {sum(rejections.values())} "
+                                f"rejected - {n_duplicates} duplicates != {n_kept} rows to split")
         final = (oversample_training_rows(folded, cols.label, plan, config.rebalance.target)
                  if config.rebalance.method == "oversample" else folded.withColumn("replica", F.lit(0)))
         # Within each file, rows in hash order rather than the split's (class, bucket) order, so a
@@ -153,12 +199,13 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     groups = measure_groups(written, cols.numeric)
     clock.lap("measure")
     by_fold = {str(f): sum(n for (fo, _), n in groups.rows.items() if fo == f) for f in [HOLDOUT_FOLD, *range(plan.k)]}
-    counts = RowCounts(input=n_input, rejected=sum(rejections.values()), duplicates=n_input - sum(rejections.values()) - n_kept,
+    counts = RowCounts(input=n_input, rejected=sum(rejections.values()), duplicates=n_duplicates,
                        output=sum(groups.rows.values()), replicas=sum(groups.copies.values()), by_fold=by_fold)
     try:
         manifest = build_manifest(
             config=config, run_id=run_id, created_at=created.isoformat(timespec="seconds"),
             classes=classes, groups=groups, rows=counts, rejections=rejections,
+            rejections_by_column=by_column, dedup_counts=deduped.counts,
             inputs=[{"path": p, "format": input_cfg.format, "delta_version": in_version} for p in paths],
             output={"format": out_cfg.format, "data_path": "data", "partition_by": ["fold"],
                     "delta_version": version},

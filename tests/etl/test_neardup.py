@@ -9,7 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
-from sparkprep.neardup import (_shingle_hashes, add_dup_clusters, connected_components,
+from sparkprep.neardup import (_shingle_hashes, add_dup_clusters, connected_components, signatures,
                                similar_pairs)
 
 
@@ -47,7 +47,7 @@ def test_pairs_at_or_above_the_threshold_are_found_with_their_exact_jaccard(spar
              (4, "completely different words about databases and query planners"), (5, ""), (6, None)]
     df = spark.createDataFrame(texts, "row_id long, text string")
     config = NearDupConfig(column="text", threshold=0.8)
-    got = {(r["a"], r["b"]): r["jaccard"] for r in similar_pairs(df, config).collect()}
+    got = {(r["a"], r["b"]): r["jaccard"] for r in similar_pairs(signatures(df, config), config).collect()}
     expected = {(a, b): _jaccard(ta, tb) for (a, ta), (b, tb) in itertools.combinations(texts[:4], 2)
                 if _jaccard(ta, tb) >= 0.8}
     assert set(got) == set(expected) == {(1, 2)}  # case-folded: 'lazY' equals 'lazy'
