@@ -170,9 +170,11 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
     return marked.withColumns(swapped).drop(*[f"_sp_typed_{n}" for n in typed_cols], _CHECK)
 
 
-def accepted(df: DataFrame) -> DataFrame:
-    """Rows without a rejection, with the internal columns removed."""
-    drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, SOURCE_FILE) if c in df.columns]
+def accepted(df: DataFrame, keep_source: bool = False) -> DataFrame:
+    """Rows without a rejection, with the internal columns removed (but the source file with
+    `keep_source`, for rows that a later stage may still quarantine)."""
+    drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, *([] if keep_source else [SOURCE_FILE]))
+            if c in df.columns]
     return df.where(F.col(REASON).isNull()).drop(*drop)
 
 

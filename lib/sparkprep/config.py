@@ -81,6 +81,9 @@ class InputConfig(_Section):
         "and coerced to these types, so a bad value is quarantined naming its column.",
     )
     options: dict[str, str] = Field(default_factory=dict, description="Spark reader options.")
+    on_unreadable_file: Literal["fail", "quarantine"] = Field(
+        "fail", description="A file that cannot be read at all (corrupt, truncated archive): fail "
+        "naming it, or skip it and list it in quarantine/ and the manifest (reason unreadable_file).")
 
 
 class ColumnsConfig(_Section):
@@ -171,6 +174,8 @@ class SplitConfig(_Section):
     holdout_from: str | None = Field(None, description="Holdout = rows whose holdout_column is >= this "
                                      "value, e.g. a time cut '2024-10-01' on a timestamp column.")
     seed: int = 42
+    group_column: str | None = Field(None, description="Rows sharing a value of this column (a user, "
+                                     "a patient, a session) always land in the same fold.")
 
     @field_validator("holdout_from", "holdout_values", mode="before")
     @classmethod

@@ -27,6 +27,8 @@ MERGED = "_sp_merged"
 ABSORBED = {"exact": "_sp_dup_exact", "key": "_sp_dup_key", "near": "_sp_dup_near"}
 CONTENT_HASH2 = "_sp_content_hash2"
 _FEATURES = ("_sp_features1", "_sp_features2")
+#: 64 bits of the feature hash, kept on every row for grouping conflicting rows.
+FEATURE_HASH = _FEATURES[0]
 
 
 def _data_columns(df: DataFrame) -> list[str]:

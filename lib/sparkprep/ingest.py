@@ -8,6 +8,7 @@ value is rejected naming its column. Nothing is dropped here.
 from __future__ import annotations
 
 import logging
+from urllib.parse import unquote, urlparse
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
@@ -33,6 +34,8 @@ def read_input(spark: SparkSession, config: InputConfig, version: int | None = N
 
     A Delta input is read at `version` (default: the latest, pinned once at this call)."""
     reader = spark.read.format(config.format).options(**config.options)
+    if config.on_unreadable_file == "quarantine":
+        reader = reader.option("ignoreCorruptFiles", "true")  # listed by `unread_files` afterwards
     if config.format in TEXT_FORMATS:
         reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
         if config.schema_:
@@ -54,6 +57,26 @@ def read_input(spark: SparkSession, config: InputConfig, version: int | None = N
     if config.format in TEXT_FORMATS and CORRUPT not in df.columns:
         df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
     return df.withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
+
+
+def unread_files(raw: DataFrame, read: DataFrame) -> list[str]:
+    """Input files of `raw` (from its file index, no data read) that gave no row to `read` (its
+    rows, with `_sp_source_file`), ignoring empty files: with `ignoreCorruptFiles`, these are
+    the files Spark skipped. (A file cut part-way may yield the rows before the damage; Spark
+    does not report that, so only a whole unreadable file is caught here.)"""
+    def path(uri: str) -> str:
+        return unquote(urlparse(uri).path).rstrip("/")
+
+    seen = {path(r[0]) for r in read.select(SOURCE_FILE).distinct().collect() if r[0]}
+    jvm = raw.sparkSession._jvm
+    conf = raw.sparkSession._jsc.hadoopConfiguration()
+    unread = []
+    for uri in raw.inputFiles():
+        if path(uri) not in seen:
+            hadoop_path = jvm.org.apache.hadoop.fs.Path(uri)
+            if hadoop_path.getFileSystem(conf).getFileStatus(hadoop_path).getLen() > 0:
+                unread.append(uri)
+    return sorted(unread)
 
 
 def input_version(spark: SparkSession, config: InputConfig) -> int | None:

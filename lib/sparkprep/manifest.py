@@ -65,6 +65,7 @@ def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: l
 def build_manifest(*, config: Config, run_id: str, created_at: str, classes: list[str],
                    groups: FoldGroups, rows: RowCounts, rejections: dict[str, int],
                    rejections_by_column: dict[tuple[str, str | None], int], dedup_counts: dict[str, int],
+                   split_method: dict[str, Any],
                    inputs: list[dict[str, Any]], output: dict[str, Any], schema: list[dict[str, str]],
                    quarantine: dict[str, Any], warnings: list[str], timings: dict[str, float]) -> dict[str, Any]:
     """Assemble the manifest; raises ContractError when the row accounting does not hold."""
@@ -93,7 +94,8 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
         "classes": classes,
         "split": {"k": k, "holdout_fraction": config.split.holdout_fraction, "seed": config.split.seed,
                   "holdout_column": config.split.holdout_column, "holdout_values": config.split.holdout_values,
-                  "holdout_from": config.split.holdout_from, "method": "exact-stratified-rank"},
+                  "holdout_from": config.split.holdout_from, "group_column": config.split.group_column,
+                  **split_method},
         "rows": asdict(rows),
         "counts": {"per_fold_per_class": per_fold_class,
                    "replicas_per_fold_per_class": {

@@ -17,16 +17,13 @@
 4. Every candidate pair is verified by the exact Jaccard of the two shingle sets; only pairs at or
    above the threshold become edges. Precision therefore depends on the threshold only; recall on
    the banding (the formula above).
-5. Connected components of the edges (min-label propagation with pointer jumping: O(log d)
-   rounds for a component of diameter d), each component named by its smallest row_id:
-   `dup_cluster`. A row with no near-duplicate is its own cluster.
+5. Connected components of the edges (groups.connected_components), each named by its smallest
+   row_id: `dup_cluster`. A row with no near-duplicate is its own cluster.
 """
 
 from __future__ import annotations
 
-import logging
 import zlib
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -35,17 +32,11 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
 from sparkprep.dedup import ROW_ID
-from sparkprep.errors import ContractError
-
-log = logging.getLogger(__name__)
+from sparkprep.groups import Materialise, connected_components
 
 DUP_CLUSTER = "dup_cluster"
 _PRIME = (1 << 31) - 1
-_MAX_ROUNDS = 64
 _CHUNK_SHINGLES = 1 << 13  # measured: 8192 columns keep the temporaries in cache
-
-#: Writes a DataFrame somewhere durable and returns it read back (the pipeline's scratch Parquet).
-Materialise = Callable[[DataFrame, str], DataFrame]
 
 
 def _shingle_hashes(text: str | None, kind: str, size: int) -> np.ndarray:
@@ -136,31 +127,6 @@ def similar_pairs(signed: DataFrame, config: NearDupConfig) -> DataFrame:
                  .join(sets.withColumnsRenamed({ROW_ID: "b", "shingles": "sb"}), "b"))
     jaccard = (F.size(F.array_intersect("sa", "sb")) / F.size(F.array_union("sa", "sb"))).alias("jaccard")
     return with_sets.select("a", "b", jaccard).where(F.col("jaccard") >= config.threshold)
-
-
-def connected_components(edges: DataFrame, materialise: Materialise) -> DataFrame:
-    """(`node`, `component`) for every node of the undirected `edges` (`a`, `b`); the component is
-    its smallest node. Each round takes the minimum over neighbours, then jumps to the label's
-    label; `materialise` cuts the lineage every round so plans stay small."""
-    both = edges.select("a", "b").unionByName(edges.select(F.col("b").alias("a"), F.col("a").alias("b")))
-    both = materialise(both, "cc-edges")
-    labels = materialise(both.groupBy(F.col("a").alias("node")).agg(F.least(F.col("a"), F.min("b")).alias("component")),
-                         "cc-0")
-    for round_ in range(1, _MAX_ROUNDS + 1):
-        lowest = (both.join(labels.withColumnsRenamed({"node": "b", "component": "cb"}), "b")
-                  .groupBy(F.col("a").alias("node")).agg(F.min("cb").alias("low")))
-        stepped = labels.join(lowest, "node").select("node", F.least("component", "low").alias("component"))
-        via = stepped.select(F.col("node").alias("component"), F.col("component").alias("via"))
-        jumped = (stepped.join(via, "component", "left")
-                  .select("node", F.coalesce(F.least("component", "via"), F.col("component")).alias("component")))
-        jumped = materialise(jumped, f"cc-{round_}")
-        changed = jumped.join(labels.withColumnRenamed("component", "before"), "node").where(
-            F.col("component") != F.col("before")).limit(1).count()
-        labels = jumped
-        if not changed:
-            log.info("near-duplicate components converged in %d rounds", round_)
-            return labels
-    raise ContractError(f"near-duplicate components did not converge in {_MAX_ROUNDS} rounds")
 
 
 def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise) -> DataFrame:

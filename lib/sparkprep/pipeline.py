@@ -22,23 +22,26 @@ from typing import Any
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors.exceptions.captured import CapturedException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep import HOLDOUT_FOLD, RESERVED_COLUMNS
 from sparkprep.clean import REASON, REASON_COLUMN, accepted, mark_rejections, quarantine_rows
 from sparkprep.config import Config
-from sparkprep.dedup import (ABSORBED, CONTENT_HASH2, ROW_ID, add_row_id, collapse, drop_exact_duplicates,
-                             keep_one_per_key, mark_label_conflicts)
+from sparkprep.dedup import (ABSORBED, CONTENT_HASH2, FEATURE_HASH, ROW_ID, add_row_id, collapse,
+                             drop_exact_duplicates, keep_one_per_key, mark_label_conflicts)
+from sparkprep.groups import add_groups
 from sparkprep.errors import ContractError, InputError
-from sparkprep.ingest import check_columns, input_version, read_input, spark_error_summary
+from sparkprep.ingest import (SOURCE_FILE, check_columns, input_version, read_input, spark_error_summary,
+                              unread_files)
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_manifest
 from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
 from sparkprep.normalise import measure_groups
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep.report import render_report
-from sparkprep.split import FOLD_RANK, SplitPlan, add_label_index, assign_folds, holdout_by_column
+from sparkprep.split import (FOLD_RANK, GroupedPlan, SplitPlan, add_label_index, assign_folds,
+                             assign_group_folds, holdout_by_column)
 from sparkprep.verify import verify_dataset
 from sparkprep.write import (MANIFEST, REPORT, abandon, prepare_target, publish, read_table,
                              scratch_dir, write_table)
@@ -79,6 +82,13 @@ def _materialise(df: DataFrame, uri: str, paths: list[str]) -> DataFrame:
     return df.sparkSession.read.parquet(uri)
 
 
+def _unreadable_rows(spark: SparkSession, files: list[str]) -> DataFrame:
+    """Quarantine entries for whole input files that could not be read (no rows, no raw line)."""
+    message = "the file could not be read and gave no rows; skipped (input.on_unreadable_file=quarantine)"
+    return spark.createDataFrame([("unreadable_file", None, message, f, None) for f in files],
+                                 "reason string, column string, message string, source_file string, raw string")
+
+
 def _output_columns(df: DataFrame) -> list[str]:
     data = [c for c in df.columns if c not in RESERVED_COLUMNS and not c.startswith("_sp_")]
     return [*RESERVED_COLUMNS, *data]
@@ -116,26 +126,47 @@ def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]
     sums["near"] = int(kept.agg(F.sum(ABSORBED["near"])).first()[0] or 0) if dedup.near else 0
     rejected = rows.where(F.col(REASON).isNotNull()).select(
         F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"), F.col("_sp_message").alias("message"),
-        F.lit(None).cast("string").alias("source_file"), F.col("_sp_raw").alias("raw"))
+        F.col(SOURCE_FILE).alias("source_file"), F.col("_sp_raw").alias("raw"))
     return _Deduplicated(kept.drop(REASON, REASON_COLUMN, "_sp_message", "_sp_raw"), rejected,
                          {k: int(v or 0) for k, v in sums.items()})
 
 
-def _split(deduped: DataFrame, config: Config) -> tuple[DataFrame, SplitPlan, list[str], int]:
+def _group_keys(config: Config, counts: dict[str, int]) -> list[Column]:
+    """What must stay in one fold: the group column, near-duplicate clusters kept whole, and rows
+    whose features conflict in their label (when they are all kept)."""
+    keys = [F.col(config.split.group_column)] if config.split.group_column else []
+    if config.dedup.near and config.dedup.near.keep == "all":
+        keys.append(F.col(DUP_CLUSTER))
+    if config.dedup.conflicts == "keep_all" and counts.get("conflicting_rows"):
+        keys.append(F.when(F.col("_sp_conflict"), F.col(FEATURE_HASH)))
+    return keys
+
+
+def _split(deduped: _Deduplicated, config: Config, scratch: str, paths: list[str]) -> tuple[DataFrame, SplitPlan, list[str], int]:
     """Folds (holdout by per-class fraction or by a column rule), label_index; also the plan, the
-    classes in label_index order and the number of deduplicated rows."""
-    split, label, configured = config.split, config.columns.label, config.columns.classes
+    classes in label_index order and the number of deduplicated rows. Whole groups per fold when
+    anything groups rows (see `_group_keys`), else the exact row split."""
+    split, label, configured = config.split, config.columns.label, config.columns.classes  # type: ignore[union-attr]
     held_out = (holdout_by_column(split.holdout_column, split.holdout_values, split.holdout_from)
                 if split.holdout_column else F.lit(False))
-    cross_validated = deduped.where(~held_out)
-    plan = SplitPlan.measure(cross_validated, label, split.k, split.holdout_fraction, split.seed)
+    keys = _group_keys(config, deduped.counts)
+    if keys:
+        def materialise(df: DataFrame, name: str) -> DataFrame:
+            return _materialise(df, f"{scratch}/groups/{name}", paths)
+        grouped = materialise(add_groups(deduped.rows, keys, materialise), "grouped")
+        folded, plan = assign_group_folds(grouped, label, split.k, split.holdout_fraction, split.seed,
+                                          held_out, materialise)
+        found, n_kept = set(plan.class_counts), sum(plan.class_counts.values())
+    else:
+        cross_validated = deduped.rows.where(~held_out)
+        plan = SplitPlan.measure(cross_validated, label, split.k, split.holdout_fraction, split.seed)
+        folded, found, n_kept = assign_folds(cross_validated, label, plan), set(plan.class_counts), sum(plan.class_counts.values())
+        if split.holdout_column:
+            holdout = deduped.rows.where(held_out).withColumns({"fold": F.lit(HOLDOUT_FOLD), FOLD_RANK: F.lit(None).cast("long")})
+            held = {r["c"]: int(r["count"]) for r in holdout.groupBy(F.col(label).cast("string").alias("c")).count().collect()}
+            folded, found, n_kept = folded.unionByName(holdout), found | set(held), n_kept + sum(held.values())
     for warning in plan.warnings():
         log.warning(warning)
-    folded, found, n_kept = assign_folds(cross_validated, label, plan), set(plan.class_counts), sum(plan.class_counts.values())
-    if split.holdout_column:
-        holdout = deduped.where(held_out).withColumns({"fold": F.lit(HOLDOUT_FOLD), FOLD_RANK: F.lit(None).cast("long")})
-        held = {r["c"]: int(r["count"]) for r in holdout.groupBy(F.col(label).cast("string").alias("c")).count().collect()}
-        folded, found, n_kept = folded.unionByName(holdout), found | set(held), n_kept + sum(held.values())
     classes = list(configured) if configured else sorted(found)
     return add_label_index(folded, label, classes), plan, classes, n_kept
 
@@ -164,9 +195,12 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         if n_input == 0:
             raise InputError(f"no rows in input {paths}: nothing to prepare")
         log.info("read %d rows, rejected %d while cleaning", n_input, n_input - by_reason.get(None, 0))
+        unreadable = unread_files(raw, marked) if input_cfg.on_unreadable_file == "quarantine" else []
+        for uri in unreadable:
+            log.warning("skipped unreadable input file %s (input.on_unreadable_file=quarantine)", uri)
         clock.lap("ingest+clean")
 
-        deduped = _deduplicate(add_row_id(accepted(marked)), config, scratch, paths)
+        deduped = _deduplicate(add_row_id(accepted(marked, keep_source=True)), config, scratch, paths)
         quarantine = quarantine_rows(marked).unionByName(deduped.rejected)
         by_column = {(r["reason"], r["column"]): int(r["count"])
                      for r in quarantine.groupBy("reason", "column").count().collect()}
@@ -174,9 +208,10 @@ def run(spark: SparkSession, config: Config) -> RunResult:
                       for reason in sorted({r for r, _ in by_column})}
         log.info("duplicates %s, rejected %d %s", deduped.counts, sum(rejections.values()), rejections)
         clock.lap("dedup")
-        q_version = write_table(quarantine, target.quarantine, out_cfg.format, [], out_cfg.max_rows_per_file)
+        q_version = write_table(quarantine.unionByName(_unreadable_rows(spark, unreadable)), target.quarantine,
+                                out_cfg.format, [], out_cfg.max_rows_per_file)
         clock.lap("quarantine")
-        folded, plan, classes, n_kept = _split(deduped.rows, config)
+        folded, plan, classes, n_kept = _split(deduped, config, scratch, paths)
         n_duplicates = sum(deduped.counts[k] for k in ABSORBED)
         if n_kept != n_input - sum(rejections.values()) - n_duplicates:
             raise ContractError(f"row accounting broken before writing: {n_input} input - {sum(rejections.values())} "
@@ -206,11 +241,14 @@ def run(spark: SparkSession, config: Config) -> RunResult:
             config=config, run_id=run_id, created_at=created.isoformat(timespec="seconds"),
             classes=classes, groups=groups, rows=counts, rejections=rejections,
             rejections_by_column=by_column, dedup_counts=deduped.counts,
+            split_method={"method": "group-stratified-blocks", "group_deviation_rows": plan.deviation}
+            if isinstance(plan, GroupedPlan) else {"method": "exact-stratified-rank"},
             inputs=[{"path": p, "format": input_cfg.format, "delta_version": in_version} for p in paths],
             output={"format": out_cfg.format, "data_path": "data", "partition_by": ["fold"],
                     "delta_version": version},
             schema=[{"name": f.name, "type": f.dataType.simpleString()} for f in written.schema.fields],
-            quarantine={"path": "quarantine", "rows": counts.rejected, "delta_version": q_version},
+            quarantine={"path": "quarantine", "rows": counts.rejected + len(unreadable), "delta_version": q_version,
+                        "unreadable_files": unreadable},
             warnings=plan.warnings(), timings=clock.timings())
         verdict = verify_dataset(manifest, written)
         if not verdict.ok:

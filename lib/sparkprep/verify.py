@@ -94,14 +94,26 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame) -> Verdict:
                   [f"per (fold, class) originals in data {sorted(counts.items())} != manifest {sorted(expected.items())}"])
     verdict.check("output rows equal the data",
                   [] if sum(counts.values()) == rows["output"] else [f"data has {sum(counts.values())} originals, manifest says {rows['output']}"])
-    verdict.check("stratified: per-class fold counts within 1", _stratification_problems(counts, classes, k))
     split = manifest["split"]
+    if split.get("method") == "group-stratified-blocks":
+        for column in _group_columns(manifest, data):
+            spread = (data.where(F.col(column).isNotNull()).groupBy(column).agg(F.countDistinct("fold").alias("n"))
+                      .where(F.col("n") > 1).limit(_EXAMPLES).collect())
+            verdict.check(f"groups whole: one fold per {column}",
+                          [f"{column} values in several folds: {[r[column] for r in spread]}"] if spread else [])
+        verdict.check("stratified as well as groups allow (deviation as reported)",
+                      _deviation_problems(counts, classes, k, split.get("group_deviation_rows", 0.0)))
+    else:
+        verdict.check("stratified: per-class fold counts within 1", _stratification_problems(counts, classes, k))
     if split.get("holdout_column"):
         rule = holdout_by_column(split["holdout_column"], split.get("holdout_values") or [], split.get("holdout_from"))
-        misplaced = data.where(rule != (F.col("fold") == HOLDOUT_FOLD)).select("row_id").limit(_EXAMPLES).collect()
+        held = F.col("fold") == HOLDOUT_FOLD
+        # A group with one held-out row is held out whole, so with groups the rule only implies the holdout.
+        wrong = (rule & ~held) if split.get("method") == "group-stratified-blocks" else (rule != held)
+        misplaced = data.where(wrong).select("row_id").limit(_EXAMPLES).collect()
         verdict.check(f"holdout = rows selected by {split['holdout_column']}",
                       [f"rows on the wrong side of the holdout rule: {_examples(misplaced)}"] if misplaced else [])
-    else:
+    elif split.get("method") != "group-stratified-blocks":  # whole groups make the holdout approximate
         verdict.check("holdout size per class", _holdout_problems(counts, classes, k, split["holdout_fraction"]))
     verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
     return verdict
@@ -121,6 +133,24 @@ def _replica_problems(counts: dict[tuple[int, int], int], copies: dict[tuple[int
         got = [copies.get((fold, c), 0) for c in range(classes)]
         if got != wanted:
             problems.append(f"fold {fold}: copies per class {got}, expected {wanted} (originals {originals})")
+    return problems
+
+
+def _group_columns(manifest: dict[str, Any], data: DataFrame) -> list[str]:
+    near = ((manifest.get("config") or {}).get("dedup") or {}).get("near") or {}
+    candidates = [manifest["split"].get("group_column"), "dup_cluster" if near.get("keep") == "all" else None]
+    return [c for c in candidates if c and c in data.columns]
+
+
+def _deviation_problems(counts: dict[tuple[int, int], int], classes: list[str], k: int, reported: float) -> list[str]:
+    problems = []
+    for index, name in enumerate(classes):
+        per_fold = [counts.get((f, index), 0) for f in range(k)]
+        ideal = sum(per_fold) / k
+        worst = max((abs(n - ideal) for n in per_fold), default=0.0)
+        if worst > reported + 0.05:
+            problems.append(f"class {name!r}: {per_fold} in folds 0..{k - 1} deviate by {worst:.1f} rows, "
+                            f"the manifest reports {reported}")
     return problems
 
 

@@ -2,8 +2,10 @@
 non-zero exit, nothing that looks like a complete dataset."""
 
 import json
+import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from sparkprep.cli import main
@@ -109,7 +111,11 @@ def test_time_cut_holdout(spark, tmp_path, small_csv):
     assert "holdout = rows selected by event_time" in manifest["verified"]
     data = spark.read.parquet(str(tmp_path / "out" / "data"))
     late = data.where("event_time >= timestamp'2024-09-01 00:00:00'")
-    assert late.count() == late.where("fold = -1").count() == manifest["rows"]["by_fold"]["-1"] > 0
+    assert late.count() == late.where("fold = -1").count() > 0
+    # The demo keeps near-duplicate clusters whole: an earlier row of a held-out cluster is held out too.
+    extra = data.where("fold = -1 and event_time < timestamp'2024-09-01 00:00:00'")
+    assert extra.join(late.select("dup_cluster"), "dup_cluster", "left_anti").count() == 0
+    assert late.count() + extra.count() == manifest["rows"]["by_fold"]["-1"]
     rows = manifest["rows"]
     assert rows["input"] == rows["rejected"] + rows["duplicates"] + rows["output"]
 
@@ -118,3 +124,31 @@ def test_two_holdout_rules_are_a_config_error(spark, tmp_path, small_csv, capsys
     assert _prepare(spark, tmp_path, f"input.paths=[{small_csv}]", "split.holdout_column=grp",
                     "split.holdout_values=[g1]") == 2
     assert "choose one holdout rule" in capsys.readouterr().err
+
+
+@pytest.fixture
+def csv_with_a_corrupt_file(small_csv, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(small_csv, raw)
+    (raw / "part-corrupt.csv.gz").write_bytes(b"\x1f\x8b\x08\x00 this is not a gzip stream at all" * 20)
+    return raw
+
+
+def test_an_unreadable_file_fails_the_run_naming_it(spark, tmp_path, csv_with_a_corrupt_file, capsys):
+    assert _prepare(spark, tmp_path, f"input.paths=[{csv_with_a_corrupt_file}]") == 3
+    assert "part-corrupt.csv.gz" in capsys.readouterr().err
+    _nothing_complete(tmp_path)
+
+
+def test_an_unreadable_file_is_quarantined_when_configured(spark, tmp_path, csv_with_a_corrupt_file):
+    assert _prepare(spark, tmp_path, f"input.paths=[{csv_with_a_corrupt_file}]",
+                    "input.on_unreadable_file=quarantine") == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    files = manifest["quarantine"]["unreadable_files"]
+    assert len(files) == 1 and files[0].endswith("part-corrupt.csv.gz")
+    rows = manifest["rows"]
+    assert rows["input"] == 400 == rows["rejected"] + rows["duplicates"] + rows["output"]
+    quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()
+    entry = [q for q in quarantine if q["reason"] == "unreadable_file"]
+    assert len(entry) == 1 and entry[0]["source_file"] == files[0] and entry[0]["raw"] is None
+    assert manifest["quarantine"]["rows"] == rows["rejected"] + 1

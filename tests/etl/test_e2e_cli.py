@@ -109,9 +109,18 @@ def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out):
     manifest = _check_manifest_against_data(out)
     quarantine = ds.dataset(out / "quarantine", format="parquet").to_table().to_pylist()
     assert len(quarantine) == manifest["rows"]["rejected"]
-    assert {q["reason"] for q in quarantine} == {"malformed_record", "unparsable_value", "missing_label"}
+    # The demo's generator defects and rules (conf/demo.yaml) give every one of these reasons.
+    assert {q["reason"] for q in quarantine} == {"malformed_record", "unparsable_value", "missing_label",
+                                                 "out_of_range", "conflicting_label"}
     assert all(q["source_file"].endswith(".txt") and q["raw"] for q in quarantine)
     assert manifest["rejections"]["by_reason"]["malformed_record"] == sum(q["reason"] == "malformed_record" for q in quarantine)
+    by_column = {(r["reason"], r["column"]): r["rows"] for r in manifest["rejections"]["by_column"]}
+    assert by_column[("out_of_range", "num_0")] == sum(q["reason"] == "out_of_range" for q in quarantine)
+    # Generated key updates and exact copies are found; near-duplicates are kept and grouped.
+    dups = manifest["duplicates"]
+    assert dups["by_kind"]["exact"] > 0 and dups["by_kind"]["key"] > 0 and dups["by_kind"]["near"] == 0
+    assert sum(dups["by_kind"].values()) == manifest["rows"]["duplicates"]
+    assert dups["label_conflicts"]["rows"] > 0 and manifest["split"]["method"] == "group-stratified-blocks"
     assert (out / "report.html").read_text().startswith("<!doctype html>")
     assert manifest["rows"]["replicas"] > 0
     assert _trainer_counts(out, fold=0) == _expected_loader_counts(manifest, 0)

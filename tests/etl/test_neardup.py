@@ -9,8 +9,8 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
-from sparkprep.neardup import (_shingle_hashes, add_dup_clusters, connected_components, signatures,
-                               similar_pairs)
+from sparkprep.groups import connected_components
+from sparkprep.neardup import _shingle_hashes, add_dup_clusters, signatures, similar_pairs
 
 
 @pytest.fixture
@@ -60,6 +60,16 @@ def test_components_join_chains_and_name_them_by_their_smallest_row(spark, mater
     expected = spark.createDataFrame([(1, 1), (2, 1), (3, 1), (4, 1), (10, 10), (11, 10), (12, 10)],
                                      "node long, component long")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_components_of_a_long_shuffled_path_converge_quickly(spark, materialise, caplog):
+    order = random.Random(2).sample(range(1, 301), 300)   # a path of 300 nodes in random order
+    edges = spark.createDataFrame(list(zip(order, order[1:])) + [(1000, 1001)], "a long, b long")
+    with caplog.at_level("INFO", logger="sparkprep.groups"):
+        got = {r["node"]: r["component"] for r in connected_components(edges, materialise).collect()}
+    assert got == {**{n: 1 for n in range(1, 301)}, 1000: 1000, 1001: 1000}
+    rounds = int(caplog.records[-1].getMessage().split(" in ")[1].split()[0])
+    assert rounds <= 12, rounds  # min-propagation alone would need up to 299
 
 
 def _edit(text: str, edits: int, rng: random.Random) -> str:
