@@ -1,4 +1,5 @@
-"""Read `<out>/manifest.json`, the file that says a dataset is complete (docs/manifest.md)."""
+"""Read `<out>/manifest.json`, the file that says a dataset is complete, and the `transform.json`
+beside it (docs/manifest.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pyarrow.fs as pafs
 from sparkprep import MANIFEST_FORMAT_VERSION
 from sparkprep.errors import InputError
 from sparkprep.train.location import OutputLocation
+from sparkprep.transform import TRANSFORM_FILE, TransformParams, params_of
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +50,19 @@ def _load(location: OutputLocation) -> dict[str, Any]:
                          f"{MANIFEST_FORMAT_VERSION}: use the sparkprep version that wrote it")
     log.debug("loaded %s (run %s)", uri, manifest.get("run_id"))
     return manifest
+
+
+def load_transform(out_dir: str, fold: int | None) -> TransformParams:
+    """The fitted transform of fold `fold` (None: the final model) from `<out>/transform.json`.
+
+    >>> params = load_transform("/data/prepared", fold=0)
+    >>> batch = params.apply_numpy(batch)
+    """
+    location = OutputLocation.of(out_dir)
+    info = location.fs.get_file_info(location.path_of(TRANSFORM_FILE))
+    if info.type != pafs.FileType.File:
+        raise InputError(f"no {TRANSFORM_FILE} in {location.url}: the output was written by a sparkprep "
+                         f"without fitted transforms; rerun the ETL job or use transform=None")
+    with location.fs.open_input_stream(info.path) as stream:
+        document = json.loads(stream.read().decode("utf-8"))
+    return params_of(document, fold, location.url_of(TRANSFORM_FILE))
