@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,3 +218,29 @@ def test_config_refuses_clip_with_statistics_that_would_need_a_second_pass():
     with pytest.raises(ValidationError, match="IQR"):
         NumericTransform(method="robust", impute="median", clip=(0.3, 0.99))
     assert NumericTransform(method="robust", impute="median", clip=(0.01, 0.99)).clip == (0.01, 0.99)
+
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "transform_awkward.json"
+
+
+def awkward_fixture(spark) -> dict:
+    """transform.json of _awkward_rows, the raw inputs and Spark's outputs for every training set:
+    the trainer tests (no Spark there) check the numpy and torch appliers against these numbers."""
+    final, folds = _fit(spark, _awkward_rows(), AWKWARD)
+    ordered = spark.createDataFrame(_awkward_rows(), SCHEMA).orderBy("fold", "a", "cat")
+    raw = ordered.toPandas()
+    inputs = {c: [None if v is None else float(v) for v in raw[c]] for c in ("a", "b", "c")}
+    inputs["cat"] = [v for v in raw["cat"]]
+    inputs["emb"] = [list(map(float, e)) for e in raw["emb"]]
+    outputs = {}
+    for name, params in [("final", final), *((str(f), p) for f, p in folds.items())]:
+        out = apply_spark(ordered, params).toPandas()
+        outputs[name] = {c: out[c].tolist() for c in ("a", "b", "c")}
+        outputs[name]["cat"] = [list(map(float, row)) for row in out["cat"]]
+        outputs[name]["emb"] = [list(map(float, row)) for row in out["emb"]]
+    return {"transform": transform_document(final, folds), "inputs": inputs, "spark": outputs}
+
+
+def test_the_trainers_fixture_is_what_spark_fits_and_applies(spark):
+    import json
+    assert json.loads(json.dumps(awkward_fixture(spark))) == json.loads(FIXTURE.read_text())

@@ -36,6 +36,7 @@ class TransformModule(nn.Module):
         self.log1p: List[bool] = [p.log1p for p in numeric]
         for name in ("fill", "lower", "upper", "center", "scale"):
             self.register_buffer(f"numeric_{name}", _column([getattr(p, name) for p in numeric]))
+        self.unknown: int = UNKNOWN  # TorchScript reads module attributes, not module globals
         self.vocabulary: Dict[str, Dict[str, int]] = {
             p.column: {v: i + 1 for i, v in enumerate(p.vocabulary)} for p in params.categorical}
         self.one_hot_width: Dict[str, int] = {
@@ -63,7 +64,7 @@ class TransformModule(nn.Module):
         for name, values in categorical.items():
             if name in self.vocabulary:
                 lookup = self.vocabulary[name]
-                index = torch.tensor([lookup.get(v, UNKNOWN) for v in values], dtype=torch.int64)
+                index = torch.tensor([lookup.get(v, self.unknown) for v in values], dtype=torch.int64)
                 width = self.one_hot_width[name]
                 out[name] = index if width == 0 else nn.functional.one_hot(index, width).to(torch.float64)
         for i, name in enumerate(self.array_names):
