@@ -137,7 +137,13 @@ def test_changing_only_fold_k_moves_every_parameter_but_fold_ks(spark):
                else (f, r, lab, a, b, c, cat, emb) for f, r, lab, a, b, c, cat, emb in rows]
     before_final, before = _fit(spark, rows, SPEC)
     after_final, after = _fit(spark, changed, SPEC)
-    assert after[1] == before[1]
+    # Fold 1's parameters do not move (to rounding: moments are summed around a shift taken from
+    # the first rows, which may be fold 1's; the shift conditions the sums, it is not a statistic).
+    assert after[1].categorical == before[1].categorical
+    for old, new in zip((*before[1].numeric, *before[1].arrays), (*after[1].numeric, *after[1].arrays)):
+        numbers = [f for f in ("center", "scale", "fill", "lower", "upper") if hasattr(old, f)]
+        flat = [np.ravel([getattr(p, f) for f in numbers]) for p in (old, new)]
+        np.testing.assert_allclose(flat[1], flat[0], rtol=1e-12, err_msg=old.column)
     for fold in (0, 2):
         for old, new in zip((*before[fold].numeric, *before[fold].arrays), (*after[fold].numeric, *after[fold].arrays)):
             assert old.center != new.center and old.scale != new.scale, old.column
@@ -241,6 +247,17 @@ def awkward_fixture(spark) -> dict:
     return {"transform": transform_document(final, folds), "inputs": inputs, "spark": outputs}
 
 
+def _rounded(tree):
+    """Floats to 10 significant digits: the fixture pins the numbers, not their last bits."""
+    if isinstance(tree, float):
+        return f"{tree:.10g}"  # as text, so that NaN equals NaN
+    if isinstance(tree, dict):
+        return {k: _rounded(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_rounded(v) for v in tree]
+    return tree
+
+
 def test_the_trainers_fixture_is_what_spark_fits_and_applies(spark):
     import json
-    assert json.loads(json.dumps(awkward_fixture(spark))) == json.loads(FIXTURE.read_text())
+    assert _rounded(json.loads(json.dumps(awkward_fixture(spark)))) == _rounded(json.loads(FIXTURE.read_text()))
