@@ -32,18 +32,23 @@ def load_manifest(out_dir: str) -> dict[str, Any]:
     return _load(OutputLocation.of(out_dir))
 
 
-def _load(location: OutputLocation) -> dict[str, Any]:
-    uri = location.url_of(MANIFEST)
-    info = location.fs.get_file_info(location.path_of(MANIFEST))
+def _read_json(location: OutputLocation, name: str, missing: str) -> Any:
+    """The JSON file `name` of the output; InputError `missing` when there is none."""
+    info = location.fs.get_file_info(location.path_of(name))
     if info.type != pafs.FileType.File:
-        raise InputError(f"no {MANIFEST} in {location.url}: the dataset is incomplete or is not a "
-                         f"sparkprep output (the manifest is written last; rerun the ETL job)")
+        raise InputError(f"no {name} in {location.url}: {missing}")
     with location.fs.open_input_stream(info.path) as stream:
         text = stream.read().decode("utf-8")
     try:
-        manifest = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
-        raise InputError(f"{uri} is not valid JSON ({err}); rerun the ETL job") from err
+        raise InputError(f"{location.url_of(name)} is not valid JSON ({err}); rerun the ETL job") from err
+
+
+def _load(location: OutputLocation) -> dict[str, Any]:
+    uri = location.url_of(MANIFEST)
+    manifest = _read_json(location, MANIFEST, "the dataset is incomplete or is not a sparkprep output "
+                          "(the manifest is written last; rerun the ETL job)")
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if version != MANIFEST_FORMAT_VERSION:
         raise InputError(f"{uri} has format_version {version!r}; this reader knows only "
@@ -59,10 +64,6 @@ def load_transform(out_dir: str, fold: int | None) -> TransformParams:
     >>> batch = params.apply_numpy(batch)
     """
     location = OutputLocation.of(out_dir)
-    info = location.fs.get_file_info(location.path_of(TRANSFORM_FILE))
-    if info.type != pafs.FileType.File:
-        raise InputError(f"no {TRANSFORM_FILE} in {location.url}: the output was written by a sparkprep "
-                         f"without fitted transforms; rerun the ETL job or use transform=None")
-    with location.fs.open_input_stream(info.path) as stream:
-        document = json.loads(stream.read().decode("utf-8"))
+    document = _read_json(location, TRANSFORM_FILE, "the output was written by a sparkprep without fitted "
+                          "transforms; rerun the ETL job or use transform=None")
     return params_of(document, fold, location.url_of(TRANSFORM_FILE))
