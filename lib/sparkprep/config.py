@@ -201,11 +201,16 @@ class NormaliseConfig(_Section):
     categorical: CategoricalTransform = Field(default_factory=CategoricalTransform,
                                               description="Default for categorical columns.")
     array: ArrayTransform = Field(default_factory=ArrayTransform, description="Default for array columns.")
-    numeric_columns: dict[str, NumericTransform] = Field(default_factory=dict, description="Per-column overrides.")
+    numeric_columns: dict[str, NumericTransform] = Field(
+        default_factory=dict, description="Per column: replaces the default (unset keys take the "
+        "model's defaults, not those of numeric:).")
     categorical_columns: dict[str, CategoricalTransform] = Field(default_factory=dict, description="Per-column overrides.")
     array_columns: dict[str, ArrayTransform] = Field(default_factory=dict, description="Per-column overrides.")
     sketch_k: int = Field(200, ge=8, le=65535, description="KLL sketch size for quantiles (median, IQR, "
                           "clip): rank error about 1.65% at 200; exact below about k values per fold.")
+    materialise: bool = Field(False, description="Also write normalised/: every row with its feature "
+                              "columns transformed in Spark with the final parameters (partitioned by "
+                              "fold), for consumers that read with Spark. Trainers apply fold k's on the fly.")
 
 
 class OutputConfig(_Section):

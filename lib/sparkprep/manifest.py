@@ -58,7 +58,8 @@ def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: l
             "method": "standard",
             "fitted_on": "originals of the training rows: fold not in {k, -1} and replica == 0",
             # The transform to apply (every method, per fold and final) lives beside the manifest.
-            "transform": {"path": TRANSFORM_FILE, "format_version": TRANSFORM_FORMAT_VERSION},
+            "transform": {"path": TRANSFORM_FILE, "format_version": TRANSFORM_FORMAT_VERSION,
+                          "materialised": None},  # set by prepare with normalise.materialise
             "final": stats["final"],
             "folds": {f: stats[f] for f in folds_only},
         },

@@ -1,8 +1,8 @@
 """Per-fold transforms fitted on training rows only, and their Spark applier.
 
 All folds' numeric and array statistics come from ONE aggregation over the written originals,
-grouped by (fold, label_index): count, mean, centred sum of squares, min, max and (where a method
-needs quantiles) a KLL sketch per column. The statistics of fold k are the merge of every group
+grouped by (fold, label_index): count and shifted sums of values and squares per column, min/max
+where a method needs them, and a KLL sketch where a method needs quantiles. The statistics of fold k are the merge of every group
 whose fold is not k and not the holdout (train_k = all groups minus fold k's and the holdout's):
 moments merge exactly (Chan et al.), min/max trivially, KLL sketches are mergeable with the same
 rank-error bound as one sketch of the union. So fold k and the holdout never contribute to what
@@ -143,9 +143,10 @@ class FoldGroups:
         return out
 
     def extent(self, folds: list[int], column: str) -> Extent:
+        """Min/max over `folds` (measured only for the columns of minmax methods)."""
         out = Extent()
         for (fold, _), per_column in sorted(self.extents.items()):
-            if fold in folds:
+            if fold in folds and column in per_column:
                 out = out.merge(per_column[column])
         return out
 
@@ -183,13 +184,14 @@ def _shifts(values: DataFrame, names: list[str]) -> dict[str, float]:
     return shifts
 
 
-def _stat_aggs(name: str, shift: float) -> list[Column]:
-    # count, shifted sum and sum of squares, min and max: plain sums cost about what the floor's
-    # avg costs; avg + var_pop (each its own running mean with a division per value) cost 2x.
+def _stat_aggs(name: str, shift: float, extent: bool) -> list[Column]:
+    # count, shifted sum and sum of squares (plain sums cost about what the floor's avg costs;
+    # avg + var_pop, each its own running mean with a division per value, cost 2x), and min/max
+    # only where a minmax method needs them.
     v = F.col(f"`{name}`")
     d = v - F.lit(shift)
-    return [F.count(v).alias(f"{name}__n"), F.sum(d).alias(f"{name}__s1"), F.sum(d * d).alias(f"{name}__s2"),
-            F.min(v).alias(f"{name}__min"), F.max(v).alias(f"{name}__max")]
+    aggs = [F.count(v).alias(f"{name}__n"), F.sum(d).alias(f"{name}__s1"), F.sum(d * d).alias(f"{name}__s2")]
+    return aggs + ([F.min(v).alias(f"{name}__min"), F.max(v).alias(f"{name}__max")] if extent else [])
 
 
 def _moments(n: int, s1: float | None, s2: float | None, shift: float) -> Moments:
@@ -201,8 +203,8 @@ def _moments(n: int, s1: float | None, s2: float | None, shift: float) -> Moment
 def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = None) -> FoldGroups:
     """One aggregation over the written data; statistics come from originals (`replica == 0`) only.
 
-    Without `spec`, every numeric column gets moments and extents of its present values; with it,
-    also the sketches and array positions that the spec's transforms need. The fitted values are
+    Without `spec`, every numeric column gets the moments of its present values; with it, also
+    min/max (minmax methods), sketches (quantile methods) and array positions as the spec needs. The fitted values are
     projected once per row (null unless an original's present value), then aggregated.
     """
     spec = spec or FitSpec({c: NumericTransform() for c in numeric})
@@ -215,18 +217,20 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
     values = df.select("fold", "label_index", original.alias("_original"),
                        *[F.when(original, v).alias(n) for n, v in projected.items()])
     stats = list(projected)
+    with_extent = {c for c in numeric if spec.numeric.get(c, NumericTransform()).method == "minmax"} | {
+        _element(c, i) for c, t in spec.arrays.items() if t.method == "minmax" for i in range(spec.widths[c])}
     shifts = _shifts(values, stats)
     aggs = [F.count(F.when(F.col("_original"), 1)).alias("_rows"),
             F.count(F.when(~F.col("_original"), 1)).alias("_copies")]
     for name in stats:
-        aggs += _stat_aggs(name, shifts[name])
+        aggs += _stat_aggs(name, shifts[name], name in with_extent)
     aggs += [F.kll_sketch_agg_double(c, F.lit(spec.sketch_k)).alias(f"{c}__sketch") for c in numeric if spec.ranks(c)]
     rows, copies, moments, extents, sketches = {}, {}, {}, {}, {}
     for r in values.groupBy("fold", "label_index").agg(*aggs).collect():
         key = (int(r["fold"]), int(r["label_index"]))
         rows[key], copies[key] = int(r["_rows"]), int(r["_copies"])
         moments[key] = {c: _moments(int(r[f"{c}__n"]), r[f"{c}__s1"], r[f"{c}__s2"], shifts[c]) for c in stats}
-        extents[key] = {c: Extent(r[f"{c}__min"], r[f"{c}__max"]) if r[f"{c}__n"] else Extent() for c in stats}
+        extents[key] = {c: Extent(r[f"{c}__min"], r[f"{c}__max"]) if r[f"{c}__n"] else Extent() for c in with_extent}
         sketches[key] = {c: bytes(r[f"{c}__sketch"]) for c in numeric
                          if spec.ranks(c) and r[f"{c}__n"]}
     return FoldGroups(rows, copies, moments, extents, sketches)
@@ -241,10 +245,11 @@ def count_categories(df: DataFrame, columns: list[str]) -> dict[str, dict[int, d
     """
     if not columns:
         return {}
-    pairs = F.explode(F.array(*[F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value"))
-                                for c in columns])).alias("pair")
+    pairs = [F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in columns]
+    # One column needs no explode (a row per value and column), which costs as much as the count.
+    pair = pairs[0] if len(pairs) == 1 else F.explode(F.array(*pairs))
     counted = (df.where((F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD))
-               .select("fold", pairs).select("fold", "pair.column", "pair.value")
+               .select("fold", pair.alias("pair")).select("fold", "pair.column", "pair.value")
                .where(F.col("value").isNotNull()).groupBy("fold", "column", "value").count())
     out: dict[str, dict[int, dict[str, int]]] = {c: {} for c in columns}
     for r in counted.collect():

@@ -35,7 +35,8 @@ from sparkprep.errors import ContractError, InputError
 from sparkprep.ingest import check_columns, input_version, read_input, spark_error_summary
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_manifest
-from sparkprep.normalise import FitSpec, array_widths, count_categories, fit_transforms, measure_groups
+from sparkprep.normalise import (FitSpec, apply_spark, array_widths, count_categories, fit_transforms,
+                                measure_groups)
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep.report import render_report
 from sparkprep.split import FOLD_RANK, SplitPlan, add_label_index, assign_folds, holdout_by_column
@@ -45,6 +46,8 @@ from sparkprep.write import (MANIFEST, REPORT, abandon, prepare_target, publish,
                              scratch_dir, write_table)
 
 log = logging.getLogger(__name__)
+
+NORMALISED = "normalised"  # the optional Spark-transformed copy (normalise.materialise)
 
 
 class _Clock:
@@ -176,6 +179,11 @@ def run(spark: SparkSession, config: Config) -> RunResult:
                                 + "\n  ".join(verdict.violations))
         manifest["verified"] = verdict.checks
         fs.write_text(target.file(TRANSFORM_FILE), json.dumps(transform_document(*transforms), indent=1))
+        if config.normalise.materialise:
+            manifest["normalisation"]["transform"]["materialised"] = {
+                "path": NORMALISED, "with": "final", "delta_version": write_table(
+                    apply_spark(written, transforms[0]), target.file(NORMALISED), out_cfg.format, ["fold"],
+                    out_cfg.max_rows_per_file)}
         fs.write_text(target.file(REPORT), render_report(manifest))
         fs.write_text(target.file(MANIFEST), json.dumps(manifest, indent=2, sort_keys=False))
         publish(fs, target, run_id)
