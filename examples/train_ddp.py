@@ -49,10 +49,10 @@ def main() -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(args.seed)  # the model's init; the loader never draws from torch's generator
     manifest = load_manifest(args.out)
-    features = FoldFeatures.from_manifest(manifest, args.fold)
+    features = FoldFeatures.from_manifest(manifest)
     priors = manifest["class_priors"]["folds"][str(args.fold)]
     weight = torch.tensor(manifest["class_weights"]["folds"][str(args.fold)], dtype=torch.float32)
-    common = dict(batch_size=args.batch_size, rank=rank, world_size=world, seed=args.seed)
+    common = dict(batch_size=args.batch_size, rank=rank, world_size=world, seed=args.seed, transform="fold")
     train = make_loader(args.out, args.fold, "train", **common)
     val = make_loader(args.out, args.fold, "val", shuffle=False, **common)
     batches = [0] * world

@@ -205,6 +205,81 @@ class RebalanceConfig(_Section):
                           "count of its fold; 1.0 balances every training portion exactly.")
 
 
+class NumericTransform(_Section):
+    """How one numeric column is transformed: missing → fill, [log1p] → [clip] → (v - center) / scale.
+
+    Every statistic is fitted per fold on that fold's training originals (and on all non-holdout
+    originals for the final model), over the present values: null, NaN and ±inf count as missing.
+    "standard" is scikit-learn's StandardScaler(): centred, population std (Spark ML's
+    StandardScaler differs: sample std, and no centring by default); a constant column gets scale 1.
+    """
+
+    method: Literal["standard", "minmax", "robust", "none"] = Field(
+        "standard", description="standard: mean/population std; minmax: to [0, 1] over the fitted "
+        "min/max (the clip bounds with clip); robust: median/IQR (q75 - q25); none: no scaling.")
+    log1p: bool = Field(False, description="sign(x)·log1p(|x|) first (log1p for x >= 0, defined for "
+                        "every real x); statistics are then fitted on the log scale.")
+    clip: tuple[float, float] | None = Field(
+        None, description="Clip at these fitted quantiles, e.g. [0.01, 0.99], before scaling.")
+    impute: Literal["mean", "median", "constant"] = Field(
+        "mean", description="Fill for null/NaN/±inf: the fitted mean or median (on the log scale "
+        "with log1p), or fill_value.")
+    fill_value: float = Field(0.0, description="The fill with impute: constant (raw scale).")
+
+    @model_validator(mode="after")
+    def _clip_keeps_the_statistics(self) -> "NumericTransform":
+        if self.clip is None:
+            return self
+        lo, hi = self.clip
+        if not 0 <= lo < hi <= 1:
+            raise ValueError("clip needs two quantiles 0 <= low < high <= 1")
+        # Statistics are fitted in the same single pass as the clip bounds, so they must be ones
+        # that clipping does not change (or that the bounds give): the mean and std of clipped
+        # values would need each fold's own bounds applied to every row, a second pass per fold.
+        if self.method == "standard":
+            raise ValueError("clip with method standard needs a second pass per fold: use robust or minmax with clip")
+        if self.method == "robust" and not (lo <= 0.25 and hi >= 0.75):
+            raise ValueError("clip with method robust needs low <= 0.25 and high >= 0.75 (the IQR must survive clipping)")
+        if self.impute == "mean":
+            raise ValueError("clip with impute mean needs a second pass per fold: use impute median or constant")
+        return self
+
+
+class CategoricalTransform(_Section):
+    """A string column → index (0 = the unknown bucket: null, unseen or cut by the caps), or one-hot."""
+
+    encoding: Literal["index", "onehot"] = "index"
+    min_count: int = Field(1, ge=1, description="Values seen fewer times in the training rows go to the unknown bucket.")
+    max_size: int | None = Field(None, ge=1, description="Keep at most this many values, the most frequent "
+                                 "(ties by value); the rest go to the unknown bucket.")
+
+
+class ArrayTransform(_Section):
+    """An array<double> column (fixed length): missing elements → center, then (v - center) / scale."""
+
+    method: Literal["standard", "minmax", "none"] = "standard"
+    per_element: bool = Field(True, description="Statistics per position; false: one over all elements.")
+
+
+class NormaliseConfig(_Section):
+    """Transforms fitted per fold on training originals only; written to transform.json."""
+
+    numeric: NumericTransform = Field(default_factory=NumericTransform, description="Default for numeric columns.")
+    categorical: CategoricalTransform = Field(default_factory=CategoricalTransform,
+                                              description="Default for categorical columns.")
+    array: ArrayTransform = Field(default_factory=ArrayTransform, description="Default for array columns.")
+    numeric_columns: dict[str, NumericTransform] = Field(
+        default_factory=dict, description="Per column: replaces the default (unset keys take the "
+        "model's defaults, not those of numeric:).")
+    categorical_columns: dict[str, CategoricalTransform] = Field(default_factory=dict, description="Per-column overrides.")
+    array_columns: dict[str, ArrayTransform] = Field(default_factory=dict, description="Per-column overrides.")
+    sketch_k: int = Field(200, ge=8, le=65535, description="KLL sketch size for quantiles (median, IQR, "
+                          "clip): rank error about 1.65% at 200; exact below about k values per fold.")
+    materialise: bool = Field(False, description="Also write normalised/: every row with its feature "
+                              "columns transformed in Spark with the final parameters (partitioned by "
+                              "fold), for consumers that read with Spark. Trainers apply fold k's on the fly.")
+
+
 class OutputConfig(_Section):
     path: str = Field(description="Output root (any Hadoop URI); replaced atomically by a rerun.")
     format: Literal["parquet", "delta"] = "parquet"
@@ -221,6 +296,7 @@ class Config(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     rebalance: RebalanceConfig = Field(default_factory=RebalanceConfig)
     output: OutputConfig | None = None
+    normalise: NormaliseConfig = Field(default_factory=NormaliseConfig)
     _source: str = PrivateAttr("<memory>")
 
     @property

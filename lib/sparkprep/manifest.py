@@ -9,6 +9,7 @@ from sparkprep import HOLDOUT_FOLD, MANIFEST_FORMAT_VERSION, RESERVED_COLUMNS, _
 from sparkprep.config import Config
 from sparkprep.errors import ContractError
 from sparkprep.normalise import FoldGroups, training_folds
+from sparkprep.transform import TRANSFORM_FILE, TRANSFORM_FORMAT_VERSION
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: l
         "normalisation": {
             "method": "standard",
             "fitted_on": "originals of the training rows: fold not in {k, -1} and replica == 0",
+            # The transform to apply (every method, per fold and final) lives beside the manifest.
+            "transform": {"path": TRANSFORM_FILE, "format_version": TRANSFORM_FORMAT_VERSION,
+                          "materialised": None},  # set by prepare with normalise.materialise
             "final": stats["final"],
             "folds": {f: stats[f] for f in folds_only},
         },

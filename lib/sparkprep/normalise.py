@@ -1,10 +1,24 @@
-"""Per-fold statistics fitted on training rows only (first version: standardisation moments).
+"""Per-fold transforms fitted on training rows only, and their Spark applier.
 
-All folds come from ONE aggregation over the written originals, grouped by (fold, label_index):
-count, mean and centred sum of squares per numeric column. The training statistics of fold k are
-the exact merge (Chan et al.) of every group whose fold is not k and not the holdout, so fold k
-and the holdout never contribute to what fold k is normalised with. Final statistics merge all
+All folds' numeric and array statistics come from ONE aggregation over the written originals,
+grouped by (fold, label_index): count and shifted sums of values and squares per column, min/max
+where a method needs them, and a KLL sketch where a method needs quantiles. The statistics of fold k are the merge of every group
+whose fold is not k and not the holdout (train_k = all groups minus fold k's and the holdout's):
+moments merge exactly (Chan et al.), min/max trivially, KLL sketches are mergeable with the same
+rank-error bound as one sketch of the union. So fold k and the holdout never contribute to what
+fold k is normalised with, and k folds cost one pass, not k. Final statistics merge all
 non-holdout folds. The same groups give per-fold class counts.
+
+Where one pass is not enough, and what we do instead:
+- categorical frequencies need a group per distinct value, not per fold: a second aggregation
+  (over the categorical columns only, all columns at once), then the counts per fold summed over
+  each training set on the driver. The driver holds distinct values x folds (a vocabulary must fit
+  in transform.json anyway).
+- merging the KLL sketches of each training set is a small Spark job over the collected sketches
+  (a few KB per (fold, class, column)), not over the data.
+- the mean/std of *clipped* values would need each fold's own clip bounds applied to every row:
+  a pass per fold. The config refuses clip with standard scaling or mean imputation; with robust
+  (clip quantiles outside [0.25, 0.75]) or minmax (the bounds are the min/max) one pass suffices.
 """
 
 from __future__ import annotations
@@ -12,10 +26,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
+import logging
+from collections.abc import Callable
+from dataclasses import field
+
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep import HOLDOUT_FOLD
+from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, NormaliseConfig,
+                              NumericTransform)
+from sparkprep.transform import (ArrayParams, CategoricalParams, NumericParams, TransformParams,
+                                 UNKNOWN)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,12 +66,67 @@ class Moments:
 
 
 @dataclass(frozen=True)
+class Extent:
+    """Min and max of the present values of one column (or array position); mergeable."""
+
+    low: float = math.inf
+    high: float = -math.inf
+
+    def merge(self, other: "Extent") -> "Extent":
+        return Extent(min(self.low, other.low), max(self.high, other.high))
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """What to fit: the resolved transform of every feature column, and the array widths."""
+
+    numeric: dict[str, NumericTransform] = field(default_factory=dict)
+    categorical: dict[str, CategoricalTransform] = field(default_factory=dict)
+    arrays: dict[str, ArrayTransform] = field(default_factory=dict)
+    widths: dict[str, int] = field(default_factory=dict)
+    sketch_k: int = 200
+
+    @classmethod
+    def of(cls, config: NormaliseConfig, columns: ColumnsConfig, widths: dict[str, int]) -> "FitSpec":
+        """Per-column overrides over the per-role defaults."""
+        return cls({c: config.numeric_columns.get(c, config.numeric) for c in columns.numeric},
+                   {c: config.categorical_columns.get(c, config.categorical) for c in columns.categorical},
+                   {c: config.array_columns.get(c, config.array) for c in columns.array},
+                   widths, config.sketch_k)
+
+    def ranks(self, column: str) -> list[float]:
+        """The quantiles column `column` needs (empty: no sketch)."""
+        t = self.numeric[column]
+        ranks = {0.5} if t.impute == "median" else set()
+        if t.method == "robust":
+            ranks |= {0.25, 0.5, 0.75}
+        if t.clip is not None:
+            ranks |= set(t.clip)
+        return sorted(ranks)
+
+
+def array_widths(df: DataFrame, arrays: list[str]) -> dict[str, int]:
+    """Lengths of the (fixed-length) array columns, from one row that has them all."""
+    if not arrays:
+        return {}
+    first = df.where(F.greatest(*[F.size(c) for c in arrays], F.lit(-1)) >= 0).select(
+        *[F.size(c).alias(c) for c in arrays]).limit(1).collect()
+    return {c: max(int(first[0][c]), 0) if first else 0 for c in arrays}
+
+
+@dataclass(frozen=True)
 class FoldGroups:
-    """Per (fold, label_index): originals, oversampled copies, and per-column moments of originals."""
+    """Per (fold, label_index): originals, oversampled copies, and per-column statistics of originals.
+
+    `moments`/`extents` are keyed by column, and by `column[i]` for position i of an array column;
+    `sketches` holds the KLL sketch (bytes) of the numeric columns whose methods need quantiles.
+    """
 
     rows: dict[tuple[int, int], int]
     copies: dict[tuple[int, int], int]
     moments: dict[tuple[int, int], dict[str, Moments]]
+    extents: dict[tuple[int, int], dict[str, Extent]] = field(default_factory=dict)
+    sketches: dict[tuple[int, int], dict[str, bytes]] = field(default_factory=dict)
 
     def class_counts(self, folds: list[int], classes: int, with_copies: bool = False) -> list[int]:
         """Rows per class in `folds`: originals, plus copies for what a trainer reads."""
@@ -63,24 +142,261 @@ class FoldGroups:
                 out = {c: out[c].merge(per_column[c]) for c in columns}
         return out
 
+    def extent(self, folds: list[int], column: str) -> Extent:
+        """Min/max over `folds` (measured only for the columns of minmax methods)."""
+        out = Extent()
+        for (fold, _), per_column in sorted(self.extents.items()):
+            if fold in folds and column in per_column:
+                out = out.merge(per_column[column])
+        return out
 
-def measure_groups(df: DataFrame, numeric: list[str]) -> FoldGroups:
-    """One aggregation over the written data; moments come from originals (`replica == 0`) only."""
+
+def _present(x: Column) -> Column:
+    """x where it is a number; null for null, NaN and ±inf (they count as missing). x - x is 0 for
+    every finite x and NaN otherwise: one subtraction, cheaper than isnan + abs per value."""
+    return F.when(x - x == 0, x)
+
+
+def _symlog(x: Column) -> Column:
+    return F.signum(x) * F.log1p(F.abs(x))
+
+
+def _value(column: str, spec: FitSpec) -> Column:
+    """The value the statistics of a numeric column are fitted on (present values only)."""
+    x = _present(F.col(column).cast("double"))
+    t = spec.numeric.get(column)
+    return _symlog(x) if t is not None and t.log1p else x
+
+
+def _element(column: str, i: int) -> str:
+    return f"{column}[{i}]"
+
+
+def _shifts(values: DataFrame, names: list[str]) -> dict[str, float]:
+    """A typical value per column (median of the first ≤1000 rows' present values, from a limit
+    query that reads one file's first rows): moments are summed around it, so sum((v - shift)²)
+    does not cancel catastrophically the way a plain sum of squares does when |mean| >> std."""
+    sample = values.select(*[F.col(f"`{n}`") for n in names]).limit(1000).collect()
+    shifts = {}
+    for i, name in enumerate(names):
+        present = sorted(r[i] for r in sample if r[i] is not None)
+        shifts[name] = float(present[len(present) // 2]) if present else 0.0
+    return shifts
+
+
+def _stat_aggs(name: str, shift: float, extent: bool) -> list[Column]:
+    # count, shifted sum and sum of squares (plain sums cost about what the floor's avg costs;
+    # avg + var_pop, each its own running mean with a division per value, cost 2x), and min/max
+    # only where a minmax method needs them.
+    v = F.col(f"`{name}`")
+    d = v - F.lit(shift)
+    aggs = [F.count(v).alias(f"{name}__n"), F.sum(d).alias(f"{name}__s1"), F.sum(d * d).alias(f"{name}__s2")]
+    return aggs + ([F.min(v).alias(f"{name}__min"), F.max(v).alias(f"{name}__max")] if extent else [])
+
+
+def _moments(n: int, s1: float | None, s2: float | None, shift: float) -> Moments:
+    if not n:
+        return Moments()
+    return Moments(n, shift + s1 / n, max(s2 - s1 * s1 / n, 0.0))
+
+
+def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = None) -> FoldGroups:
+    """One aggregation over the written data; statistics come from originals (`replica == 0`) only.
+
+    Without `spec`, every numeric column gets the moments of its present values; with it, also
+    min/max (minmax methods), sketches (quantile methods) and array positions as the spec needs. The fitted values are
+    projected once per row (null unless an original's present value), then aggregated.
+    """
+    spec = spec or FitSpec({c: NumericTransform() for c in numeric})
     original = F.col("replica") == 0
-    aggs = [F.count(F.when(original, 1)).alias("_rows"), F.count(F.when(~original, 1)).alias("_copies")]
-    for c in numeric:
-        value = F.when(original, F.col(c))
-        aggs += [F.count(value).alias(f"{c}__n"), F.avg(value).alias(f"{c}__mean"),
-                 (F.var_pop(value) * F.count(value)).alias(f"{c}__m2")]
-    rows, copies, moments = {}, {}, {}
-    for r in df.groupBy("fold", "label_index").agg(*aggs).collect():
+    projected = {c: _value(c, spec) for c in numeric}
+    for c in spec.arrays:
+        for i in range(spec.widths[c]):
+            # try_element_at: a shorter array gives a missing element here, not an ANSI error.
+            projected[_element(c, i)] = _present(F.try_element_at(F.col(c), F.lit(i + 1)).cast("double"))
+    values = df.select("fold", "label_index", original.alias("_original"),
+                       *[F.when(original, v).alias(n) for n, v in projected.items()])
+    stats = list(projected)
+    with_extent = {c for c in numeric if spec.numeric.get(c, NumericTransform()).method == "minmax"} | {
+        _element(c, i) for c, t in spec.arrays.items() if t.method == "minmax" for i in range(spec.widths[c])}
+    shifts = _shifts(values, stats)
+    aggs = [F.count(F.when(F.col("_original"), 1)).alias("_rows"),
+            F.count(F.when(~F.col("_original"), 1)).alias("_copies")]
+    for name in stats:
+        aggs += _stat_aggs(name, shifts[name], name in with_extent)
+    aggs += [F.kll_sketch_agg_double(c, F.lit(spec.sketch_k)).alias(f"{c}__sketch") for c in numeric if spec.ranks(c)]
+    rows, copies, moments, extents, sketches = {}, {}, {}, {}, {}
+    for r in values.groupBy("fold", "label_index").agg(*aggs).collect():
         key = (int(r["fold"]), int(r["label_index"]))
         rows[key], copies[key] = int(r["_rows"]), int(r["_copies"])
-        moments[key] = {c: Moments(int(r[f"{c}__n"]), r[f"{c}__mean"] or 0.0, r[f"{c}__m2"] or 0.0)
-                        for c in numeric}
-    return FoldGroups(rows, copies, moments)
+        moments[key] = {c: _moments(int(r[f"{c}__n"]), r[f"{c}__s1"], r[f"{c}__s2"], shifts[c]) for c in stats}
+        extents[key] = {c: Extent(r[f"{c}__min"], r[f"{c}__max"]) if r[f"{c}__n"] else Extent() for c in with_extent}
+        sketches[key] = {c: bytes(r[f"{c}__sketch"]) for c in numeric
+                         if spec.ranks(c) and r[f"{c}__n"]}
+    return FoldGroups(rows, copies, moments, extents, sketches)
+
+
+def count_categories(df: DataFrame, columns: list[str]) -> dict[str, dict[int, dict[str, int]]]:
+    """column -> fold -> value -> count over non-holdout originals (nulls are not counted).
+
+    A second aggregation (see the module docstring): one group per (fold, column, value), all
+    categorical columns in one job; map-side partial aggregation keeps the shuffle to the distinct
+    values of each task.
+    """
+    if not columns:
+        return {}
+    pairs = [F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in columns]
+    # One column needs no explode (a row per value and column), which costs as much as the count.
+    pair = pairs[0] if len(pairs) == 1 else F.explode(F.array(*pairs))
+    counted = (df.where((F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD))
+               .select("fold", pair.alias("pair")).select("fold", "pair.column", "pair.value")
+               .where(F.col("value").isNotNull()).groupBy("fold", "column", "value").count())
+    out: dict[str, dict[int, dict[str, int]]] = {c: {} for c in columns}
+    for r in counted.collect():
+        out[r["column"]].setdefault(int(r["fold"]), {})[r["value"]] = int(r["count"])
+    return out
 
 
 def training_folds(k: int, fold: int | None) -> list[int]:
     """Folds whose originals train fold `fold` (None: the final model, every non-holdout fold)."""
     return [f for f in range(k) if f != fold and f != HOLDOUT_FOLD]
+
+
+def _set_name(fold: int | None) -> str:
+    return "final" if fold is None else str(fold)
+
+
+def _quantiles(spark: SparkSession, groups: FoldGroups, spec: FitSpec,
+               sets: dict[str, list[int]]) -> dict[tuple[str, str], dict[float, float]]:
+    """(training set, column) -> rank -> quantile, from the merged sketches of the set's groups.
+
+    A small Spark job over the collected sketches, not over the data: each group's sketch is listed
+    once per training set it belongs to, merged per (set, column) and queried.
+    """
+    rows = [(name, column, bytes(sketch)) for name, folds in sets.items()
+            for (fold, _), per_column in sorted(groups.sketches.items()) if fold in folds
+            for column, sketch in sorted(per_column.items())]
+    if not rows:
+        return {}
+    ranks = sorted({r for c in spec.numeric for r in spec.ranks(c)})
+    merged = (spark.createDataFrame(rows, "name string, column string, sketch binary")
+              .groupBy("name", "column").agg(F.kll_merge_agg_double("sketch").alias("sketch"))
+              .select("name", "column", F.kll_sketch_get_quantile_double(
+                  "sketch", F.array(*[F.lit(r) for r in ranks])).alias("q")))
+    return {(r["name"], r["column"]): dict(zip(ranks, r["q"])) for r in merged.collect()}
+
+
+def _unit(scale: float) -> float:
+    """scikit-learn's handling of a zero scale (a constant column): leave the values unscaled."""
+    return scale if scale > 0 and math.isfinite(scale) else 1.0
+
+
+def _numeric_params(column: str, t: NumericTransform, m: Moments, extent: Extent,
+                    q: dict[float, float], fitted_on: str) -> NumericParams:
+    if not m.count:
+        log.warning("numeric column %s has no present values in the training rows of %s: "
+                    "every value becomes the fill", column, fitted_on)
+        fill = _symlog_value(t.fill_value) if t.log1p and t.impute == "constant" else (
+            t.fill_value if t.impute == "constant" else 0.0)
+        return NumericParams(column, t.method, t.log1p, fill, -math.inf, math.inf, 0.0, 1.0, 0)
+    lower, upper = (q[t.clip[0]], q[t.clip[1]]) if t.clip else (-math.inf, math.inf)
+    std = math.sqrt(m.m2 / m.count)
+    center, scale = {
+        "standard": (m.mean, std),
+        "minmax": (lower, upper - lower) if t.clip else (extent.low, extent.high - extent.low),
+        "robust": (q.get(0.5), q.get(0.75, 0.0) - q.get(0.25, 0.0)),
+        "none": (0.0, 1.0),
+    }[t.method]
+    fill = {"mean": m.mean, "median": q.get(0.5),
+            "constant": _symlog_value(t.fill_value) if t.log1p else t.fill_value}[t.impute]
+    return NumericParams(column, t.method, t.log1p, float(fill), lower, upper, float(center), _unit(scale), m.count)
+
+
+def _symlog_value(x: float) -> float:
+    return math.copysign(math.log1p(abs(x)), x) if x else 0.0
+
+
+def _array_params(column: str, t: ArrayTransform, width: int, groups: FoldGroups, folds: list[int]) -> ArrayParams:
+    names = [_element(column, i) for i in range(width)]
+    moments = groups.merged(folds, names)
+    extents = [groups.extent(folds, n) for n in names]
+    if not t.per_element:  # one statistic over every element: the merge of the positions'
+        pooled_m, pooled_e = Moments(), Extent()
+        for n, e in zip(names, extents):
+            pooled_m, pooled_e = pooled_m.merge(moments[n]), pooled_e.merge(e)
+        moments, extents = {n: pooled_m for n in names}, [pooled_e] * width
+    center, scale = [], []
+    for n, e in zip(names, extents):
+        m = moments[n]
+        c, s = {"standard": (m.mean, math.sqrt(m.m2 / m.count) if m.count else 1.0),
+                "minmax": (e.low, e.high - e.low) if m.count else (0.0, 1.0),
+                "none": (0.0, 1.0)}[t.method]
+        center.append(float(c))
+        scale.append(_unit(s))
+    return ArrayParams(column, t.method, t.per_element, tuple(center), tuple(scale))
+
+
+def _vocabulary(t: CategoricalTransform, counts: dict[int, dict[str, int]], folds: list[int]) -> tuple[str, ...]:
+    """Values by training-set frequency (ties by value), at least min_count, at most max_size."""
+    total: dict[str, int] = {}
+    for fold in folds:
+        for value, n in counts.get(fold, {}).items():
+            total[value] = total.get(value, 0) + n
+    kept = sorted((v for v, n in total.items() if n >= t.min_count), key=lambda v: (-total[v], v))
+    return tuple(kept[: t.max_size] if t.max_size else kept)
+
+
+def fit_transforms(spark: SparkSession, groups: FoldGroups, categories: dict[str, dict[int, dict[str, int]]],
+                   spec: FitSpec, k: int) -> tuple[TransformParams, dict[int, TransformParams]]:
+    """The final and per-fold parameters from measured groups and category counts (no data pass)."""
+    sets = {_set_name(f): training_folds(k, f) for f in [None, *range(k)]}
+    quantiles = _quantiles(spark, groups, spec, sets)
+    fitted = {}
+    for name, folds in sets.items():
+        moments = groups.merged(folds, list(spec.numeric))
+        fitted[name] = TransformParams(
+            fitted_on=name,
+            numeric=tuple(_numeric_params(c, t, moments[c], groups.extent(folds, c),
+                                          quantiles.get((name, c), {}), name) for c, t in spec.numeric.items()),
+            categorical=tuple(CategoricalParams(c, t.encoding, _vocabulary(t, categories.get(c, {}), folds))
+                              for c, t in spec.categorical.items()),
+            arrays=tuple(_array_params(c, t, spec.widths[c], groups, folds) for c, t in spec.arrays.items()))
+    return fitted["final"], {f: fitted[str(f)] for f in range(k)}
+
+
+def apply_spark(df: DataFrame, params: TransformParams) -> DataFrame:
+    """`df` with every column of `params` replaced by its transformed value (sparkprep.transform
+    gives the formulas; the numpy and torch appliers compute the same float64 expressions).
+
+    >>> normalised = apply_spark(spark.read.parquet(out + "/data").where("fold = -1"), final)
+    """
+    replaced: dict[str, Column] = {}
+    for p in params.numeric:
+        x = _present(F.col(p.column).cast("double"))
+        v = F.coalesce(_symlog(x) if p.log1p else x, F.lit(p.fill))
+        clipped = F.least(F.greatest(v, F.lit(p.lower)), F.lit(p.upper))
+        replaced[p.column] = (clipped - F.lit(p.center)) / F.lit(p.scale)
+    for p in params.categorical:
+        index = (F.coalesce(F.try_element_at(F.map_from_arrays(F.lit(list(p.vocabulary)),
+                                                                F.lit(list(range(1, p.width)))),
+                                             F.col(p.column).cast("string")), F.lit(UNKNOWN))
+                 if p.vocabulary else F.lit(UNKNOWN)).cast("long")
+        replaced[p.column] = index if p.encoding == "index" else F.transform(
+            F.sequence(F.lit(0), F.lit(p.width - 1)), _one_hot(index))
+    for p in params.arrays:
+        replaced[p.column] = F.transform(F.col(p.column).cast("array<double>"), _array_scaler(p))
+    return df.withColumns(replaced)
+
+
+def _one_hot(index: Column) -> Callable[[Column], Column]:
+    return lambda j: (j == index).cast("double")
+
+
+def _array_scaler(p: ArrayParams) -> Callable[[Column, Column], Column]:
+    center, scale = F.lit(list(p.center)), F.lit(list(p.scale))
+
+    def scaled(x: Column, i: Column) -> Column:
+        c = F.element_at(center, i + 1)
+        return (F.coalesce(_present(x), c) - c) / F.element_at(scale, i + 1)
+
+    return scaled

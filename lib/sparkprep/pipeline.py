@@ -7,7 +7,9 @@ for the class counts, the split's bucket counts and the data write. Parquet on d
 `persist()`: on this stack Spark's in-memory columnar cache cost 4x a Parquet write of the same
 rows, and a disk copy scales past memory by construction. Statistics, per-fold counts and the
 output row count are then measured on the written data, independently of the code path that
-produced it, and the row accounting law is checked before the manifest exists.
+produced it, and the row accounting law is checked before the manifest exists. The transforms of
+every fold come from the same aggregation (normalise.py; categorical columns add one more) and are
+written to transform.json before the manifest.
 """
 
 from __future__ import annotations
@@ -37,16 +39,20 @@ from sparkprep.ingest import (SOURCE_FILE, check_columns, input_version, read_in
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_manifest
 from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
-from sparkprep.normalise import measure_groups
+from sparkprep.normalise import (FitSpec, apply_spark, array_widths, count_categories, fit_transforms,
+                                 measure_groups)
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep.report import render_report
 from sparkprep.split import (FOLD_RANK, GroupedPlan, SplitPlan, add_label_index, assign_folds,
                              assign_group_folds, holdout_by_column)
+from sparkprep.transform import TRANSFORM_FILE, transform_document
 from sparkprep.verify import verify_dataset
 from sparkprep.write import (MANIFEST, REPORT, abandon, prepare_target, publish, read_table,
                              scratch_dir, write_table)
 
 log = logging.getLogger(__name__)
+
+NORMALISED = "normalised"  # the optional Spark-transformed copy (normalise.materialise)
 
 
 class _Clock:
@@ -231,7 +237,9 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         fs.delete(scratch)
 
     written = read_table(spark, target.data, out_cfg.format, version)
-    groups = measure_groups(written, cols.numeric)
+    spec = FitSpec.of(config.normalise, cols, array_widths(written, cols.array))
+    groups = measure_groups(written, cols.numeric, spec)
+    transforms = fit_transforms(spark, groups, count_categories(written, cols.categorical), spec, plan.k)
     clock.lap("measure")
     by_fold = {str(f): sum(n for (fo, _), n in groups.rows.items() if fo == f) for f in [HOLDOUT_FOLD, *range(plan.k)]}
     counts = RowCounts(input=n_input, rejected=sum(rejections.values()), duplicates=n_duplicates,
@@ -255,6 +263,12 @@ def run(spark: SparkSession, config: Config) -> RunResult:
             raise ContractError("the dataset failed verification; nothing was published:\n  "
                                 + "\n  ".join(verdict.violations))
         manifest["verified"] = verdict.checks
+        fs.write_text(target.file(TRANSFORM_FILE), json.dumps(transform_document(*transforms), indent=1))
+        if config.normalise.materialise:
+            manifest["normalisation"]["transform"]["materialised"] = {
+                "path": NORMALISED, "with": "final", "delta_version": write_table(
+                    apply_spark(written, transforms[0]), target.file(NORMALISED), out_cfg.format, ["fold"],
+                    out_cfg.max_rows_per_file)}
         fs.write_text(target.file(REPORT), render_report(manifest))
         fs.write_text(target.file(MANIFEST), json.dumps(manifest, indent=2, sort_keys=False))
         publish(fs, target, run_id)

@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,3 +58,206 @@ def test_row_accounting_law_is_enforced():
     RowCounts(input=10, rejected=2, duplicates=3, output=5).check()
     with pytest.raises(ContractError, match="row accounting broken"):
         RowCounts(input=10, rejected=2, duplicates=3, output=4).check()
+
+
+# --- transforms (issue 6) -------------------------------------------------------------------------
+
+from dataclasses import replace  # noqa: E402
+
+from pydantic import ValidationError  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_wine  # noqa: E402
+from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler  # noqa: E402
+
+from sparkprep.config import ArrayTransform, CategoricalTransform, NumericTransform  # noqa: E402
+from sparkprep.normalise import FitSpec, apply_spark, count_categories, fit_transforms  # noqa: E402
+from sparkprep.transform import TransformParams, params_of, transform_document  # noqa: E402
+
+K = 3
+SCHEMA = "fold int, replica int, label_index int, a double, b double, c double, cat string, emb array<double>"
+
+
+def _dataset_rows(x, y):
+    """Rows of a real dataset: holdout every 10th row, folds i % K, and a wild copy of every 7th
+    original (replica 1, same fold) that must not move any statistic."""
+    rows = []
+    for i, (features, label) in enumerate(zip(x, y)):
+        fold = -1 if i % 10 == 0 else i % K
+        a, b, c = (float(v) for v in features[:3])
+        row = (fold, 0, int(label), a, b, c, "abcde"[i % 5] if i % 4 else "rare" if i < 40 else None, [a, b])
+        rows.append(row)
+        if i % 7 == 0 and fold != -1:
+            rows.append((fold, 1, int(label), a * 1e6, -b, 1e9, "copy", [1e9, 1e9]))
+    return rows
+
+
+def _fit(spark, rows, spec):
+    df = spark.createDataFrame(rows, SCHEMA)
+    groups = measure_groups(df, list(spec.numeric), spec)
+    return fit_transforms(spark, groups, count_categories(df, list(spec.categorical)), spec, K)
+
+
+SPEC = FitSpec({"a": NumericTransform(), "b": NumericTransform(method="minmax"),
+                "c": NumericTransform(method="robust", impute="median")},
+               {"cat": CategoricalTransform(encoding="onehot", min_count=2)},
+               {"emb": ArrayTransform()}, {"emb": 2}, sketch_k=65535)
+
+
+@pytest.mark.parametrize("load", [load_breast_cancer, load_wine])
+def test_fold_parameters_equal_scikit_learn_fitted_on_the_folds_training_originals(spark, load):
+    x, y = load(return_X_y=True)
+    final, folds = _fit(spark, _dataset_rows(x, y), SPEC)
+    fold_of = np.array([-1 if i % 10 == 0 else i % K for i in range(len(y))])
+    for fold, params in [*folds.items(), (None, final)]:
+        train = x[(fold_of != fold) & (fold_of != -1)]
+        a, b, c = params.numeric
+        std = StandardScaler().fit(train[:, :1])  # default settings: centred, population std
+        assert (a.center, a.scale, a.count) == (pytest.approx(std.mean_[0], rel=1e-12),
+                                                pytest.approx(std.scale_[0], rel=1e-12), len(train))
+        mm = MinMaxScaler().fit(train[:, 1:2])
+        assert (b.center, b.scale) == (mm.data_min_[0], pytest.approx(mm.data_range_[0], rel=1e-12))
+        # KLL below sketch_k values is exact and returns a data value (numpy's inverted_cdf);
+        # RobustScaler interpolates between neighbouring values, hence the tolerance against it.
+        q25, q50, q75 = np.quantile(train[:, 2], [0.25, 0.5, 0.75], method="inverted_cdf")
+        assert (c.center, c.scale, c.fill) == (q50, pytest.approx(q75 - q25, rel=1e-12), q50)
+        robust = RobustScaler().fit(train[:, 2:3])
+        assert c.center == pytest.approx(robust.center_[0], rel=0.02)
+        assert c.scale == pytest.approx(robust.scale_[0], rel=0.05)
+        emb = StandardScaler().fit(train[:, :2])
+        assert params.arrays[0].center == pytest.approx(tuple(emb.mean_), rel=1e-12)
+        assert params.arrays[0].scale == pytest.approx(tuple(emb.scale_), rel=1e-12)
+        # scikit-learn's own transform gives the same numbers as ours
+        ours = params.apply_numpy({"a": train[:, 0]})["a"]
+        np.testing.assert_allclose(ours, std.transform(train[:, :1])[:, 0], rtol=0, atol=1e-12)
+
+
+def test_changing_only_fold_k_moves_every_parameter_but_fold_ks(spark):
+    x, y = load_wine(return_X_y=True)
+    rows = _dataset_rows(x, y)
+    changed = [(f, r, lab, a * 3 + 1, b * 5 - 10, c + 100, "zzz" if cat else cat, [e * 2 for e in emb]) if f == 1
+               else (f, r, lab, a, b, c, cat, emb) for f, r, lab, a, b, c, cat, emb in rows]
+    before_final, before = _fit(spark, rows, SPEC)
+    after_final, after = _fit(spark, changed, SPEC)
+    # Fold 1's parameters do not move (to rounding: moments are summed around a shift taken from
+    # the first rows, which may be fold 1's; the shift conditions the sums, it is not a statistic).
+    assert after[1].categorical == before[1].categorical
+    for old, new in zip((*before[1].numeric, *before[1].arrays), (*after[1].numeric, *after[1].arrays)):
+        numbers = [f for f in ("center", "scale", "fill", "lower", "upper") if hasattr(old, f)]
+        flat = [np.ravel([getattr(p, f) for f in numbers]) for p in (old, new)]
+        np.testing.assert_allclose(flat[1], flat[0], rtol=1e-12, err_msg=old.column)
+    for fold in (0, 2):
+        for old, new in zip((*before[fold].numeric, *before[fold].arrays), (*after[fold].numeric, *after[fold].arrays)):
+            assert old.center != new.center and old.scale != new.scale, old.column
+        assert "zzz" in after[fold].categorical[0].vocabulary and "zzz" not in before[fold].categorical[0].vocabulary
+    assert after_final != before_final
+
+
+def test_vocabulary_by_frequency_with_min_count_and_max_size(spark):
+    # training folds of fold 0 are 1 and 2: x 3 (fold 1) + 1 (fold 2), y 2, w 2, v 1; z only in fold 0
+    cats = [(0, "z"), (0, "z"), (0, "z"), (1, "x"), (1, "x"), (1, "x"), (1, "y"), (2, "y"), (2, "x"),
+            (2, "w"), (2, "w"), (2, "v"), (-1, "h"), (1, None)]
+    rows = [(f, 0, 0, 1.0, 1.0, 1.0, c, [1.0, 1.0]) for f, c in cats] + [(1, 1, 0, 1.0, 1.0, 1.0, "copy", [1.0, 1.0])]
+    spec = FitSpec(categorical={"cat": CategoricalTransform(min_count=2, max_size=2)})
+    final, folds = _fit(spark, rows, spec)
+    assert folds[0].categorical[0].vocabulary == ("x", "w")  # x 4, then w and y tie at 2: by value
+    assert final.categorical[0].vocabulary == ("x", "z")
+    unlimited = replace(spec, categorical={"cat": CategoricalTransform()})
+    assert _fit(spark, rows, unlimited)[1][0].categorical[0].vocabulary == ("x", "w", "y", "v")
+
+
+def _awkward_rows():
+    """Training rows plus what serving meets: null, NaN, ±inf, negatives for log1p, unseen categories."""
+    values = [(1.0, "a"), (2.0, "b"), (3.0, "a"), (10.0, "c"), (1e6, "a"), (-4.0, "b"), (0.5, "b"), (7.0, "a")]
+    rows = [(i % K, 0, 0, v, v, v, c, [v, -v]) for i, (v, c) in enumerate(values)]
+    odd = [None, float("nan"), float("inf"), float("-inf"), -0.5, -1e300]
+    rows += [(-1, 0, 0, v, v, v, c, [v if v is not None else float("nan"), 1.0])
+             for v, c in zip(odd, [None, "never-seen", "", "a", "b", "zz"])]
+    return rows
+
+
+AWKWARD = FitSpec({"a": NumericTransform(log1p=True, impute="median", method="robust", clip=(0.1, 0.9)),
+                   "b": NumericTransform(impute="constant", fill_value=-2.0, method="minmax", clip=(0.0, 0.75)),
+                   "c": NumericTransform(log1p=True)},
+                  {"cat": CategoricalTransform(encoding="onehot")}, {"emb": ArrayTransform(per_element=False)},
+                  {"emb": 2}, sketch_k=200)
+
+
+def test_spark_and_numpy_appliers_agree_and_nothing_becomes_nan(spark):
+    rows = _awkward_rows()
+    final, folds = _fit(spark, rows, AWKWARD)
+    ordered = spark.createDataFrame(rows, SCHEMA).orderBy("fold", "a", "cat")
+    raw = ordered.toPandas()
+    for params in (final, *folds.values()):
+        spark_out = apply_spark(ordered, params).toPandas()
+        batch = {"a": raw["a"].to_numpy(dtype=float), "b": raw["b"].to_numpy(dtype=float),
+                 "c": raw["c"].to_numpy(dtype=float), "cat": raw["cat"].to_numpy(dtype=object),
+                 "emb": np.array(raw["emb"].tolist(), dtype=float)}
+        ours = params.apply_numpy(batch)
+        for column in ("a", "b", "c"):
+            np.testing.assert_allclose(ours[column], spark_out[column].to_numpy(dtype=float), rtol=0, atol=1e-6)
+            assert np.isfinite(ours[column]).all(), column
+        np.testing.assert_array_equal(ours["cat"], np.array(spark_out["cat"].tolist()))
+        np.testing.assert_allclose(ours["emb"], np.array(spark_out["emb"].tolist()), rtol=0, atol=1e-6)
+        assert np.isfinite(ours["emb"]).all()
+    b = final.numeric[1]
+    # constant fill on the raw scale, then clipped into the fitted range: missing b -> (lower - lower) / range
+    assert final.apply_numpy({"b": np.array([np.nan])})["b"][0] == pytest.approx((max(-2.0, b.lower) - b.center) / b.scale)
+    cat = final.apply_numpy({"cat": np.array(["never-seen", None, "a"], dtype=object)})["cat"]
+    assert cat.argmax(axis=1).tolist() == [0, 0, 1 + final.categorical[0].vocabulary.index("a")]
+
+
+def test_transform_json_round_trips_and_is_versioned(spark):
+    final, folds = _fit(spark, _awkward_rows(), AWKWARD)
+    import json
+    document = json.loads(json.dumps(transform_document(final, folds)))
+    assert params_of(document, None) == final and params_of(document, 2) == folds[2]
+    assert TransformParams.from_dict(final.to_dict()) == final
+    from sparkprep.errors import InputError
+    with pytest.raises(InputError, match="format_version"):
+        params_of({**document, "format_version": 99}, 0)
+    with pytest.raises(InputError, match="no parameters for fold 7"):
+        params_of(document, 7)
+
+
+def test_config_refuses_clip_with_statistics_that_would_need_a_second_pass():
+    with pytest.raises(ValidationError, match="second pass"):
+        NumericTransform(clip=(0.01, 0.99))  # standard scaling of clipped values
+    with pytest.raises(ValidationError, match="IQR"):
+        NumericTransform(method="robust", impute="median", clip=(0.3, 0.99))
+    assert NumericTransform(method="robust", impute="median", clip=(0.01, 0.99)).clip == (0.01, 0.99)
+
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "transform_awkward.json"
+
+
+def awkward_fixture(spark) -> dict:
+    """transform.json of _awkward_rows, the raw inputs and Spark's outputs for every training set:
+    the trainer tests (no Spark there) check the numpy and torch appliers against these numbers."""
+    final, folds = _fit(spark, _awkward_rows(), AWKWARD)
+    ordered = spark.createDataFrame(_awkward_rows(), SCHEMA).orderBy("fold", "a", "cat")
+    raw = ordered.toPandas()
+    inputs = {c: [None if v is None else float(v) for v in raw[c]] for c in ("a", "b", "c")}
+    inputs["cat"] = [v for v in raw["cat"]]
+    inputs["emb"] = [list(map(float, e)) for e in raw["emb"]]
+    outputs = {}
+    for name, params in [("final", final), *((str(f), p) for f, p in folds.items())]:
+        out = apply_spark(ordered, params).toPandas()
+        outputs[name] = {c: out[c].tolist() for c in ("a", "b", "c")}
+        outputs[name]["cat"] = [list(map(float, row)) for row in out["cat"]]
+        outputs[name]["emb"] = [list(map(float, row)) for row in out["emb"]]
+    return {"transform": transform_document(final, folds), "inputs": inputs, "spark": outputs}
+
+
+def _rounded(tree):
+    """Floats to 10 significant digits: the fixture pins the numbers, not their last bits."""
+    if isinstance(tree, float):
+        return f"{tree:.10g}"  # as text, so that NaN equals NaN
+    if isinstance(tree, dict):
+        return {k: _rounded(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_rounded(v) for v in tree]
+    return tree
+
+
+def test_the_trainers_fixture_is_what_spark_fits_and_applies(spark):
+    import json
+    assert _rounded(json.loads(json.dumps(awkward_fixture(spark)))) == _rounded(json.loads(FIXTURE.read_text()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from sparkprep.transform import TRANSFORM_FILE, ArrayParams, NumericParams, TransformParams, transform_document
 
 # Large ids: a reader that round-trips int64 through float64 would change them.
 BASE = 2**60
@@ -106,8 +109,23 @@ def write_separable_output(out: Path) -> None:
     frame = table.to_pandas()
     stats = {str(k): {c: {"mean": frame[frame.fold == 1 - k][c].mean(), "std": frame[frame.fold == 1 - k][c].std(ddof=0),
                           "count": ROWS_PER_FOLD} for c in ("num_0", "num_1")} for k in (0, 1)}
+    write_standard_transform(out, {k: {c: s["mean"] for c, s in stats[str(k)].items()} for k in (0, 1)},
+                             {k: {c: s["std"] for c, s in stats[str(k)].items()} for k in (0, 1)})
     write_manifest(out, manifest_for(
         "parquet",
         class_priors={"final": PRIORS, "folds": {"0": PRIORS, "1": PRIORS}},
         class_weights={"final": [2 / 3, 2.0], "folds": {"0": [2 / 3, 2.0], "1": [2 / 3, 2.0]}},
         normalisation={"method": "standard", "final": {}, "folds": stats}))
+
+
+def standard_params(name: str, mean: dict[str, float], std: dict[str, float]) -> TransformParams:
+    """StandardScaler-like params (fill = mean) for num_0/num_1; emb left as is."""
+    return TransformParams(name, numeric=tuple(
+        NumericParams(c, "standard", False, mean[c], -math.inf, math.inf, mean[c], std[c], ROWS_PER_FOLD)
+        for c in ("num_0", "num_1")), arrays=(ArrayParams("emb", "none", True, (0.0, 0.0), (1.0, 1.0)),))
+
+
+def write_standard_transform(out: Path, mean: dict[int, dict[str, float]], std: dict[int, dict[str, float]]) -> None:
+    """transform.json by hand: fold k standardises with mean[k]/std[k]; final with fold 0's."""
+    folds = {k: standard_params(str(k), mean[k], std[k]) for k in mean}
+    (out / TRANSFORM_FILE).write_text(json.dumps(transform_document(standard_params("final", mean[0], std[0]), folds)))

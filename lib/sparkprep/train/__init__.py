@@ -9,7 +9,9 @@ Two backends with one API: "arrow" (default; pyarrow, DDP-exact shards) and "pet
 
 from sparkprep.train.files import DatasetFiles
 from sparkprep.train.loader import feature_columns, make_loader
-from sparkprep.train.manifest import load_manifest
+from sparkprep.train.manifest import load_manifest, load_transform
 from sparkprep.train.petastorm_reader import PetastormOptions
+from sparkprep.train.serving import TransformModule
 
-__all__ = ["DatasetFiles", "PetastormOptions", "feature_columns", "load_manifest", "make_loader"]
+__all__ = ["DatasetFiles", "PetastormOptions", "TransformModule", "feature_columns", "load_manifest",
+           "load_transform", "make_loader"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,11 +106,12 @@ class ArrowLoader(IterableDataset):
 
     def __init__(self, sources: Sequence[Source], units: Sequence[Unit], columns: Sequence[str], *,
                  batch_size: int, spec: ShardSpec, window_rows: int, originals_only: bool,
-                 epoch: int = 0, num_epochs: int | None = 1) -> None:
+                 epoch: int = 0, num_epochs: int | None = 1,
+                 transform: Callable[[Block], Block] | None = None) -> None:
         super().__init__()
         self._sources, self._units, self._columns = tuple(sources), tuple(units), tuple(columns)
         self._read = (*columns, REPLICA) if originals_only and REPLICA not in columns else self._columns
-        self._originals_only = originals_only
+        self._originals_only, self._transform = originals_only, transform
         self.batch_size, self.spec, self.window_rows, self.num_epochs = batch_size, spec, window_rows, num_epochs
         self.set_epoch(epoch)
         log.info("arrow loader rank %d/%d: %d rows per rank, %d batches; %d row(s) dropped, %d padded",
@@ -155,7 +156,9 @@ class ArrowLoader(IterableDataset):
         if self.spec.shuffle:
             rng = epoch_rng(self.spec.seed, epoch, _WINDOW_STREAM, self.spec.rank)
             blocks = shuffled_windows(blocks, self.window_rows, rng)
-        return rebatch(blocks, self.batch_size)
+        batches = rebatch(blocks, self.batch_size)
+        # Per batch, after shuffling: the transform's output (one-hot rows) never fills the window.
+        return map(self._transform, batches) if self._transform else batches
 
     def _blocks(self, shard: Shard) -> Iterator[Block]:
         opened: tuple[int, pq.ParquetFile] | None = None

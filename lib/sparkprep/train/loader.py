@@ -12,7 +12,7 @@ from sparkprep.errors import InputError
 from sparkprep.train.arrow_reader import ArrowLoader, Source, check_columns, count_units
 from sparkprep.train.files import DatasetFiles
 from sparkprep.train.location import OutputLocation
-from sparkprep.train.manifest import load_manifest
+from sparkprep.train.manifest import load_manifest, load_transform
 from sparkprep.train.petastorm_reader import PetastormOptions, petastorm_loader
 from sparkprep.train.sharding import ShardSpec
 
@@ -21,13 +21,14 @@ log = logging.getLogger(__name__)
 LABEL = "label_index"
 SHUFFLE_BATCHES = 8  # rows held for mixing across row groups, in batches
 BACKENDS = ("arrow", "petastorm")
+TRANSFORMS = ("fold", "final", None)
 
 
 def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size: int = 256,
                 columns: Sequence[str] | None = None, rank: int = 0, world_size: int = 1,
                 shuffle: bool = True, seed: int | None = None, epoch: int = 0,
                 num_epochs: int | None = 1, drop_last: bool = True, backend: str = "arrow",
-                petastorm: PetastormOptions | None = None) -> Any:
+                petastorm: PetastormOptions | None = None, transform: str | None = None) -> Any:
     """Batches of one split, as dicts of torch tensors: the selected columns plus `label_index`.
 
     Splits, for fold k (DESIGN.md): "train" = fold not in {k, -1}, replicas included; "val" =
@@ -46,6 +47,12 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
     backend="petastorm": Petastorm's batch reader (options in `petastorm`). Ranks get disjoint whole
     row groups, so shards are uneven; a split with fewer row groups than ranks is refused.
 
+    transform="fold": apply fold k's fitted transform (transform.json: fitted on fold k's training
+    originals only) on the fly, to train and val alike; "final": the final model's (all
+    non-holdout originals), for split="final"/"test"; None: raw stored values. With a transform,
+    `columns=None` also selects the categorical columns (int64 indices, or float64 one-hot rows);
+    numeric and array columns arrive as float64, missing values filled as configured.
+
     >>> with make_loader("/data/prepared", fold=0, split="train", batch_size=512, seed=7,
     ...                  rank=rank, world_size=world) as loader:
     ...     for epoch in range(10):
@@ -55,16 +62,22 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
     """
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if transform not in TRANSFORMS:
+        raise InputError(f"unknown transform {transform!r}: use 'fold', 'final' or None")
     manifest = load_manifest(out_dir)
     files = DatasetFiles.for_split(out_dir, manifest, split, fold)
     if not 0 <= rank < world_size:
         raise InputError(f"rank {rank} is out of range for world_size {world_size}")
-    wanted = _columns(manifest, columns)
+    params = load_transform(out_dir, fold if transform == "fold" else None) if transform else None
+    wanted = _columns(manifest, columns, with_categorical=params is not None)
     seed = int(manifest.get("seed", 0)) if seed is None else seed
     window = SHUFFLE_BATCHES * batch_size if shuffle else 0
     log.info("%s loader %s fold %d rank %d/%d: %d files, columns %s",
              backend, split, fold, rank, world_size, len(files.urls), wanted)
     if backend == "petastorm":
+        if params is not None:
+            raise InputError("transform= is applied by the arrow backend only: use backend='arrow', or "
+                             "apply load_transform(out, fold).apply_numpy to the petastorm batches")
         # Petastorm takes one seed: derive it from (seed, epoch) so that epochs differ.
         epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
         return petastorm_loader(files, wanted, batch_size=batch_size, shuffle_rows=window, rank=rank,
@@ -72,20 +85,23 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
                                 options=petastorm or PetastormOptions())
     location = OutputLocation.of(out_dir)
     sources = [Source.of(location, url) for url in files.urls]
-    check_columns(sources[0], wanted)
+    check_columns(sources[0], [c for c in wanted if params is None or c not in
+                               {p.column for p in params.categorical}])
     spec = ShardSpec(rank=rank, world_size=world_size, seed=seed, shuffle=shuffle, drop_last=drop_last)
     return ArrowLoader(sources, count_units(sources, files.originals_only), wanted, batch_size=batch_size,
                        spec=spec, window_rows=window, originals_only=files.originals_only,
-                       epoch=epoch, num_epochs=num_epochs)
+                       epoch=epoch, num_epochs=num_epochs, transform=params.apply_numpy if params else None)
 
 
-def feature_columns(manifest: dict[str, Any]) -> list[str]:
-    """The numeric and array feature columns, in manifest order (what `columns=None` selects)."""
-    return [*manifest["columns"]["numeric"], *manifest["columns"]["array"]]
+def feature_columns(manifest: dict[str, Any], with_categorical: bool = False) -> list[str]:
+    """The numeric (then categorical, with a transform that encodes them) and array feature
+    columns, in manifest order (what `columns=None` selects)."""
+    cols = manifest["columns"]
+    return [*cols["numeric"], *(cols["categorical"] if with_categorical else []), *cols["array"]]
 
 
-def _columns(manifest: dict[str, Any], columns: Sequence[str] | None) -> list[str]:
-    selected = list(feature_columns(manifest) if columns is None else columns)
+def _columns(manifest: dict[str, Any], columns: Sequence[str] | None, with_categorical: bool) -> list[str]:
+    selected = list(feature_columns(manifest, with_categorical) if columns is None else columns)
     if LABEL not in selected:
         selected.append(LABEL)
     # Partition columns live in directory names, not in the files the readers open.

@@ -1,4 +1,5 @@
-"""Read `<out>/manifest.json`, the file that says a dataset is complete (docs/manifest.md)."""
+"""Read `<out>/manifest.json`, the file that says a dataset is complete, and the `transform.json`
+beside it (docs/manifest.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pyarrow.fs as pafs
 from sparkprep import MANIFEST_FORMAT_VERSION
 from sparkprep.errors import InputError
 from sparkprep.train.location import OutputLocation
+from sparkprep.transform import TRANSFORM_FILE, TransformParams, params_of
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +32,38 @@ def load_manifest(out_dir: str) -> dict[str, Any]:
     return _load(OutputLocation.of(out_dir))
 
 
-def _load(location: OutputLocation) -> dict[str, Any]:
-    uri = location.url_of(MANIFEST)
-    info = location.fs.get_file_info(location.path_of(MANIFEST))
+def _read_json(location: OutputLocation, name: str, missing: str) -> Any:
+    """The JSON file `name` of the output; InputError `missing` when there is none."""
+    info = location.fs.get_file_info(location.path_of(name))
     if info.type != pafs.FileType.File:
-        raise InputError(f"no {MANIFEST} in {location.url}: the dataset is incomplete or is not a "
-                         f"sparkprep output (the manifest is written last; rerun the ETL job)")
+        raise InputError(f"no {name} in {location.url}: {missing}")
     with location.fs.open_input_stream(info.path) as stream:
         text = stream.read().decode("utf-8")
     try:
-        manifest = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
-        raise InputError(f"{uri} is not valid JSON ({err}); rerun the ETL job") from err
+        raise InputError(f"{location.url_of(name)} is not valid JSON ({err}); rerun the ETL job") from err
+
+
+def _load(location: OutputLocation) -> dict[str, Any]:
+    uri = location.url_of(MANIFEST)
+    manifest = _read_json(location, MANIFEST, "the dataset is incomplete or is not a sparkprep output "
+                          "(the manifest is written last; rerun the ETL job)")
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if version != MANIFEST_FORMAT_VERSION:
         raise InputError(f"{uri} has format_version {version!r}; this reader knows only "
                          f"{MANIFEST_FORMAT_VERSION}: use the sparkprep version that wrote it")
     log.debug("loaded %s (run %s)", uri, manifest.get("run_id"))
     return manifest
+
+
+def load_transform(out_dir: str, fold: int | None) -> TransformParams:
+    """The fitted transform of fold `fold` (None: the final model) from `<out>/transform.json`.
+
+    >>> params = load_transform("/data/prepared", fold=0)
+    >>> batch = params.apply_numpy(batch)
+    """
+    location = OutputLocation.of(out_dir)
+    document = _read_json(location, TRANSFORM_FILE, "the output was written by a sparkprep without fitted "
+                          "transforms; rerun the ETL job or use transform=None")
+    return params_of(document, fold, location.url_of(TRANSFORM_FILE))

@@ -27,37 +27,27 @@ from sparkprep.train.manifest import load_manifest
 log = logging.getLogger(__name__)
 
 INIT_TOLERANCE = 1e-3  # float32 logits; the expected value is exact
-CLIP = 10.0  # standardised values beyond ±CLIP are outliers; clipping keeps one from dominating a step
+CLIP = 10.0  # transformed values beyond ±CLIP are outliers; clipping keeps one from dominating a step
 
 
 @dataclass(frozen=True)
 class FoldFeatures:
-    """Numeric columns standardised with the manifest's statistics for one fold, then array columns."""
+    """The model input: numeric then array columns of batches that `make_loader(...,
+    transform="fold")` has already transformed with the fold's fitted parameters (transform.json)."""
 
     numeric: tuple[str, ...]
     arrays: tuple[str, ...]
-    mean: torch.Tensor
-    std: torch.Tensor
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any], fold: int) -> FoldFeatures:
-        stats = manifest["normalisation"]["folds"][str(fold)]
-        numeric = tuple(manifest["columns"]["numeric"])
-        # A column with no values in the training rows has no mean/std: it becomes all zeros.
-        mean = [stats[c]["mean"] or 0.0 for c in numeric]
-        std = [stats[c]["std"] or 1.0 for c in numeric]
-        return cls(numeric, tuple(manifest["columns"]["array"]),
-                   torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64))
+    def from_manifest(cls, manifest: dict[str, Any]) -> FoldFeatures:
+        return cls(tuple(manifest["columns"]["numeric"]), tuple(manifest["columns"]["array"]))
 
     def apply(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(rows, features) float32; nulls (NaN) become the mean, i.e. 0 after standardising."""
-        parts = []
-        if self.numeric:
-            x = torch.stack([batch[c].double() for c in self.numeric], dim=1)
-            parts.append((x - self.mean) / self.std)
-        parts += [batch[c].double().reshape(len(batch[LABEL]), -1) for c in self.arrays]
-        x = torch.cat(parts, dim=1)
-        return torch.nan_to_num(x, nan=0.0).clamp(-CLIP, CLIP).float()
+        """(rows, features) float32, clipped to ±CLIP."""
+        rows = len(batch[LABEL])
+        parts = [torch.stack([batch[c].double() for c in self.numeric], dim=1)] if self.numeric else []
+        parts += [batch[c].double().reshape(rows, -1) for c in self.arrays]
+        return torch.cat(parts, dim=1).clamp(-CLIP, CLIP).float()
 
 
 @dataclass(frozen=True)
@@ -96,7 +86,7 @@ def train_tiny(out_dir: str, fold: int = 0, steps: int = 30, *, batch_size: int 
     started = time.perf_counter()
     torch.manual_seed(seed)
     manifest = load_manifest(out_dir)
-    features = FoldFeatures.from_manifest(manifest, fold)
+    features = FoldFeatures.from_manifest(manifest)
     priors = manifest["class_priors"]["folds"][str(fold)]
     weights = manifest["class_weights"]["folds"][str(fold)] if class_weights else None
     expected = expected_initial_loss(priors, weights)
@@ -107,7 +97,8 @@ def train_tiny(out_dir: str, fold: int = 0, steps: int = 30, *, batch_size: int 
     model: nn.Module | None = None
     initial = loss = math.nan
     every = max(1, steps // 10)
-    with make_loader(out_dir, fold, "train", batch_size=batch_size, seed=seed, num_epochs=None) as train:
+    with make_loader(out_dir, fold, "train", batch_size=batch_size, seed=seed, num_epochs=None,
+                     transform="fold") as train:
         for step, batch in zip(range(steps), train):
             x, y = features.apply(batch), batch[LABEL].long()
             if model is None:
@@ -132,7 +123,8 @@ def train_tiny(out_dir: str, fold: int = 0, steps: int = 30, *, batch_size: int 
     per_class = torch.zeros(len(priors), dtype=torch.long)
     hits = torch.zeros(len(priors), dtype=torch.long)
     model.eval()
-    with torch.no_grad(), make_loader(out_dir, fold, "val", batch_size=batch_size, shuffle=False) as val:
+    with torch.no_grad(), make_loader(out_dir, fold, "val", batch_size=batch_size, shuffle=False,
+                                             transform="fold") as val:
         for batch in val:
             y = batch[LABEL].long()
             right = model(features.apply(batch)).argmax(1) == y

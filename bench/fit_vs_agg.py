@@ -1,0 +1,123 @@
+"""Benchmark: fitting every fold's transform against one plain aggregation, in the same run.
+
+Generated Parquet shaped like a sparkprep output (fold, replica, label_index, numeric columns with
+nulls and x1e6 outliers, a categorical column, an array column). The floor is
+`df.agg(mean of every numeric column)`, the least any statistic over these columns costs (one
+scan). Ours: `measure_groups` + `count_categories` + `fit_transforms` for k folds and final.
+Three specs: "moments" (the floor's columns: standard, minmax, log1p; no sketch), "sketches" (the
+same columns with robust, robust+clip and median imputation on 4 of the 10: KLL sketches), "all"
+(sketches plus the categorical and the array column). After one warm-up, the four measurements
+run interleaved, twice; each figure is its best (the machine is shared). Prints the ratios, writes
+bench/results/<date>-fit-vs-agg-<rows>.json and appends rows to bench/RESULTS.md.
+
+    .venv/etl/bin/python bench/fit_vs_agg.py --rows 20000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from sparkprep.config import ArrayTransform, CategoricalTransform, NumericTransform, SparkConfig
+from sparkprep.io.fs import HadoopFS, qualify
+from sparkprep.normalise import FitSpec, count_categories, fit_transforms, measure_groups
+from sparkprep.session import build_session
+
+HERE = Path(__file__).resolve().parent
+NUMERIC = [f"num_{i}" for i in range(10)]
+WIDTH = 8
+MOMENTS = [NumericTransform(), NumericTransform(method="minmax"), NumericTransform(log1p=True)]
+SKETCHED = [NumericTransform(), NumericTransform(method="minmax"),
+            NumericTransform(method="robust", impute="median", clip=(0.01, 0.99)),
+            NumericTransform(method="robust", impute="median"), NumericTransform(log1p=True)]
+
+
+def _generate(spark: SparkSession, rows: int, k: int, path: str) -> None:
+    """Deterministic hash-based values (no rand()): 10% holdout, k folds, 90/9/1 labels, 20% copies."""
+    def u(salt: str) -> F.Column:
+        return (F.xxhash64(F.lit(salt), "id").bitwiseAND(F.lit((1 << 53) - 1)).cast("double") / float(1 << 53))
+
+    fold = F.when(u("holdout") < 0.1, F.lit(-1)).otherwise(F.pmod(F.xxhash64(F.lit("fold"), "id"), F.lit(k)))
+    label = F.when(u("label") < 0.9, 0).when(u("label") < 0.99, 1).otherwise(2)
+    cols = {"fold": fold.cast("int"), "label_index": label.cast("int"),
+            "replica": F.when((u("copy") < 0.2) & (fold >= 0), 1).otherwise(0).cast("int")}
+    for c in NUMERIC:
+        value = F.when(u(c + "/out") < 0.005, u(c) * 1e6).otherwise(u(c) * 10 - 5 + F.col("label_index"))
+        cols[c] = F.when(u(c + "/null") < 0.01, F.lit(None)).otherwise(value)
+    cols["cat_0"] = F.concat(F.lit("v"), F.pmod(F.xxhash64(F.lit("cat"), "id"), F.lit(50)).cast("string"))
+    cols["emb"] = F.array(*[u(f"emb{i}") for i in range(WIDTH)])
+    spark.range(rows, numPartitions=max(2, rows // 2_000_000)).withColumns(cols).drop("id") \
+        .write.mode("overwrite").parquet(path)
+
+
+def _best_interleaved(fns: dict, rounds: int = 2) -> dict[str, float]:
+    next(iter(fns.values()))()  # warm-up: JIT, page cache
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000_000)
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--master", default="local[2]")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sparkprep-bench-fit-"))
+    spark = build_session(SparkConfig(master=args.master, driver_memory="4g", shuffle_partitions=8,
+                                      conf={"spark.ui.showConsoleProgress": "false"}), "sparkprep-bench-fit")
+    try:
+        data = str(work / "data")
+        _generate(spark, args.rows, args.k, data)
+        size = HadoopFS(spark, qualify(str(work))).total_size(qualify(data))
+        df = spark.read.parquet(data)
+        moments = FitSpec({c: MOMENTS[i % len(MOMENTS)] for i, c in enumerate(NUMERIC)})
+        sketches = FitSpec({c: SKETCHED[i % len(SKETCHED)] for i, c in enumerate(NUMERIC)})
+        everything = FitSpec(sketches.numeric, {"cat_0": CategoricalTransform(min_count=5)},
+                             {"emb": ArrayTransform()}, {"emb": WIDTH})
+
+        def floor() -> None:
+            df.agg(*[F.mean(c) for c in df.columns if c not in ("cat_0", "emb")]).collect()
+
+        def fit(spec: FitSpec) -> None:
+            groups = measure_groups(df, NUMERIC, spec)
+            fit_transforms(spark, groups, count_categories(df, list(spec.categorical)), spec, args.k)
+
+        best = _best_interleaved({"floor": floor, "moments": lambda: fit(moments),
+                                  "sketches": lambda: fit(sketches), "all": lambda: fit(everything)})
+    finally:
+        spark.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    floor_s = best["floor"]
+    result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "rows": args.rows, "k": args.k,
+              "parquet_bytes": size, "master": args.master, "seconds": {n: round(t, 3) for n, t in best.items()},
+              "ratio_to_floor": {n: round(t / floor_s, 3) for n, t in best.items() if n != "floor"}}
+    print(json.dumps(result, indent=2))
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / f"{result['date']}-fit-vs-agg-{args.rows}.json").write_text(json.dumps(result, indent=2) + "\n")
+    shape = f"{args.rows:,} rows, {size / 1e9:.2f} GB Parquet, k={args.k}, {args.master}"
+    floor_txt = f"floor (agg mean of 13 columns) {floor_s:.1f} s"
+    what = {"moments": "10 numeric: standard, minmax, log1p (no sketch)",
+            "sketches": "10 numeric, 4 with KLL sketches (robust, robust+clip, median)",
+            "all": "sketches + categorical + array[8]"}
+    with open(HERE / "RESULTS.md", "a") as out:
+        for name, text in what.items():
+            out.write(f"| {result['date']} | fit all {args.k} folds + final ({text}) vs one plain aggregation | "
+                      f"{shape} | {floor_txt} | fit {best[name]:.1f} s | **{result['ratio_to_floor'][name]:.2f}x** |\n")
+
+
+if __name__ == "__main__":
+    main()
