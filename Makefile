@@ -10,9 +10,9 @@ export PYSPARK_PYTHON := $(abspath $(ETL))/python
 export PYSPARK_DRIVER_PYTHON := $(abspath $(ETL))/python
 export SPARKPREP_TRAIN_PYTHON := $(abspath $(TRAIN))/python
 
-.PHONY: env jars demo test test-etl test-train clean
+.PHONY: env jars demo test test-etl test-train test-cluster clean
 
-env: $(VENV)/etl/.installed $(VENV)/train/.installed jars
+env: $(VENV)/etl/.installed $(VENV)/train/.installed $(VENV)/s3/.installed jars
 
 # Each environment is rebuilt when its lock file changes; pip's cache serves later builds.
 $(VENV)/etl/.installed: requirements/etl.txt pyproject.toml
@@ -27,6 +27,12 @@ $(VENV)/train/.installed: requirements/train.txt pyproject.toml
 	$(TRAIN)/pip install -q --no-deps -e .
 	touch $@
 
+# moto's S3 server for tests/cluster (its botocore pins python-dateutil<3, which the ETL lock cannot take).
+$(VENV)/s3/.installed: requirements/s3.txt
+	rm -rf $(VENV)/s3 && $(PYTHON) -m venv $(VENV)/s3
+	$(VENV)/s3/bin/pip install -q -r requirements/s3.txt
+	touch $@
+
 # Delta's JVM jars come from Maven Central through Spark's Ivy, cached under ~/.ivy2.5.2.
 jars: $(VENV)/etl/.installed
 	$(ETL)/sparkprep jars
@@ -36,13 +42,17 @@ demo: env
 	$(ETL)/sparkprep prepare --config conf/demo.yaml --set output.path=$(OUT)
 	$(TRAIN)/python jobs/train_tiny.py --out $(OUT) --steps 100
 
-test: env test-etl test-train
+test: env test-etl test-train test-cluster
 
 test-etl:
 	$(ETL)/python -m pytest tests/etl
 
 test-train:
 	$(TRAIN)/python -m pytest tests/train
+
+# Real servers on loopback, started and stopped (by PID) by the tests: standalone Spark, S3 (moto).
+test-cluster:
+	$(ETL)/python -m pytest tests/cluster
 
 clean:
 	rm -rf out data spark-warehouse

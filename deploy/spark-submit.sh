@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Submit a sparkprep job to any Spark master with the package shipped alongside it.
-#   deploy/spark-submit.sh [--master URL] jobs/prepare.py --config conf/demo.yaml [--set k=v ...]
+#   deploy/spark-submit.sh [--master URL] [--conf K=V ...] [--packages G:A:V,...] jobs/prepare.py --config conf/demo.yaml [--set k=v ...]
 # The package travels as a zip (--py-files), the config as a file (--files), Delta's jars as
-# --packages (resolved by Ivy from Maven Central, cached in ~/.ivy2.5.2).
+# --packages (resolved by Ivy from Maven Central, cached in ~/.ivy2.5.2), plus any --packages given
+# (for s3a://: `--packages "$(python -c 'from sparkprep.session import hadoop_aws_package as p; print(p())')"`).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 master="${SPARK_MASTER:-local[*]}"
-if [[ "${1:-}" == "--master" ]]; then master="$2"; shift 2; fi
+submit_conf=()
+packages=""
+while [[ "${1:-}" == --master || "${1:-}" == --conf || "${1:-}" == --packages ]]; do
+  case "$1" in
+    --master) master="$2" ;;
+    --conf) submit_conf+=(--conf "$2") ;;
+    --packages) packages="$2" ;;
+  esac
+  shift 2
+done
 job="$1"; shift
 
 python="${PYSPARK_PYTHON:-$root/.venv/etl/bin/python}"
@@ -29,9 +39,10 @@ export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 exec "$spark_submit" \
   --master "$master" \
   --name "sparkprep-$(basename "$job" .py)" \
-  --packages "$delta" \
+  --packages "$delta${packages:+,$packages}" \
   --py-files "$build/sparkprep.zip" \
   ${config:+--files "$config"} \
   --conf "spark.pyspark.python=$python" \
   --conf "spark.pyspark.driver.python=$python" \
+  ${submit_conf[@]+"${submit_conf[@]}"} \
   "$root/$job" "$@"

@@ -37,6 +37,20 @@ _SQL_CONF = {
 }
 
 
+def hadoop_aws_package() -> str:
+    """The `s3a://` connector matching the Hadoop that pyspark bundles (hadoop-client-api-X.jar).
+
+    hadoop-aws must be the exact Hadoop version on the classpath, or s3a fails with missing methods.
+    """
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    found = sorted(jars.glob("hadoop-client-api-*.jar"))
+    if not found:
+        raise SparkprepError(f"no hadoop-client-api-*.jar in {jars}: is pyspark installed completely?")
+    return f"org.apache.hadoop:hadoop-aws:{found[0].stem.removeprefix('hadoop-client-api-')}"
+
+
 def under_spark_submit() -> bool:
     """True when spark-submit launched this Python process (the JVM gateway already exists)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ

@@ -1,0 +1,120 @@
+"""The pipeline against a real S3-compatible server on loopback, through `s3a://` (hadoop-aws
+matching pyspark's Hadoop, sparkprep.session.hadoop_aws_package()).
+
+Server: moto's server mode (`moto_server -H 127.0.0.1 -p PORT`, a real HTTP endpoint speaking the S3
+REST API) in its own venv (.venv/s3, requirements/s3.txt: botocore pins python-dateutil<3, which
+the ETL lock cannot take), started as a separate process and stopped by PID; not MinIO. MinIO builds from the Go module proxy but is a ~100 MB, minutes-long build on this
+2-core machine, and CI would rebuild it each time; moto installs from PyPI in seconds and s3a talks to
+it over HTTP exactly as to S3 (path-style requests, multipart uploads, listings, renames by copy).
+
+Credentials come from the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the first
+provider in s3a's default chain) and must never appear in the run's output or logs.
+"""
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import time
+
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pytest
+
+from conftest import PREPARE_JOB, ROOT, SMALL, prepare_args, run, submit_cmd
+
+from sparkprep.session import hadoop_aws_package
+
+pytestmark = pytest.mark.cluster
+
+BUCKET = "sparkprep-test"
+SECRET = "s3secret-" + secrets.token_hex(12)
+MOTO = os.environ.get("SPARKPREP_MOTO_SERVER", str(ROOT / ".venv/s3/bin/moto_server"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _s3fs(endpoint: str) -> pafs.S3FileSystem:
+    return pafs.S3FileSystem(endpoint_override=endpoint, access_key="sparkprep-key", secret_key=SECRET,
+                             region="us-east-1", allow_bucket_creation=True)
+
+
+@pytest.fixture(scope="module")
+def s3(monkeypatch_module, tmp_path_factory):
+    """moto's S3 server on 127.0.0.1:<free port> with one bucket; credentials in the environment."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(port)], stdout=sink, stderr=sink)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, log.read_text()
+                time.sleep(0.2)
+        monkeypatch_module.setenv("AWS_ACCESS_KEY_ID", "sparkprep-key")
+        monkeypatch_module.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        monkeypatch_module.setenv("AWS_REGION", "us-east-1")
+        _s3fs(endpoint).create_dir(BUCKET)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def _s3a_conf(endpoint: str) -> list[str]:
+    """What a user sets for an S3-compatible endpoint (README, 'S3'); no credentials here."""
+    conf = {"spark.hadoop.fs.s3a.endpoint": endpoint, "spark.hadoop.fs.s3a.path.style.access": "true",
+            "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
+            "spark.hadoop.fs.s3a.endpoint.region": "us-east-1"}
+    return [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
+
+
+def _submit(endpoint: str, job: str, *args: str) -> str:
+    cmd = submit_cmd("local[2]", job, *args)
+    cmd[1:1] = [*_s3a_conf(endpoint), "--packages", hadoop_aws_package()]
+    proc = run(cmd)
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def raw_s3(s3):
+    raw = f"s3a://{BUCKET}/raw/csv"
+    log = _submit(s3, "jobs/generate.py", "--config", "conf/demo.yaml", *SMALL, "--set", f"generate.path={raw}")
+    assert SECRET not in log
+    return raw
+
+
+# Parquet only for now: the Delta case was tried (2026-11-29) but did not finish in the ~4 minutes a
+# 15-minute run had left on the overloaded shared machine, so it is unverified; README "S3" has the LogStore.
+def test_prepare_from_s3_to_s3_keeps_the_contract_and_never_logs_the_secret(s3, raw_s3):
+    fmt = "parquet"
+    out = f"s3a://{BUCKET}/out/{fmt}"
+    log = _submit(s3, PREPARE_JOB[0], *prepare_args(raw_s3, out, "--set", f"output.format={fmt}"))
+    log += _submit(s3, "jobs/verify.py", out, "--config", "conf/demo.yaml")
+    assert SECRET not in log
+    assert "FAIL" not in log
+
+    # Read back outside Spark, as the trainer side does: pyarrow's S3 filesystem on the same server.
+    fs = _s3fs(s3)
+    with fs.open_input_stream(f"{BUCKET}/out/{fmt}/manifest.json") as stream:
+        manifest = json.loads(stream.read())
+    rows = manifest["rows"]
+    assert rows["input"] == 3000 == rows["rejected"] + rows["duplicates"] + rows["output"]
+    table = ds.dataset(f"{BUCKET}/out/parquet/data", filesystem=fs, format="parquet",
+                       partitioning="hive").to_table(columns=["replica"])
+    assert table.num_rows == rows["output"] + rows["replicas"]
