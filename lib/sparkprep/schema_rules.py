@@ -30,6 +30,8 @@ from sparkprep.profile import Profile
 
 SCHEMA_FORMAT_VERSION = 1
 ENVIRONMENTS = ("TRAINING", "SERVING")
+SEVERITIES = ("error", "warning")
+_RULES = ("nulls", "nan_inf", "range", "domain", "distinct", "length", "drift")
 #: A categorical column with more distinct values than this gets no domain rule.
 DOMAIN_CAP = 100
 #: Default drift thresholds (the usual PSI 0.25 "significant shift"; L-inf/JS 0.1).
@@ -74,7 +76,20 @@ def load_schema(text: str, source: str) -> dict[str, Any]:
         raise ConfigError(f"{source}: not a sparkprep schema (version {SCHEMA_FORMAT_VERSION} with "
                           f"'columns'); create one with `sparkprep infer-schema`")
     for name, rules in schema["columns"].items():
-        bad = [e for e in (rules or {}).get("environments", ENVIRONMENTS) if e not in ENVIRONMENTS]
-        if bad:
-            raise ConfigError(f"{source}: columns.{name}.environments: unknown {bad}; use {list(ENVIRONMENTS)}")
+        _check_rules(name, rules or {}, source)
     return schema
+
+
+def _check_rules(name: str, rules: dict[str, Any], source: str) -> None:
+    where = f"{source}: columns.{name}"
+    if not isinstance(rules, dict):
+        raise ConfigError(f"{where}: expected a mapping of rules")
+    unknown = sorted(set(rules) - set(_RULES) - {"type", "kind", "environments"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown rule(s) {unknown}; known: {sorted(_RULES)}")
+    for key in set(rules) & set(_RULES):
+        if not isinstance(rules[key], dict) or rules[key].get("severity", "error") not in SEVERITIES:
+            raise ConfigError(f"{where}.{key}: expected a mapping with severity one of {list(SEVERITIES)}")
+    bad = [e for e in rules.get("environments", ENVIRONMENTS) if e not in ENVIRONMENTS]
+    if bad:
+        raise ConfigError(f"{where}.environments: unknown {bad}; use {list(ENVIRONMENTS)}")
