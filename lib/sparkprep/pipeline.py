@@ -34,6 +34,7 @@ from sparkprep.ingest import check_columns, input_version, read_input, spark_err
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_manifest
 from sparkprep.normalise import measure_groups
+from sparkprep.quality import STATS, gate, record
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep.report import render_report
 from sparkprep.split import FOLD_RANK, SplitPlan, add_label_index, assign_folds, holdout_by_column
@@ -120,6 +121,8 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     try:
         marked = _materialise(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes),
                               f"{scratch}/marked", paths)
+        # Profile the typed scratch copy (rejected rows included), not the raw input again.
+        checked = gate(marked, config)
         by_reason = {r[REASON]: int(r["count"]) for r in marked.groupBy(REASON).count().collect()}
         n_input = sum(by_reason.values())
         if n_input == 0:
@@ -170,7 +173,10 @@ def run(spark: SparkSession, config: Config) -> RunResult:
             raise ContractError("the dataset failed verification; nothing was published:\n  "
                                 + "\n  ".join(verdict.violations))
         manifest["verified"] = verdict.checks
-        fs.write_text(target.file(REPORT), render_report(manifest))
+        stats_text = record(checked, manifest)
+        if stats_text:
+            fs.write_text(target.file(STATS), stats_text)
+        fs.write_text(target.file(REPORT), render_report(manifest, checked.for_report() if checked else None))
         fs.write_text(target.file(MANIFEST), json.dumps(manifest, indent=2, sort_keys=False))
         publish(fs, target, run_id)
     except Exception:
