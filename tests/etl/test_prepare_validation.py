@@ -69,8 +69,8 @@ def test_report_renders_its_plots_in_a_headless_browser(published, tmp_path):
     flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"]
     dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    # Histograms of x (current + baseline overlay) and id, null rates, label distribution.
-    assert dom.stdout.count('class="plot"') == 3 and dom.stdout.count("Label distribution") == 1
+    # Numeric columns id and x: a histogram each plus a baseline-vs-current overlay each.
+    assert dom.stdout.count('class="plot"') == 4 and dom.stdout.count("Label distribution") == 1
     assert "x: baseline vs current" in dom.stdout and 'class="bar"' in dom.stdout
     assert "CONSOLE" not in dom.stderr and "Failed to load" not in dom.stderr
     shot = tmp_path / "report.png"
