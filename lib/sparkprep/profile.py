@@ -138,25 +138,31 @@ def _bucket_key(x: F.Column) -> F.Column:
 
 
 def _entry(name: str, kind: str, dtype: T.DataType) -> F.Column:
+    """The raw entry of one column: a number (value or length) and/or a string. Kept minimal:
+    the per-column expressions of 100+ columns share one generated method, so the key is
+    computed once on the unpivoted entries instead (`_groups`)."""
     c = F.col(f"`{name}`")
-    if kind == "numeric":
-        x = (F.unix_micros(c.cast("timestamp")) / 1e6) if isinstance(dtype, _TIME) else c.cast("double")
-        key, num, hv = _bucket_key(x), F.when(~F.isnan(x) & (F.abs(x) != float("inf")), x), F.xxhash64(x)
-    elif kind == "array":
-        key, num, hv = F.size(c).cast("string"), F.size(c).cast("double"), F.lit(None).cast("long")
-    elif kind == "text":
-        key, num, hv = F.length(c).cast("string"), F.length(c).cast("double"), F.xxhash64(c)
-    else:
-        key, num, hv = c.cast("string"), F.lit(None).cast("double"), F.lit(None).cast("long")
-    # xxhash64(null) is a value (the seed): nulls must not count as a distinct value.
-    key, hv = (F.when(c.isNotNull(), v) for v in (key, hv))
-    return F.struct(F.lit(name).alias("column"), key.alias("key"), num.alias("num"), hv.alias("hv"))
+    num = {"numeric": (F.unix_micros(c.cast("timestamp")) / 1e6) if isinstance(dtype, _TIME) else c.cast("double"),
+           "array": F.size(c).cast("double"), "text": F.length(c).cast("double")}.get(kind, F.lit(None).cast("double"))
+    text = c.cast("string") if kind in ("categorical", "text") else F.lit(None).cast("string")
+    return F.struct(F.lit(name).alias("column"), F.lit(kind).alias("kind"), c.isNull().alias("null"),
+                    num.alias("x"), text.alias("s"))
 
 
 def _groups(df: DataFrame, kinds: dict[str, str]) -> DataFrame:
     types = {f.name: f.dataType for f in df.schema.fields}
     entries = df.select(F.inline(F.array(*[_entry(n, k, types[n]) for n, k in kinds.items()])))
-    return entries.groupBy("column", "key").agg(
+    kind, x, s = F.col("kind"), F.col("x"), F.col("s")
+    finite = ~F.isnan(x) & (F.abs(x) != float("inf"))
+    keyed = entries.select(
+        "column",
+        F.when(~F.col("null"), F.when(kind == "numeric", _bucket_key(x))
+               .when(kind == "categorical", s).otherwise(x.cast("long").cast("string"))).alias("key"),
+        F.when(finite, x).alias("num"),
+        # xxhash64(null) is a value (the seed): nulls must not count as a distinct value.
+        F.when(~F.col("null"), F.when(kind == "numeric", F.xxhash64(x)).when(kind == "text", F.xxhash64(s)))
+        .alias("hv"))
+    return keyed.groupBy("column", "key").agg(
         F.count(F.lit(1)).alias("n"), F.avg("num").alias("mean"), F.var_pop("num").alias("m2n"),
         F.min("num").alias("min"), F.max("num").alias("max"),
         F.approx_count_distinct("hv", HLL_RSE).alias("distinct"))
@@ -174,13 +180,13 @@ def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (),
         categorical = [n for n, k in kinds.items() if k == "categorical"]
         rank = F.row_number().over(Window.partitionBy("column").orderBy(F.desc("n"), F.asc("key")))
         # Window over the aggregated groups (one row per distinct value), never over input rows.
-        cat_meta = (groups.where(F.col("column").isin(categorical) & F.col("key").isNotNull())
-                    .groupBy("column").agg(F.count(F.lit(1)).alias("distinct"), F.sum("n").alias("count")))
+        cat_distinct = (groups.where(F.col("column").isin(categorical) & F.col("key").isNotNull())
+                    .groupBy("column").agg(F.count(F.lit(1)).alias("distinct")))
         kept = groups.where(~F.col("column").isin(categorical) | F.col("key").isNull()).unionByName(
             groups.where(F.col("column").isin(categorical) & F.col("key").isNotNull())
             .withColumn("r", rank).where(F.col("r") <= top_k).drop("r"))
         rows = kept.collect()
-        meta = {r["column"]: (int(r["distinct"]), int(r["count"])) for r in cat_meta.collect()}
+        exact_distinct = {r["column"]: int(r["distinct"]) for r in cat_distinct.collect()}
     finally:
         groups.unpersist()
     by_column: dict[str, list] = {n: [] for n in kinds}
@@ -188,22 +194,21 @@ def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (),
         by_column[r["column"]].append(r)
     n_rows = sum(r["n"] for r in by_column[next(iter(kinds))]) if kinds else 0
     types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
-    columns = {n: _column(n, kinds[n], types[n], by_column[n], n_rows, meta.get(n), n == label)
+    columns = {n: _column(n, kinds[n], types[n], by_column[n], n_rows, exact_distinct.get(n, 0), n == label)
                for n in kinds}
     return Profile(rows=n_rows, columns=columns)
 
 
 def _column(name: str, kind: str, dtype: str, groups: list, n_rows: int,
-            meta: tuple[int, int] | None, is_label: bool) -> ColumnStats:
+            exact_distinct: int, is_label: bool) -> ColumnStats:
     nulls = sum(g["n"] for g in groups if g["key"] is None)
     base = dict(name=name, kind=kind, type=dtype, count=n_rows - nulls, nulls=nulls, is_label=is_label)
     values = [g for g in groups if g["key"] is not None]
     # Buckets (and string lengths) partition the values: distinct counts add up across them.
     hll = sum(int(g["distinct"]) for g in values)
     if kind == "categorical":
-        distinct, _ = meta or (0, 0)
         top = sorted(([g["key"], int(g["n"])] for g in values), key=lambda kv: (-kv[1], kv[0]))
-        return ColumnStats(**base, distinct=distinct, distinct_exact=True, top=top)
+        return ColumnStats(**base, distinct_exact=True, top=top, distinct=exact_distinct)
     if kind == "numeric":
         return ColumnStats(**base, **_numeric(values), distinct=hll)
     lengths = {g["key"]: int(g["n"]) for g in values}
