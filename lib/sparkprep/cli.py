@@ -1,18 +1,25 @@
 """`sparkprep` command line: parse args → load config → build session → call the library.
 
 Exit codes: 0 success; 1 other sparkprep error; 2 configuration error; 3 input error;
-4 contract violation (e.g. broken row accounting).
+4 contract violation (e.g. broken row accounting). `validate`: 0 clean, 1 blocking anomalies,
+2 usage or input error (its input errors exit 2, as data-validation gates expect).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from sparkprep.config import Config, load_config
-from sparkprep.errors import SparkprepError
+from sparkprep.errors import InputError, SparkprepError
+
+if TYPE_CHECKING:
+    from sparkprep.config import InputConfig
+    from sparkprep.profile import Profile
 
 log = logging.getLogger("sparkprep")
 
@@ -58,12 +65,90 @@ def _verify(config: Config, out: str) -> None:
         raise ContractError(f"{out}: {len(verdict.violations)} violation(s) of the data contract")
 
 
+def _input_config(config: Config, args: argparse.Namespace) -> "InputConfig":
+    from sparkprep.config import InputConfig
+
+    if not args.input:
+        config.require("input")
+        assert config.input is not None
+        return config.input
+    if config.input is None or (args.format and args.format != config.input.format):
+        return InputConfig(paths=args.input, format=args.format or "parquet")
+    return config.input.model_copy(update={"paths": args.input})
+
+
+def _profile_input(config: Config, args: argparse.Namespace, app: str) -> "Profile":
+    from sparkprep.quality import profile_frame, typed_input
+    from sparkprep.session import build_session
+
+    spark = build_session(config.spark, app)
+    stats = profile_frame(typed_input(spark, _input_config(config, args)), config.columns)
+    if getattr(args, "out", None):
+        from sparkprep.io.fs import HadoopFS, qualify
+
+        HadoopFS(spark, qualify(args.out)).write_text(qualify(args.out), json.dumps(stats.to_dict(), indent=1))
+    return stats
+
+
+def _profile(config: Config, args: argparse.Namespace) -> None:
+    stats = _profile_input(config, args, "sparkprep-profile")
+    print(f"profiled {stats.rows} rows x {len(stats.columns)} columns -> {args.out}")
+
+
+def _infer_schema(config: Config, args: argparse.Namespace) -> None:
+    from sparkprep.quality import load_stats
+    from sparkprep.schema_rules import dump_schema, infer_schema
+
+    Path(args.out).write_text(dump_schema(infer_schema(load_stats(args.stats), args.domain_cap)))
+    print(f"schema written to {args.out}; review and edit it (severities, environments, ranges)")
+
+
+def _validate(config: Config, args: argparse.Namespace) -> None:
+    from sparkprep.quality import check, load_stats
+
+    stats = load_stats(args.stats) if args.stats else _profile_input(config, args, "sparkprep-validate")
+    result = check(stats, args.schema, args.environment, args.baseline)
+    if args.report:
+        Path(args.report).write_text(json.dumps(result.to_dict(), indent=1))
+    for a in result.anomalies:
+        print(f"{a.severity.upper():7}  {a.type:26}  {a.message}")
+    for column, d in result.distances.items():
+        print(f"distance {column}: linf {d.linf:.4g} ({d.moved_most}) js {d.js:.4g} psi {d.psi:.4g} "
+              f"wasserstein {'-' if d.wasserstein is None else f'{d.wasserstein:.4g}'}")
+    if result.blocking:
+        raise SparkprepError(f"{len(result.blocking)} blocking anomal{'y' if len(result.blocking) == 1 else 'ies'}")
+    print(f"clean: {len(result.anomalies)} non-blocking anomalies")
+
+
+def _options(name: str, cmd: argparse.ArgumentParser) -> None:
+    """The options of the data-quality commands (profile, infer-schema, validate)."""
+    if name in ("profile", "validate"):
+        cmd.add_argument("--input", action="append", help="input path (repeatable; default: input.paths)")
+        cmd.add_argument("--format", help="input format (default: input.format, else parquet)")
+    if name == "profile":
+        cmd.add_argument("--out", required=True, help="where to write stats.json")
+    if name == "infer-schema":
+        cmd.add_argument("--stats", required=True, help="stats.json written by `sparkprep profile`")
+        cmd.add_argument("--out", required=True, help="schema YAML to write")
+        cmd.add_argument("--domain-cap", type=int, default=100, help="largest categorical domain to list")
+    if name == "validate":
+        cmd.add_argument("--schema", required=True, help="schema YAML (see `sparkprep infer-schema`)")
+        cmd.add_argument("--stats", help="validate this stats.json instead of profiling --input")
+        cmd.add_argument("--baseline", help="stats.json of the previous batch (drift) or of training (skew)")
+        cmd.add_argument("--environment", default="TRAINING", choices=["TRAINING", "SERVING"])
+        cmd.add_argument("--report", help="write anomalies and distances as JSON here")
+
+
 COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
     "generate": (_generate, "write the synthetic demo dataset (generate: section)"),
     "prepare": (_prepare, "run the pipeline: input → training-ready shards + manifest.json"),
     "jars": (_jars, "resolve and cache Delta's JVM jars from Maven Central"),
     "verify": (_verify, "prove a finished dataset keeps the data contract (exit 4 if not)"),
+    "profile": (_profile, "statistics of the input in one pass -> stats.json"),
+    "infer-schema": (_infer_schema, "a schema YAML (rules to edit) from a stats.json"),
+    "validate": (_validate, "anomalies and drift of an input vs a schema (exit 1 if blocking)"),
 }
+_WITH_ARGS = ("profile", "infer-schema", "validate")
 
 
 def summary_table(manifest: dict, out: str) -> str:
@@ -90,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="override a config value, e.g. --set split.k=3 (repeatable)")
         if name == "verify":
             cmd.add_argument("out", help="output root of a prepare run (any Hadoop URI)")
+        _options(name, cmd)
     return parser
 
 
@@ -99,11 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         config = load_config(args.config, args.set)
-        extra = [args.out] if args.command == "verify" else []
+        extra = [args.out] if args.command == "verify" else [args] if args.command in _WITH_ARGS else []
         COMMANDS[args.command][0](config, *extra)
     except SparkprepError as exc:
         print(f"sparkprep {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return 2 if args.command == "validate" and isinstance(exc, InputError) else exc.exit_code
     return 0
 
 

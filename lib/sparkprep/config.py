@@ -286,6 +286,16 @@ class OutputConfig(_Section):
     max_rows_per_file: int = Field(500_000, ge=1000)
 
 
+class ValidationConfig(_Section):
+    """`prepare` profiles and validates its input before writing anything (docs/stats.md)."""
+
+    schema_path: str = Field(alias="schema", description="Schema YAML (from `sparkprep infer-schema`, edited).")
+    baseline: str | None = Field(None, description="stats.json of a previous batch: drift distances and rules.")
+    environment: Literal["TRAINING", "SERVING"] = "TRAINING"
+    stop_on: Literal["error", "never"] = Field("error", description="'error': a blocking anomaly stops "
+                                               "the run before any output is written; 'never': record only.")
+
+
 class Config(_Section):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     generate: GenerateConfig | None = None
@@ -297,6 +307,7 @@ class Config(_Section):
     rebalance: RebalanceConfig = Field(default_factory=RebalanceConfig)
     output: OutputConfig | None = None
     normalise: NormaliseConfig = Field(default_factory=NormaliseConfig)
+    validation: ValidationConfig | None = None
     _source: str = PrivateAttr("<memory>")
 
     @property

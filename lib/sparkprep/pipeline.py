@@ -41,6 +41,7 @@ from sparkprep.manifest import RowCounts, build_manifest
 from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
 from sparkprep.normalise import (FitSpec, apply_spark, array_widths, count_categories, fit_transforms,
                                  measure_groups)
+from sparkprep.quality import STATS, gate, record
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep.report import render_report
 from sparkprep.split import (FOLD_RANK, GroupedPlan, SplitPlan, add_label_index, assign_folds,
@@ -196,6 +197,8 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     try:
         marked = _materialise(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes, config.clean.rules),
                               f"{scratch}/marked", paths)
+        # Profile the typed scratch copy (rejected rows included), not the raw input again.
+        checked = gate(marked, config)
         by_reason = {r[REASON]: int(r["count"]) for r in marked.groupBy(REASON).count().collect()}
         n_input = sum(by_reason.values())
         if n_input == 0:
@@ -269,7 +272,10 @@ def run(spark: SparkSession, config: Config) -> RunResult:
                 "path": NORMALISED, "with": "final", "delta_version": write_table(
                     apply_spark(written, transforms[0]), target.file(NORMALISED), out_cfg.format, ["fold"],
                     out_cfg.max_rows_per_file)}
-        fs.write_text(target.file(REPORT), render_report(manifest))
+        stats_text = record(checked, manifest)
+        if stats_text:
+            fs.write_text(target.file(STATS), stats_text)
+        fs.write_text(target.file(REPORT), render_report(manifest, checked.for_report() if checked else None))
         fs.write_text(target.file(MANIFEST), json.dumps(manifest, indent=2, sort_keys=False))
         publish(fs, target, run_id)
     except Exception:

@@ -38,8 +38,57 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return f"<table>{body}</table>"
 
 
-def render_report(manifest: dict[str, Any]) -> str:
-    """The human report of one run."""
+def _histogram(title: str, edges: list[float], series: dict[str, list[int]]) -> str:
+    """Vertical bars over equal-width bins; several series are overlaid, half transparent."""
+    width, height, left, bottom = 640, 160, 50, 24
+    # Each series as fractions of its own total, so a baseline and a current batch of different
+    # sizes overlay on one scale.
+    fractions = {name: [c / (sum(counts) or 1) for c in counts] for name, counts in series.items()}
+    peak = max([f for fs in fractions.values() for f in fs] or [1]) or 1
+    step = (width - left - 10) / max(len(edges) - 1, 1)
+    opacity = 0.55 if len(series) > 1 else 1
+    parts = []
+    for i, (name, counts) in enumerate(series.items()):
+        for b, (c, f) in enumerate(zip(counts, fractions[name])):
+            h = f / peak * (height - 20)
+            parts.append(f'<rect class="bar" x="{left + b * step:.1f}" y="{height - h:.1f}" width="{max(step - 1, 1):.1f}" '
+                         f'height="{h:.1f}" fill="{_PALETTE[i % len(_PALETTE)]}" fill-opacity="{opacity}">'
+                         f'<title>{html.escape(name)} [{edges[b]:.4g}, {edges[b + 1]:.4g}): {c}</title></rect>')
+    legend = "".join(f'<tspan fill="{_PALETTE[i % len(_PALETTE)]}">■ {html.escape(k)} </tspan>' for i, k in enumerate(series))
+    axis = (f'<text x="{left}" y="{height + 16}" font-size="10">{edges[0]:.4g}</text>'
+            f'<text x="{width - 10}" y="{height + 16}" font-size="10" text-anchor="end">{edges[-1]:.4g}</text>'
+            f'<text x="4" y="14" font-size="11">{legend if len(series) > 1 else ""}</text>')
+    return (f'<figure><figcaption>{html.escape(title)}</figcaption><svg class="plot" xmlns="http://www.w3.org/2000/svg" '
+            f'width="{width}" height="{height + bottom}">{axis}{"".join(parts)}</svg></figure>')
+
+
+def _quality(quality: dict[str, Any] | None) -> str:
+    """Profile and validation: anomalies, null rates, label distribution, histograms, drift overlays."""
+    if not quality:
+        return ""
+    stats, verdict = quality["stats"], quality["validation"]
+    cols = stats["columns"]
+    anomalies = "".join(f'<li class="{a["severity"]}">{html.escape(a["severity"])}: {html.escape(a["type"])}: '
+                        f'{html.escape(a["message"])}</li>' for a in verdict["anomalies"]) or "<li>none</li>"
+    distances = _table([(c, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items()))
+                        for c, d in verdict["distances"].items()]) if verdict["distances"] else "<p>No baseline.</p>"
+    nulls = _bars("Null rate (% of rows)", {"null %": {n: round(100 * c["nulls"] / max(stats["rows"], 1), 3) for n, c in cols.items()}},
+                  list(cols)) if cols else ""
+    labels = [c for c in cols.values() if c["is_label"]]
+    label = _bars(f"Label distribution ({labels[0]['name']})", {"rows": dict(labels[0]["top"])},
+                  [k for k, _ in labels[0]["top"]]) if labels else ""
+    hists = "".join(_histogram(f"{n} ({c['count']} values, mean {c['mean']:.4g}, std {c['std']:.4g})",
+                               c["histogram"]["edges"], {"rows": c["histogram"]["counts"]})
+                    for n, c in cols.items() if c["kind"] == "numeric" and c["histogram"])
+    overlays = "".join(_histogram(f"{n}: baseline vs current", o["edges"], o["series"])
+                       for n, o in quality["overlays"].items())
+    return (f'<h2>Validation ({html.escape(verdict["environment"])})</h2><ul>{anomalies}</ul>'
+            f'<h3>Distances to the baseline</h3>{distances}{overlays}'
+            f'<h2>Profile ({stats["rows"]} rows)</h2>{nulls}{label}{hists}')
+
+
+def render_report(manifest: dict[str, Any], quality: dict[str, Any] | None = None) -> str:
+    """The human report of one run (`quality`: the validate step's stats, verdict and overlays)."""
     rows = manifest["rows"]
     per_fold = {("holdout" if f == "-1" else f"fold {f}"): counts
                 for f, counts in manifest["counts"]["per_fold_per_class"].items()}
@@ -62,5 +111,5 @@ table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:2px 8px;te
 figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:4px}}</style></head>
 <body><h1>sparkprep report</h1>{summary}
 <h2>Rows</h2>{accounting}{folds}{rejected}
-<h2>Warnings</h2><ul>{warnings}</ul></body></html>
+<h2>Warnings</h2><ul>{warnings}</ul>{_quality(quality)}</body></html>
 """

@@ -1,0 +1,76 @@
+"""Benchmark: `profile` against a plain scan of the same Parquet data, in the same run.
+
+Data: the demo generator's rows (Parquet), widened to --columns numeric columns derived from its
+five (so every column has its own distribution), plus cat_0 and label. The scan reads every
+column (`dropna(how="all").count()`: a bare `count()` would read no column at all). Prints the
+figures, writes bench/results/<date>-profile-<rows>x<columns>.json and appends to RESULTS.md.
+
+    .venv/etl/bin/python bench/profile_vs_scan.py --rows 2000000 --columns 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prepare_vs_floor import _timed  # bench/ is sys.path[0] when a bench script runs
+from pyspark.sql import functions as F
+
+from sparkprep.config import load_config
+from sparkprep.generate import write_generated
+from sparkprep.io.fs import HadoopFS, qualify
+from sparkprep.profile import profile
+from sparkprep.session import build_session
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--columns", type=int, default=50)
+    parser.add_argument("--master", default="local[2]")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sparkprep-bench-profile-"))
+    config = load_config(HERE.parent / "conf/demo.yaml", [
+        f"generate.rows={args.rows}", f"generate.files={max(2, args.rows // 250_000)}", "generate.format=parquet",
+        f"generate.path={work / 'raw'}", f"spark.master={args.master}", "spark.conf.spark.ui.showConsoleProgress=false"])
+    spark = build_session(config.spark, "sparkprep-bench-profile")
+    try:
+        write_generated(spark, config.generate)
+        raw = spark.read.parquet(str(work / "raw"))
+        wide = raw.select(*[(F.col(f"num_{i % 5}").cast("double") * (1 + i // 5) + i).alias(f"x{i:02d}")
+                            for i in range(args.columns)], "cat_0", "label")
+        wide.write.parquet(str(work / "wide"))
+        size = HadoopFS(spark, qualify(str(work))).total_size(qualify(str(work / "wide")))
+        data = spark.read.parquet(str(work / "wide"))
+
+        def scan() -> None:
+            data.dropna(how="all").count()
+
+        _timed(scan)  # warm-up: JIT, file cache
+        scan_s = min(_timed(scan), _timed(scan))
+        profile_s = _timed(lambda: profile(data, label="label"))
+    finally:
+        spark.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rows": args.rows,
+        "columns": args.columns + 2, "parquet_mb": round(size / 1e6, 1), "master": args.master,
+        "scan_s": round(scan_s, 2), "profile_s": round(profile_s, 2), "ratio_to_scan": round(profile_s / scan_s, 2),
+    }
+    print(json.dumps(result, indent=2))
+    out = HERE / "results" / f"{result['date'][:10]}-profile-{args.rows}x{result['columns']}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    with open(HERE / "RESULTS.md", "a") as table:
+        table.write(f"| {result['date'][:10]} | profile vs scan (all columns read) | {args.rows:,} rows x "
+                    f"{result['columns']} columns, {result['parquet_mb']} MB Parquet, {args.master} | scan {scan_s:.1f} s | "
+                    f"profile {profile_s:.1f} s | **{result['ratio_to_scan']}x** scan |\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Data quality at the edges: profile an input, read/write stats.json and the schema, validate.
+
+What `sparkprep profile|infer-schema|validate` and `prepare`'s validate step call; the
+statistics live in `profile`, the rules in `schema_rules`, the checks in `validate`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from sparkprep.clean import _coerce
+from sparkprep.config import ColumnsConfig, Config, InputConfig
+from sparkprep.errors import InputError, SparkprepError
+from sparkprep.ingest import read_input
+from sparkprep.profile import Profile, histogram, profile
+from sparkprep.schema_rules import load_schema
+from sparkprep.validate import Validation, validate
+
+log = logging.getLogger(__name__)
+
+
+def typed_input(spark: SparkSession, config: InputConfig) -> DataFrame:
+    """The input with text columns coerced to their configured types (a value that does not parse
+    becomes null, so it shows up in the null counts; `prepare` quarantines it later)."""
+    df = read_input(spark, config)
+    string_input = {f.name for f in df.schema.fields if f.dataType.simpleString() == "string"}
+    coerced = {n: _coerce(F.col(n), t) for n, t in (config.schema_ or {}).items()
+               if n in string_input and t != "string"}
+    return df.withColumns(coerced)
+
+
+def profile_frame(df: DataFrame, columns: ColumnsConfig | None) -> Profile:
+    """Profile with the roles from the config (label, free-text columns) when there is one."""
+    if columns is None:
+        return profile(df)
+    return profile(df, label=columns.label, text=tuple(columns.text))
+
+
+def read_local(path: str, what: str) -> str:
+    """A small local file the user named on the command line (stats.json, schema.yaml)."""
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def load_stats(path: str) -> Profile:
+    try:
+        return Profile.from_dict(json.loads(read_local(path, "stats")))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} is not a sparkprep stats.json: {exc}; create it with `sparkprep profile`") from None
+
+
+def check(stats: Profile, schema_path: str, environment: str, baseline_path: str | None) -> Validation:
+    """Validate profiled stats against a schema file (and a baseline stats.json), logging anomalies."""
+    schema = load_schema(read_local(schema_path, "schema"), schema_path)
+    baseline = load_stats(baseline_path) if baseline_path else None
+    result = validate(stats, schema, environment, baseline)
+    for anomaly in result.anomalies:
+        (log.error if anomaly.severity == "error" else log.warning)("%s: %s", anomaly.type, anomaly.message)
+    return result
+
+
+#: The statistics file `prepare` writes beside manifest.json.
+STATS = "stats.json"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What prepare's validate step found: the batch's stats, the baseline's, the verdict."""
+
+    stats: Profile
+    baseline: Profile | None
+    validation: Validation
+
+    def for_report(self) -> dict[str, Any]:
+        """Plain data for report.html: stats, the verdict, and baseline-vs-current histograms on
+        common bins for every numeric column the baseline shares."""
+        overlays = {}
+        for name in self.validation.distances:
+            now, then = self.stats.columns[name], self.baseline.columns[name] if self.baseline else None
+            if then is not None and now.kind == "numeric" and now.min is not None and then.min is not None:
+                lo, hi = min(now.min, then.min), max(now.max, then.max)
+                overlays[name] = {"edges": histogram(now.buckets, lo, hi)["edges"],
+                                  "series": {"baseline": histogram(then.buckets, lo, hi)["counts"],
+                                             "current": histogram(now.buckets, lo, hi)["counts"]}}
+        return {"stats": self.stats.to_dict(), "validation": self.validation.to_dict(), "overlays": overlays}
+
+
+def gate(df: DataFrame, config: Config) -> Checked | None:
+    """Profile + validate `df` when a `validation:` section is configured; a blocking anomaly
+    stops the run (stop_on: error) before anything is written."""
+    cfg = config.validation
+    if cfg is None:
+        return None
+    stats = profile_frame(df, config.columns)
+    result = check(stats, cfg.schema_path, cfg.environment, cfg.baseline)
+    if result.blocking and cfg.stop_on == "error":
+        raise SparkprepError(f"validation against {cfg.schema_path} found {len(result.blocking)} blocking "
+                             "anomalies; nothing was written:\n  " + "\n  ".join(a.message for a in result.blocking)
+                             + "\nfix the input, or edit the schema (severity: warning) or set validation.stop_on: never")
+    return Checked(stats, load_stats(cfg.baseline) if cfg.baseline else None, result)
+
+
+def record(checked: Checked | None, manifest: dict[str, Any]) -> str | None:
+    """Put the verdict in the manifest; returns the stats.json text to write beside it."""
+    if checked is None:
+        return None
+    manifest["validation"] = {**checked.validation.to_dict(), "stats": STATS}
+    return json.dumps(checked.stats.to_dict(), indent=1)

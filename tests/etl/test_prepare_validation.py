@@ -1,0 +1,82 @@
+"""prepare's validate step: a blocking anomaly stops the run before any output; a clean run records
+stats and anomalies in manifest.json and report.html, which a real headless browser renders."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from sparkprep.config import Config
+from sparkprep.errors import SparkprepError
+from sparkprep.pipeline import run
+from sparkprep.profile import profile
+from sparkprep.schema_rules import dump_schema, infer_schema
+
+
+@pytest.fixture(scope="module")
+def batch(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("validated")
+    rows = [(i, float(i % 17) * (1.5 if i % 3 else -1.0), "ABC"[i % 3], "yes" if i % 4 else "no") for i in range(300)]
+    df = spark.createDataFrame(rows, "id long, x double, c string, label string")
+    df.write.parquet(str(root / "in"))
+    stats = profile(df, label="label")
+    (root / "stats.json").write_text(json.dumps(stats.to_dict()))
+    (root / "schema.yaml").write_text(dump_schema(infer_schema(stats)))
+    return root
+
+
+def _config(root: Path, out: str, **validation) -> Config:
+    return Config.model_validate({
+        "input": {"paths": [str(root / "in")], "format": "parquet"},
+        "columns": {"label": "label", "numeric": ["x"], "categorical": ["c"]},
+        "split": {"k": 2, "holdout_fraction": 0.0}, "output": {"path": str(root / out)},
+        "validation": {"schema": str(root / "schema.yaml"), **validation}})
+
+
+def test_blocking_anomaly_stops_before_any_output(spark, batch):
+    rules = yaml.safe_load((batch / "schema.yaml").read_text())
+    rules["columns"]["c"]["domain"]["values"] = ["A", "B"]
+    (batch / "narrow.yaml").write_text(yaml.safe_dump(rules))
+    config = _config(batch, "stopped").model_copy(update={"validation": _config(batch, "x").validation.model_copy(
+        update={"schema_path": str(batch / "narrow.yaml")})})
+    with pytest.raises(SparkprepError, match="blocking") as err:
+        run(spark, config)
+    assert "outside the domain" in str(err.value)
+    assert not (batch / "stopped").exists()
+    assert not [p for p in batch.iterdir() if p.name.startswith((".stopped", "stopped"))]
+
+
+@pytest.fixture(scope="module")
+def published(spark, batch):
+    run(spark, _config(batch, "out", baseline=str(batch / "stats.json")))
+    return batch / "out"
+
+
+def test_clean_run_records_stats_and_distances(published):
+    manifest = json.loads((published / "manifest.json").read_text())
+    assert manifest["validation"]["blocking"] == 0 and manifest["validation"]["stats"] == "stats.json"
+    assert manifest["validation"]["distances"]["x"]["linf"] == 0
+    assert json.loads((published / "stats.json").read_text())["rows"] == 300
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_report_renders_its_plots_in_a_headless_browser(published, tmp_path):
+    page = (published / "report.html").as_uri()
+    flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    # Numeric columns id and x: a histogram each plus a baseline-vs-current overlay each.
+    assert dom.stdout.count('class="plot"') == 4 and dom.stdout.count("Label distribution") == 1
+    assert "x: baseline vs current" in dom.stdout and 'class="bar"' in dom.stdout
+    assert "CONSOLE" not in dom.stderr and "Failed to load" not in dom.stderr
+    shot = tmp_path / "report.png"
+    run_shot = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=800,3000", page],
+                              capture_output=True, text=True, timeout=120)
+    assert run_shot.returncode == 0 and shot.exists(), run_shot.stderr[-2000:]
+    colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
+    palette_blue = (0x4C, 0x72, 0xB0)
+    assert len(colours) > 10 and sum(n for n, rgb in colours if rgb == palette_blue) > 500
