@@ -103,6 +103,19 @@ def render_report(manifest: dict[str, Any], quality: dict[str, Any] | None = Non
                        ["input", "output", "duplicates", "rejected"])
     folds = _bars("Rows per fold and class", per_fold, manifest["classes"], log_scale=True)
     rejected = _bars("Rejections by reason", {"rejected": reasons}, sorted(reasons)) if reasons else "<p>No rejected rows.</p>"
+    by_column: dict[str, dict[str, int]] = {}
+    for entry in manifest["rejections"].get("by_column", []):
+        by_column.setdefault(entry["column"] or "(whole record)", {})[entry["reason"]] = entry["rows"]
+    if by_column:
+        rejected += _bars("Rejections by column and reason", by_column, sorted(reasons))
+    duplicates = manifest.get("duplicates")
+    if duplicates:
+        conflicts = duplicates["label_conflicts"]
+        rejected += _bars("Duplicates by kind (rows absorbed)", {"duplicates": duplicates["by_kind"]},
+                          list(duplicates["by_kind"]))
+        rejected += _table([("rows with conflicting labels", conflicts["rows"]), ("conflict policy", conflicts["policy"]),
+                            ("split", manifest["split"].get("method", "")),
+                            ("group deviation (rows)", manifest["split"].get("group_deviation_rows", "-"))])
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in manifest.get("warnings", [])) or "<li>none</li>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sparkprep report {html.escape(manifest["run_id"])}</title>
