@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame
@@ -105,6 +106,27 @@ def _rule_checks(name: str, value: Column, rule: ColumnRule) -> list[_Check]:
                              F.format_string(f"column {name}: '%s' is not one of {rule.allowed}",
                                              F.substring(value.cast("string"), 1, 200))))
     return checks
+
+
+def rules_from_schema(schema: dict[str, Any]) -> dict[str, ColumnRule]:
+    """Cleaning rules from a validation schema (schema_rules format): a rule with severity
+    `error` rejects rows: `range` -> min/max, `domain` -> allowed, `nulls.max_fraction: 0` ->
+    nulls: reject. Warning-severity rules only describe the batch; they reject nothing."""
+    rules = {}
+    for name, spec in (schema.get("columns") or {}).items():
+        def blocking(rule: str) -> dict[str, Any] | None:
+            value = (spec or {}).get(rule)
+            return value if isinstance(value, dict) and value.get("severity", "error") == "error" else None
+        fields: dict[str, Any] = {}
+        if (rng := blocking("range")) is not None:
+            fields |= {"min": rng.get("min"), "max": rng.get("max")}
+        if (domain := blocking("domain")) is not None:
+            fields["allowed"] = [str(v) for v in domain.get("values", [])]
+        if (nulls := blocking("nulls")) is not None and nulls.get("max_fraction") == 0:
+            fields["nulls"] = "reject"
+        if fields:
+            rules[name] = ColumnRule(**fields)
+    return rules
 
 
 def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,

@@ -125,6 +125,10 @@ class ColumnRule(_Section):
 
 class CleanConfig(_Section):
     rules: dict[str, ColumnRule] = Field(default_factory=dict, description="Column -> its rules.")
+    rules_from_schema: str | None = Field(
+        None, description="A schema YAML (`sparkprep infer-schema`): its error-severity range, domain "
+        "and zero-null rules become cleaning rules (rows failing them are quarantined); `rules` "
+        "entries override a column's derived rule.")
 
 
 class NearDupConfig(_Section):

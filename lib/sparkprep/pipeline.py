@@ -28,8 +28,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep import HOLDOUT_FOLD, RESERVED_COLUMNS
-from sparkprep.clean import REASON, REASON_COLUMN, accepted, mark_rejections, quarantine_rows
-from sparkprep.config import Config
+from sparkprep.clean import REASON, REASON_COLUMN, accepted, mark_rejections, quarantine_rows, rules_from_schema
+from sparkprep.config import ColumnRule, Config
 from sparkprep.dedup import (ABSORBED, CONTENT_HASH2, FEATURE_HASH, ROW_ID, add_row_id, collapse,
                              drop_exact_duplicates, keep_one_per_key, mark_label_conflicts)
 from sparkprep.groups import add_groups
@@ -41,7 +41,8 @@ from sparkprep.manifest import RowCounts, build_manifest
 from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
 from sparkprep.normalise import (FitSpec, apply_spark, array_widths, count_categories, fit_transforms,
                                  measure_groups)
-from sparkprep.quality import STATS, gate, record
+from sparkprep.quality import STATS, gate, read_local, record
+from sparkprep.schema_rules import load_schema
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep.report import render_report
 from sparkprep.split import (FOLD_RANK, GroupedPlan, SplitPlan, add_label_index, assign_folds,
@@ -87,6 +88,13 @@ def _materialise(df: DataFrame, uri: str, paths: list[str]) -> DataFrame:
     except (CapturedException, Py4JJavaError) as exc:
         raise InputError(f"cannot read input {paths}: {spark_error_summary(exc)}") from None
     return df.sparkSession.read.parquet(uri)
+
+
+def _clean_rules(config: Config) -> dict[str, ColumnRule]:
+    """Rules derived from the schema file (if any), overridden column by column by `clean.rules`."""
+    source = config.clean.rules_from_schema
+    derived = rules_from_schema(load_schema(read_local(source, "schema"), source)) if source else {}
+    return {**derived, **config.clean.rules}
 
 
 def _unreadable_rows(spark: SparkSession, files: list[str]) -> DataFrame:
@@ -195,7 +203,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     raw = check_columns(read_input(spark, input_cfg, in_version), cols, source=", ".join(paths))
     scratch = scratch_dir(target, run_id)
     try:
-        marked = _materialise(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes, config.clean.rules),
+        marked = _materialise(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes, _clean_rules(config)),
                               f"{scratch}/marked", paths)
         # Profile the typed scratch copy (rejected rows included), not the raw input again.
         checked = gate(marked, config)

@@ -2,7 +2,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from sparkprep.clean import accepted, mark_rejections, quarantine_rows
+from sparkprep.clean import accepted, mark_rejections, quarantine_rows, rules_from_schema
 from sparkprep.config import ColumnRule
 from sparkprep.errors import ConfigError
 from sparkprep.ingest import CORRUPT, SOURCE_FILE
@@ -101,3 +101,17 @@ def test_rules_on_missing_columns_are_a_config_error(spark):
     df = spark.createDataFrame([("1", "l")], "x string, label string")
     with pytest.raises(ConfigError, match=r"\['nope'\]"):
         mark_rejections(df, None, "label", rules={"nope": ColumnRule(min=0)})
+
+
+def test_blocking_schema_rules_become_cleaning_rules_and_warnings_do_not(spark):
+    schema = {"version": 1, "columns": {
+        "x": {"type": "double", "range": {"min": 0, "max": 10, "severity": "error"},
+              "nulls": {"max_fraction": 0.0, "severity": "error"}},
+        "cat": {"type": "string", "domain": {"values": ["a", "b"], "severity": "error"},
+                "nulls": {"max_fraction": 0.2, "severity": "error"}},
+        "y": {"type": "double", "range": {"min": 0, "max": 1, "severity": "warning"}}}}
+    rules = rules_from_schema(schema)
+    assert rules == {"x": ColumnRule(min=0, max=10, nulls="reject"), "cat": ColumnRule(allowed=["a", "b"])}
+    df = spark.createDataFrame([("5", "a", "l"), ("", "a", "l"), ("3", "z", "l")], "x string, cat string, label string")
+    reasons = sorted(r["_sp_reason"] or "" for r in mark_rejections(df, {"x": "double"}, "label", rules=rules).collect())
+    assert reasons == ["", "missing_value", "unexpected_category"]
