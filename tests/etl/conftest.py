@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from sparkprep.config import SparkConfig
@@ -13,3 +15,16 @@ def spark():
     session = build_session(config, "sparkprep-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def materialise(spark, tmp_path):
+    """The pipeline's scratch-Parquet materialiser for stages that take one: every call writes a
+    new directory (a lazily read earlier result is never overwritten)."""
+    calls = itertools.count()
+
+    def write(df, name):
+        path = str(tmp_path / f"{name}-{next(calls)}")
+        df.write.parquet(path)
+        return spark.read.parquet(path)
+    return write

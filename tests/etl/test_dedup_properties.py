@@ -1,9 +1,7 @@
 """Properties of the dedup chain (exact → by key → label conflicts): every input row is accounted
 for, and the result does not depend on partitioning."""
 
-import itertools
 
-import pytest
 from chispa import assert_df_equality
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,17 +37,6 @@ def test_every_input_row_is_kept_rejected_or_counted_as_a_duplicate(spark, rows,
     assert len(rows) == got["kept"] + got["rejected"] + duplicates == got["merged"]
     if not keyed:  # without key dedup, exact duplicates are exactly what pandas would drop
         assert got["exact"] == len(rows) - len(set(rows))
-
-
-@pytest.fixture
-def materialise(spark, tmp_path):
-    calls = itertools.count()
-
-    def write(df, name):
-        path = str(tmp_path / f"{name}-{next(calls)}")
-        df.write.parquet(path)
-        return spark.read.parquet(path)
-    return write
 
 
 def test_dedup_output_is_identical_for_1_4_and_32_partitions(spark, materialise):

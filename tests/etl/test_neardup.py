@@ -13,17 +13,6 @@ from sparkprep.groups import connected_components
 from sparkprep.neardup import _shingle_hashes, add_dup_clusters, signatures, similar_pairs
 
 
-@pytest.fixture
-def materialise(spark, tmp_path):
-    calls = itertools.count()
-
-    def write(df, name):
-        path = str(tmp_path / f"{name}-{next(calls)}")
-        df.write.parquet(path)
-        return spark.read.parquet(path)
-    return write
-
-
 def _jaccard(x: str, y: str, size: int = 5) -> float:
     """Independent oracle: Python sets of character shingles of the normalised texts."""
     def shingles(t):

@@ -1,10 +1,8 @@
 """Group-aware split: whole groups per fold, stratified as well as groups allow, exact when every
 group is one row, deterministic; oversampling stays exact on top of it."""
 
-import itertools
 from collections import Counter, defaultdict
 
-import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
@@ -12,17 +10,6 @@ from sparkprep import HOLDOUT_FOLD
 from sparkprep.groups import GROUP, add_groups
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep.split import FOLD_RANK, assign_group_folds
-
-
-@pytest.fixture
-def materialise(spark, tmp_path):
-    calls = itertools.count()
-
-    def write(df, name):
-        path = str(tmp_path / f"{name}-{next(calls)}")
-        df.write.parquet(path)
-        return spark.read.parquet(path)
-    return write
 
 
 def _rows(spark, labels, groups, partitions=4):
