@@ -125,11 +125,11 @@ def _plot(result: dict, path: Path) -> None:
 
 def _append_table(result: dict) -> None:
     day, size = result["date"][:10], f"{result['rows']:,} rows, {result['input_mb']} MB CSV, {result['master']}, driver {result['driver_memory']}"
-    floor_s = result.get("floor_s")
+    floor_text = f"floor {result['floor_s']} s" if "floor_s" in result else "floor not run"
     rows = []
     if "prepare" in result:
         p = result["prepare"]
-        rows.append(f"| {day} | suite: prepare (demo.yaml: oversample, near-dup, robust) vs floor | {size} | floor {floor_s} s | "
+        rows.append(f"| {day} | suite: prepare (demo.yaml: oversample, near-dup, robust) vs floor | {size} | {floor_text} | "
                     f"prepare {p['seconds']} s, {p['mb_per_s']} MB/s, {p['csv_scan_stages']} CSV-scan stages, shuffle {p['shuffle_write_mb']} MB, "
                     f"spill {p['spill_disk_mb']} MB disk, JVM peak RSS {p['jvm_peak_rss_mb']} MB | **{p.get('ratio_to_floor')}x** floor |")
     for name in ("pandas", "pandas-capped"):
@@ -137,7 +137,7 @@ def _append_table(result: dict) -> None:
             p = result[name]
             ratio = f"**{p['ratio_to_floor']}x** floor" if "ratio_to_floor" in p else p["status"]
             cap = f", RLIMIT_AS {p['cap_gb']} GB" if p.get("cap_gb") else ""
-            rows.append(f"| {day} | suite: pandas + sklearn + imblearn{cap} vs floor | {size} | floor {floor_s} s | "
+            rows.append(f"| {day} | suite: pandas + sklearn + imblearn{cap} vs floor | {size} | {floor_text} | "
                         f"{p.get('seconds')} s, peak RSS {p.get('peak_rss_mb')} MB, {p['status']} | {ratio} |")
     with open(HERE / "RESULTS.md", "a") as table:
         table.write("".join(r + "\n" for r in rows))
