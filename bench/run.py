@@ -135,7 +135,7 @@ def _append_table(result: dict) -> None:
     for name in ("pandas", "pandas-capped"):
         if name in result:
             p = result[name]
-            ratio = f"**{p['ratio_to_floor']}x** floor" if "ratio_to_floor" in p else p["status"]
+            ratio = f"**{p['ratio_to_floor']}x** floor" if "ratio_to_floor" in p else "stops"
             cap = f", RLIMIT_AS {p['cap_gb']} GB" if p.get("cap_gb") else ""
             rows.append(f"| {day} | suite: pandas + sklearn + imblearn{cap} vs floor | {size} | {floor_text} | "
                         f"{p.get('seconds')} s, peak RSS {p.get('peak_rss_mb')} MB, {p['status']} | {ratio} |")
