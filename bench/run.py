@@ -150,15 +150,17 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="1g")
     parser.add_argument("--pandas-cap-gb", type=float, default=2.0)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for prepare, e.g. dedup.near=null (recorded in the JSON)")
     args = parser.parse_args()
     rows = int(args.gb * 1e9 / CSV_BYTES_PER_ROW)
     work = Path(tempfile.mkdtemp(prefix="sparkprep-suite-"))
     (work / "events").mkdir()
     config = bench_config(work, rows, master=args.master, rebalance="oversample", extra=(
         f"spark.driver_memory={args.driver_memory}", "spark.conf.spark.eventLog.enabled=true",
-        f"spark.conf.spark.eventLog.dir=file://{work / 'events'}", "spark.conf.spark.eventLog.compress=false"))
+        f"spark.conf.spark.eventLog.dir=file://{work / 'events'}", "spark.conf.spark.eventLog.compress=false", *args.set))
     result: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "gb": args.gb, "rows": rows,
-                    "master": args.master, "driver_memory": args.driver_memory, "load_avg_start": os.getloadavg()[0]}
+                    "master": args.master, "driver_memory": args.driver_memory, "overrides": args.set, "load_avg_start": os.getloadavg()[0]}
     spark = build_session(config.spark, "sparkprep-suite")
     sc = spark.sparkContext
     try:
@@ -201,7 +203,7 @@ def main() -> None:
             if result.get(name, {}).get("status", "ok") == "ok" and result.get(name, {}).get("seconds"):
                 result[name]["ratio_to_floor"] = round(result[name]["seconds"] / result["floor_s"], 2)
     print(json.dumps(result, indent=2))
-    stem = f"{HERE / 'results'}/{result['date'][:10]}-suite-{args.gb:g}gb"
+    stem = f"{HERE / 'results'}/{result['date'][:10]}-suite-{args.gb:g}gb{'-custom' if args.set else ''}"
     Path(f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     if "floor_s" in result:
         _plot(result, Path(f"{stem}.png"))
