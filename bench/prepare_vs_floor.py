@@ -17,7 +17,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sparkprep.config import load_config
+from pyspark.sql import SparkSession
+
+from sparkprep.config import Config, load_config
 from sparkprep.generate import write_generated
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.pipeline import run
@@ -26,10 +28,26 @@ from sparkprep.session import build_session
 HERE = Path(__file__).resolve().parent
 
 
-def _timed(fn) -> float:
+def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def bench_config(work: Path, rows: int, fmt: str = "parquet", master: str = "local[2]",
+                 rebalance: str = "none", extra: tuple[str, ...] = ()) -> Config:
+    """The demo config pointed at generated data of `rows` rows under `work`."""
+    return load_config(HERE.parent / "conf/demo.yaml", [
+        f"generate.rows={rows}", f"generate.files={max(2, rows // 250_000)}",
+        f"generate.path={work / 'raw'}", f"input.paths=[{work / 'raw'}]",
+        f"output.path={work / 'out'}", f"output.format={fmt}", f"spark.master={master}", f"rebalance.method={rebalance}",
+        "spark.conf.spark.ui.showConsoleProgress=false", *extra])
+
+
+def floor(spark: SparkSession, config: Config, work: Path) -> None:
+    """The I/O floor: read the input CSV as strings, write it back as Parquet."""
+    schema = ", ".join(f"{c} string" for c in config.input.schema_)
+    spark.read.schema(schema).csv(str(work / "raw")).write.mode("overwrite").parquet(str(work / "floor"))
 
 
 def main() -> None:
@@ -41,24 +59,15 @@ def main() -> None:
                         help="oversampling writes ~2.7x the rows of the input on the demo's 90/9/1 labels")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sparkprep-bench-"))
-    config = load_config(HERE.parent / "conf/demo.yaml", [
-        f"generate.rows={args.rows}", f"generate.files={max(2, args.rows // 250_000)}",
-        f"generate.path={work / 'raw'}", f"input.paths=[{work / 'raw'}]",
-        f"output.path={work / 'out'}", f"output.format={args.format}", f"spark.master={args.master}", f"rebalance.method={args.rebalance}",
-        "spark.conf.spark.ui.showConsoleProgress=false"])
+    config = bench_config(work, args.rows, args.format, args.master, args.rebalance)
     spark = build_session(config.spark, "sparkprep-bench")
     try:
         write_generated(spark, config.generate)
         size = HadoopFS(spark, qualify(str(work))).total_size(qualify(str(work / "raw")))
-        schema = ", ".join(f"{c} string" for c in config.input.schema_)
-
-        def floor() -> None:
-            spark.read.schema(schema).csv(str(work / "raw")).write.mode("overwrite").parquet(str(work / "floor"))
-
-        _timed(floor)  # warm-up: JIT, file cache
-        floor_s = min(_timed(floor), _timed(floor))
+        timed(lambda: floor(spark, config, work))  # warm-up: JIT, file cache
+        floor_s = min(timed(lambda: floor(spark, config, work)), timed(lambda: floor(spark, config, work)))
         result_box = []
-        prepare_s = _timed(lambda: result_box.append(run(spark, config)))
+        prepare_s = timed(lambda: result_box.append(run(spark, config)))
         stages = result_box[0].manifest["timings_s"]
     finally:
         spark.stop()

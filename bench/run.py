@@ -1,0 +1,214 @@
+"""Benchmark suite at a chosen size: `prepare` and a pandas baseline against the I/O floor.
+
+Generates the demo dataset (CSV) of about `--gb` GB, then in ONE Spark session with the driver
+capped at `--driver-memory` (local mode: one JVM holds driver and executors, so this caps both):
+- floor: Spark reads the CSV (all strings) and writes it back as Parquet (best of two, after a
+  warm-up);
+- prepare: `sparkprep.pipeline.run` with conf/demo.yaml (oversampling, near-duplicates, robust
+  normalisation); time, MB/s, stages that scan the CSV input, shuffle bytes and spill (from
+  Spark's event log, by job group), peak RSS of the JVM (VmHWM, reset before the run);
+- pandas: bench/pandas_baseline.py on the same CSV in a subprocess, uncapped and under an
+  address-space cap (`--pandas-cap-gb`, RLIMIT_AS as `ulimit -v`).
+Every time is also given as a ratio to the floor of the same run. Writes
+bench/results/<date>-suite-<G>gb.json and .png and appends rows to bench/RESULTS.md.
+
+    .venv/etl/bin/python bench/run.py --gb 0.25 [--only floor prepare pandas pandas-capped]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prepare_vs_floor import HERE, bench_config, floor, timed
+from sparkprep.generate import write_generated
+from sparkprep.io.fs import HadoopFS, qualify
+from sparkprep.pipeline import run
+from sparkprep.session import build_session
+
+#: Bytes of generated CSV per row (264.1 MB for 1,000,000 rows, RESULTS.md).
+CSV_BYTES_PER_ROW = 264.1
+BENCHES = ("floor", "prepare", "pandas", "pandas-capped")
+
+
+def _jvm_pid() -> int | None:
+    """The JVM that PySpark launched: a child of this process."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and "java" in (stat.parent / "comm").read_text():
+            return int(stat.parent.name)
+    return None
+
+
+def _reset_peak_rss(pid: int) -> None:
+    (Path("/proc") / str(pid) / "clear_refs").write_text("5")  # resets VmHWM (Linux >= 4.0)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
+def event_log_figures(log_dir: Path) -> dict[str, dict[str, float]]:
+    """Per job group: stages run, stages scanning a CSV (the raw input: scratch copies are
+    Parquet), shuffle bytes written, memory and disk spill, input bytes read."""
+    stage_group: dict[int, str] = {}
+    figures: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    # Spark 4 writes a directory of rolled files, events_<n>_<app id>, in order of n.
+    logs = sorted(log_dir.rglob("events_*"), key=lambda p: int(p.name.split("_")[1]))
+    for path in logs:
+        with open(path) as events:
+            for line in events:
+                event = json.loads(line)
+                kind = event["Event"]
+                if kind == "SparkListenerJobStart":
+                    group = (event.get("Properties") or {}).get("spark.jobGroup.id", "none")
+                    for stage in event["Stage IDs"]:
+                        stage_group[stage] = group
+                elif kind == "SparkListenerStageCompleted":
+                    info = event["Stage Info"]
+                    group = figures[stage_group.get(info["Stage ID"], "none")]
+                    group["stages"] += 1
+                    scopes = " ".join(str(rdd.get("Scope", "")) for rdd in info["RDD Info"])
+                    group["csv_scan_stages"] += "Scan csv" in scopes
+                elif kind == "SparkListenerTaskEnd" and event.get("Task Metrics"):
+                    metrics = event["Task Metrics"]
+                    group = figures[stage_group.get(event["Stage ID"], "none")]
+                    group["shuffle_write_mb"] += metrics["Shuffle Write Metrics"]["Shuffle Bytes Written"] / 1e6
+                    group["spill_memory_mb"] += metrics["Memory Bytes Spilled"] / 1e6
+                    group["spill_disk_mb"] += metrics["Disk Bytes Spilled"] / 1e6
+                    group["input_read_mb"] += metrics["Input Metrics"]["Bytes Read"] / 1e6
+    return {g: {k: round(v, 1) for k, v in f.items()} for g, f in figures.items()}
+
+
+def _pandas(raw: Path, out: Path, cap_gb: float | None) -> dict:
+    cmd = [sys.executable, str(HERE / "pandas_baseline.py"), str(raw), str(out)]
+    done = subprocess.run([*cmd, *(["--cap-gb", str(cap_gb)] if cap_gb else [])], capture_output=True, text=True)
+    shutil.rmtree(out, ignore_errors=True)
+    lines = done.stdout.strip().splitlines()
+    if lines:
+        return json.loads(lines[-1])
+    # Killed before it could report (the kernel, or a crash inside a C allocation).
+    return {"cap_gb": cap_gb, "status": f"exit {done.returncode}: {done.stderr.strip()[-200:]}"}
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in ("prepare", "pandas") if isinstance(result.get(n, {}).get("ratio_to_floor"), float)]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(["floor", *names], [1.0, *[result[n]["ratio_to_floor"] for n in names]], color=["grey", "C0", "C1"][: 1 + len(names)])
+    ax.axhline(3.0, color="red", linestyle="--", label="goal: 3x floor")
+    ax.set_ylabel("time / floor time (same run)")
+    ax.set_title(f"{result['input_mb']} MB CSV, {result['rows']:,} rows, driver {result['driver_memory']}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _append_table(result: dict) -> None:
+    day, size = result["date"][:10], f"{result['rows']:,} rows, {result['input_mb']} MB CSV, {result['master']}, driver {result['driver_memory']}"
+    floor_text = f"floor {result['floor_s']} s" if "floor_s" in result else "floor not run"
+    rows = []
+    if "prepare" in result:
+        p = result["prepare"]
+        rows.append(f"| {day} | suite: prepare (demo.yaml: oversample, near-dup, robust) vs floor | {size} | {floor_text} | "
+                    f"prepare {p['seconds']} s, {p['mb_per_s']} MB/s, {p['csv_scan_stages']} CSV-scan stages, shuffle {p['shuffle_write_mb']} MB, "
+                    f"spill {p['spill_disk_mb']} MB disk, JVM peak RSS {p['jvm_peak_rss_mb']} MB | **{p.get('ratio_to_floor')}x** floor |")
+    for name in ("pandas", "pandas-capped"):
+        if name in result:
+            p = result[name]
+            ratio = f"**{p['ratio_to_floor']}x** floor" if "ratio_to_floor" in p else "stops"
+            cap = f", RLIMIT_AS {p['cap_gb']} GB" if p.get("cap_gb") else ""
+            rows.append(f"| {day} | suite: pandas + sklearn + imblearn{cap} vs floor | {size} | {floor_text} | "
+                        f"{p.get('seconds')} s, peak RSS {p.get('peak_rss_mb')} MB, {p['status']} | {ratio} |")
+    with open(HERE / "RESULTS.md", "a") as table:
+        table.write("".join(r + "\n" for r in rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gb", type=float, required=True, help="size of the generated CSV input")
+    parser.add_argument("--only", nargs="+", choices=BENCHES, default=list(BENCHES))
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--driver-memory", default="1g")
+    parser.add_argument("--pandas-cap-gb", type=float, default=2.0)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for prepare, e.g. dedup.near=null (recorded in the JSON)")
+    args = parser.parse_args()
+    rows = int(args.gb * 1e9 / CSV_BYTES_PER_ROW)
+    work = Path(tempfile.mkdtemp(prefix="sparkprep-suite-"))
+    (work / "events").mkdir()
+    config = bench_config(work, rows, master=args.master, rebalance="oversample", extra=(
+        f"spark.driver_memory={args.driver_memory}", "spark.conf.spark.eventLog.enabled=true",
+        f"spark.conf.spark.eventLog.dir=file://{work / 'events'}", "spark.conf.spark.eventLog.compress=false", *args.set))
+    result: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "gb": args.gb, "rows": rows,
+                    "master": args.master, "driver_memory": args.driver_memory, "overrides": args.set, "load_avg_start": os.getloadavg()[0]}
+    spark = build_session(config.spark, "sparkprep-suite")
+    sc = spark.sparkContext
+    try:
+        sc.setJobGroup("generate", "generate")
+        write_generated(spark, config.generate)
+        size = HadoopFS(spark, qualify(str(work))).total_size(qualify(str(work / "raw")))
+        result["input_mb"] = round(size / 1e6, 1)
+        if "floor" in args.only:
+            sc.setJobGroup("warm-up", "warm-up")
+            timed(lambda: floor(spark, config, work))  # JIT, file cache
+            sc.setJobGroup("floor", "floor")
+            result["floor_s"] = round(min(timed(lambda: floor(spark, config, work)) for _ in range(2)), 2)
+        if "prepare" in args.only:
+            jvm = _jvm_pid()
+            if jvm:
+                _reset_peak_rss(jvm)
+            sc.setJobGroup("prepare", "prepare")
+            box = []
+            seconds = timed(lambda: box.append(run(spark, config)))
+            result["prepare"] = {"seconds": round(seconds, 2), "mb_per_s": round(size / 1e6 / seconds, 2),
+                                 "jvm_peak_rss_mb": _peak_rss_mb(jvm) if jvm else None,
+                                 "stages_s": box[0].manifest["timings_s"]}
+    finally:
+        spark.stop()
+    try:
+        groups = event_log_figures(work / "events")
+        if "floor" in groups:  # two timed floor runs
+            result["floor_metrics"] = {k: round(v / 2, 1) for k, v in groups["floor"].items()}
+        if "prepare" in result:
+            result["prepare"].update(groups.get("prepare", {}))
+        for name, cap in (("pandas", None), ("pandas-capped", args.pandas_cap_gb)):
+            if name in args.only:
+                result[name] = _pandas(work / "raw", work / "pandas-out", cap)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result["python_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["load_avg_end"] = os.getloadavg()[0]
+    if "floor_s" in result:
+        for name in ("prepare", "pandas", "pandas-capped"):
+            if result.get(name, {}).get("status", "ok") == "ok" and result.get(name, {}).get("seconds"):
+                result[name]["ratio_to_floor"] = round(result[name]["seconds"] / result["floor_s"], 2)
+    print(json.dumps(result, indent=2))
+    stem = f"{HERE / 'results'}/{result['date'][:10]}-suite-{args.gb:g}gb{'-custom' if args.set else ''}"
+    Path(f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    if "floor_s" in result:
+        _plot(result, Path(f"{stem}.png"))
+    _append_table(result)
+
+
+if __name__ == "__main__":
+    main()
