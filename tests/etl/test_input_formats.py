@@ -9,8 +9,10 @@ from sparkprep.cli import main
 from sparkprep.config import GenerateConfig
 from sparkprep.generate import generate_rows
 
+# Exact dedup only, no cleaning rules: the expected counts below are derived from the rows directly.
 BASE = ["--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=4", "--set", "input.schema=null",
-        "--set", "input.options={}"]
+        "--set", "input.options={}", "--set", "clean.rules={}", "--set", "dedup.key=[]",
+        "--set", "dedup.order_by=null", "--set", "dedup.conflicts=keep_all", "--set", "dedup.near=null"]
 
 
 @pytest.fixture(scope="module")
