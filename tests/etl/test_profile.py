@@ -54,9 +54,16 @@ def test_input_is_scanned_once(spark, wine):
         return x
 
     tracker = spark.sparkContext.statusTracker()
+    # Adaptive execution runs each shuffle stage as a job of its own; an in-process CLI test may
+    # have switched it on in the shared session, so count jobs without it.
+    adaptive = spark.conf.get("spark.sql.adaptive.enabled")
+    spark.conf.set("spark.sql.adaptive.enabled", "false")
     spark.sparkContext.setJobGroup("profile-scan-test", "count jobs")
-    profile(sdf.withColumn("alcohol", counted("alcohol")), label="target")
-    spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    try:
+        profile(sdf.withColumn("alcohol", counted("alcohol")), label="target")
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        spark.conf.set("spark.sql.adaptive.enabled", adaptive)
     assert reads.value == len(frame)
     # Two jobs: the first aggregates the input into the persisted groups; the second (distinct
     # counts of categorical columns) reads only those groups.
