@@ -18,7 +18,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # The prepare job as every deploy/ file submits it (tests/cluster/test_deploy.py holds them to it).
 PREPARE_JOB = ["jobs/prepare.py", "--config", "conf/demo.yaml"]
-SMALL = ["--set", "generate.rows=3000", "--set", "generate.files=2", "--set", "spark.shuffle_partitions=4"]
+# Near-duplicate detection is most of prepare's time and none of what these tests are about
+# (storage, submission, executor loss); tests/etl covers it.
+SMALL = ["--set", "generate.rows=3000", "--set", "generate.files=2", "--set", "spark.shuffle_partitions=4",
+         "--set", "dedup.near=null"]
 
 
 def run(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
