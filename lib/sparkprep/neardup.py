@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import numpy as np
@@ -39,6 +40,12 @@ _PRIME = (1 << 31) - 1
 _CHUNK_SHINGLES = 1 << 13  # measured: 8192 columns keep the temporaries in cache
 
 
+@functools.lru_cache(maxsize=64)
+def _powers(width: int) -> np.ndarray:
+    """Polynomial hash weights, computed once per shingle width rather than once per text."""
+    return np.array([pow(1_000_003, j, _PRIME) for j in range(width)], dtype=np.int64)
+
+
 def _shingle_hashes(text: str | None, kind: str, size: int) -> np.ndarray:
     if not text:
         return np.empty(0, dtype=np.int64)
@@ -52,7 +59,7 @@ def _shingle_hashes(text: str | None, kind: str, size: int) -> np.ndarray:
         units = np.array([zlib.crc32(w.encode("utf-8")) for w in words], dtype=np.int64)
     width = min(size, len(units))
     windows = np.lib.stride_tricks.sliding_window_view(units, width)
-    powers = np.array([pow(1_000_003, j, _PRIME) for j in range(width)], dtype=np.int64)
+    powers = _powers(width)
     # Every product is below 2^62 and is reduced before the (short) sum, so int64 never overflows.
     hashes = ((windows % _PRIME) * powers % _PRIME).sum(axis=1) % _PRIME
     return np.unique(hashes)
