@@ -16,8 +16,9 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from sparkprep.config import Config, load_config
 from sparkprep.generate import write_generated
@@ -44,10 +45,14 @@ def bench_config(work: Path, rows: int, fmt: str = "parquet", master: str = "loc
         "spark.conf.spark.ui.showConsoleProgress=false", *extra])
 
 
-def floor(spark: SparkSession, config: Config, work: Path) -> None:
-    """The I/O floor: read the input CSV as strings, write it back as Parquet."""
+def floor(spark: SparkSession, config: Config, work: Path, *between: Callable[[DataFrame], DataFrame]) -> None:
+    """The I/O floor: read the input CSV as strings, write it back as Parquet; `between` (applied
+    last first) turns it into the same I/O with one stage in the middle."""
     schema = ", ".join(f"{c} string" for c in config.input.schema_)
-    spark.read.schema(schema).csv(str(work / "raw")).write.mode("overwrite").parquet(str(work / "floor"))
+    df = spark.read.schema(schema).csv(str(work / "raw"))
+    for stage in reversed(between):
+        df = stage(df)
+    df.write.mode("overwrite").parquet(str(work / "floor"))
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prepare_vs_floor import _timed  # bench/ is sys.path[0] when a bench script runs
+from prepare_vs_floor import timed  # bench/ is sys.path[0] when a bench script runs
 from pyspark.sql import functions as F
 
 from sparkprep.config import load_config
@@ -52,9 +52,9 @@ def main() -> None:
         def scan() -> None:
             data.dropna(how="all").count()
 
-        _timed(scan)  # warm-up: JIT, file cache
-        scan_s = min(_timed(scan), _timed(scan))
-        profile_s = _timed(lambda: profile(data, label="label"))
+        timed(scan)  # warm-up: JIT, file cache
+        scan_s = min(timed(scan), timed(scan))
+        profile_s = timed(lambda: profile(data, label="label"))
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
 from sparkprep.groups import connected_components
-from sparkprep.neardup import _shingle_hashes, add_dup_clusters, signatures, similar_pairs
+from sparkprep.neardup import add_dup_clusters, jaccard, shingles, signatures, similar_pairs
 
 
 def _jaccard(x: str, y: str, size: int = 5) -> float:
@@ -23,11 +23,18 @@ def _jaccard(x: str, y: str, size: int = 5) -> float:
 
 
 def test_empty_texts_have_no_shingles_and_short_texts_have_one():
-    assert _shingle_hashes(None, "char", 5).size == 0
-    assert _shingle_hashes("   ", "char", 5).size == 0
-    assert _shingle_hashes("abc", "char", 5).size == 1
-    assert _shingle_hashes("abcdef", "char", 5).size == 2
-    assert _shingle_hashes("One  TWO three", "word", 2).tolist() == _shingle_hashes("one two three", "word", 2).tolist()
+    owners, _ = shingles([None, "   ", "abc", "abcdef", "x"], "char", 5)
+    assert owners.tolist() == [2, 3, 3, 4]
+    assert shingles(["One  TWO three"], "word", 2)[1].tolist() == shingles(["one two three"], "word", 2)[1].tolist()
+
+
+def test_batched_jaccard_equals_python_sets_on_random_texts():
+    rng = random.Random(1)
+    def text():  # short and long texts, runs of whitespace, a non-ASCII letter
+        return "".join(rng.choice("ab cd\u00e9\t") for _ in range(rng.randint(1, 30)))
+    left, right = [text() for _ in range(500)], [text() for _ in range(500)]
+    expected = [_jaccard(x, y) if x.split() and y.split() else 0.0 for x, y in zip(left, right)]
+    assert jaccard(left, right, "char", 5).tolist() == pytest.approx(expected)
 
 
 def test_pairs_at_or_above_the_threshold_are_found_with_their_exact_jaccard(spark):
@@ -36,7 +43,7 @@ def test_pairs_at_or_above_the_threshold_are_found_with_their_exact_jaccard(spar
              (4, "completely different words about databases and query planners"), (5, ""), (6, None)]
     df = spark.createDataFrame(texts, "row_id long, text string")
     config = NearDupConfig(column="text", threshold=0.8)
-    got = {(r["a"], r["b"]): r["jaccard"] for r in similar_pairs(signatures(df, config), config).collect()}
+    got = {(r["a"], r["b"]): r["jaccard"] for r in similar_pairs(df, signatures(df, config), config).collect()}
     expected = {(a, b): _jaccard(ta, tb) for (a, ta), (b, tb) in itertools.combinations(texts[:4], 2)
                 if _jaccard(ta, tb) >= 0.8}
     assert set(got) == set(expected) == {(1, 2)}  # case-folded: 'lazY' equals 'lazy'
