@@ -65,24 +65,10 @@ def test_a_fold_outside_0_to_k_minus_1_is_refused(parquet_out: Path, split: str,
         make_loader(str(parquet_out), fold, split)
 
 
-@pytest.mark.parametrize("split", ["train", "val", "final", "test"])
-def test_petastorm_ranks_read_disjoint_rows_that_cover_the_split(parquet_out: Path, read_rows, split: str) -> None:
-    # Petastorm shards by whole row groups: uneven, but nothing dropped (the arrow backend's exact
-    # shards are tested in test_arrow_backend.py).
-    ranks = [read_rows(parquet_out, 0, split, rank=r, world_size=2, seed=3, backend="petastorm") for r in (0, 1)]
-    assert all(ranks)
-    assert not set(ranks[0]) & set(ranks[1])
-    assert sorted(ranks[0] + ranks[1]) == sorted(EXPECTED[split, 0])
-
-
-def test_more_ranks_than_row_groups_is_refused_clearly_by_petastorm(parquet_out: Path) -> None:
-    with pytest.raises(InputError, match="fewer row groups than world_size=9"):
-        make_loader(str(parquet_out), 0, "test", rank=0, world_size=9, backend="petastorm")
-
-
-def test_more_ranks_than_rows_is_refused_clearly_by_the_arrow_backend(parquet_out: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_more_ranks_than_rows_is_refused_clearly(parquet_out: Path, backend: str) -> None:
     with pytest.raises(InputError, match="3 row.*fewer than world_size=4"):
-        make_loader(str(parquet_out), 0, "test", rank=0, world_size=4)
+        make_loader(str(parquet_out), 0, "test", rank=0, world_size=4, backend=backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
