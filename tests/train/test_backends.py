@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,24 +11,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from handmade import BASE, manifest_for, table_of, write_manifest, write_parquet_output
+from handmade import BASE, K, generated_rows, manifest_for, table_of, write_manifest, write_parquet_output
 from sparkprep.errors import ContractError, InputError
 from sparkprep.train import load_manifest, make_loader, sharded_loader
 from sparkprep.train.loader import BACKENDS
 
-K = 3
 SPLITS = [("train", f) for f in range(K)] + [("val", f) for f in range(K)] + [("final", 0), ("test", 0)]
-
-
-def generated_rows(n: int = 240, seed: int = 5) -> list[tuple[int, int, int, int]]:
-    """n originals over folds -1..K-1, a third of them with 1 or 2 copies in their fold."""
-    rng = random.Random(seed)
-    rows = []
-    for r in range(n):
-        fold, label = rng.randint(-1, K - 1), rng.randint(0, 1)
-        rows += [(fold, r, rep, label) for rep in range(1 + (rng.randint(1, 2) if r % 3 == 0 else 0))]
-    rng.shuffle(rows)  # copies far from their originals, in other row groups
-    return rows
 
 
 @pytest.fixture(scope="module")
