@@ -59,10 +59,18 @@ def test_only_the_directories_of_the_selected_folds_are_listed(parquet_out: Path
     assert train.urls == files.urls and not train.originals_only
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("split", "fold"), [("train", 2), ("val", 2), ("train", -1), ("val", -1)])
-def test_a_fold_outside_0_to_k_minus_1_is_refused(parquet_out: Path, split: str, fold: int) -> None:
+def test_a_fold_outside_0_to_k_minus_1_is_refused(parquet_out: Path, split: str, fold: int, backend: str) -> None:
     with pytest.raises(InputError, match=f"fold {fold} is out of range.*k=2"):
-        make_loader(str(parquet_out), fold, split)
+        make_loader(str(parquet_out), fold, split, backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_dataset_without_manifest_is_refused_as_incomplete(parquet_out: Path, backend: str) -> None:
+    (parquet_out / "manifest.json").unlink()
+    with pytest.raises(InputError, match=f"no manifest.json in file://{parquet_out}: the dataset is incomplete"):
+        make_loader(str(parquet_out), 0, "train", backend=backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -87,9 +95,10 @@ def test_default_columns_are_the_features_and_the_label_with_nulls_as_nan(parque
         torch.float64, torch.float64, torch.int32)
 
 
-def test_an_unknown_column_is_refused_by_name(parquet_out: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_unknown_column_is_refused_by_name(parquet_out: Path, backend: str) -> None:
     with pytest.raises(InputError, match="unknown column.*nope"):
-        make_loader(str(parquet_out), 0, "val", columns=["nope"])
+        make_loader(str(parquet_out), 0, "val", columns=["num_0", "nope"], backend=backend)
 
 
 def test_a_split_without_files_is_refused(tmp_path: Path) -> None:
