@@ -38,7 +38,7 @@ _PETASTORM_STREAM = 2  # epoch_rng stream of Petastorm's row-group order (0: uni
 class PetastormOptions:
     """Petastorm's decoding pool: "dummy" (no threads), "thread" or "process", and its workers.
 
-    The default, "dummy", is the fastest here (bench/RESULTS.md) and the only one whose order is
+    The default, "dummy", is as fast as any here (bench/RESULTS.md) and the only one whose order is
     a pure function of (seed, epoch): thread and process pools deliver row groups in completion
     order, so with them the order varies from run to run (the rows of each rank do not).
     """
