@@ -9,8 +9,14 @@ a TransformSpec keeps, in those shared files, only the rank's rows (and repeats 
 Which rows those are is known by their key (`row_id`, `replica`), unique by the data contract;
 Petastorm's row groups carry no position.
 
-Memory per rank: the shuffle window as in the arrow backend, Petastorm's results queue, and the
-keys of the shared files' rows that the rank skips or repeats (16 bytes a row, at most two files).
+Memory per rank: the shuffle window as in the arrow backend; Petastorm's decoded row groups in
+flight (one with the default "dummy" pool, up to its results queue of 50 with a thread or process
+pool); and the keys of the shared files' rows that the rank skips or repeats (16 bytes a row, at
+most two files).
+
+Petastorm's results reader turns string columns into numpy unicode, a null into the string "None":
+with transform= a null category lands in the unknown bucket as in the arrow backend, unless a
+vocabulary holds the string "None" itself.
 """
 
 from __future__ import annotations
