@@ -16,8 +16,8 @@ from handmade import (BASE, K, ROWS, generated_rows, manifest_for, table_of, wri
 from sparkprep.errors import InputError
 from sparkprep.train import TransformModule, load_transform, make_loader
 from sparkprep.train.loader import BACKENDS
-from sparkprep.transform import (TRANSFORM_FILE, ArrayParams, NumericParams, TransformParams, params_of,
-                                 transform_document)
+from sparkprep.transform import (TRANSFORM_FILE, ArrayParams, CategoricalParams, NumericParams, TransformParams,
+                                 params_of, transform_document)
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures" / "transform_awkward.json").read_text())
 SETS = ["final", "0", "1", "2"]
@@ -119,10 +119,11 @@ def test_load_transform_picks_the_fold(transformed_out):
 
 def _awkward_params(name: str, shift: float) -> TransformParams:
     """num_0: log1p, clipped, filled; num_1: clipped to [-150, -3], centred on -100, scaled by 97 + shift;
-    emb: centred and scaled per position."""
+    label: one-hot with class_0 unknown; emb: centred and scaled per position."""
     return TransformParams(name, numeric=(
         NumericParams("num_0", "robust", True, 1.5 + shift, 0.5, 5.0, 2.0 + shift, 0.7, 100),
         NumericParams("num_1", "minmax", False, 0.0, -150.0, -3.0, -100.0, 97.0 + shift, 100)),
+        categorical=(CategoricalParams("label", "onehot", ("class_1",)),),
         arrays=(ArrayParams("emb", "standard", True, (50.0 + shift, 0.5), (30.0, 0.25)),))
 
 
@@ -139,13 +140,14 @@ def awkward_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _transformed_rows(out: Path, fold: int, split: str, transform: str, backend: str) -> list[tuple]:
-    """(row_id - BASE, num_0, num_1, emb_0, emb_1) of every row the loader yields, sorted: a multiset."""
+    """(row_id - BASE, num_0, num_1, emb_0, emb_1, label one-hot 0, 1, label_index) of every row the
+    loader yields, sorted: a multiset."""
     rows = []
-    with make_loader(str(out), fold, split, columns=["row_id", "num_0", "num_1", "emb"], batch_size=16, seed=5,
-                     transform=transform, backend=backend) as loader:
+    with make_loader(str(out), fold, split, columns=["row_id", "num_0", "num_1", "emb", "label"], batch_size=16,
+                     seed=5, transform=transform, backend=backend) as loader:
         for b in loader:
             rows += zip((b["row_id"] - BASE).tolist(), b["num_0"].tolist(), b["num_1"].tolist(),
-                        *b["emb"].T.tolist())
+                        *b["emb"].T.tolist(), *b["label"].T.tolist(), b["label_index"].tolist())
     return sorted(rows)
 
 
@@ -161,3 +163,4 @@ def test_both_backends_yield_the_same_transformed_rows(awkward_out, split, fold,
         np.testing.assert_allclose([r[2] for r in rows], [(min(max(-r[0], -150), -3) + 100) / (97 + shift)
                                                           for r in rows], rtol=0, atol=1e-12)
         assert np.isfinite(np.array(rows)).all()  # num_0's nulls filled
+        assert [(r[5], r[6]) for r in rows] == [(1.0, 0.0) if r[7] == 0 else (0.0, 1.0) for r in rows]
