@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,20 @@ ROWS = [
 SCHEMA = pa.schema([("row_id", pa.int64()), ("fold", pa.int32()), ("replica", pa.int32()),
                     ("label_index", pa.int32()), ("label", pa.string()), ("num_0", pa.float64()),
                     ("num_1", pa.float64()), ("emb", pa.list_(pa.float64()))])
+
+
+K = 3  # folds of generated_rows
+
+
+def generated_rows(n: int = 240, seed: int = 5) -> list[tuple[int, int, int, int]]:
+    """n originals over folds -1..K-1, a third of them with 1 or 2 copies in their fold."""
+    rng = random.Random(seed)
+    rows = []
+    for r in range(n):
+        fold, label = rng.randint(-1, K - 1), rng.randint(0, 1)
+        rows += [(fold, r, rep, label) for rep in range(1 + (rng.randint(1, 2) if r % 3 == 0 else 0))]
+    rng.shuffle(rows)  # copies far from their originals, in other row groups
+    return rows
 
 
 def table_of(rows: list[tuple[int, int, int, int]], base: int = BASE) -> pa.Table:

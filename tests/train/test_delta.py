@@ -55,14 +55,18 @@ def test_a_file_removed_by_the_pinned_version_is_never_read(delta_out: Path) -> 
     assert files_read() and not files_read() & version_0
 
 
-def test_a_vacuumed_version_is_refused_clearly(delta_out: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_vacuumed_version_is_refused_clearly(delta_out: Path, read_rows, backend: str) -> None:
     DeltaTable(str(delta_out / "data")).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    pin(delta_out, 1)
+    assert read_rows(delta_out, 0, "train", backend=backend) == expected(V1_ROWS, "train", 0)
     pin(delta_out, 0)
     with pytest.raises(InputError, match="version 0 of the Delta table .* missing file.*vacuumed"):
-        make_loader(str(delta_out), 0, "train")
+        make_loader(str(delta_out), 0, "train", backend=backend)
 
 
-def test_a_version_the_log_does_not_have_is_refused_clearly(delta_out: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_version_the_log_does_not_have_is_refused_clearly(delta_out: Path, backend: str) -> None:
     pin(delta_out, 7)
     with pytest.raises(InputError, match="cannot load version 7 of the Delta table"):
-        make_loader(str(delta_out), 0, "train")
+        make_loader(str(delta_out), 0, "train", backend=backend)

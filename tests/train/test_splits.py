@@ -59,30 +59,24 @@ def test_only_the_directories_of_the_selected_folds_are_listed(parquet_out: Path
     assert train.urls == files.urls and not train.originals_only
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("split", "fold"), [("train", 2), ("val", 2), ("train", -1), ("val", -1)])
-def test_a_fold_outside_0_to_k_minus_1_is_refused(parquet_out: Path, split: str, fold: int) -> None:
+def test_a_fold_outside_0_to_k_minus_1_is_refused(parquet_out: Path, split: str, fold: int, backend: str) -> None:
     with pytest.raises(InputError, match=f"fold {fold} is out of range.*k=2"):
-        make_loader(str(parquet_out), fold, split)
+        make_loader(str(parquet_out), fold, split, backend=backend)
 
 
-@pytest.mark.parametrize("split", ["train", "val", "final", "test"])
-def test_petastorm_ranks_read_disjoint_rows_that_cover_the_split(parquet_out: Path, read_rows, split: str) -> None:
-    # Petastorm shards by whole row groups: uneven, but nothing dropped (the arrow backend's exact
-    # shards are tested in test_arrow_backend.py).
-    ranks = [read_rows(parquet_out, 0, split, rank=r, world_size=2, seed=3, backend="petastorm") for r in (0, 1)]
-    assert all(ranks)
-    assert not set(ranks[0]) & set(ranks[1])
-    assert sorted(ranks[0] + ranks[1]) == sorted(EXPECTED[split, 0])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_dataset_without_manifest_is_refused_as_incomplete(parquet_out: Path, backend: str) -> None:
+    (parquet_out / "manifest.json").unlink()
+    with pytest.raises(InputError, match=f"no manifest.json in file://{parquet_out}: the dataset is incomplete"):
+        make_loader(str(parquet_out), 0, "train", backend=backend)
 
 
-def test_more_ranks_than_row_groups_is_refused_clearly_by_petastorm(parquet_out: Path) -> None:
-    with pytest.raises(InputError, match="fewer row groups than world_size=9"):
-        make_loader(str(parquet_out), 0, "test", rank=0, world_size=9, backend="petastorm")
-
-
-def test_more_ranks_than_rows_is_refused_clearly_by_the_arrow_backend(parquet_out: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_more_ranks_than_rows_is_refused_clearly(parquet_out: Path, backend: str) -> None:
     with pytest.raises(InputError, match="3 row.*fewer than world_size=4"):
-        make_loader(str(parquet_out), 0, "test", rank=0, world_size=4)
+        make_loader(str(parquet_out), 0, "test", rank=0, world_size=4, backend=backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -101,9 +95,10 @@ def test_default_columns_are_the_features_and_the_label_with_nulls_as_nan(parque
         torch.float64, torch.float64, torch.int32)
 
 
-def test_an_unknown_column_is_refused_by_name(parquet_out: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_unknown_column_is_refused_by_name(parquet_out: Path, backend: str) -> None:
     with pytest.raises(InputError, match="unknown column.*nope"):
-        make_loader(str(parquet_out), 0, "val", columns=["nope"])
+        make_loader(str(parquet_out), 0, "val", columns=["num_0", "nope"], backend=backend)
 
 
 def test_a_split_without_files_is_refused(tmp_path: Path) -> None:

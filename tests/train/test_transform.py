@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from handmade import ROWS, manifest_for, table_of, write_manifest, write_parquet_output, write_standard_transform
+from handmade import (BASE, K, ROWS, generated_rows, manifest_for, table_of, write_manifest, write_parquet_output,
+                      write_standard_transform)
 from sparkprep.errors import InputError
 from sparkprep.train import TransformModule, load_transform, make_loader
-from sparkprep.transform import params_of
+from sparkprep.train.loader import BACKENDS
+from sparkprep.transform import (TRANSFORM_FILE, ArrayParams, CategoricalParams, NumericParams, TransformParams,
+                                 params_of, transform_document)
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures" / "transform_awkward.json").read_text())
 SETS = ["final", "0", "1", "2"]
@@ -112,3 +115,52 @@ def test_loader_without_transform_json_says_what_to_do(parquet_out):
 def test_load_transform_picks_the_fold(transformed_out):
     assert load_transform(str(transformed_out), 1).numeric[0].center == 20.0
     assert load_transform(str(transformed_out), None).fitted_on == "final"
+
+
+def _awkward_params(name: str, shift: float) -> TransformParams:
+    """num_0: log1p, clipped, filled; num_1: clipped to [-150, -3], centred on -100, scaled by 97 + shift;
+    label: one-hot with class_0 unknown; emb: centred and scaled per position."""
+    return TransformParams(name, numeric=(
+        NumericParams("num_0", "robust", True, 1.5 + shift, 0.5, 5.0, 2.0 + shift, 0.7, 100),
+        NumericParams("num_1", "minmax", False, 0.0, -150.0, -3.0, -100.0, 97.0 + shift, 100)),
+        categorical=(CategoricalParams("label", "onehot", ("class_1",)),),
+        arrays=(ArrayParams("emb", "standard", True, (50.0 + shift, 0.5), (30.0, 0.25)),))
+
+
+@pytest.fixture(scope="module")
+def awkward_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~400 rows with copies, k=3, 2-3 files per fold in row groups of 7; fold k's transform differs
+    from the others' and from the final one."""
+    out = tmp_path_factory.mktemp("awkward") / "out"
+    write_parquet_output(out, table_of(generated_rows()), files={-1: 2, 0: 3, 1: 2, 2: 3}, row_group_size=7)
+    write_manifest(out, manifest_for("parquet", k=K))
+    folds = {k: _awkward_params(str(k), k + 1.0) for k in range(K)}
+    (out / TRANSFORM_FILE).write_text(json.dumps(transform_document(_awkward_params("final", 0.0), folds)))
+    return out
+
+
+def _transformed_rows(out: Path, fold: int, split: str, transform: str, backend: str) -> list[tuple]:
+    """(row_id - BASE, num_0, num_1, emb_0, emb_1, label one-hot 0, 1, label_index) of every row the
+    loader yields, sorted: a multiset."""
+    rows = []
+    with make_loader(str(out), fold, split, columns=["row_id", "num_0", "num_1", "emb", "label"], batch_size=16,
+                     seed=5, transform=transform, backend=backend) as loader:
+        for b in loader:
+            rows += zip((b["row_id"] - BASE).tolist(), b["num_0"].tolist(), b["num_1"].tolist(),
+                        *b["emb"].T.tolist(), *b["label"].T.tolist(), b["label_index"].tolist())
+    return sorted(rows)
+
+
+@pytest.mark.parametrize(("split", "fold", "transform", "shift"), [
+    ("train", 0, "fold", 1.0), ("val", 2, "fold", 3.0), ("final", 0, "final", 0.0), ("test", 0, "final", 0.0)])
+def test_both_backends_yield_the_same_transformed_rows(awkward_out, split, fold, transform, shift):
+    arrow, petastorm = (_transformed_rows(awkward_out, fold, split, transform, b) for b in BACKENDS)
+    assert arrow and len(arrow) == len(petastorm)
+    assert [r[0] for r in arrow] == [r[0] for r in petastorm]
+    np.testing.assert_allclose(np.array(petastorm)[:, 1:], np.array(arrow)[:, 1:], rtol=0, atol=1e-6)
+    for rows in (arrow, petastorm):
+        # num_1 = -row_id, by hand: clipped to [-150, -3], minus -100, over 97 + shift
+        np.testing.assert_allclose([r[2] for r in rows], [(min(max(-r[0], -150), -3) + 100) / (97 + shift)
+                                                          for r in rows], rtol=0, atol=1e-12)
+        assert np.isfinite(np.array(rows)).all()  # num_0's nulls filled
+        assert [(r[5], r[6]) for r in rows] == [(1.0, 0.0) if r[7] == 0 else (0.0, 1.0) for r in rows]

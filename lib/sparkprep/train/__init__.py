@@ -4,7 +4,7 @@
 >>> with make_loader("/data/prepared", fold=0, split="val", shuffle=False) as loader:
 ...     batch = next(iter(loader))
 
-Two backends with one API: "arrow" (default; pyarrow, DDP-exact shards) and "petastorm".
+Two backends with one API, both DDP-exact: "arrow" (default; pyarrow) and "petastorm".
 """
 
 from sparkprep.train.files import DatasetFiles

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-import torch
-from torch.utils.data import IterableDataset, get_worker_info
 
 from sparkprep.errors import ContractError, InputError
-from sparkprep.train.batching import Block, rebatch, shuffled_windows
+from sparkprep.train.batching import Block
 from sparkprep.train.location import OutputLocation
-from sparkprep.train.sharding import Shard, ShardSpec, Unit, epoch_rng, plan_shard
+from sparkprep.train.sharded_loader import ShardedLoader
+from sparkprep.train.sharding import Shard, Unit
 
 log = logging.getLogger(__name__)
 # Batches share the decoded Arrow buffers (zero-copy), which numpy marks read-only; they belong to
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
 
 REPLICA = "replica"
-_WINDOW_STREAM = 1  # epoch_rng stream of the in-memory shuffle (stream 0 permutes row groups)
 
 
 @dataclass(frozen=True)
@@ -91,76 +90,20 @@ def check_columns(source: Source, columns: Sequence[str]) -> None:
         kind = schema.field(name).type
         element = kind.value_type if _is_list(kind) else kind
         if not (pa.types.is_integer(element) or pa.types.is_floating(element) or pa.types.is_boolean(element)):
-            raise InputError(f"column {name!r} of {source.url} is {kind}: the arrow backend yields tensors "
+            raise InputError(f"column {name!r} of {source.url} is {kind}: the loader yields tensors "
                              f"of numbers and fixed-length lists of numbers; leave it out of columns=")
 
 
-class ArrowLoader(IterableDataset):
-    """Batches (dicts of torch tensors) of one rank's shard, epoch after epoch; see `make_loader`.
-
-    `len()` is the number of batches per rank per epoch, equal on every rank. `dropped`/`padded`
-    count the rows of the split left out or repeated so that ranks are equal.
-    Use with `torch.utils.data.DataLoader(loader, batch_size=None)` (it batches itself) and
-    `num_workers` 0 or 1: more workers would each read the same shard.
-    """
+class ArrowLoader(ShardedLoader):
+    """The shard's pieces read with pyarrow, row group by row group; see `ShardedLoader`."""
 
     def __init__(self, sources: Sequence[Source], units: Sequence[Unit], columns: Sequence[str], *,
-                 batch_size: int, spec: ShardSpec, window_rows: int, originals_only: bool,
-                 epoch: int = 0, num_epochs: int | None = 1,
-                 transform: Callable[[Block], Block] | None = None) -> None:
-        super().__init__()
-        self._sources, self._units, self._columns = tuple(sources), tuple(units), tuple(columns)
-        self._read = (*columns, REPLICA) if originals_only and REPLICA not in columns else self._columns
-        self._originals_only, self._transform = originals_only, transform
-        self.batch_size, self.spec, self.window_rows, self.num_epochs = batch_size, spec, window_rows, num_epochs
-        self.set_epoch(epoch)
-        log.info("arrow loader rank %d/%d: %d rows per rank, %d batches; %d row(s) dropped, %d padded",
-                 spec.rank, spec.world_size, self._shard.rows, len(self), self.dropped, self.padded)
+                 originals_only: bool, **common: Any) -> None:
+        self._sources, self._originals_only = tuple(sources), originals_only
+        self._read = (*columns, REPLICA) if originals_only and REPLICA not in columns else tuple(columns)
+        super().__init__(units, columns, **common)
 
-    def set_epoch(self, epoch: int) -> None:
-        """The epoch whose order the next iteration yields (as DistributedSampler.set_epoch)."""
-        self.epoch = epoch
-        self._shard = plan_shard(self._units, self.spec, epoch)
-
-    @property
-    def dropped(self) -> int:
-        return self._shard.dropped
-
-    @property
-    def padded(self) -> int:
-        return self._shard.padded
-
-    def __len__(self) -> int:
-        return -(-self._shard.rows // self.batch_size)
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        worker = get_worker_info()
-        if worker is not None and worker.num_workers > 1:
-            raise InputError("the arrow loader batches and shards itself: use it in a DataLoader with "
-                             "batch_size=None and num_workers 0 or 1")
-        epoch = self.epoch
-        while self.num_epochs is None or epoch < self.epoch + self.num_epochs:
-            shard = self._shard if epoch == self.epoch else plan_shard(self._units, self.spec, epoch)
-            for batch in self._batches(shard, epoch):
-                yield {name: torch.from_numpy(array) for name, array in batch.items()}
-            epoch += 1
-
-    def __enter__(self) -> ArrowLoader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """Nothing to stop (no threads, no pools): a context manager only to match the Petastorm backend."""
-
-    def _batches(self, shard: Shard, epoch: int) -> Iterator[Block]:
-        blocks = self._blocks(shard)
-        if self.spec.shuffle:
-            rng = epoch_rng(self.spec.seed, epoch, _WINDOW_STREAM, self.spec.rank)
-            blocks = shuffled_windows(blocks, self.window_rows, rng)
-        batches = rebatch(blocks, self.batch_size)
-        # Per batch, after shuffling: the transform's output (one-hot rows) never fills the window.
-        return map(self._transform, batches) if self._transform else batches
-
-    def _blocks(self, shard: Shard) -> Iterator[Block]:
+    def _blocks(self, shard: Shard, epoch: int) -> Iterator[Block]:
         opened: tuple[int, pq.ParquetFile] | None = None
         for piece in shard.pieces:
             unit = piece.unit

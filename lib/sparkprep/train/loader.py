@@ -6,15 +6,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from sparkprep.errors import InputError
 from sparkprep.train.arrow_reader import ArrowLoader, Source, check_columns, count_units
 from sparkprep.train.files import DatasetFiles
 from sparkprep.train.location import OutputLocation
 from sparkprep.train.manifest import load_manifest, load_transform
-from sparkprep.train.petastorm_reader import PetastormOptions, petastorm_loader
-from sparkprep.train.sharding import ShardSpec
+from sparkprep.train.petastorm_reader import PetastormLoader, PetastormOptions
+from sparkprep.train.sharding import ShardSpec, whole_files
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +36,15 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
     are the stored ones (label_index is int32). `num_epochs=None` repeats forever. `seed=None`
     takes the manifest's seed, so ranks agree without being told.
 
-    backend="arrow" (default): pyarrow, row group by row group. DDP-exact: every rank gets the same
-    number of rows and batches per epoch (`len(loader)`), disjoint, together the split minus
-    `loader.dropped` rows (drop_last=True) or plus `loader.padded` repeated ones (drop_last=False).
-    The order is a pure function of (seed, epoch): row groups permuted across files, rows mixed in
-    a window of 8 batches plus one row group; `loader.set_epoch(e)` picks the epoch.
+    Both backends are DDP-exact: every rank gets the same number of rows and batches per epoch
+    (`len(loader)`), disjoint, together the split minus `loader.dropped` rows (drop_last=True) or
+    plus `loader.padded` repeated ones (drop_last=False); dropped/padded are fewer than world_size.
+    The order is a pure function of (seed, epoch): units permuted, rows mixed in a window of 8
+    batches plus one row group; `loader.set_epoch(e)` picks the epoch.
 
-    backend="petastorm": Petastorm's batch reader (options in `petastorm`). Ranks get disjoint whole
-    row groups, so shards are uneven; a split with fewer row groups than ranks is refused.
+    backend="arrow" (default): pyarrow, row group by row group; the units are row groups.
+    backend="petastorm": Petastorm's batch reader decodes (options in `petastorm`); the units are
+    whole files, so a rank opens about 1/W of the files (petastorm_reader.py).
 
     transform="fold": apply fold k's fitted transform (transform.json: fitted on fold k's training
     originals only) on the fly, to train and val alike; "final": the final model's (all
@@ -74,23 +73,17 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
     window = SHUFFLE_BATCHES * batch_size if shuffle else 0
     log.info("%s loader %s fold %d rank %d/%d: %d files, columns %s",
              backend, split, fold, rank, world_size, len(files.urls), wanted)
-    if backend == "petastorm":
-        if params is not None:
-            raise InputError("transform= is applied by the arrow backend only: use backend='arrow', or "
-                             "apply load_transform(out, fold).apply_numpy to the petastorm batches")
-        # Petastorm takes one seed: derive it from (seed, epoch) so that epochs differ.
-        epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-        return petastorm_loader(files, wanted, batch_size=batch_size, shuffle_rows=window, rank=rank,
-                                world_size=world_size, seed=epoch_seed, num_epochs=num_epochs,
-                                options=petastorm or PetastormOptions())
     location = OutputLocation.of(out_dir)
     sources = [Source.of(location, url) for url in files.urls]
     check_columns(sources[0], [c for c in wanted if params is None or c not in
                                {p.column for p in params.categorical}])
-    spec = ShardSpec(rank=rank, world_size=world_size, seed=seed, shuffle=shuffle, drop_last=drop_last)
-    return ArrowLoader(sources, count_units(sources, files.originals_only), wanted, batch_size=batch_size,
-                       spec=spec, window_rows=window, originals_only=files.originals_only,
-                       epoch=epoch, num_epochs=num_epochs, transform=params.apply_numpy if params else None)
+    units = count_units(sources, files.originals_only)
+    common = dict(batch_size=batch_size, window_rows=window, epoch=epoch, num_epochs=num_epochs,
+                  spec=ShardSpec(rank=rank, world_size=world_size, seed=seed, shuffle=shuffle, drop_last=drop_last),
+                  transform=params.apply_numpy if params else None, originals_only=files.originals_only)
+    if backend == "petastorm":
+        return PetastormLoader(sources, whole_files(units), wanted, options=petastorm or PetastormOptions(), **common)
+    return ArrowLoader(sources, units, wanted, **common)
 
 
 def feature_columns(manifest: dict[str, Any], with_categorical: bool = False) -> list[str]:

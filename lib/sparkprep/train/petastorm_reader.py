@@ -1,57 +1,128 @@
-"""The Petastorm backend of `make_loader`: a Petastorm batch reader over the split's files."""
+"""The Petastorm backend of `make_loader`: Petastorm's batch reader decodes each rank's exact shard.
+
+Petastorm shards by whole row groups (`cur_shard`/`shard_count`), so its shards are uneven and an
+all-reduce hangs on the rank that finished first (Petastorm #508/#719). So we do not use its
+sharding: a rank's rows come from the same row-level plan as the arrow backend
+(sharding.plan_shard), over whole files because Petastorm reads whole files. A rank hands Petastorm
+the files its range touches (about 1/W of them, plus at most two it shares with a neighbour) and
+a TransformSpec keeps, in those shared files, only the rank's rows (and repeats padded ones).
+Which rows those are is known by their key (`row_id`, `replica`), unique by the data contract;
+Petastorm's row groups carry no position.
+
+Memory per rank: the shuffle window as in the arrow backend; Petastorm's decoded row groups in
+flight (one with the default "dummy" pool, up to its results queue of 50 with a thread or process
+pool); and the keys of the shared files' rows that the rank skips or repeats (16 bytes a row, at
+most two files).
+
+Petastorm's results reader turns string columns into numpy unicode, a null into the string "None":
+with transform= a null category lands in the unknown bucket as in the arrow backend, unless a
+vocabulary holds the string "None" itself.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 from petastorm import TransformSpec, make_batch_reader
-from petastorm.errors import NoDataAvailableError
-from petastorm.pytorch import BatchedDataLoader
 
-from sparkprep.errors import InputError
-from sparkprep.train.files import DatasetFiles
+from sparkprep.train.arrow_reader import REPLICA, Source
+from sparkprep.train.batching import Block
+from sparkprep.train.sharded_loader import ShardedLoader
+from sparkprep.train.sharding import Shard, Unit, epoch_rng
+
+ROW_ID = "row_id"
+_PETASTORM_STREAM = 2  # epoch_rng stream of Petastorm's row-group order (0: units, 1: window)
 
 
 @dataclass(frozen=True)
 class PetastormOptions:
-    """Petastorm's own knobs (its defaults): decoding workers, and "thread", "process" or "dummy"."""
+    """Petastorm's decoding pool: "dummy" (no threads), "thread" or "process", and its workers.
 
-    workers_count: int = 10
-    reader_pool_type: str = "thread"
+    The default, "dummy", is as fast as any here (bench/RESULTS.md) and the only one whose order is
+    a pure function of (seed, epoch): thread and process pools deliver row groups in completion
+    order, so with them the order varies from run to run (the rows of each rank do not).
+    """
 
-
-def petastorm_loader(files: DatasetFiles, wanted: Sequence[str], *, batch_size: int, shuffle_rows: int,
-                     rank: int, world_size: int, seed: int, num_epochs: int | None,
-                     options: PetastormOptions) -> BatchedDataLoader:
-    """Ranks get disjoint whole row groups (uneven shards: Petastorm cannot make them equal); rows
-    are reproducible only up to Petastorm's worker threads, which deliver row groups in completion
-    order, and its shuffling queue draws from torch's global generator."""
-    read = [*wanted, "replica"] if files.originals_only and "replica" not in wanted else list(wanted)
-    # The replica filter is a TransformSpec, not a petastorm predicate: with make_batch_reader the
-    # predicate path blanks non-matching rows with None before dropping them, which turns int64
-    # columns into float64 (row_id is a 64-bit hash; it would lose precision). The transform runs
-    # in the reader's workers on whole row groups, so batches still come out at batch_size.
-    transform = (TransformSpec(_originals_only, removed_fields=[c for c in read if c not in wanted])
-                 if files.originals_only else None)
-    try:
-        reader = make_batch_reader(
-            list(files.urls),
-            # schema_fields are regexes: escape the names, and anchor them so that Petastorm's
-            # legacy prefix match agrees with its full match (else it warns for "num_1"/"num_10").
-            schema_fields=[re.escape(c) + "$" for c in read],
-            shuffle_row_groups=shuffle_rows > 0, shuffle_rows=shuffle_rows > 0, seed=seed,
-            num_epochs=num_epochs, cur_shard=rank, shard_count=world_size, transform_spec=transform,
-            workers_count=options.workers_count, reader_pool_type=options.reader_pool_type)
-    except NoDataAvailableError as err:
-        raise InputError(f"the split has fewer row groups than world_size={world_size}: use fewer ranks, "
-                         f"write smaller row groups or use backend='arrow'") from err
-    # Petastorm shuffles row groups and rows within one; the buffer also mixes rows across row groups
-    # in each batch, so a file whose rows are ordered by class still gives batches of mixed classes.
-    return BatchedDataLoader(reader, batch_size=batch_size, shuffling_queue_capacity=shuffle_rows)
+    workers_count: int = 1
+    reader_pool_type: str = "dummy"
 
 
-def _originals_only(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["replica"] == 0]
+class PetastormLoader(ShardedLoader):
+    """One rank's exact shard read by Petastorm's `make_batch_reader`, one reader per epoch; see
+    `ShardedLoader`. `units` are whole files (sharding.whole_files)."""
+
+    def __init__(self, sources: Sequence[Source], units: Sequence[Unit], columns: Sequence[str], *,
+                 originals_only: bool, options: PetastormOptions, **common: Any) -> None:
+        self._sources, self._originals_only, self._options = tuple(sources), originals_only, options
+        super().__init__(units, columns, **common)
+
+    def _blocks(self, shard: Shard, epoch: int) -> Iterator[Block]:
+        files = sorted({piece.unit.file for piece in shard.pieces})
+        repeats = self._repeats(shard)
+        keys = [ROW_ID, REPLICA] if repeats is not None else [REPLICA] if self._originals_only else []
+        read = [*self._columns, *(c for c in keys if c not in self._columns)]
+        transform = (TransformSpec(_RankRows(self._originals_only, repeats),
+                                   removed_fields=[c for c in read if c not in self._columns]) if keys else None)
+        seed = int(epoch_rng(self.spec.seed, epoch, _PETASTORM_STREAM, self.spec.rank).integers(2**31))
+        with make_batch_reader(
+                [self._sources[i].url for i in files],
+                # schema_fields are regexes: escape the names, and anchor them so that Petastorm's
+                # legacy prefix match agrees with its full match (else it warns for "num_1"/"num_10").
+                schema_fields=[re.escape(c) + "$" for c in read],
+                # Rows are mixed by our seeded window, not Petastorm's (its queue draws from torch's
+                # global generator); Petastorm permutes the row groups, seeded per epoch and rank.
+                shuffle_row_groups=self.spec.shuffle, shuffle_rows=False, seed=seed, num_epochs=1,
+                transform_spec=transform, workers_count=self._options.workers_count,
+                reader_pool_type=self._options.reader_pool_type) as reader:
+            for batch in reader:
+                yield {name: getattr(batch, name) for name in self._columns}
+
+    def _repeats(self, shard: Shard) -> pd.Series | None:
+        """How often the rank yields each row of the files it shares (0: another rank's row; 2 or
+        more: a padded row), keyed by (row_id, replica); None when it reads its files whole."""
+        counts: dict[int, np.ndarray] = {}
+        for piece in shard.pieces:
+            counts.setdefault(piece.unit.file, np.zeros(piece.unit.rows, np.int64))[piece.start:piece.stop] += 1
+        shared = {f: c for f, c in counts.items() if (c != 1).any()}
+        if not shared:
+            return None
+        ids, replicas, times = [], [], []
+        for file, count in shared.items():
+            table = self._sources[file].open().read(columns=[ROW_ID, REPLICA])
+            if self._originals_only:
+                table = table.filter(pc.equal(table.column(REPLICA), 0))
+            differs = count != 1
+            ids.append(table.column(ROW_ID).to_numpy()[differs])
+            replicas.append(table.column(REPLICA).to_numpy()[differs])
+            times.append(count[differs])
+        index = pd.MultiIndex.from_arrays([np.concatenate(ids), np.concatenate(replicas)])
+        return pd.Series(np.concatenate(times), index=index)
+
+
+@dataclass(frozen=True)
+class _RankRows:
+    """Petastorm's TransformSpec function (runs in its workers on one row group at a time; a class,
+    not a closure, so that a process pool can pickle it): originals only for val/test, then each row
+    as often as `repeats` says (1 when it has no entry).
+
+    A filter here rather than a Petastorm predicate: with make_batch_reader the predicate path
+    blanks non-matching rows with None before dropping them, which turns int64 columns into float64
+    (row_id is a 64-bit hash; it would lose precision)."""
+
+    originals_only: bool
+    repeats: pd.Series | None
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.originals_only:
+            frame = frame[frame[REPLICA] == 0]
+        if self.repeats is None:
+            return frame
+        keys = pd.MultiIndex.from_arrays([frame[ROW_ID].to_numpy(), frame[REPLICA].to_numpy()])
+        times = self.repeats.reindex(keys).fillna(1).to_numpy(np.int64)
+        return frame.iloc[np.repeat(np.arange(len(frame)), times)]

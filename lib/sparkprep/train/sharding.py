@@ -23,10 +23,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Unit:
-    """A row group of a file, and how many of its rows the split reads (originals only for val/test)."""
+    """A row group of a file (or the whole file: row_group None), and how many of its rows the split
+    reads (originals only for val/test)."""
 
     file: int
-    row_group: int
+    row_group: int | None
     rows: int
 
 
@@ -83,6 +84,15 @@ def plan_shard(units: Sequence[Unit], spec: ShardSpec, epoch: int) -> Shard:
     pieces = tuple(p for a, b in _wrapped(start, start + per_rank, total) for p in _pieces(units, a, b))
     covered = per_rank * world_size
     return Shard(pieces=pieces, rows=per_rank, dropped=max(0, total - covered), padded=max(0, covered - total))
+
+
+def whole_files(units: Sequence[Unit]) -> list[Unit]:
+    """The row-group units merged into one unit per file, in file order: the plan of a reader that
+    opens whole files (Petastorm), so that a rank opens about 1/W of the files."""
+    rows: dict[int, int] = {}
+    for unit in units:
+        rows[unit.file] = rows.get(unit.file, 0) + unit.rows
+    return [Unit(file=f, row_group=None, rows=n) for f, n in rows.items()]
 
 
 def _wrapped(start: int, stop: int, total: int) -> Iterator[tuple[int, int]]:

@@ -1,8 +1,7 @@
-"""The arrow backend: contract rows as a direct pyarrow read gives them, exact DDP shards, seeded order."""
+"""Both backends: contract rows as a direct pyarrow read gives them, exact DDP shards, seeded order."""
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,24 +11,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from handmade import BASE, manifest_for, table_of, write_manifest, write_parquet_output
+from handmade import BASE, K, generated_rows, manifest_for, table_of, write_manifest, write_parquet_output
 from sparkprep.errors import ContractError, InputError
-from sparkprep.train import arrow_reader, load_manifest, make_loader
+from sparkprep.train import load_manifest, make_loader, sharded_loader
 from sparkprep.train.loader import BACKENDS
 
-K = 3
 SPLITS = [("train", f) for f in range(K)] + [("val", f) for f in range(K)] + [("final", 0), ("test", 0)]
-
-
-def generated_rows(n: int = 240, seed: int = 5) -> list[tuple[int, int, int, int]]:
-    """n originals over folds -1..K-1, a third of them with 1 or 2 copies in their fold."""
-    rng = random.Random(seed)
-    rows = []
-    for r in range(n):
-        fold, label = rng.randint(-1, K - 1), rng.randint(0, 1)
-        rows += [(fold, r, rep, label) for rep in range(1 + (rng.randint(1, 2) if r % 3 == 0 else 0))]
-    rng.shuffle(rows)  # copies far from their originals, in other row groups
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +67,16 @@ def test_val_and_test_counts_equal_the_manifests_originals_per_fold(many: Path, 
     assert len(flat(read_batches(many, 0, "test", backend=backend))) == by_fold["-1"] > 0
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("world_size", [2, 3])
 @pytest.mark.parametrize(("split", "fold"), [("train", 1), ("val", 0), ("test", 0)])
 def test_ranks_get_equal_batch_counts_and_disjoint_rows_covering_the_split_minus_the_dropped(
-        many: Path, world_size: int, split: str, fold: int) -> None:
+        many: Path, world_size: int, split: str, fold: int, backend: str) -> None:
     expected = contract_rows(many, split, fold)
     loaders = [make_loader(str(many), fold, split, columns=["row_id", "replica"], batch_size=8, seed=11,
-                           rank=r, world_size=world_size) for r in range(world_size)]
-    ranks = [read_batches(many, fold, split, seed=11, rank=r, world_size=world_size) for r in range(world_size)]
+                           rank=r, world_size=world_size, backend=backend) for r in range(world_size)]
+    ranks = [read_batches(many, fold, split, seed=11, rank=r, world_size=world_size, backend=backend)
+             for r in range(world_size)]
     assert len({len(b) for b in ranks}) == 1 and len(ranks[0]) == len(loaders[0]) == len(loaders[-1])
     assert len({len(flat(b)) for b in ranks}) == 1
     dropped = loaders[0].dropped
@@ -97,11 +86,13 @@ def test_ranks_get_equal_batch_counts_and_disjoint_rows_covering_the_split_minus
     assert set(rows) <= set(expected) and len(rows) == len(expected) - dropped
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("world_size", [2, 3])
-def test_without_drop_last_ranks_are_filled_by_repeating_rows(many: Path, world_size: int) -> None:
+def test_without_drop_last_ranks_are_filled_by_repeating_rows(many: Path, world_size: int, backend: str) -> None:
     expected = contract_rows(many, "val", 2)
-    ranks = [read_batches(many, 2, "val", rank=r, world_size=world_size, drop_last=False) for r in range(world_size)]
-    loader = make_loader(str(many), 2, "val", rank=0, world_size=world_size, drop_last=False)
+    ranks = [read_batches(many, 2, "val", rank=r, world_size=world_size, drop_last=False, backend=backend)
+             for r in range(world_size)]
+    loader = make_loader(str(many), 2, "val", rank=0, world_size=world_size, drop_last=False, backend=backend)
     assert len({len(flat(b)) for b in ranks}) == 1 and len({len(b) for b in ranks}) == 1
     rows = [row for batches in ranks for row in flat(batches)]
     assert set(rows) == set(expected)
@@ -110,17 +101,20 @@ def test_without_drop_last_ranks_are_filled_by_repeating_rows(many: Path, world_
     assert sum(c - 1 for c in Counter(rows).values()) == padded
 
 
-def test_more_ranks_than_rows_pads_every_rank_to_one_row_without_drop_last(many: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_more_ranks_than_rows_pads_every_rank_to_one_row_without_drop_last(many: Path, backend: str) -> None:
     n = len(contract_rows(many, "test", 0))
     world = n + 2
-    ranks = [flat(read_batches(many, 0, "test", rank=r, world_size=world, drop_last=False)) for r in range(world)]
+    ranks = [flat(read_batches(many, 0, "test", rank=r, world_size=world, drop_last=False, backend=backend))
+             for r in range(world)]
     assert all(len(rows) == 1 for rows in ranks)
     assert {r for rows in ranks for r in rows} == set(contract_rows(many, "test", 0))
 
 
-def test_the_same_seed_and_epoch_give_the_same_order_and_another_epoch_another(many: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_same_seed_and_epoch_give_the_same_order_and_another_epoch_another(many: Path, backend: str) -> None:
     def order(**kwargs) -> list[tuple[int, int]]:
-        return flat(read_batches(many, 0, "train", **kwargs))
+        return flat(read_batches(many, 0, "train", backend=backend, **kwargs))
 
     first = order(seed=3, epoch=0)
     assert first == order(seed=3, epoch=0)
@@ -133,8 +127,10 @@ def test_the_same_seed_and_epoch_give_the_same_order_and_another_epoch_another(m
     assert head - {row_id for row_id, _ in order(shuffle=False)[:40]}
 
 
-def test_set_epoch_changes_the_order_of_the_next_pass_and_the_global_rng_plays_no_part(many: Path) -> None:
-    loader = make_loader(str(many), 0, "train", columns=["row_id"], batch_size=16, seed=9)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_set_epoch_changes_the_order_of_the_next_pass_and_the_global_rng_plays_no_part(many: Path,
+                                                                                       backend: str) -> None:
+    loader = make_loader(str(many), 0, "train", columns=["row_id"], batch_size=16, seed=9, backend=backend)
 
     def ids() -> list[int]:
         return torch.cat([b["row_id"] for b in loader]).tolist()
@@ -150,9 +146,10 @@ def test_set_epoch_changes_the_order_of_the_next_pass_and_the_global_rng_plays_n
     assert ids() == epoch_0
 
 
-def test_num_epochs_runs_consecutive_epochs_from_the_set_one(many: Path) -> None:
-    one = [flat(read_batches(many, 1, "val", epoch=e, seed=2)) for e in (4, 5)]
-    assert flat(read_batches(many, 1, "val", epoch=4, seed=2, num_epochs=2)) == one[0] + one[1]
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_num_epochs_runs_consecutive_epochs_from_the_set_one(many: Path, backend: str) -> None:
+    one = [flat(read_batches(many, 1, "val", epoch=e, seed=2, backend=backend)) for e in (4, 5)]
+    assert flat(read_batches(many, 1, "val", epoch=4, seed=2, num_epochs=2, backend=backend)) == one[0] + one[1]
 
 
 def test_it_works_as_an_iterable_dataset_in_a_dataloader(many: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +158,7 @@ def test_it_works_as_an_iterable_dataset_in_a_dataloader(many: Path, monkeypatch
     through = [b["row_id"] for b in DataLoader(loader, batch_size=None)]
     assert len(through) == len(loader) and all(torch.equal(a, b) for a, b in zip(direct, through))
     # As inside a DataLoader worker process with num_workers=2 (real workers take seconds to shut down).
-    monkeypatch.setattr(arrow_reader, "get_worker_info", lambda: SimpleNamespace(num_workers=2))
+    monkeypatch.setattr(sharded_loader, "get_worker_info", lambda: SimpleNamespace(num_workers=2))
     with pytest.raises(InputError, match="num_workers 0 or 1"):
         next(iter(loader))
 
