@@ -7,10 +7,14 @@ no equality re-check is needed; `row_id` alone (64 bits) may collide with probab
 ~ n^2 / 2^65 at n rows (about 3% at a billion), which only ties the split's sort order, never
 merges rows. Feature hashes (content without the label) use the same 128-bit scheme.
 
-Every step is an aggregation (map-side combined), never a window over a key, so a hot key cannot
-put all its rows into one task. Each surviving row carries `_sp_merged`, the number of accepted
-input rows it stands for, and per-step counts of the rows it absorbed, so the pipeline can count
-duplicates by kind in one aggregation of the result.
+Exact and by-key deduplication share ONE shuffle: rows are hash-partitioned by the key (identical
+content implies an identical key), and both steps are sort-based aggregations over that partitioning
+(Spark cannot hash-aggregate a whole row, so each aggregation sorts). Done as two independent
+aggregations, they cost two shuffles and four sorts of every row; this way one shuffle and one sort
+(the key step reuses the exact step's order). A hot key makes one task long but never exhausts
+memory: sorting spills. Each surviving row carries `_sp_merged`, the number of accepted input rows
+it stands for, and per-step counts of the rows it absorbed, so the pipeline can count duplicates
+by kind in one aggregation of the result.
 """
 
 from __future__ import annotations
@@ -47,23 +51,27 @@ def add_row_id(df: DataFrame) -> DataFrame:
     })
 
 
-def collapse(df: DataFrame, keys: list[Column], order: Column, step: str, largest: bool = True) -> DataFrame:
-    """One row per `keys` (counted as `step` duplicates): the one with the largest (or smallest) `order`; counters summed."""
+def collapse(df: DataFrame, keys: list[str], order: Column, step: str, largest: bool = True) -> DataFrame:
+    """One row per `keys` (counted as `step` duplicates): the one with the largest (or smallest)
+    `order`; counters summed. The key columns are the aggregation's own, so the result stays
+    partitioned and ordered by them for a following step."""
     pick = F.max_by if largest else F.min_by
-    survivor = pick(F.struct(*[F.col(c) for c in df.columns]), order)
+    survivor = pick(F.struct(*[F.col(c) for c in df.columns if c not in keys]), order)
     totals = [MERGED, *ABSORBED.values()]
     grouped = df.groupBy(*keys).agg(survivor.alias("_sp_row"), F.count(F.lit(1)).alias("_sp_n"),
                                     *[F.sum(c).alias(f"_sp_total{c}") for c in totals])
     absorbed = ABSORBED[step]
-    return (grouped.select("_sp_row.*", "_sp_n", *[f"_sp_total{c}" for c in totals])
-            .withColumns({**{c: F.col(f"_sp_total{c}") for c in totals},
-                          absorbed: F.col(f"_sp_total{absorbed}") + F.col("_sp_n") - 1})
-            .drop("_sp_n", *[f"_sp_total{c}" for c in totals]))
+    counters = {**{c: F.col(f"_sp_total{c}") for c in totals}, absorbed: F.col(f"_sp_total{absorbed}") + F.col("_sp_n") - 1}
+    return grouped.select([F.col(c) if c in keys else counters[c].alias(c) if c in counters else F.col(f"_sp_row.{c}")
+                           for c in df.columns])
 
 
-def drop_exact_duplicates(df: DataFrame) -> DataFrame:
-    """Keep one row per identical content (any copy: they are equal in every output column)."""
-    return collapse(df, [F.col(ROW_ID), F.col(CONTENT_HASH2)], F.lit(0), "exact").drop(CONTENT_HASH2)
+def drop_exact_duplicates(df: DataFrame, within: list[str] | None = None) -> DataFrame:
+    """Keep one row per identical content (any copy: they are equal in every output column).
+    `within`: the dedup key of a following `keep_one_per_key`, to partition by it once for both."""
+    keys = [*(within or []), ROW_ID, CONTENT_HASH2]
+    spread = df.repartition(*[F.col(c) for c in (within or keys)])
+    return collapse(spread, keys, F.lit(0), "exact").drop(CONTENT_HASH2)
 
 
 def keep_one_per_key(df: DataFrame, key: list[str], keep: str, order_by: str | None) -> DataFrame:
@@ -78,7 +86,7 @@ def keep_one_per_key(df: DataFrame, key: list[str], keep: str, order_by: str | N
         order = F.struct(value.isNotNull(), value, F.bitwise_not(F.col(ROW_ID)))
     else:
         order = F.struct(value.isNull(), value, F.col(ROW_ID))
-    return collapse(df, [F.col(c) for c in key], order, "key", largest=keep == "latest")
+    return collapse(df, key, order, "key", largest=keep == "latest")
 
 
 def add_feature_hash(df: DataFrame, label: str, features: list[str] | None = None) -> DataFrame:
@@ -88,16 +96,12 @@ def add_feature_hash(df: DataFrame, label: str, features: list[str] | None = Non
                            _FEATURES[1]: F.xxhash64(F.lit("sparkprep/features/2"), *features)})
 
 
-def mark_label_conflicts(df: DataFrame, label: str, policy: str, features: list[str] | None = None) -> DataFrame:
-    """Flag rows whose `features` (default: all data columns but the label; identifiers such as
-    an id column are not features, so pass the feature roles) equal another row's with a
-    different label.
-
-    Adds `_sp_conflict` (true for every row of a conflicting feature group) and the quarantine
-    columns (`_sp_reason` ...) for the rows the policy rejects: `drop_all` rejects the whole group,
-    `keep_majority` all but the label with the most input rows (a tie has no majority: all go),
-    `keep_all` none. Two aggregations over (features, label) and features, joined back."""
-    hashed = add_feature_hash(df, label, features)
+def conflicting_groups(df: DataFrame, label: str, features: list[str] | None = None) -> DataFrame:
+    """Feature groups (by the 128-bit feature hash) that carry more than one label, with the
+    label counts that decide a majority: small (one row per conflicting group). Two aggregations
+    of narrow columns, hash-based (fixed-width buffers) except the second, which sees one row
+    per (group, label)."""
+    hashed = df if _FEATURES[0] in df.columns else add_feature_hash(df, label, features)
     per_label = hashed.groupBy(*_FEATURES, label).agg(F.sum(MERGED).alias("_sp_label_rows"))
     per_group = per_label.groupBy(*_FEATURES).agg(
         F.count(F.lit(1)).alias("_sp_labels"),
@@ -106,7 +110,22 @@ def mark_label_conflicts(df: DataFrame, label: str, policy: str, features: list[
         # The runner-up's count decides whether the top label is a majority or a tie; labels per
         # feature group are few (a group is one content), so this list stays tiny.
         F.get(F.sort_array(F.collect_list("_sp_label_rows"), asc=False), 1).alias("_sp_second"))
-    conflicting = per_group.where(F.col("_sp_labels") > 1)
+    return per_group.where(F.col("_sp_labels") > 1)
+
+
+def mark_label_conflicts(df: DataFrame, label: str, policy: str, features: list[str] | None = None,
+                         groups: DataFrame | None = None) -> DataFrame:
+    """Flag rows whose `features` (default: all data columns but the label; identifiers such as
+    an id column are not features, so pass the feature roles) equal another row's with a
+    different label.
+
+    Adds `_sp_conflict` (true for every row of a conflicting feature group) and the quarantine
+    columns (`_sp_reason` ...) for the rows the policy rejects: `drop_all` rejects the whole group,
+    `keep_majority` all but the label with the most input rows (a tie has no majority: all go),
+    `keep_all` none. `groups`: `conflicting_groups` of the same rows, computed beforehand (the
+    pipeline materialises it and broadcasts it when small, so the rows are not shuffled)."""
+    hashed = df if _FEATURES[0] in df.columns else add_feature_hash(df, label, features)
+    conflicting = conflicting_groups(hashed, label) if groups is None else groups
     joined = hashed.join(conflicting, list(_FEATURES), "left")
     conflict = F.col("_sp_labels").isNotNull()
     has_majority = F.coalesce(F.col("_sp_top") > F.col("_sp_second"), F.lit(False))

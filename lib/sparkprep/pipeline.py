@@ -30,8 +30,8 @@ from pyspark.sql import functions as F
 from sparkprep import HOLDOUT_FOLD, RESERVED_COLUMNS
 from sparkprep.clean import REASON, REASON_COLUMN, accepted, mark_rejections, quarantine_rows, rules_from_schema
 from sparkprep.config import ColumnRule, Config
-from sparkprep.dedup import (ABSORBED, CONTENT_HASH2, FEATURE_HASH, ROW_ID, add_row_id, collapse,
-                             drop_exact_duplicates, keep_one_per_key, mark_label_conflicts)
+from sparkprep.dedup import (ABSORBED, CONTENT_HASH2, FEATURE_HASH, ROW_ID, add_feature_hash, add_row_id, collapse,
+                             conflicting_groups, drop_exact_duplicates, keep_one_per_key, mark_label_conflicts)
 from sparkprep.groups import add_groups
 from sparkprep.errors import ContractError, InputError
 from sparkprep.ingest import (SOURCE_FILE, check_columns, input_version, read_input, spark_error_summary,
@@ -55,6 +55,8 @@ from sparkprep.write import (MANIFEST, REPORT, abandon, prepare_target, publish,
 log = logging.getLogger(__name__)
 
 NORMALISED = "normalised"  # the optional Spark-transformed copy (normalise.materialise)
+#: Up to this many conflicting feature groups (about 60 bytes each) are broadcast to the rows.
+_BROADCAST_CONFLICT_GROUPS = 500_000
 
 
 class _Clock:
@@ -119,22 +121,26 @@ class _Deduplicated:
 
 
 def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]) -> _Deduplicated:
-    """Exact → by key → label conflicts → near duplicates; materialised for the split's passes.
-    Counters carried by each row (see dedup.py) give every count in one aggregation."""
+    """Exact and by key (one shuffle) → materialised → label conflicts (groups broadcast when few) →
+    near duplicates. Counters carried by each row (see dedup.py) give every count in one aggregation."""
     dedup, label = config.dedup, config.columns.label  # type: ignore[union-attr]
-    rows = drop_exact_duplicates(rows) if dedup.exact else rows.drop(CONTENT_HASH2)
+    rows = drop_exact_duplicates(rows, dedup.key or None) if dedup.exact else rows.drop(CONTENT_HASH2)
     if dedup.key:
         rows = keep_one_per_key(rows, dedup.key, dedup.keep, dedup.order_by)
     cols = config.columns  # type: ignore[union-attr]
     features = [*cols.numeric, *cols.categorical, *cols.array, *cols.text]  # type: ignore[union-attr]
-    rows = _materialise(mark_label_conflicts(rows, label, dedup.conflicts, features), f"{scratch}/deduped", paths)
+    rows = _materialise(add_feature_hash(rows, label, features), f"{scratch}/deduped", paths)
+    groups = _materialise(conflicting_groups(rows, label), f"{scratch}/conflicts", paths)
+    # Few conflicting groups (the usual case) are broadcast, so marking the rows shuffles nothing.
+    small = groups.count() <= _BROADCAST_CONFLICT_GROUPS
+    rows = mark_label_conflicts(rows, label, dedup.conflicts, groups=F.broadcast(groups) if small else groups)
     kept = rows.where(F.col(REASON).isNull())
     if dedup.near:
         def materialise(df: DataFrame, name: str) -> DataFrame:
             return _materialise(df, f"{scratch}/near/{name}", paths)
         kept = add_dup_clusters(kept, dedup.near, materialise)
         if dedup.near.keep == "representative":
-            kept = collapse(kept, [F.col(DUP_CLUSTER)], F.col(ROW_ID), "near", largest=False)
+            kept = collapse(kept, [DUP_CLUSTER], F.col(ROW_ID), "near", largest=False)
         kept = _materialise(kept, f"{scratch}/unique", paths)
     sums = rows.agg(*[F.sum(c).alias(k) for k, c in ABSORBED.items() if k != "near"],
                     F.count_if("_sp_conflict").alias("conflicting_rows")).first().asDict()
