@@ -11,10 +11,11 @@ import yaml
 from PIL import Image
 
 from sparkprep.config import Config
-from sparkprep.errors import SparkprepError
+from sparkprep.errors import InputError, SparkprepError
 from sparkprep.pipeline import run
 from sparkprep.profile import profile
 from sparkprep.schema_rules import dump_schema, infer_schema
+from sparkprep.verify import verify_output
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +46,21 @@ def test_blocking_anomaly_stops_before_any_output(spark, batch):
         update={"schema_path": str(batch / "narrow.yaml")})})
     with pytest.raises(SparkprepError, match="blocking") as err:
         run(spark, config)
-    assert "outside the domain" in str(err.value)
-    assert not (batch / "stopped").exists()
-    assert not [p for p in batch.iterdir() if p.name.startswith((".stopped", "stopped"))]
+    assert "outside the domain" in str(err.value) and "/stopped/_blocked/" in str(err.value)
+    # Only the record of why: no data, quarantine, transform or manifest at the output itself.
+    (blocked,) = (batch / "stopped" / "_blocked").iterdir()
+    assert [p.name for p in (batch / "stopped").iterdir()] == ["_blocked"]
+    assert sorted(p.name for p in blocked.iterdir()) == ["manifest.json", "report.html", "stats.json"]
+    assert not [p for p in batch.iterdir() if p.name.startswith(".stopped")]
+    manifest = json.loads((blocked / "manifest.json").read_text())
+    assert (manifest["status"], manifest["run_id"], manifest["blocked"]["previous_run_id"]) == ("blocked", blocked.name, None)
+    assert [a["type"] for a in manifest["validation"]["anomalies"] if a["severity"] == "error"] == ["unexpected_values"]
+    assert "outside the domain" in (blocked / "report.html").read_text()
+    with pytest.raises(InputError, match="which the quality gate blocked"):
+        verify_output(spark, str(blocked))
+    # The next run that passes replaces the output, the blocked record with it.
+    run(spark, _config(batch, "stopped"))
+    assert not (batch / "stopped" / "_blocked").exists() and (batch / "stopped" / "manifest.json").exists()
 
 
 @pytest.fixture(scope="module")
