@@ -67,6 +67,15 @@ def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: l
     }
 
 
+def _identity(config: Config, status: str, run_id: str, created_at: str, inputs: list[dict[str, Any]],
+              output: dict[str, Any]) -> dict[str, Any]:
+    """What every manifest starts with: format, status, the run, its config, inputs and output."""
+    return {"format_version": MANIFEST_FORMAT_VERSION, "package_version": __version__, "status": status,
+            "created_at": created_at, "run_id": run_id, "seed": config.split.seed,
+            "config_sha256": config.sha256(), "config": config.model_dump(mode="json", by_alias=True),
+            "inputs": inputs, "output": output}
+
+
 def build_manifest(*, config: Config, run_id: str, created_at: str, classes: list[str],
                    groups: FoldGroups, rows: RowCounts, rejections: dict[str, int],
                    rejections_by_column: dict[tuple[str, str | None], int], dedup_counts: dict[str, int],
@@ -83,16 +92,7 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
     per_fold_class = {str(f): dict(zip(classes, groups.class_counts([f], len(classes))))
                       for f in [HOLDOUT_FOLD, *range(k)]}
     return {
-        "format_version": MANIFEST_FORMAT_VERSION,
-        "package_version": __version__,
-        "status": PUBLISHED,
-        "created_at": created_at,
-        "run_id": run_id,
-        "seed": config.split.seed,
-        "config_sha256": config.sha256(),
-        "config": config.model_dump(mode="json", by_alias=True),
-        "inputs": inputs,
-        "output": output,
+        **_identity(config, PUBLISHED, run_id, created_at, inputs, output),
         "columns": {"label": cols.label, "numeric": cols.numeric, "categorical": cols.categorical,
                     "array": cols.array, "text": cols.text,
                     "other": sorted(data_columns - roles), "reserved": list(RESERVED_COLUMNS)},
@@ -127,16 +127,7 @@ def build_blocked_manifest(*, config: Config, run_id: str, created_at: str, inpu
     """The record of a run the quality gate stopped: why (message, stats summary; the anomalies are
     added by quality.record), with what (config, inputs), and which dataset stays in force."""
     return {
-        "format_version": MANIFEST_FORMAT_VERSION,
-        "package_version": __version__,
-        "status": BLOCKED,
-        "created_at": created_at,
-        "run_id": run_id,
-        "seed": config.split.seed,
-        "config_sha256": config.sha256(),
-        "config": config.model_dump(mode="json", by_alias=True),
-        "inputs": inputs,
-        "output": output,
+        **_identity(config, BLOCKED, run_id, created_at, inputs, output),
         "blocked": {"by": "validation", "message": message, "previous_run_id": previous_run_id},
         "stats_summary": stats,
         "timings_s": timings,

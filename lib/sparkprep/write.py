@@ -97,7 +97,8 @@ def read_table(spark: SparkSession, uri: str, fmt: str, version: int | None) -> 
 
 
 def publish(fs: HadoopFS, target: OutputTarget, run_id: str) -> None:
-    """Make the work directory the output (Parquet); Delta output is already in place."""
+    """Make the work directory the output (Parquet); Delta output is already in place. Either way
+    the record of an earlier blocked run goes (Parquet: with the replaced directory)."""
     if target.work == target.final:
         fs.delete(f"{target.final}/{BLOCKED_DIR}")
         return
