@@ -270,14 +270,20 @@ def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame
     wanted = ["final", *map(str, range(k))]
     sets = {"final": document.get("final"), **(document.get("folds") or {})}
     version = document.get("format_version")
+    parsed, malformed = {}, []
+    for name in (n for n in wanted if sets.get(n)):
+        try:
+            parsed[name] = TransformParams.from_dict(sets[name])
+        except (KeyError, TypeError, ValueError) as exc:
+            malformed.append(f"{_set_label(name)}: malformed parameters ({type(exc).__name__}: {exc})")
     verdict.check(TRANSFORM_SETS, ([] if version == TRANSFORM_FORMAT_VERSION else [f"format_version {version!r}"])
                   + [f"no parameters for {_set_label(n)}" for n in wanted if not sets.get(n)]
-                  + [f"parameters for fold {n}, which the data does not have" for n in sets if n not in wanted])
+                  + [f"parameters for fold {n}, which the data does not have" for n in sets if n not in wanted]
+                  + malformed)
     normalise = (manifest.get("config") or {}).get("normalise") or {}
     eps = _kll_rank_error(int(normalise.get("sketch_k", 200)))
     plan = _Plan()
-    for name in (n for n in wanted if sets.get(n)):
-        params = TransformParams.from_dict(sets[name])
+    for name, params in parsed.items():
         fold = None if name == "final" else int(name)
         train = (F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD)
         train = train if fold is None else train & (F.col("fold") != fold)

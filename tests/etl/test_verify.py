@@ -129,6 +129,8 @@ def _tampered(change):
     (lambda d: d["final"]["numeric"][0].update(scale=d["final"]["numeric"][0]["scale"] * (1 + 1e-5)),
      "transform: mean, std, min, max recomputed from the data (rel 1e-6): final x scale is"),
     (lambda d: d["folds"].pop("1"), "transform: parameters of folds 0..k-1 and final: no parameters for fold 1"),
+    (lambda d: d["folds"]["1"]["numeric"][0].pop("center"),
+     "transform: parameters of folds 0..k-1 and final: fold 1: malformed parameters (KeyError: 'center')"),
     (lambda d: d["final"].update(rows=7),
      "transform: fitted on the training originals (rows, present values): final: fitted on 7 rows, the data has 6"),
     (lambda d: d["folds"]["1"]["numeric"][1].update(center=36.0),  # the largest training y: rank 1, not 0.5
