@@ -10,3 +10,7 @@ __version__ = "0.1.0"
 RESERVED_COLUMNS = ("row_id", "fold", "replica", "label_index")
 HOLDOUT_FOLD = -1
 MANIFEST_FORMAT_VERSION = 1
+#: manifest.json `status`: a published dataset, or the record of a run that the quality gate
+#: stopped (written under `<out>/_blocked/<run_id>/`, never read as a dataset).
+PUBLISHED = "published"
+BLOCKED = "blocked"

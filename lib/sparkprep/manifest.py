@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sparkprep import HOLDOUT_FOLD, MANIFEST_FORMAT_VERSION, RESERVED_COLUMNS, __version__
+from sparkprep import BLOCKED, HOLDOUT_FOLD, MANIFEST_FORMAT_VERSION, PUBLISHED, RESERVED_COLUMNS, __version__
 from sparkprep.config import Config
 from sparkprep.errors import ContractError
 from sparkprep.normalise import FoldGroups, training_folds
-from sparkprep.transform import TRANSFORM_FILE, TRANSFORM_FORMAT_VERSION
+from sparkprep.transform import TRANSFORM_FORMAT_VERSION, transform_file
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def class_priors(counts: list[int]) -> list[float]:
     return [n_c / n if n else 0.0 for n_c in counts]
 
 
-def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: list[str]) -> dict[str, Any]:
+def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: list[str], run_id: str) -> dict[str, Any]:
     sets = {"final": training_folds(k, None), **{str(f): training_folds(k, f) for f in range(k)}}
     # Weights and priors describe what a trainer reads: originals and their copies.
     counts = {name: groups.class_counts(folds, len(classes), with_copies=True) for name, folds in sets.items()}
@@ -57,13 +57,23 @@ def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: l
         "normalisation": {
             "method": "standard",
             "fitted_on": "originals of the training rows: fold not in {k, -1} and replica == 0",
-            # The transform to apply (every method, per fold and final) lives beside the manifest.
-            "transform": {"path": TRANSFORM_FILE, "format_version": TRANSFORM_FORMAT_VERSION,
+            # The transform to apply (every method, per fold and final) lives beside the manifest,
+            # one file per run: an older Delta manifest keeps naming its own run's parameters.
+            "transform": {"path": transform_file(run_id), "format_version": TRANSFORM_FORMAT_VERSION,
                           "materialised": None},  # set by prepare with normalise.materialise
             "final": stats["final"],
             "folds": {f: stats[f] for f in folds_only},
         },
     }
+
+
+def _identity(config: Config, status: str, run_id: str, created_at: str, inputs: list[dict[str, Any]],
+              output: dict[str, Any]) -> dict[str, Any]:
+    """What every manifest starts with: format, status, the run, its config, inputs and output."""
+    return {"format_version": MANIFEST_FORMAT_VERSION, "package_version": __version__, "status": status,
+            "created_at": created_at, "run_id": run_id, "seed": config.split.seed,
+            "config_sha256": config.sha256(), "config": config.model_dump(mode="json", by_alias=True),
+            "inputs": inputs, "output": output}
 
 
 def build_manifest(*, config: Config, run_id: str, created_at: str, classes: list[str],
@@ -82,15 +92,7 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
     per_fold_class = {str(f): dict(zip(classes, groups.class_counts([f], len(classes))))
                       for f in [HOLDOUT_FOLD, *range(k)]}
     return {
-        "format_version": MANIFEST_FORMAT_VERSION,
-        "package_version": __version__,
-        "created_at": created_at,
-        "run_id": run_id,
-        "seed": config.split.seed,
-        "config_sha256": config.sha256(),
-        "config": config.model_dump(mode="json", by_alias=True),
-        "inputs": inputs,
-        "output": output,
+        **_identity(config, PUBLISHED, run_id, created_at, inputs, output),
         "columns": {"label": cols.label, "numeric": cols.numeric, "categorical": cols.categorical,
                     "array": cols.array, "text": cols.text,
                     "other": sorted(data_columns - roles), "reserved": list(RESERVED_COLUMNS)},
@@ -106,7 +108,7 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
                        str(f): dict(zip(classes, (groups.copies.get((f, c), 0) for c in range(len(classes)))))
                        for f in range(k)}},
         "rebalance": config.rebalance.model_dump(mode="json"),
-        **_per_training_set(groups, k, classes, cols.numeric),
+        **_per_training_set(groups, k, classes, cols.numeric, run_id),
         "rejections": {"by_reason": rejections,
                        "by_column": [{"reason": r, "column": c, "rows": n}
                                      for (r, c), n in sorted(rejections_by_column.items(), key=str)]},
@@ -115,5 +117,18 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
                                            "policy": config.dedup.conflicts}},
         "quarantine": quarantine,
         "warnings": warnings,
+        "timings_s": timings,
+    }
+
+
+def build_blocked_manifest(*, config: Config, run_id: str, created_at: str, inputs: list[dict[str, Any]],
+                           output: dict[str, Any], message: str, previous_run_id: str | None,
+                           stats: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+    """The record of a run the quality gate stopped: why (message, stats summary; the anomalies are
+    added by quality.record), with what (config, inputs), and which dataset stays in force."""
+    return {
+        **_identity(config, BLOCKED, run_id, created_at, inputs, output),
+        "blocked": {"by": "validation", "message": message, "previous_run_id": previous_run_id},
+        "stats_summary": stats,
         "timings_s": timings,
     }

@@ -360,7 +360,8 @@ def fit_transforms(spark: SparkSession, groups: FoldGroups, categories: dict[str
                                           quantiles.get((name, c), {}), name) for c, t in spec.numeric.items()),
             categorical=tuple(CategoricalParams(c, t.encoding, _vocabulary(t, categories.get(c, {}), folds))
                               for c, t in spec.categorical.items()),
-            arrays=tuple(_array_params(c, t, spec.widths[c], groups, folds) for c, t in spec.arrays.items()))
+            arrays=tuple(_array_params(c, t, spec.widths[c], groups, folds) for c, t in spec.arrays.items()),
+            rows=sum(n for (fold, _), n in groups.rows.items() if fold in folds))
     return fitted["final"], {f: fitted[str(f)] for f in range(k)}
 
 

@@ -8,8 +8,12 @@ for the class counts, the split's bucket counts and the data write. Parquet on d
 rows, and a disk copy scales past memory by construction. Statistics, per-fold counts and the
 output row count are then measured on the written data, independently of the code path that
 produced it, and the row accounting law is checked before the manifest exists. The transforms of
-every fold come from the same aggregation (normalise.py; categorical columns add one more) and are
-written to transform.json before the manifest.
+every fold come from the same aggregation (normalise.py; categorical columns add one more), are
+checked against the data by verify.py and written to transform-<run_id>.json before the manifest.
+
+With a `validation:` section the typed input is profiled and validated first; a blocking anomaly
+(stop_on: error) stops the run before any data is written, and only a blocked manifest.json and
+report.html are left, under `<out>/_blocked/<run_id>/` (write.py), beside the dataset in force.
 """
 
 from __future__ import annotations
@@ -33,24 +37,24 @@ from sparkprep.config import ColumnRule, Config
 from sparkprep.dedup import (ABSORBED, CONTENT_HASH2, FEATURE_HASH, ROW_ID, add_feature_hash, add_row_id, collapse,
                              conflicting_groups, drop_exact_duplicates, keep_one_per_key, mark_label_conflicts)
 from sparkprep.groups import add_groups
-from sparkprep.errors import ContractError, InputError
+from sparkprep.errors import ContractError, InputError, SparkprepError
 from sparkprep.ingest import (SOURCE_FILE, check_columns, input_version, read_input, spark_error_summary,
                               unread_files)
 from sparkprep.io.fs import HadoopFS, qualify
-from sparkprep.manifest import RowCounts, build_manifest
+from sparkprep.manifest import RowCounts, build_blocked_manifest, build_manifest
 from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
 from sparkprep.normalise import (FitSpec, apply_spark, array_widths, count_categories, fit_transforms,
                                  measure_groups)
-from sparkprep.quality import STATS, gate, read_local, record
+from sparkprep.quality import STATS, Blocked, gate, read_local, record
 from sparkprep.schema_rules import load_schema
 from sparkprep.rebalance import oversample_training_rows
-from sparkprep.report import render_report
+from sparkprep.report import render_blocked_report, render_report
 from sparkprep.split import (FOLD_RANK, GroupedPlan, SplitPlan, add_label_index, assign_folds,
                              assign_group_folds, holdout_by_column)
-from sparkprep.transform import TRANSFORM_FILE, transform_document
+from sparkprep.transform import transform_document
 from sparkprep.verify import verify_dataset
-from sparkprep.write import (MANIFEST, REPORT, abandon, prepare_target, publish, read_table,
-                             scratch_dir, write_table)
+from sparkprep.write import (MANIFEST, REPORT, OutputTarget, abandon, blocked_dir, prepare_target, publish,
+                             read_table, scratch_dir, write_table)
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +196,25 @@ def _split(deduped: _Deduplicated, config: Config, scratch: str, paths: list[str
     return add_label_index(folded, label, classes), plan, classes, n_kept
 
 
+def _record_blocked(fs: HadoopFS, config: Config, target: OutputTarget, stop: Blocked, *, run_id: str,
+                    created_at: str, inputs: list[dict[str, Any]], timings: dict[str, float]) -> str:
+    """Leave why the gate stopped the run where a user looks, without touching the dataset in
+    force; returns the directory (blocked manifest.json, report.html, stats.json)."""
+    assert config.output is not None
+    where = blocked_dir(target, run_id)
+    current = f"{target.final}/{MANIFEST}"
+    previous = json.loads(fs.read_text(current)).get("run_id") if fs.exists(current) else None
+    manifest = build_blocked_manifest(
+        config=config, run_id=run_id, created_at=created_at, inputs=inputs,
+        output={"format": config.output.format, "path": target.final, "published": False},
+        message=str(stop), previous_run_id=previous, stats=stop.checked.summary(), timings=timings)
+    fs.write_text(f"{where}/{STATS}", record(stop.checked, manifest) or "")
+    fs.write_text(f"{where}/{REPORT}", render_blocked_report(manifest, stop.checked.for_report()))
+    fs.write_text(f"{where}/{MANIFEST}", json.dumps(manifest, indent=2))
+    log.error("run %s blocked by validation; nothing published; report at %s/%s", run_id, where, REPORT)
+    return where
+
+
 def run(spark: SparkSession, config: Config) -> RunResult:
     """Run `prepare` end to end; returns the published output URI and its manifest."""
     config.require("input", "columns", "output")
@@ -206,6 +229,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     target = prepare_target(fs, qualify(out_cfg.path), out_cfg.format, run_id)
 
     in_version = input_version(spark, input_cfg)
+    inputs = [{"path": p, "format": input_cfg.format, "delta_version": in_version} for p in paths]
     raw = check_columns(read_input(spark, input_cfg, in_version), cols, source=", ".join(paths))
     scratch = scratch_dir(target, run_id)
     try:
@@ -247,6 +271,12 @@ def run(spark: SparkSession, config: Config) -> RunResult:
             "fold", F.xxhash64("row_id", F.lit(config.split.seed), F.lit("file-order")))
         version = write_table(mixed, target.data, out_cfg.format, ["fold"], out_cfg.max_rows_per_file)
         clock.lap("split+write")
+    except Blocked as stop:
+        abandon(fs, target)
+        where = _record_blocked(fs, config, target, stop, run_id=run_id, created_at=created.isoformat(timespec="seconds"),
+                                inputs=inputs, timings=clock.timings())
+        raise SparkprepError(f"{stop}\nwhy, with plots: {where}/{REPORT} (blocked manifest: {where}/{MANIFEST}); "
+                             f"the dataset at {target.final}, if any, is unchanged") from None
     except Exception:
         abandon(fs, target)
         raise
@@ -268,19 +298,20 @@ def run(spark: SparkSession, config: Config) -> RunResult:
             rejections_by_column=by_column, dedup_counts=deduped.counts,
             split_method={"method": "group-stratified-blocks", "group_deviation_rows": plan.deviation}
             if isinstance(plan, GroupedPlan) else {"method": "exact-stratified-rank"},
-            inputs=[{"path": p, "format": input_cfg.format, "delta_version": in_version} for p in paths],
+            inputs=inputs,
             output={"format": out_cfg.format, "data_path": "data", "partition_by": ["fold"],
                     "delta_version": version},
             schema=[{"name": f.name, "type": f.dataType.simpleString()} for f in written.schema.fields],
             quarantine={"path": "quarantine", "rows": counts.rejected + len(unreadable), "delta_version": q_version,
                         "unreadable_files": unreadable},
             warnings=plan.warnings(), timings=clock.timings())
-        verdict = verify_dataset(manifest, written)
+        transform = transform_document(*transforms)
+        verdict = verify_dataset(manifest, written, transform)
         if not verdict.ok:
             raise ContractError("the dataset failed verification; nothing was published:\n  "
                                 + "\n  ".join(verdict.violations))
         manifest["verified"] = verdict.checks
-        fs.write_text(target.file(TRANSFORM_FILE), json.dumps(transform_document(*transforms), indent=1))
+        fs.write_text(target.file(manifest["normalisation"]["transform"]["path"]), json.dumps(transform, indent=1))
         if config.normalise.materialise:
             manifest["normalisation"]["transform"]["materialised"] = {
                 "path": NORMALISED, "with": "final", "delta_version": write_table(

@@ -93,20 +93,40 @@ class Checked:
                                              "current": histogram(now.buckets, lo, hi)["counts"]}}
         return {"stats": self.stats.to_dict(), "validation": self.validation.to_dict(), "overlays": overlays}
 
+    def summary(self) -> dict[str, Any]:
+        """Per column what a person checks first (the full statistics are in stats.json)."""
+        rows = self.stats.rows
+        return {"rows": rows, "columns": {
+            n: {"type": c.type, "kind": c.kind, "count": c.count, "nulls": c.nulls,
+                "null_fraction": c.nulls / rows if rows else 0.0, "nan": c.nan, "inf": c.inf,
+                "min": c.min, "max": c.max, "mean": c.mean, "std": c.std, "distinct": c.distinct}
+            for n, c in self.stats.columns.items()}}
+
+
+class Blocked(SparkprepError):
+    """The quality gate stopped `prepare`; what it found travels with the error, so the run can
+    record why (a blocked manifest and a report) without publishing anything."""
+
+    def __init__(self, message: str, checked: Checked) -> None:
+        super().__init__(message)
+        self.checked = checked
+
 
 def gate(df: DataFrame, config: Config) -> Checked | None:
     """Profile + validate `df` when a `validation:` section is configured; a blocking anomaly
-    stops the run (stop_on: error) before anything is written."""
+    stops the run (stop_on: error) before anything is written, by raising `Blocked`."""
     cfg = config.validation
     if cfg is None:
         return None
     stats = profile_frame(df, config.columns)
     result = check(stats, cfg.schema_path, cfg.environment, cfg.baseline)
+    checked = Checked(stats, load_stats(cfg.baseline) if cfg.baseline else None, result)
     if result.blocking and cfg.stop_on == "error":
-        raise SparkprepError(f"validation against {cfg.schema_path} found {len(result.blocking)} blocking "
-                             "anomalies; nothing was written:\n  " + "\n  ".join(a.message for a in result.blocking)
-                             + "\nfix the input, or edit the schema (severity: warning) or set validation.stop_on: never")
-    return Checked(stats, load_stats(cfg.baseline) if cfg.baseline else None, result)
+        raise Blocked(f"validation against {cfg.schema_path} found {len(result.blocking)} blocking "
+                      "anomalies; nothing was published:\n  " + "\n  ".join(a.message for a in result.blocking)
+                      + "\nfix the input, or edit the schema (severity: warning) or set validation.stop_on: never",
+                      checked)
+    return checked
 
 
 def record(checked: Checked | None, manifest: dict[str, Any]) -> str | None:

@@ -117,12 +117,30 @@ def render_report(manifest: dict[str, Any], quality: dict[str, Any] | None = Non
                             ("split", manifest["split"].get("method", "")),
                             ("group deviation (rows)", manifest["split"].get("group_deviation_rows", "-"))])
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in manifest.get("warnings", [])) or "<li>none</li>"
+    return _page(manifest["run_id"], f"""<h1>sparkprep report</h1>{summary}
+<h2>Rows</h2>{accounting}{folds}{rejected}
+<h2>Warnings</h2><ul>{warnings}</ul>{_quality(quality)}""")
+
+
+def render_blocked_report(manifest: dict[str, Any], quality: dict[str, Any]) -> str:
+    """The report of a run the quality gate stopped: why, what stays published, then the anomalies
+    and plots of the validate step."""
+    blocked, output = manifest["blocked"], manifest["output"]
+    previous = blocked["previous_run_id"]
+    summary = _table([("run", manifest["run_id"]), ("created", manifest["created_at"]), ("status", "BLOCKED"),
+                      ("output", output["path"]), ("published", "nothing"),
+                      ("in force at the output", f"run {previous}" if previous else "no dataset"),
+                      ("input rows profiled", manifest["stats_summary"]["rows"])])
+    return _page(manifest["run_id"], f"""<h1>sparkprep report: run blocked</h1>{summary}
+<h2>Why</h2><pre>{html.escape(blocked["message"])}</pre>{_quality(quality)}""")
+
+
+def _page(run_id: str, body: str) -> str:
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>sparkprep report {html.escape(manifest["run_id"])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>sparkprep report {html.escape(run_id)}</title>
 <style>body{{font-family:sans-serif;max-width:760px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:2px 8px;text-align:left}}
-figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:4px}}</style></head>
-<body><h1>sparkprep report</h1>{summary}
-<h2>Rows</h2>{accounting}{folds}{rejected}
-<h2>Warnings</h2><ul>{warnings}</ul>{_quality(quality)}</body></html>
+figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:4px}}
+pre{{white-space:pre-wrap}}</style></head>
+<body>{body}</body></html>
 """

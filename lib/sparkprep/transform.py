@@ -12,8 +12,9 @@ The three appliers compute the same float64 expressions in the same order:
                   unseen, or cut by min_count/max_size); one-hot: float64 rows of width 1 + len(vocabulary)
     array:        v = center[i] where the element is NaN/±inf; out = (v - center[i]) / scale[i]
 
-`transform.json` (beside manifest.json) holds the parameters of every fold and of the final model:
-{"format_version": 1, "fitted_on": "...", "final": {...}, "folds": {"0": {...}, ...}}.
+`transform-<run_id>.json` (beside manifest.json, which names it) holds the parameters of every fold
+and of the final model: {"format_version": 1, "fitted_on": "...", "final": {...}, "folds": {"0": {...}, ...}}.
+One file per run, so a Delta output's older manifest still names its own run's parameters.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ import numpy as np
 from sparkprep.errors import ContractError, InputError
 
 TRANSFORM_FORMAT_VERSION = 1
-TRANSFORM_FILE = "transform.json"
 UNKNOWN = 0  # index of the unknown bucket of every categorical column
 FITTED_ON = ("originals of the training rows: fold not in {k, -1} and replica == 0 for fold k; "
              "fold != -1 and replica == 0 for final")
+
+
+def transform_file(run_id: str) -> str:
+    """The name of a run's transform file, beside manifest.json (which names it)."""
+    return f"transform-{run_id}.json"
 
 
 def _bound(value: float | None, default: float) -> float:
@@ -140,6 +145,7 @@ class TransformParams:
     numeric: tuple[NumericParams, ...] = ()
     categorical: tuple[CategoricalParams, ...] = ()
     arrays: tuple[ArrayParams, ...] = ()
+    rows: int | None = None  # training originals the parameters were fitted on (None: not recorded)
 
     @property
     def columns(self) -> list[str]:
@@ -148,13 +154,13 @@ class TransformParams:
     def to_dict(self) -> dict[str, Any]:
         return {"fitted_on": self.fitted_on, "numeric": [p.to_dict() for p in self.numeric],
                 "categorical": [p.to_dict() for p in self.categorical],
-                "arrays": [p.to_dict() for p in self.arrays]}
+                "arrays": [p.to_dict() for p in self.arrays], "rows": self.rows}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TransformParams:
         return cls(d["fitted_on"], tuple(NumericParams.from_dict(p) for p in d["numeric"]),
                    tuple(CategoricalParams.from_dict(p) for p in d["categorical"]),
-                   tuple(ArrayParams.from_dict(p) for p in d["arrays"]))
+                   tuple(ArrayParams.from_dict(p) for p in d["arrays"]), d.get("rows"))
 
     def apply_numpy(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A new batch: the transformed columns replaced, every other column as it was.
@@ -169,13 +175,13 @@ class TransformParams:
 
 
 def transform_document(final: TransformParams, folds: dict[int, TransformParams]) -> dict[str, Any]:
-    """The content of transform.json."""
+    """The content of a transform file."""
     return {"format_version": TRANSFORM_FORMAT_VERSION, "fitted_on": FITTED_ON, "final": final.to_dict(),
             "folds": {str(f): p.to_dict() for f, p in sorted(folds.items())}}
 
 
-def params_of(document: dict[str, Any], fold: int | None, source: str = TRANSFORM_FILE) -> TransformParams:
-    """The parameters of fold `fold` (None: final) from a transform.json document."""
+def params_of(document: dict[str, Any], fold: int | None, source: str = "transform file") -> TransformParams:
+    """The parameters of fold `fold` (None: final) from a transform file's document."""
     version = document.get("format_version")
     if version != TRANSFORM_FORMAT_VERSION:
         raise InputError(f"{source} has format_version {version!r}; this reader knows only "

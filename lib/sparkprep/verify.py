@@ -5,22 +5,31 @@ each `row_id` in exactly one fold (so every copy sits in its original's fold), e
 original, per-class fold counts within 1 of each other and holdout sizes as planned, and the
 manifest's per-fold per-class counts equal to the data. Two aggregations over the data, whatever
 its size; violations are reported with up to five example row_ids.
+
+The fitted transform (the file manifest.json names) is checked the same way, with a third
+aggregation: parameters for folds 0..k-1 and final; each set fitted on exactly its training
+originals (`fold not in {k, -1}`, `replica == 0`; final: every non-holdout original); means, stds
+and min/max recomputed with Spark's own avg/stddev_pop/min/max (conditional aggregates, every set
+in the one pass), not normalise.py's merged moments; quantile parameters checked by their rank in
+the data, within the KLL sketch's rank error.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep import HOLDOUT_FOLD
+from sparkprep import BLOCKED, HOLDOUT_FOLD
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.split import holdout_by_column
+from sparkprep.transform import TRANSFORM_FORMAT_VERSION, ArrayParams, NumericParams, TransformParams
 from sparkprep.write import MANIFEST, read_table
 
 _EXAMPLES = 5
@@ -49,6 +58,10 @@ def load_output(spark: SparkSession, out: str) -> tuple[dict[str, Any], DataFram
     if not fs.exists(f"{out}/{MANIFEST}"):
         raise InputError(f"no {MANIFEST} in {out}: the dataset is incomplete or not a sparkprep output")
     manifest = json.loads(fs.read_text(f"{out}/{MANIFEST}"))
+    if manifest.get("status") == BLOCKED:
+        raise InputError(f"{out}/{MANIFEST} records run {manifest.get('run_id')}, which the quality gate "
+                         f"blocked: it published no data (see report.html beside it); verify the output it names, "
+                         f"{manifest['output'].get('path')}")
     fmt = manifest["output"]["format"]
     data = read_table(spark, f"{out}/{manifest['output']['data_path']}", fmt, manifest["output"]["delta_version"])
     return manifest, data
@@ -60,11 +73,30 @@ def _examples(rows: list[Any]) -> str:
 
 def verify_output(spark: SparkSession, out: str) -> Verdict:
     """Run every check on the finished dataset at `out`."""
-    return verify_dataset(*load_output(spark, out))
+    manifest, data = load_output(spark, out)
+    transform, problems = _read_transform(spark, qualify(out).rstrip("/"), manifest)
+    verdict = verify_dataset(manifest, data, transform)
+    verdict.check("transform: the file the manifest names is present", problems)
+    return verdict
 
 
-def verify_dataset(manifest: dict[str, Any], data: DataFrame) -> Verdict:
-    """Run every check on `data` against `manifest` (prepare calls it before publishing)."""
+def _read_transform(spark: SparkSession, out: str, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    name = ((manifest.get("normalisation") or {}).get("transform") or {}).get("path")
+    if not name:
+        return None, ["the manifest names no transform file (normalisation.transform.path)"]
+    uri = f"{out}/{name}"
+    fs = HadoopFS(spark, uri)
+    if not fs.exists(uri):
+        return None, [f"{uri} is missing"]
+    try:
+        return json.loads(fs.read_text(uri)), []
+    except ValueError as exc:
+        return None, [f"{uri} is not JSON: {exc}"]
+
+
+def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[str, Any] | None = None) -> Verdict:
+    """Run every check on `data` against `manifest` and the transform document, when given
+    (prepare calls it before publishing)."""
     verdict = Verdict()
     rows = manifest["rows"]
     verdict.check("row accounting", [] if rows["input"] == rows["rejected"] + rows["duplicates"] + rows["output"]
@@ -116,7 +148,10 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame) -> Verdict:
     elif split.get("method") != "group-stratified-blocks":  # whole groups make the holdout approximate
         verdict.check("holdout size per class", _holdout_problems(counts, classes, k, split["holdout_fraction"]))
     verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
+    if transform is not None:
+        _check_transform(verdict, manifest, data, transform)
     return verdict
+
 
 
 def _replica_problems(counts: dict[tuple[int, int], int], copies: dict[tuple[int, int], int],
@@ -173,3 +208,193 @@ def _holdout_problems(counts: dict[tuple[int, int], int], classes: list[str], k:
         if counts.get((HOLDOUT_FOLD, index), 0) != planned:
             problems.append(f"class {name!r}: {counts.get((HOLDOUT_FOLD, index), 0)} holdout rows, planned {planned}")
     return problems
+
+TRANSFORM_SETS = "transform: parameters of folds 0..k-1 and final"
+TRANSFORM_ROWS = "transform: fitted on the training originals (rows, present values)"
+TRANSFORM_MOMENTS = "transform: mean, std, min, max recomputed from the data (rel 1e-6)"
+TRANSFORM_QUANTILES = "transform: quantiles within the KLL sketch's rank error"
+_REL = 1e-6
+
+
+def _kll_rank_error(k: int) -> float:
+    """DataSketches' bound on a KLL sketch's normalised rank error, two-sided at 99% confidence
+    (about 1.65% at k=200, as config.py says); a merge of sketches keeps the bound of one sketch."""
+    return 2.446 / k ** 0.9433
+
+
+@dataclass
+class _Plan:
+    """Aggregates to compute in one pass over the data, and what each result must satisfy."""
+
+    aggs: dict[str, Column] = field(default_factory=dict)
+    rules: list[tuple[str, Callable[[Row], str | None]]] = field(default_factory=list)
+
+    def agg(self, column: Column) -> str:
+        name = f"_v{len(self.aggs)}"
+        self.aggs[name] = column.alias(name)
+        return name
+
+    def rule(self, check: str, test: Callable[[Row], str | None]) -> None:
+        self.rules.append((check, test))
+
+
+def _finite(x: Column) -> Column:
+    """x where it is a finite number; null for null, NaN (Spark orders NaN above +inf) and ±inf."""
+    return F.when(F.abs(x) < F.lit(math.inf), x)
+
+
+def _differs(where: str, got: float, want: float | None, spread: float) -> str | None:
+    """A problem when `got` is not `want` within 1e-6 relative to the larger of |want| and `spread`
+    (a centre near 0 is compared on the scale of its column's spread)."""
+    if want is not None and math.isclose(got, want, rel_tol=_REL, abs_tol=_REL * abs(spread)):
+        return None
+    return f"{where} is {got!r}, the data gives {want!r}"
+
+
+def _joined(problems: list[str | None]) -> str | None:
+    return "; ".join(q for q in problems if q) or None
+
+
+def _noise_free(std: float, mean: float) -> float:
+    """Spark's stddev_pop leaves rounding noise on a constant column where the fit's sums give 0."""
+    return std if std > 1e-12 * max(1.0, abs(mean)) else 0.0
+
+
+def _unit(scale: float) -> float:
+    """A zero scale is 1 in the transform (scikit-learn's rule for a constant column)."""
+    return scale if scale > 0 else 1.0
+
+
+def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame, document: dict[str, Any]) -> None:
+    k = manifest["split"]["k"]
+    wanted = ["final", *map(str, range(k))]
+    sets = {"final": document.get("final"), **(document.get("folds") or {})}
+    version = document.get("format_version")
+    parsed, malformed = {}, []
+    for name in (n for n in wanted if sets.get(n)):
+        try:
+            parsed[name] = TransformParams.from_dict(sets[name])
+        except (KeyError, TypeError, ValueError) as exc:
+            malformed.append(f"{_set_label(name)}: malformed parameters ({type(exc).__name__}: {exc})")
+    verdict.check(TRANSFORM_SETS, ([] if version == TRANSFORM_FORMAT_VERSION else [f"format_version {version!r}"])
+                  + [f"no parameters for {_set_label(n)}" for n in wanted if not sets.get(n)]
+                  + [f"parameters for fold {n}, which the data does not have" for n in sets if n not in wanted]
+                  + malformed)
+    normalise = (manifest.get("config") or {}).get("normalise") or {}
+    eps = _kll_rank_error(int(normalise.get("sketch_k", 200)))
+    plan = _Plan()
+    for name, params in parsed.items():
+        fold = None if name == "final" else int(name)
+        train = (F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD)
+        train = train if fold is None else train & (F.col("fold") != fold)
+        _rows_rule(plan, _set_label(name), train, params.rows)
+        for p in params.numeric:
+            configured = (normalise.get("numeric_columns") or {}).get(p.column) or normalise.get("numeric") or {}
+            _numeric_rules(plan, f"{_set_label(name)} {p.column}", train, p, configured, eps)
+        for a in params.arrays:
+            _array_rules(plan, f"{_set_label(name)} {a.column}", train, a)
+    # Categorical vocabularies are not re-derived here: that takes a group per distinct value (the
+    # second aggregation of normalise.py), and their counts are not in transform.json to compare.
+    found: dict[str, list[str]] = {TRANSFORM_ROWS: [], TRANSFORM_MOMENTS: [], TRANSFORM_QUANTILES: []}
+    if plan.aggs:
+        row = data.agg(*plan.aggs.values()).first()
+        for check, test in plan.rules:
+            problem = test(row)
+            if problem:
+                found[check].append(problem)
+    for check, problems in found.items():
+        verdict.check(check, problems)
+
+
+def _set_label(name: str) -> str:
+    return "final" if name == "final" else f"fold {name}"
+
+
+def _rows_rule(plan: _Plan, where: str, train: Column, fitted: int | None) -> None:
+    rows = plan.agg(F.count(F.when(train, 1)))
+    plan.rule(TRANSFORM_ROWS, lambda r: None if fitted == r[rows] else
+              f"{where}: fitted on {fitted} rows, the data has {r[rows]} training originals")
+
+
+def _numeric_rules(plan: _Plan, where: str, train: Column, p: NumericParams, configured: dict[str, Any],
+                   eps: float) -> None:
+    x = _finite(F.col(p.column).cast("double"))
+    v = F.when(train, F.signum(x) * F.log1p(F.abs(x)) if p.log1p else x)
+    n = plan.agg(F.count(v))
+    plan.rule(TRANSFORM_ROWS, lambda r: None if p.count == r[n] else
+              f"{where}: fitted on {p.count} present values, the data has {r[n]}")
+    if not p.count:
+        return
+    clipped = not math.isinf(p.lower)
+    if p.method == "standard" or configured.get("impute") == "mean":
+        mean, std = plan.agg(F.avg(v)), plan.agg(F.stddev_pop(v))
+
+        def moments(r: Row) -> str | None:
+            sd = _noise_free(r[std], r[mean])
+            problems = [_differs(f"{where} center", p.center, r[mean], sd),
+                        _differs(f"{where} scale", p.scale, _unit(sd), _unit(sd))] if p.method == "standard" else []
+            if configured.get("impute") == "mean":
+                problems.append(_differs(f"{where} fill (mean)", p.fill, r[mean], sd))
+            return _joined(problems)
+
+        plan.rule(TRANSFORM_MOMENTS, moments)
+    if p.method == "minmax":
+        # Clipped, the range is the clip quantiles (their ranks are checked below), else min/max.
+        low, high = (None, None) if clipped else (plan.agg(F.min(v)), plan.agg(F.max(v)))
+
+        def extent(r: Row) -> str | None:
+            lo, hi = (p.lower, p.upper) if clipped else (r[low], r[high])
+            problems = [_differs(f"{where} center (min)", p.center, lo, hi - lo),
+                        _differs(f"{where} scale (range)", p.scale, _unit(hi - lo), _unit(hi - lo))]
+            return _joined(problems)
+
+        plan.rule(TRANSFORM_MOMENTS, extent)
+    ranks = []
+    if p.method == "robust":
+        # Only the median: the scale is q75 - q25, and transform.json keeps the difference, not
+        # the two quantiles whose ranks could be checked.
+        ranks.append(("center (median)", p.center, 0.5))
+    if configured.get("impute") == "median":
+        ranks.append(("fill (median)", p.fill, 0.5))
+    if configured.get("clip") and clipped:
+        ranks += [("lower clip", p.lower, configured["clip"][0]), ("upper clip", p.upper, configured["clip"][1])]
+    for what, value, rank in ranks:
+        _rank_rule(plan, f"{where} {what}", v, n, value, rank, eps)
+
+
+def _rank_rule(plan: _Plan, where: str, v: Column, n: str, value: float, rank: float, eps: float) -> None:
+    """`value` is the `rank` quantile within ±eps: some rank in [#(v < value), #(v <= value)] / n
+    (ties span a range) lies within eps of it."""
+    below, at_most = plan.agg(F.count(F.when(v < value, 1))), plan.agg(F.count(F.when(v <= value, 1)))
+
+    def test(r: Row) -> str | None:
+        low, high = r[below] / r[n], r[at_most] / r[n]
+        if low - eps <= rank <= high + eps:
+            return None
+        return f"{where} {value!r} has rank [{low:.4f}, {high:.4f}] in the data, expected {rank} ± {eps:.4f}"
+
+    plan.rule(TRANSFORM_QUANTILES, test)
+
+
+def _array_rules(plan: _Plan, where: str, train: Column, p: ArrayParams) -> None:
+    if not p.per_element or p.method not in ("standard", "minmax"):
+        # Pooled over positions (per_element: false), one plain aggregate would need the elements
+        # exploded into rows, a pass of its own; the per-element arithmetic is the same.
+        return
+    for i, (center, scale) in enumerate(zip(p.center, p.scale)):
+        v = F.when(train, _finite(F.try_element_at(F.col(p.column), F.lit(i + 1)).cast("double")))
+        _element_rule(plan, f"{where}[{i}]", v, p.method, center, scale)
+
+
+def _element_rule(plan: _Plan, where: str, v: Column, method: str, center: float, scale: float) -> None:
+    """One array position: (mean, std) or (min, max - min); no present value gives (0, 1)."""
+    first, second = (plan.agg(f(v)) for f in ((F.avg, F.stddev_pop) if method == "standard" else (F.min, F.max)))
+
+    def test(r: Row) -> str | None:
+        a, b = r[first] or 0.0, r[second] or 0.0
+        want_center, spread = (a, _noise_free(b, a)) if method == "standard" else (a, b - a)
+        problems = [_differs(f"{where} center", center, want_center, spread),
+                    _differs(f"{where} scale", scale, _unit(spread), _unit(spread))]
+        return _joined(problems)
+
+    plan.rule(TRANSFORM_MOMENTS, test)

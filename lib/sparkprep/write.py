@@ -7,6 +7,11 @@ manifest still appears last). Delta: data/ and quarantine/ are Delta tables over
 (each overwrite is one atomic commit, and old versions stay readable); manifest.json, written last
 by an atomic rename, pins the versions it describes, so a reader holding the old manifest still
 reads the old snapshot and a failed run leaves the previous manifest in force.
+
+A run stopped by the quality gate publishes nothing: its blocked manifest.json and report.html go
+to `<out>/_blocked/<run_id>/`, beside the dataset that stays in force (readers of `<out>` never
+look there: the leading underscore hides it from Spark, pyarrow and Petastorm). A later published
+run removes `_blocked/` (Parquet replaces the whole directory; Delta deletes it).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from sparkprep.io.fs import HadoopFS
 
 MANIFEST = "manifest.json"
 REPORT = "report.html"
+BLOCKED_DIR = "_blocked"
 
 
 @dataclass(frozen=True)
@@ -46,13 +52,18 @@ def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTar
     """Refuse to replace a directory that is not a sparkprep output; pick the work directory."""
     final = final.rstrip("/")
     if fs.exists(final) and not fs.is_empty_dir(final):
-        if not (fs.exists(f"{final}/{MANIFEST}") or fs.exists(f"{final}/data")):
+        if not any(fs.exists(f"{final}/{name}") for name in (MANIFEST, "data", BLOCKED_DIR)):
             raise InputError(f"output.path {final} exists and is not a sparkprep output "
-                             f"(no {MANIFEST}, no data/): refusing to replace it")
+                             f"(no {MANIFEST}, no data/, no {BLOCKED_DIR}/): refusing to replace it")
     if fmt == "delta":
         return OutputTarget(final, final, fmt)
     parent, _, name = final.rpartition("/")
     return OutputTarget(final, f"{parent}/.{name}.staging-{run_id}", fmt)
+
+
+def blocked_dir(target: OutputTarget, run_id: str) -> str:
+    """Where a run stopped by the quality gate leaves its manifest and report (see the module doc)."""
+    return f"{target.final}/{BLOCKED_DIR}/{run_id}"
 
 
 def scratch_dir(target: OutputTarget, run_id: str) -> str:
@@ -86,8 +97,10 @@ def read_table(spark: SparkSession, uri: str, fmt: str, version: int | None) -> 
 
 
 def publish(fs: HadoopFS, target: OutputTarget, run_id: str) -> None:
-    """Make the work directory the output (Parquet); Delta output is already in place."""
+    """Make the work directory the output (Parquet); Delta output is already in place. Either way
+    the record of an earlier blocked run goes (Parquet: with the replaced directory)."""
     if target.work == target.final:
+        fs.delete(f"{target.final}/{BLOCKED_DIR}")
         return
     old = None
     if fs.exists(target.final):

@@ -126,9 +126,9 @@ def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out):
     assert manifest["rows"]["replicas"] > 0
     assert _trainer_counts(out, fold=0) == _expected_loader_counts(manifest, 0)
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name or ".scratch-" in p.name]
-    assert len(manifest["verified"]) == 9
+    assert len(manifest["verified"]) == 13  # 9 on the data, 4 on the transform
     report = _cli("verify", *SMALL[2:], str(out)).stdout
-    assert report.count("ok  ") == 9 and "FAIL" not in report
+    assert report.count("ok  ") == 14 and "FAIL" not in report  # and the transform file is there
 
 
 def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):
@@ -145,6 +145,19 @@ def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):
     assert _trainer_counts(out, fold=1) == _expected_loader_counts(second, 1)
     # oversampled to the majority: the trainer sees balanced classes
     assert second["class_priors"]["final"] == [1 / 3] * 3
+    # Each run's transform in its own file, named by its manifest: the rerun left the first one as it was.
+    names = [m["normalisation"]["transform"]["path"] for m in (first, second)]
+    assert names == [f"transform-{m['run_id']}.json" for m in (first, second)]
+    documents = [json.loads((out / name).read_text()) for name in names]
+    assert documents[0]["folds"]["0"] != documents[1]["folds"]["0"]  # another seed, other folds
+    # A trainer pinned to the first version (its manifest) reads the first run's parameters.
+    (out / "manifest.json").write_text(json.dumps(first))
+    script = ("import json, sys\nfrom sparkprep.train import load_transform\n"
+              "print(json.dumps(load_transform(sys.argv[1], 0).to_dict()))\n")
+    proc = subprocess.run([TRAIN_PYTHON, "-c", script, str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == documents[0]["folds"]["0"]
+    assert _trainer_counts(out, fold=1) == _expected_loader_counts(first, 1)
 
 
 def _rows(out: Path) -> list:

@@ -11,10 +11,11 @@ import yaml
 from PIL import Image
 
 from sparkprep.config import Config
-from sparkprep.errors import SparkprepError
+from sparkprep.errors import InputError, SparkprepError
 from sparkprep.pipeline import run
 from sparkprep.profile import profile
 from sparkprep.schema_rules import dump_schema, infer_schema
+from sparkprep.verify import verify_output
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +38,54 @@ def _config(root: Path, out: str, **validation) -> Config:
         "validation": {"schema": str(root / "schema.yaml"), **validation}})
 
 
-def test_blocking_anomaly_stops_before_any_output(spark, batch):
+@pytest.fixture(scope="module")
+def narrow(batch):
+    """A schema whose domain for c lacks "C", which a third of the rows have: a blocking anomaly."""
     rules = yaml.safe_load((batch / "schema.yaml").read_text())
     rules["columns"]["c"]["domain"]["values"] = ["A", "B"]
     (batch / "narrow.yaml").write_text(yaml.safe_dump(rules))
-    config = _config(batch, "stopped").model_copy(update={"validation": _config(batch, "x").validation.model_copy(
-        update={"schema_path": str(batch / "narrow.yaml")})})
+    return str(batch / "narrow.yaml")
+
+
+def _with_schema(config: Config, schema: str) -> Config:
+    return config.model_copy(update={"validation": config.validation.model_copy(update={"schema_path": schema})})
+
+
+def test_blocking_anomaly_stops_before_any_output(spark, batch, narrow):
+    config = _with_schema(_config(batch, "stopped"), narrow)
     with pytest.raises(SparkprepError, match="blocking") as err:
         run(spark, config)
-    assert "outside the domain" in str(err.value)
-    assert not (batch / "stopped").exists()
-    assert not [p for p in batch.iterdir() if p.name.startswith((".stopped", "stopped"))]
+    assert "outside the domain" in str(err.value) and "/stopped/_blocked/" in str(err.value)
+    # Only the record of why: no data, quarantine, transform or manifest at the output itself.
+    (blocked,) = (batch / "stopped" / "_blocked").iterdir()
+    assert [p.name for p in (batch / "stopped").iterdir()] == ["_blocked"]
+    assert sorted(p.name for p in blocked.iterdir()) == ["manifest.json", "report.html", "stats.json"]
+    assert not [p for p in batch.iterdir() if p.name.startswith(".stopped")]
+    manifest = json.loads((blocked / "manifest.json").read_text())
+    assert (manifest["status"], manifest["run_id"], manifest["blocked"]["previous_run_id"]) == ("blocked", blocked.name, None)
+    assert [a["type"] for a in manifest["validation"]["anomalies"] if a["severity"] == "error"] == ["unexpected_values"]
+    assert "outside the domain" in (blocked / "report.html").read_text()
+    with pytest.raises(InputError, match="which the quality gate blocked"):
+        verify_output(spark, str(blocked))
+    # The next run that passes replaces the output, the blocked record with it.
+    run(spark, _config(batch, "stopped"))
+    assert not (batch / "stopped" / "_blocked").exists() and (batch / "stopped" / "manifest.json").exists()
+
+
+def test_a_blocked_run_on_delta_leaves_the_table_and_the_manifest_in_force(spark, batch, narrow):
+    good = _config(batch, "delta_out")
+    good = good.model_copy(update={"output": good.output.model_copy(update={"format": "delta"})})
+    run(spark, good)
+    out = batch / "delta_out"
+    manifest, log = (out / "manifest.json").read_text(), sorted((out / "data" / "_delta_log").glob("*.json"))
+    with pytest.raises(SparkprepError, match="blocking"):
+        run(spark, _with_schema(good, narrow))
+    assert (out / "manifest.json").read_text() == manifest
+    assert sorted((out / "data" / "_delta_log").glob("*.json")) == log  # no new table version
+    (blocked,) = (out / "_blocked").iterdir()
+    assert json.loads((blocked / "manifest.json").read_text())["blocked"]["previous_run_id"] == json.loads(manifest)["run_id"]
+    run(spark, good)
+    assert not (out / "_blocked").exists()
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,13 @@
 """The verifier finds each kind of contract violation in a hand-made dataset, and passes a good one."""
 
 import json
+import math
 
+import numpy as np
 import pytest
 
 from sparkprep.cli import main
+from sparkprep.transform import NumericParams, TransformParams, transform_document
 from sparkprep.verify import verify_output
 
 # k = 2, classes a/b; holdout 0.25 → per class: a has 4 rows (1 holdout), b has 4 rows (1 holdout).
@@ -16,6 +19,34 @@ GOOD = [  # row_id, fold, replica, label_index
 ]
 
 
+TRANSFORM = "transform-handmade.json"
+NORMALISE = {"numeric": {"method": "standard", "impute": "mean", "clip": None, "log1p": False},
+             "numeric_columns": {"y": {"method": "robust", "impute": "median", "clip": None, "log1p": False}},
+             "sketch_k": 200}
+
+
+def _x(row_id, replica):
+    """Feature x of a row; a copy carries a wild value, so a statistic that counted copies would move."""
+    return float(row_id) * 1.5 if replica == 0 else 1e9
+
+
+def _y(row_id, replica):
+    return float(row_id) ** 2 if replica == 0 else -1e9
+
+
+def _transform(rows, k=2):
+    """The transform by hand with numpy: x standard (fill = mean), y robust (fill = median; KLL
+    is exact on so few values and returns a data value, numpy's inverted_cdf)."""
+    def params(name, fold):
+        train = [r for r in rows if r[2] == 0 and r[1] not in (-1, fold)]
+        x, y = np.array([_x(r[0], 0) for r in train]), np.array([_y(r[0], 0) for r in train])
+        q25, q50, q75 = np.quantile(y, [0.25, 0.5, 0.75], method="inverted_cdf")
+        return TransformParams(name, numeric=(
+            NumericParams("x", "standard", False, x.mean(), -math.inf, math.inf, x.mean(), x.std(), len(x)),
+            NumericParams("y", "robust", False, q50, -math.inf, math.inf, q50, q75 - q25, len(y))), rows=len(train))
+    return transform_document(params("final", None), {f: params(str(f), f) for f in range(k)})
+
+
 def _manifest(rows):
     originals = [r for r in rows if r[2] == 0]
     per = {str(f): {c: sum(1 for r in originals if r[1] == f and r[3] == i) for i, c in enumerate("ab")}
@@ -25,21 +56,24 @@ def _manifest(rows):
             "rows": {"input": len(originals) + 3, "rejected": 2, "duplicates": 1, "output": len(originals),
                      "replicas": len(rows) - len(originals)},
             "classes": ["a", "b"], "split": {"k": 2, "holdout_fraction": 0.25, "seed": 1},
-            "counts": {"per_fold_per_class": per}, "rebalance": {"method": "oversample", "target": 1.0}}
+            "counts": {"per_fold_per_class": per}, "rebalance": {"method": "oversample", "target": 1.0},
+            "config": {"normalise": NORMALISE}, "normalisation": {"transform": {"path": TRANSFORM}}}
 
 
-def _write(spark, tmp_path, rows, manifest=None):
+def _write(spark, tmp_path, rows, manifest=None, transform=None):
     out = tmp_path / "out"
-    df = spark.createDataFrame(rows, "row_id long, fold int, replica int, label_index int")
+    df = spark.createDataFrame([(*r, _x(r[0], r[2]), _y(r[0], r[2])) for r in rows],
+                               "row_id long, fold int, replica int, label_index int, x double, y double")
     df.write.partitionBy("fold").parquet(str(out / "data"))
     (out / "manifest.json").write_text(json.dumps(manifest or _manifest(rows)))
+    (out / TRANSFORM).write_text(json.dumps(transform or _transform(rows)))
     return str(out)
 
 
 def test_a_good_dataset_passes(spark, tmp_path):
     verdict = verify_output(spark, _write(spark, tmp_path, GOOD))
     assert verdict.ok, verdict.violations
-    assert len(verdict.checks) == 9
+    assert len(verdict.checks) == 14
 
 
 @pytest.mark.parametrize("rows, expected", [
@@ -81,3 +115,36 @@ def test_cli_exit_codes(spark, tmp_path, capsys):
     out = capsys.readouterr()
     assert "FAIL  every copy has its original" in out.out and "2 violation(s)" in out.err  # the orphan is also an unplanned copy
     assert main(["verify", str(tmp_path / "nowhere")]) == 3
+
+
+def _tampered(change):
+    document = _transform(GOOD)
+    change(document)
+    return document
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda d: d["folds"]["0"]["numeric"][0].update(center=d["folds"]["0"]["numeric"][0]["center"] + 0.5),
+     "transform: mean, std, min, max recomputed from the data (rel 1e-6): fold 0 x center is 9.5, the data gives 9.0"),
+    (lambda d: d["final"]["numeric"][0].update(scale=d["final"]["numeric"][0]["scale"] * (1 + 1e-5)),
+     "transform: mean, std, min, max recomputed from the data (rel 1e-6): final x scale is"),
+    (lambda d: d["folds"].pop("1"), "transform: parameters of folds 0..k-1 and final: no parameters for fold 1"),
+    (lambda d: d["folds"]["1"]["numeric"][0].pop("center"),
+     "transform: parameters of folds 0..k-1 and final: fold 1: malformed parameters (KeyError: 'center')"),
+    (lambda d: d["final"].update(rows=7),
+     "transform: fitted on the training originals (rows, present values): final: fitted on 7 rows, the data has 6"),
+    (lambda d: d["folds"]["1"]["numeric"][1].update(center=36.0),  # the largest training y: rank 1, not 0.5
+     "transform: quantiles within the KLL sketch's rank error: fold 1 y center (median) 36.0 has rank [0.6667, 1.0000]"),
+])
+def test_a_tampered_transform_fails_verification(spark, tmp_path, change, expected):
+    verdict = verify_output(spark, _write(spark, tmp_path, GOOD, transform=_tampered(change)))
+    assert any(v.startswith(expected) for v in verdict.violations), verdict.violations
+    assert len(verdict.violations) == 1, verdict.violations
+
+
+def test_a_missing_transform_file_fails_verification_through_the_cli(spark, tmp_path, capsys):
+    out = _write(spark, tmp_path, GOOD)
+    (tmp_path / "out" / TRANSFORM).unlink()
+    assert main(["verify", out]) == 4
+    assert f"FAIL  transform: the file the manifest names is present\n      {out}/{TRANSFORM} is missing" in \
+        capsys.readouterr().out.replace("file://", "")

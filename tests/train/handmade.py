@@ -13,7 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sparkprep.transform import TRANSFORM_FILE, ArrayParams, NumericParams, TransformParams, transform_document
+from sparkprep.transform import ArrayParams, NumericParams, TransformParams, transform_document
+
+#: The transform file a hand-made manifest names (prepare names it transform-<run_id>.json).
+TRANSFORM = "transform.json"
 
 # Large ids: a reader that round-trips int64 through float64 would change them.
 BASE = 2**60
@@ -71,13 +74,17 @@ def manifest_for(fmt: str, k: int = 2, delta_version: int | None = None, **overr
         "split": {"k": k, "holdout_fraction": 0.25, "seed": 42, "method": "hand-written"},
         "class_priors": {"final": [0.5, 0.5], "folds": {str(f): [0.5, 0.5] for f in range(k)}},
         "class_weights": {"final": [1.0, 1.0], "folds": {str(f): [1.0, 1.0] for f in range(k)}},
-        "normalisation": {"method": "standard", "final": {},
+        "normalisation": {"method": "standard", "final": {}, "transform": transform_reference(),
                           "folds": {str(f): {"num_0": {"mean": 0.0, "std": 1.0, "count": 1},
                                              "num_1": {"mean": 0.0, "std": 1.0, "count": 1}}
                                     for f in range(k)}},
     }
     manifest.update(overrides)
     return manifest
+
+
+def transform_reference(name: str = TRANSFORM) -> dict[str, Any]:
+    return {"path": name, "format_version": 1, "materialised": None}
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
@@ -130,7 +137,7 @@ def write_separable_output(out: Path) -> None:
         "parquet",
         class_priors={"final": PRIORS, "folds": {"0": PRIORS, "1": PRIORS}},
         class_weights={"final": [2 / 3, 2.0], "folds": {"0": [2 / 3, 2.0], "1": [2 / 3, 2.0]}},
-        normalisation={"method": "standard", "final": {}, "folds": stats}))
+        normalisation={"method": "standard", "final": {}, "folds": stats, "transform": transform_reference()}))
 
 
 def standard_params(name: str, mean: dict[str, float], std: dict[str, float]) -> TransformParams:
@@ -140,7 +147,8 @@ def standard_params(name: str, mean: dict[str, float], std: dict[str, float]) ->
         for c in ("num_0", "num_1")), arrays=(ArrayParams("emb", "none", True, (0.0, 0.0), (1.0, 1.0)),))
 
 
-def write_standard_transform(out: Path, mean: dict[int, dict[str, float]], std: dict[int, dict[str, float]]) -> None:
-    """transform.json by hand: fold k standardises with mean[k]/std[k]; final with fold 0's."""
+def write_standard_transform(out: Path, mean: dict[int, dict[str, float]], std: dict[int, dict[str, float]],
+                             name: str = TRANSFORM) -> None:
+    """A transform file by hand: fold k standardises with mean[k]/std[k]; final with fold 0's."""
     folds = {k: standard_params(str(k), mean[k], std[k]) for k in mean}
-    (out / TRANSFORM_FILE).write_text(json.dumps(transform_document(standard_params("final", mean[0], std[0]), folds)))
+    (out / name).write_text(json.dumps(transform_document(standard_params("final", mean[0], std[0]), folds)))

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from handmade import ROWS, manifest_for, table_of, write_manifest
+from handmade import (ROWS, manifest_for, table_of, transform_reference, write_manifest,
+                      write_standard_transform)
 from sparkprep.errors import InputError
-from sparkprep.train import DatasetFiles, load_manifest, make_loader
+from sparkprep.train import DatasetFiles, load_manifest, load_transform, make_loader
 from sparkprep.train.loader import BACKENDS
 
 V1_ROWS = [(f, r + 100, rep, y) for f, r, rep, y in ROWS if r % 2 == 0]
@@ -70,3 +71,29 @@ def test_a_version_the_log_does_not_have_is_refused_clearly(delta_out: Path, bac
     pin(delta_out, 7)
     with pytest.raises(InputError, match="cannot load version 7 of the Delta table"):
         make_loader(str(delta_out), 0, "train", backend=backend)
+
+
+def test_a_pinned_version_reads_its_own_runs_transform(delta_out: Path) -> None:
+    """Each run's parameters live in the file its manifest names: pinning the old version (its
+    manifest) gives the old parameters even after a rerun wrote new ones beside them."""
+    for version, mean in ((0, 10.0), (1, 20.0)):
+        write_standard_transform(delta_out, {f: {"num_0": mean + f, "num_1": 0.0} for f in (0, 1)},
+                                 {f: {"num_0": 2.0, "num_1": 1.0} for f in (0, 1)}, name=f"transform-run{version}.json")
+    for version, mean in ((0, 10.0), (1, 20.0), (0, 10.0)):
+        write_manifest(delta_out, manifest_for("delta", delta_version=version, normalisation={
+            "method": "standard", "final": {}, "folds": {}, "transform": transform_reference(f"transform-run{version}.json")}))
+        assert load_transform(str(delta_out), 1).numeric[0].center == mean + 1
+        rows = {r: raw for r, raw in zip(*_num_0(delta_out, None))}
+        got = dict(zip(*_num_0(delta_out, "fold")))
+        assert got.keys() == rows.keys() and rows
+        assert all(got[r] == pytest.approx(0.0 if raw != raw else (raw - mean - 1) / 2.0) for r, raw in rows.items())
+
+
+def _num_0(out: Path, transform: str | None) -> tuple[list[int], list[float]]:
+    ids, values = [], []
+    with make_loader(str(out), 1, "val", columns=["row_id", "num_0"], batch_size=4, shuffle=False,
+                     transform=transform) as loader:
+        for batch in loader:
+            ids += batch["row_id"].tolist()
+            values += batch["num_0"].tolist()
+    return ids, values

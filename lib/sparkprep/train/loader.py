@@ -46,8 +46,8 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
     backend="petastorm": Petastorm's batch reader decodes (options in `petastorm`); the units are
     whole files, so a rank opens about 1/W of the files (petastorm_reader.py).
 
-    transform="fold": apply fold k's fitted transform (transform.json: fitted on fold k's training
-    originals only) on the fly, to train and val alike; "final": the final model's (all
+    transform="fold": apply fold k's fitted transform (the transform file the manifest names:
+    fitted on fold k's training originals only) on the fly, to train and val alike; "final": the final model's (all
     non-holdout originals), for split="final"/"test"; None: raw stored values. With a transform,
     `columns=None` also selects the categorical columns (int64 indices, or float64 one-hot rows);
     numeric and array columns arrive as float64, missing values filled as configured.
@@ -67,7 +67,7 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
     files = DatasetFiles.for_split(out_dir, manifest, split, fold)
     if not 0 <= rank < world_size:
         raise InputError(f"rank {rank} is out of range for world_size {world_size}")
-    params = load_transform(out_dir, fold if transform == "fold" else None) if transform else None
+    params = load_transform(out_dir, fold if transform == "fold" else None, manifest) if transform else None
     wanted = _columns(manifest, columns, with_categorical=params is not None)
     seed = int(manifest.get("seed", 0)) if seed is None else seed
     window = SHUFFLE_BATCHES * batch_size if shuffle else 0

@@ -1,5 +1,5 @@
-"""Read `<out>/manifest.json`, the file that says a dataset is complete, and the `transform.json`
-beside it (docs/manifest.md)."""
+"""Read `<out>/manifest.json`, the file that says a dataset is complete, and the transform file
+it names (`transform-<run_id>.json`, beside it; docs/manifest.md)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from sparkprep import MANIFEST_FORMAT_VERSION
+from sparkprep import BLOCKED, MANIFEST_FORMAT_VERSION
 from sparkprep.errors import InputError
 from sparkprep.train.location import OutputLocation
-from sparkprep.transform import TRANSFORM_FILE, TransformParams, params_of
+from sparkprep.transform import TransformParams, params_of
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,8 @@ def load_manifest(out_dir: str) -> dict[str, Any]:
     """The manifest of the sparkprep output at `out_dir` (a local path or a URI).
 
     Raises InputError when it is missing (the dataset is incomplete: the manifest is written
-    last), is not JSON, or has a format_version this reader does not know.
+    last), is not JSON, has a format_version this reader does not know, or records a run that the
+    quality gate blocked (such a run published no data).
 
     >>> manifest = load_manifest("/data/prepared")
     >>> manifest["split"]["k"], manifest["classes"]
@@ -53,17 +54,29 @@ def _load(location: OutputLocation) -> dict[str, Any]:
     if version != MANIFEST_FORMAT_VERSION:
         raise InputError(f"{uri} has format_version {version!r}; this reader knows only "
                          f"{MANIFEST_FORMAT_VERSION}: use the sparkprep version that wrote it")
+    if manifest.get("status") == BLOCKED:
+        raise InputError(f"{uri} records run {manifest.get('run_id')}, which validation blocked: it published "
+                         f"no data (why: report.html beside it). Read the dataset at "
+                         f"{manifest.get('output', {}).get('path')}, or fix the input and rerun the ETL job")
     log.debug("loaded %s (run %s)", uri, manifest.get("run_id"))
     return manifest
 
 
-def load_transform(out_dir: str, fold: int | None) -> TransformParams:
-    """The fitted transform of fold `fold` (None: the final model) from `<out>/transform.json`.
+def load_transform(out_dir: str, fold: int | None, manifest: dict[str, Any] | None = None) -> TransformParams:
+    """The fitted transform of fold `fold` (None: the final model) from the transform file that
+    `manifest` (default: `<out>/manifest.json`) names. Pass the manifest the data was selected
+    with: a Delta output's older manifest names its own run's parameters.
 
     >>> params = load_transform("/data/prepared", fold=0)
     >>> batch = params.apply_numpy(batch)
     """
     location = OutputLocation.of(out_dir)
-    document = _read_json(location, TRANSFORM_FILE, "the output was written by a sparkprep without fitted "
-                          "transforms; rerun the ETL job or use transform=None")
-    return params_of(document, fold, location.url_of(TRANSFORM_FILE))
+    manifest = _load(location) if manifest is None else manifest
+    name = ((manifest.get("normalisation") or {}).get("transform") or {}).get("path")
+    if not name:
+        raise InputError(f"the manifest of {location.url} names no transform file (normalisation.transform."
+                         f"path): it was written by a sparkprep without fitted transforms; rerun the ETL job "
+                         f"or use transform=None")
+    document = _read_json(location, name, "the manifest names it but it is missing; rerun the ETL job "
+                          "or use transform=None")
+    return params_of(document, fold, location.url_of(name))
