@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from handmade import (BASE, K, ROWS, generated_rows, manifest_for, table_of, write_manifest, write_parquet_output,
+from handmade import (BASE, K, ROWS, TRANSFORM, generated_rows, manifest_for, table_of, write_manifest, write_parquet_output,
                       write_standard_transform)
 from sparkprep.errors import InputError
 from sparkprep.train import TransformModule, load_transform, make_loader
 from sparkprep.train.loader import BACKENDS
-from sparkprep.transform import (TRANSFORM_FILE, ArrayParams, CategoricalParams, NumericParams, TransformParams,
+from sparkprep.transform import (ArrayParams, CategoricalParams, NumericParams, TransformParams,
                                  params_of, transform_document)
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures" / "transform_awkward.json").read_text())
@@ -135,7 +135,7 @@ def awkward_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_parquet_output(out, table_of(generated_rows()), files={-1: 2, 0: 3, 1: 2, 2: 3}, row_group_size=7)
     write_manifest(out, manifest_for("parquet", k=K))
     folds = {k: _awkward_params(str(k), k + 1.0) for k in range(K)}
-    (out / TRANSFORM_FILE).write_text(json.dumps(transform_document(_awkward_params("final", 0.0), folds)))
+    (out / TRANSFORM).write_text(json.dumps(transform_document(_awkward_params("final", 0.0), folds)))
     return out
 
 
