@@ -266,7 +266,7 @@ class ArrayTransform(_Section):
 
 
 class NormaliseConfig(_Section):
-    """Transforms fitted per fold on training originals only; written to transform.json."""
+    """Transforms fitted per fold on training originals only; written to transform-<run_id>.json (named by the manifest)."""
 
     numeric: NumericTransform = Field(default_factory=NumericTransform, description="Default for numeric columns.")
     categorical: CategoricalTransform = Field(default_factory=CategoricalTransform,
