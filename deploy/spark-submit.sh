@@ -36,7 +36,9 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
-exec "$spark_submit" \
+# Not `exec`: the EXIT trap must still remove the zip. A TERM or INT sent to this script is passed
+# on to spark-submit, and its exit status is returned.
+"$spark_submit" \
   --master "$master" \
   --name "sparkprep-$(basename "$job" .py)" \
   --packages "$delta${packages:+,$packages}" \
@@ -45,4 +47,12 @@ exec "$spark_submit" \
   --conf "spark.pyspark.python=$python" \
   --conf "spark.pyspark.driver.python=$python" \
   ${submit_conf[@]+"${submit_conf[@]}"} \
-  "$root/$job" "$@"
+  "$root/$job" "$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null || true' TERM INT
+status=0
+wait "$child" || status=$?
+while kill -0 "$child" 2>/dev/null; do  # a trapped signal ends `wait` early
+  wait "$child" || status=$?
+done
+exit "$status"

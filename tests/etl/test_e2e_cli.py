@@ -168,12 +168,15 @@ def _rows(out: Path) -> list:
 
 def test_spark_submit_job_gives_the_same_rows_as_the_cli(raw_csv, parquet_out, tmp_path):
     # Another launcher, master and shuffle partitioning: the same rows in the same folds.
-    out = tmp_path / "submitted"
+    out, scratch = tmp_path / "submitted", tmp_path / "tmp"
+    scratch.mkdir()
     proc = subprocess.run(
         [str(ROOT / "deploy/spark-submit.sh"), "--master", "local[1]", "jobs/prepare.py", "--config", "conf/demo.yaml",
          "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}", "--set", "spark.shuffle_partitions=7"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable, "TMPDIR": str(scratch)})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not list(scratch.rglob("sparkprep.zip"))  # the wrapper removed the package zip it built
     assert json.loads((out / "manifest.json").read_text())["config"]["spark"]["shuffle_partitions"] == 7
     assert _rows(out) == _rows(parquet_out)
 
