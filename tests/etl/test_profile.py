@@ -97,9 +97,8 @@ def test_nan_inf_and_round_trip(spark):
 def test_bucket_keys_agree_with_the_spark_formula_at_every_boundary(spark):
     """The numpy codes keep the keys of the previous, Spark-computed version (Spark's log is
     java.lang.StrictMath's; numpy's is its own): at, just below and just above every γ^i."""
-    edges = GAMMA ** np.arange(-1381, 35490, dtype=np.float64)
+    edges = GAMMA ** np.arange(-1381, 35488, dtype=np.float64)  # every edge of a double (not γ^35488 > 1.8e308)
     x = np.concatenate([edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf), [TINY, np.nextafter(TINY, 0)]])
-    x = x[np.isfinite(x)]
     x = np.concatenate([x, -x[::7]])
     index = F.ceil(F.log(F.abs("x")) / math.log(GAMMA)).cast("string")
     key = (F.when(F.abs("x") < TINY, F.lit("0")).when(F.col("x") > 0, F.concat(F.lit("+"), index))
