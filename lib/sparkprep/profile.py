@@ -1,11 +1,13 @@
 """`profile`: per-column statistics of a DataFrame in ONE scan of the input (format: docs/stats.md).
 
 How: one Spark projection gives every profiled column a simple type (numeric -> double, with
-dates/timestamps as epoch seconds; categorical and text -> string; array -> its size), then
+dates/timestamps as epoch seconds, and array -> its size, all in ONE array<double> per row, which
+Spark hands to Arrow about twice as fast as as many columns; categorical and text -> string), then
 `mapInArrow` folds each partition's Arrow batches into ONE `PartialProfile` (numpy/pyarrow,
-`sparkprep.profile_state`) and yields it pickled as one row. The partials are merged on the
-executors (`rdd.treeAggregate`), so a single merged partial reaches the driver, which turns it into
-`ColumnStats` (top-k, quantiles and histograms from the bucket counts).
+`sparkprep.profile_state`) and yields it pickled as one row. `rdd.treeAggregate` merges the
+partials on the executors (its tree level, for more than a few partitions) and the driver merges the
+last ones (about sqrt(partitions) of them, each of bounded size: no row-sized state), then turns the
+result into `ColumnStats` (top-k, quantiles and histograms from the bucket counts).
 
 Jobs: `profile` runs exactly ONE Spark job (the treeAggregate's final reduce; its tree levels are
 shuffle stages of that job), which reads the input once; `tests/etl/test_profile.py` counts both.
@@ -33,8 +35,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, CategoricalState, LengthState,
-                                     NumericState, PartialProfile, bucket_key, hll_estimate)
+from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
+                                     LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +129,20 @@ def column_kinds(df: DataFrame, label: str | None = None, text: tuple[str, ...] 
     return kinds
 
 
-def _projection(name: str, kind: str, dtype: T.DataType) -> Column:
-    """The column as the numpy core reads it (see PartialProfile.add)."""
-    c = F.col(f"`{name}`")
-    if kind == "numeric":
-        return (F.unix_micros(c.cast("timestamp")) / 1e6) if isinstance(dtype, _TIME) else c.cast("double")
-    if kind == "array":
-        return F.when(c.isNotNull(), F.size(c))
-    return c.cast("string")
+def _projections(kinds: dict[str, str], types: dict[str, T.DataType]) -> list[Column]:
+    """The columns as PartialProfile.add reads them: one array<double> of the numeric values and
+    array sizes (dates/timestamps as epoch seconds; a null stays a null element), then each
+    categorical/text column as a string."""
+    def number(name: str, kind: str) -> Column:
+        c = F.col(f"`{name}`")
+        if kind == "array":
+            return F.when(c.isNotNull(), F.size(c)).cast("double")
+        return (F.unix_micros(c.cast("timestamp")) / 1e6) if isinstance(types[name], _TIME) else c.cast("double")
+
+    numbers = [number(n, k) for n, k in kinds.items() if k in NUMBER_KINDS]
+    strings = [F.col(f"`{n}`").cast("string").alias(f"_s{i}") for i, (n, k) in enumerate(kinds.items())
+               if k not in NUMBER_KINDS]
+    return ([F.array(*numbers).alias("_numbers")] if numbers else []) + strings
 
 
 def _fold_partition(kinds: tuple[str, ...], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -160,9 +168,8 @@ def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (),
     """
     kinds = column_kinds(df, label, text)
     types = {f.name: f.dataType for f in df.schema.fields}
-    projected = [_projection(n, k, types[n]).alias(f"_p{i}") for i, (n, k) in enumerate(kinds.items())]
     order = tuple(kinds.values())
-    partials = df.select(*projected or [F.lit(0).alias("_p")]).mapInArrow(
+    partials = df.select(*_projections(kinds, types) or [F.lit(0).alias("_rows")]).mapInArrow(
         functools.partial(_fold_partition, order), "blob binary")
     merged = partials.rdd.map(lambda row: pickle.loads(row[0])).treeAggregate(
         PartialProfile(order), PartialProfile.merge, PartialProfile.merge)
@@ -179,7 +186,7 @@ def _column(name: str, kind: str, dtype: str, state: Any, rows: int, is_label: b
     if isinstance(state, NumericState):
         return ColumnStats(**base, **_numeric(state), distinct=hll_estimate(state.registers))
     return ColumnStats(**base, length=_lengths(state),
-                       distinct=hll_estimate(state.registers) if state.registers is not None else None)
+                       distinct=hll_estimate(state.registers) if isinstance(state, TextState) else None)
 
 
 def _numeric(state: NumericState) -> dict[str, Any]:
