@@ -59,8 +59,8 @@ def bucket_codes(x: np.ndarray) -> np.ndarray:
     # numpy's log and Spark's (fdlibm) differ by an ulp now and then, which moves a value that
     # sits on a bucket edge to the next bucket: recompute those with fdlibm's log.
     near = np.abs(a - np.rint(a)) < _EDGE
-    near &= a != 0.0  # |x| = 1 (and the zero bucket, set to 1 above): ln 1 = 0 in every libm
     if near.any():
+        near &= a != 0.0  # |x| = 1 (and the zero bucket, set to 1 above): ln 1 = 0 in every libm
         at = np.flatnonzero(near)
         edge_values, inverse = np.unique(np.abs(x[at]), return_inverse=True)
         a[at] = np.array([fdlibm_log(v) / _LOG_GAMMA for v in edge_values.tolist()])[inverse]
@@ -138,12 +138,9 @@ _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
 def hash_doubles(x: np.ndarray) -> np.ndarray:
-    """splitmix64 of the bits of each double; -0.0 is 0.0 and every NaN is the same value."""
-    z = x + 0.0
-    nan = np.isnan(z)
-    if nan.any():
-        z[nan] = np.nan
-    z = z.view(np.uint64)
+    """splitmix64 of the bits of each double, -0.0 as 0.0 (NaNs with other payloads hash apart:
+    NumericState.add makes them one value)."""
+    z = (x + 0.0).view(np.uint64)
     z += np.uint64(0x9E3779B97F4A7C15)
     z ^= z >> np.uint64(30)
     z *= _M1
@@ -233,12 +230,14 @@ class NumericState:
     def add(self, x: np.ndarray, nulls: int) -> None:
         """Fold the non-null values `x` (float64) of a chunk with `nulls` nulls."""
         self.nulls += nulls
-        hll_add(self.registers, hash_doubles(x))
         finite = np.isfinite(x)
-        if not finite.all():
-            nan = int(np.isnan(x).sum())
-            self.nan += nan
-            self.inf += len(x) - int(finite.sum()) - nan
+        if finite.all():
+            hll_add(self.registers, hash_doubles(x))
+        else:
+            nan = np.isnan(x)
+            self.nan += int(nan.sum())
+            self.inf += len(x) - int(finite.sum()) - int(nan.sum())
+            hll_add(self.registers, hash_doubles(np.where(nan, np.nan, x)))  # every NaN: one value
             x = x[finite]
         if not len(x):
             return

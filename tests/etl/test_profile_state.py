@@ -46,10 +46,11 @@ def test_hll_is_within_its_error_on_100k_distinct_values_and_ignores_repeats():
 
 
 def test_hll_small_counts_are_near_exact_and_nan_or_signed_zero_is_one_value():
-    registers = np.zeros(1 << profile_state.HLL_P, np.uint8)
+    state = profile_state.NumericState()
     other_nan = np.array([0x7FF8000000000001], dtype=np.uint64).view(np.float64)[0]
-    hll_add(registers, hash_doubles(np.array([np.nan, other_nan, 0.0, -0.0, 1.0, np.inf, -np.inf])))
-    assert hll_estimate(registers) == 5  # nan, 0, 1, inf, -inf
+    state.add(np.array([np.nan, other_nan, 0.0, -0.0, 1.0, np.inf, -np.inf]), nulls=1)
+    assert hll_estimate(state.registers) == 5  # nan, 0, 1, inf, -inf
+    assert (state.nulls, state.nan, state.inf, state.n, state.mean) == (1, 2, 2, 3, 1 / 3)
     assert hll_estimate(np.zeros(1 << profile_state.HLL_P, np.uint8)) == 0
 
 
