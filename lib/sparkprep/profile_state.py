@@ -8,10 +8,12 @@ partials except the floating-point moments (Chan's formula), which differ in the
 - integer counts (nulls, NaN, inf, DDSketch bucket counts, length counts, categorical counts) add;
 - HyperLogLog registers merge by max; min/max by min/max.
 
-Numeric values are coded by their DDSketch bucket with the formula of the previous Spark version,
-ceil(ln|x| / ln γ) (same keys, `tests/etl/test_profile.py` checks boundaries against Spark's),
-as one signed integer per value: `code = ±(index + _BIAS)`, 0 for the zero bucket, so that code
-order is value order and one `bincount` counts a batch.
+Numeric values are coded by their DDSketch bucket with the formula of the previous, Spark-computed
+version, ceil(ln|x| / ln γ), with Spark's own log (fdlibm) for values on a bucket edge, so the keys
+are Spark's (`tests/etl/test_profile.py` checks every edge); one signed integer per value,
+`code = ±(index + _BIAS)`, 0 for the zero bucket, so that code order is value order and one
+`bincount` counts a chunk. Distinct values: one HyperLogLog per column (splitmix64 of the double's
+bits; pandas' SipHash for strings; Ertl's estimator).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ _HLL_Q = 64 - HLL_P
 #: Categorical columns keep exact counts up to this many distinct values per column; beyond it
 #: only the most frequent are kept (their counts become lower bounds) and `distinct` is estimated.
 CATEGORICAL_CAP = 100_000
-_KINDS = ("numeric", "categorical", "text", "array")
 
 
 def bucket_codes(x: np.ndarray) -> np.ndarray:

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
 from sparkprep import profile_state
 from sparkprep.profile import bucket_value
