@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from results_table import insert_rows  # bench/ is sys.path[0] when a bench script runs
 
 from sparkprep.train import PetastormOptions, make_loader
 
@@ -162,15 +163,7 @@ def record(args: argparse.Namespace, runs: dict[str, tuple[float, int]], rows: i
     lines = [f"| {date} | loader: {name} vs raw pyarrow → torch | {source} | {floor:,.0f} rows/s | "
              f"{runs[name][0]:,.0f} rows/s | **{runs[name][0] / floor:.2f}x** |"
              for name in ("arrow, no shuffle", "arrow, shuffle", petastorm) if name]
-    _insert_rows(HERE / "RESULTS.md", lines)
-
-
-def _insert_rows(path: Path, rows: list[str]) -> None:
-    """Add rows at the end of the file's first table (prose follows it)."""
-    lines = path.read_text().splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith("| date |"))
-    end = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
-    path.write_text("\n".join([*lines[:end], *rows, *lines[end:]]) + "\n")
+    insert_rows(HERE / "RESULTS.md", lines)
 
 
 if __name__ == "__main__":

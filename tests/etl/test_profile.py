@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from sklearn.datasets import load_wine
 
 from sparkprep.profile import ALPHA, HLL_RSE, Profile, profile
+from sparkprep.profile_state import GAMMA, TINY, bucket_codes, bucket_key
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +44,16 @@ def test_moments_match_pandas_exactly_and_sketches_within_their_error(wine):
     assert label.distinct == 3 and label.is_label
 
 
-def test_input_is_scanned_once(spark, wine):
-    """Every input row passes through a counting UDF: one scan reads each row exactly once."""
+@pytest.mark.parametrize("partitions", [None, 16])
+def test_input_is_scanned_once_in_one_job(spark, wine, partitions):
+    """Every input row passes through a counting UDF: one scan reads each row exactly once, and
+    `profile` runs ONE Spark job (the partials' treeAggregate; with 16 partitions it merges them
+    through a tree level, a shuffle stage of that job), with adaptive execution off and on."""
     frame, sdf = wine
+    rows = len(frame) * (partitions or 1)
+    if partitions:  # 16 partitions without a shuffle before profile (spark.range)
+        sdf = spark.range(0, rows, numPartitions=partitions).select(
+            (F.col("id") % len(frame)).cast("double").alias("alcohol"), (F.col("id") % 3).cast("string").alias("target"))
     reads = spark.sparkContext.accumulator(0)
 
     @F.udf("double")
@@ -54,20 +62,17 @@ def test_input_is_scanned_once(spark, wine):
         return x
 
     tracker = spark.sparkContext.statusTracker()
-    # Adaptive execution runs each shuffle stage as a job of its own; an in-process CLI test may
-    # have switched it on in the shared session, so count jobs without it.
     adaptive = spark.conf.get("spark.sql.adaptive.enabled")
-    spark.conf.set("spark.sql.adaptive.enabled", "false")
-    spark.sparkContext.setJobGroup("profile-scan-test", "count jobs")
     try:
-        profile(sdf.withColumn("alcohol", counted("alcohol")), label="target")
+        for on in ("false", "true"):
+            spark.conf.set("spark.sql.adaptive.enabled", on)
+            spark.sparkContext.setJobGroup(f"profile-scan-test-{partitions}-{on}", "count jobs")
+            profile(sdf.withColumn("alcohol", counted("alcohol")), label="target")
+            assert len(tracker.getJobIdsForGroup(f"profile-scan-test-{partitions}-{on}")) == 1, on
     finally:
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
         spark.conf.set("spark.sql.adaptive.enabled", adaptive)
-    assert reads.value == len(frame)
-    # Two jobs: the first aggregates the input into the persisted groups; the second (distinct
-    # counts of categorical columns) reads only those groups.
-    assert len(tracker.getJobIdsForGroup("profile-scan-test")) == 2
+    assert reads.value == 2 * rows  # two profiles, each reading every row once
 
 
 def test_stats_json_identical_for_any_partitioning(spark):
@@ -87,3 +92,19 @@ def test_nan_inf_and_round_trip(spark):
     assert (x.count, x.nulls, x.nan, x.inf, x.min, x.max, x.mean) == (5, 1, 1, 2, 1.0, 3.0, 2.0)
     saved = json.loads(json.dumps(stats.to_dict()))
     assert Profile.from_dict(saved).to_dict() == saved
+
+
+def test_bucket_keys_agree_with_the_spark_formula_at_every_boundary(spark):
+    """The numpy codes keep the keys of the previous, Spark-computed version (Spark's log is
+    java.lang.StrictMath's; numpy's is its own): at, just below and just above every γ^i."""
+    edges = GAMMA ** np.arange(-1381, 35488, dtype=np.float64)  # every edge of a double (not γ^35488 > 1.8e308)
+    x = np.concatenate([edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf), [TINY, np.nextafter(TINY, 0)]])
+    x = np.concatenate([x, -x[::7]])
+    index = F.ceil(F.log(F.abs("x")) / math.log(GAMMA)).cast("string")
+    key = (F.when(F.abs("x") < TINY, F.lit("0")).when(F.col("x") > 0, F.concat(F.lit("+"), index))
+           .otherwise(F.concat(F.lit("-"), index)))
+    rows = spark.createDataFrame(pd.DataFrame({"x": x})).select("x", key.alias("key")).collect()
+    values = np.array([r["x"] for r in rows])
+    ours = [bucket_key(int(c)) for c in bucket_codes(values)]
+    differ = [(v, r["key"], k) for v, r, k in zip(values, rows, ours) if r["key"] != k]
+    assert len(rows) == len(x) and not differ, differ[:10]
