@@ -19,10 +19,10 @@ import argparse
 import json
 import shutil
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from prepare_vs_floor import best_interleaved  # bench/ is sys.path[0] when a bench script runs
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -58,17 +58,6 @@ def _generate(spark: SparkSession, rows: int, k: int, path: str) -> None:
         .write.mode("overwrite").parquet(path)
 
 
-def _best_interleaved(fns: dict, rounds: int = 2) -> dict[str, float]:
-    next(iter(fns.values()))()  # warm-up: JIT, page cache
-    best = {name: float("inf") for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000_000)
@@ -95,7 +84,7 @@ def main() -> None:
             groups = measure_groups(df, NUMERIC, spec)
             fit_transforms(spark, groups, count_categories(df, list(spec.categorical)), spec, args.k)
 
-        best = _best_interleaved({"floor": floor, "moments": lambda: fit(moments),
+        best = best_interleaved({"floor": floor, "moments": lambda: fit(moments),
                                   "sketches": lambda: fit(sketches), "all": lambda: fit(everything)})
     finally:
         spark.stop()

@@ -35,6 +35,17 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def best_interleaved(fns: dict, rounds: int = 2) -> dict[str, float]:
+    """Best time of each function over `rounds` interleaved rounds, after one warm-up run of the
+    first (JIT, page cache): interleaving spreads a noisy neighbour's load over all of them."""
+    timed(next(iter(fns.values())))
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], timed(fn))
+    return best
+
+
 def bench_config(work: Path, rows: int, fmt: str = "parquet", master: str = "local[2]",
                  rebalance: str = "none", extra: tuple[str, ...] = ()) -> Config:
     """The demo config pointed at generated data of `rows` rows under `work`."""

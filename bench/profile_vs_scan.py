@@ -17,7 +17,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prepare_vs_floor import timed  # bench/ is sys.path[0] when a bench script runs
+from prepare_vs_floor import best_interleaved, timed  # bench/ is sys.path[0] when a bench script runs
 from pyspark.sql import functions as F
 from results_table import insert_rows
 
@@ -56,11 +56,9 @@ def main() -> None:
         def run_profile() -> None:
             profile(data, label="label")
 
-        # warm-up of both (JIT, file cache, Python workers), then the best of two interleaved rounds
-        timed(scan)
-        timed(run_profile)
-        rounds = [(timed(scan), timed(run_profile)) for _ in range(2)]
-        scan_s, profile_s = min(s for s, _ in rounds), min(p for _, p in rounds)
+        timed(run_profile)  # its own warm-up (Python workers); best_interleaved warms the scan
+        best = best_interleaved({"scan": scan, "profile": run_profile})
+        scan_s, profile_s = best["scan"], best["profile"]
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)
