@@ -15,9 +15,10 @@
    share at least one bucket with probability 1 - (1 - J^r)^b: with the defaults b=25, r=8 that is
    0.99 at J=0.8 and 0.35 at J=0.6, so candidates are cheap to over-generate and verify.
    One window over (band, key) sizes every bucket and finds its smallest row_id in a single shuffle
-   of the (row, band) keys. Bucket sizes are bounded: a bucket larger than `max_bucket`
-   (boilerplate, templates) links each member to the bucket's smallest row_id instead of producing
-   all pairs, so the work stays linear; only rows of smaller shared buckets meet in a self-join.
+   of the (row, band) keys; its result (only rows of shared buckets) is materialised once. Bucket
+   sizes are bounded: a bucket larger than `max_bucket` (boilerplate, templates) links each member
+   to the bucket's smallest row_id instead of producing all pairs, so the work stays linear; only
+   rows of smaller shared buckets meet in a self-join.
 4. Every candidate pair is verified by the exact Jaccard of the two texts' shingle sets,
    recomputed from the texts (cheaper than storing the sets: candidates are few); only pairs at or
    above the threshold become edges. Precision therefore depends on the threshold only; recall on
@@ -156,12 +157,19 @@ def jaccard(left: Sequence[str | None], right: Sequence[str | None], kind: str, 
     return np.divide(common, union, out=np.zeros(n), where=union > 0)
 
 
-def similar_pairs(df: DataFrame, signed: DataFrame, config: NearDupConfig) -> DataFrame:
-    """Verified edges (`a`, `b`, `jaccard`) with a < b between rows of `df` (`row_id` and the text
-    column) whose texts have Jaccard similarity >= threshold; `signed` is `signatures(df, config)`."""
+def shared_buckets(signed: DataFrame) -> DataFrame:
+    """The rows of `signatures(...)` whose bucket holds more than one row, with the bucket's size
+    `n` and smallest row_id `anchor`: one window, one shuffle of every (row, band) key."""
     bucket = Window.partitionBy("band", "key")
-    sized = signed.select(ROW_ID, "band", "key", F.count(F.lit(1)).over(bucket).alias("n"),
-                          F.min(ROW_ID).over(bucket).alias("anchor")).where(F.col("n") > 1)
+    return signed.select(ROW_ID, "band", "key", F.count(F.lit(1)).over(bucket).alias("n"),
+                         F.min(ROW_ID).over(bucket).alias("anchor")).where(F.col("n") > 1)
+
+
+def similar_pairs(df: DataFrame, sized: DataFrame, config: NearDupConfig) -> DataFrame:
+    """Verified edges (`a`, `b`, `jaccard`) with a < b between rows of `df` (`row_id` and the text
+    column) whose texts have Jaccard similarity >= threshold; `sized` is `shared_buckets(...)`,
+    read three times (both sides of the self-join and the anchors): pass it materialised, or the
+    window runs three times."""
     small = sized.where(F.col("n") <= config.max_bucket).select(ROW_ID, "band", "key")
     left, right = small.alias("l"), small.alias("r")
     all_pairs = (left.join(right, [F.col("l.band") == F.col("r.band"), F.col("l.key") == F.col("r.key"),
@@ -186,8 +194,8 @@ def similar_pairs(df: DataFrame, signed: DataFrame, config: NearDupConfig) -> Da
 
 def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise) -> DataFrame:
     """`df` with `dup_cluster`: the smallest row_id among its near-duplicates (itself if none)."""
-    signed = materialise(signatures(df, config), "near-signatures")
-    edges = materialise(similar_pairs(df, signed, config), "near-edges")
+    sized = materialise(shared_buckets(materialise(signatures(df, config), "near-signatures")), "near-buckets")
+    edges = materialise(similar_pairs(df, sized, config), "near-edges")
     components = connected_components(edges, materialise)
     joined = df.join(components.withColumnRenamed("node", ROW_ID), ROW_ID, "left")
     return joined.withColumn(DUP_CLUSTER, F.coalesce(F.col("component"), F.col(ROW_ID))).drop("component")

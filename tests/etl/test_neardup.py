@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
 from sparkprep.groups import connected_components
-from sparkprep.neardup import add_dup_clusters, jaccard, shingles, signatures, similar_pairs
+from sparkprep.neardup import add_dup_clusters, jaccard, shared_buckets, shingles, signatures, similar_pairs
 
 
 def _jaccard(x: str, y: str, size: int = 5) -> float:
@@ -43,7 +43,7 @@ def test_pairs_at_or_above_the_threshold_are_found_with_their_exact_jaccard(spar
              (4, "completely different words about databases and query planners"), (5, ""), (6, None)]
     df = spark.createDataFrame(texts, "row_id long, text string")
     config = NearDupConfig(column="text", threshold=0.8)
-    got = {(r["a"], r["b"]): r["jaccard"] for r in similar_pairs(df, signatures(df, config), config).collect()}
+    got = {(r["a"], r["b"]): r["jaccard"] for r in similar_pairs(df, shared_buckets(signatures(df, config)), config).collect()}
     expected = {(a, b): _jaccard(ta, tb) for (a, ta), (b, tb) in itertools.combinations(texts[:4], 2)
                 if _jaccard(ta, tb) >= 0.8}
     assert set(got) == set(expected) == {(1, 2)}  # case-folded: 'lazY' equals 'lazy'
