@@ -1,11 +1,13 @@
-"""Benchmark: `profile` against a plain scan of the same Parquet data, in the same run.
+"""Benchmark: `profile` against a plain scan of the same data, in the same run.
 
-Data: the demo generator's rows (Parquet), widened to --columns numeric columns derived from its
-five (so every column has its own distribution), plus cat_0 and label. The scan reads every
-column (`dropna(how="all").count()`: a bare `count()` would read no column at all). Prints the
-figures, writes bench/results/<date>-profile-<rows>x<columns>.json and adds a row to RESULTS.md's table.
+Data: the demo generator's rows, widened to --columns numeric columns derived from its five (so
+every column has its own distribution), plus cat_0 and label; with --copies N, 1/N of the rows
+are generated and each appears N times, shifted by copy x 0.001 (distinct values). Stored as
+Parquet (default) or CSV (`--format`; read with the declared schema). The scan reads every column
+(`dropna(how="all").count()`: a bare `count()` would read no column at all). Prints the figures,
+writes bench/results/<date>-profile-<rows>x<columns>-<format>.json and adds a row to RESULTS.md.
 
-    .venv/etl/bin/python bench/profile_vs_scan.py --rows 2000000 --columns 50
+    .venv/etl/bin/python bench/profile_vs_scan.py --rows 2000000 --columns 50 [--copies 8] [--format csv]
 """
 
 from __future__ import annotations
@@ -35,20 +37,28 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--columns", type=int, default=50)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved timed rounds after the warm-ups")
+    parser.add_argument("--copies", type=int, default=1, help="generate rows/N rows and widen N shifted copies "
+                        "of them (the generator makes ~2-5 MB/s here)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sparkprep-bench-profile-"))
     config = load_config(HERE.parent / "conf/demo.yaml", [
-        f"generate.rows={args.rows}", f"generate.files={max(2, args.rows // 250_000)}", "generate.format=parquet",
+        f"generate.rows={args.rows // args.copies}", f"generate.files={max(2, args.rows // args.copies // 250_000)}",
+        "generate.format=parquet",
         f"generate.path={work / 'raw'}", f"spark.master={args.master}", "spark.conf.spark.ui.showConsoleProgress=false"])
     spark = build_session(config.spark, "sparkprep-bench-profile")
     try:
         write_generated(spark, config.generate)
         raw = spark.read.parquet(str(work / "raw"))
-        wide = raw.select(*[(F.col(f"num_{i % 5}").cast("double") * (1 + i // 5) + i).alias(f"x{i:02d}")
-                            for i in range(args.columns)], "cat_0", "label")
-        wide.write.parquet(str(work / "wide"))
+        copy = F.col("_copy").cast("double")
+        wide = raw.crossJoin(spark.range(args.copies).withColumnRenamed("id", "_copy")).select(
+            *[(F.col(f"num_{i % 5}").cast("double") * (1 + i // 5) + i + copy * 1e-3).alias(f"x{i:02d}")
+              for i in range(args.columns)], "cat_0", "label")
+        wide.write.format(args.format).save(str(work / "wide"))
         size = HadoopFS(spark, qualify(str(work))).total_size(qualify(str(work / "wide")))
-        data = spark.read.parquet(str(work / "wide"))
+        # CSV is read with the declared schema, as `sparkprep profile` reads it with a config's.
+        data = spark.read.schema(wide.schema).format(args.format).load(str(work / "wide"))
 
         def scan() -> None:
             data.dropna(how="all").count()
@@ -57,22 +67,23 @@ def main() -> None:
             profile(data, label="label")
 
         timed(run_profile)  # its own warm-up (Python workers); best_interleaved warms the scan
-        best = best_interleaved({"scan": scan, "profile": run_profile})
+        best = best_interleaved({"scan": scan, "profile": run_profile}, rounds=args.rounds)
         scan_s, profile_s = best["scan"], best["profile"]
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rows": args.rows,
-        "columns": args.columns + 2, "parquet_mb": round(size / 1e6, 1), "master": args.master,
+        "columns": args.columns + 2, "format": args.format, "input_mb": round(size / 1e6, 1), "master": args.master,
+        "rounds": args.rounds,
         "scan_s": round(scan_s, 2), "profile_s": round(profile_s, 2), "ratio_to_scan": round(profile_s / scan_s, 2),
     }
     print(json.dumps(result, indent=2))
-    out = HERE / "results" / f"{result['date'][:10]}-profile-{args.rows}x{result['columns']}.json"
+    out = HERE / "results" / f"{result['date'][:10]}-profile-{args.rows}x{result['columns']}-{args.format}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     insert_rows(HERE / "RESULTS.md", [
         f"| {result['date'][:10]} | profile vs scan (all columns read) | {args.rows:,} rows x {result['columns']} columns, "
-        f"{result['parquet_mb']} MB Parquet, {args.master} | scan {scan_s:.1f} s | profile {profile_s:.1f} s | "
+        f"{result['input_mb']} MB {args.format}, {args.master} | scan {scan_s:.1f} s | profile {profile_s:.1f} s | "
         f"**{result['ratio_to_scan']}x** scan |"])
 
 if __name__ == "__main__":

@@ -72,7 +72,9 @@ def _peak_rss_mb(pid: int) -> float:
 
 def event_log_figures(log_dir: Path) -> dict[str, dict[str, float]]:
     """Per job group: stages run, stages scanning a CSV (the raw input: scratch copies are
-    Parquet), shuffle bytes written, memory and disk spill, input bytes read."""
+    Parquet), shuffle bytes written, memory and disk spill, input bytes read; tasks, their total
+    input in records (read from files + fetched from shuffles) and the largest task's input
+    (records, and shuffle MB fetched)."""
     stage_group: dict[int, str] = {}
     figures: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     # Spark 4 writes a directory of rolled files, events_<n>_<app id>, in order of n.
@@ -99,6 +101,15 @@ def event_log_figures(log_dir: Path) -> dict[str, dict[str, float]]:
                     group["spill_memory_mb"] += metrics["Memory Bytes Spilled"] / 1e6
                     group["spill_disk_mb"] += metrics["Disk Bytes Spilled"] / 1e6
                     group["input_read_mb"] += metrics["Input Metrics"]["Bytes Read"] / 1e6
+                    # Records, not bytes: Spark 4.2 counts almost no input bytes for local Parquet
+                    # (a few KB a task), while records read are exact for files and shuffles alike.
+                    shuffle_in = metrics["Shuffle Read Metrics"]
+                    task_in = metrics["Input Metrics"]["Records Read"] + shuffle_in["Total Records Read"]
+                    shuffle_mb = (shuffle_in["Remote Bytes Read"] + shuffle_in["Local Bytes Read"]) / 1e6
+                    group["tasks"] += 1
+                    group["task_in_records"] += task_in
+                    group["largest_task_in_records"] = max(group["largest_task_in_records"], task_in)
+                    group["largest_task_shuffle_mb"] = max(group["largest_task_shuffle_mb"], shuffle_mb)
     return {g: {k: round(v, 1) for k, v in f.items()} for g, f in figures.items()}
 
 
@@ -113,6 +124,15 @@ def _replicated(spark: SparkSession, base: GenerateConfig, copies: int, out: Pat
     spark.createDataFrame([(i,) for i in range(1, copies + 1)], "copy int").crossJoin(lines).select(
         F.when(ident != "", F.concat(F.col("copy").cast("string"), F.lpad(ident, 12, "0"), rest))
         .otherwise(F.col("value")).alias("value")).write.text(str(out))
+
+
+def replicated(spark: SparkSession, base: GenerateConfig, rows: int, copies: int, work: Path) -> None:
+    """The generated CSV of about `rows` rows at work/raw: made whole by the generator, or
+    (copies > 1) 1/copies of it made and copied as `_replicated` does."""
+    if copies > 1:
+        _replicated(spark, base.model_copy(update={"rows": rows // copies, "path": str(work / "base")}), copies, work / "raw")
+    else:
+        write_generated(spark, base)
 
 
 def _pandas(raw: Path, out: Path, cap_gb: float | None) -> dict:
@@ -192,11 +212,7 @@ def main() -> None:
     sc = spark.sparkContext
     try:
         sc.setJobGroup("generate", "generate")
-        if args.replicate > 1:
-            _replicated(spark, config.generate.model_copy(update={"rows": rows // args.replicate, "path": str(work / "base")}),
-                        args.replicate, work / "raw")
-        else:
-            write_generated(spark, config.generate)
+        replicated(spark, config.generate, rows, args.replicate, work)
         size = HadoopFS(spark, qualify(str(work))).total_size(qualify(str(work / "raw")))
         result["input_mb"] = round(size / 1e6, 1)
         if "floor" in args.only:
