@@ -104,12 +104,17 @@ def _infer_schema(config: Config, args: argparse.Namespace) -> None:
 
 
 def _validate(config: Config, args: argparse.Namespace) -> None:
-    from sparkprep.quality import check, load_stats
+    from sparkprep.quality import Checked, check, load_stats
+    from sparkprep.report import render_validation_report
 
     stats = load_stats(args.stats) if args.stats else _profile_input(config, args, "sparkprep-validate")
     result = check(stats, args.schema, args.environment, args.baseline)
     if args.report:
         Path(args.report).write_text(json.dumps(result.to_dict(), indent=1))
+    if args.html:
+        checked = Checked(stats, load_stats(args.baseline) if args.baseline else None, result)
+        title = f"{args.stats or ', '.join(args.input or ['the configured input'])} against {args.schema}"
+        Path(args.html).write_text(render_validation_report(checked.for_report(), title))
     for a in result.anomalies:
         print(f"{a.severity.upper():7}  {a.type:26}  {a.message}")
     for column, d in result.distances.items():
@@ -137,6 +142,8 @@ def _options(name: str, cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--baseline", help="stats.json of the previous batch (drift) or of training (skew)")
         cmd.add_argument("--environment", default="TRAINING", choices=["TRAINING", "SERVING"])
         cmd.add_argument("--report", help="write anomalies and distances as JSON here")
+        cmd.add_argument("--html", help="write a self-contained report.html here (anomalies, distances, "
+                         "baseline vs current histograms, the batch's profile plots)")
 
 
 COMMANDS: dict[str, tuple[Callable[..., None], str]] = {

@@ -135,6 +135,12 @@ def render_blocked_report(manifest: dict[str, Any], quality: dict[str, Any]) -> 
 <h2>Why</h2><pre>{html.escape(blocked["message"])}</pre>{_quality(quality)}""")
 
 
+def render_validation_report(quality: dict[str, Any], title: str) -> str:
+    """`sparkprep validate --html`: the anomalies, every distance, baseline-vs-current overlays
+    and the batch's profile plots, as one self-contained page."""
+    return _page(title, f"<h1>sparkprep validate: {html.escape(title)}</h1>{_quality(quality)}")
+
+
 def _page(run_id: str, body: str) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sparkprep report {html.escape(run_id)}</title>

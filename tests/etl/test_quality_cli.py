@@ -5,6 +5,7 @@ import json
 import yaml
 
 from sparkprep.cli import main
+from sparkprep.profile import profile
 
 LOCAL = ["--set", "spark.master=local[2]"]
 
@@ -30,3 +31,25 @@ def test_profile_infer_validate_exit_codes(spark, tmp_path, capsys):
     # Input errors (a stats file that does not exist) and usage errors both exit 2.
     assert main(["validate", "--schema", str(schema), "--stats", str(tmp_path / "missing.json")]) == 2
     assert main(["validate", "--schema", str(stats), "--stats", str(stats)]) == 2
+
+
+def test_validate_html_report_overlays_the_drifted_batch(spark, tmp_path):
+    """--html: one self-contained page with the drift anomaly, the distances, and baseline vs
+    current histograms of the numeric column on common bins."""
+    def stats_of(name, rows):
+        (tmp_path / f"{name}.json").write_text(json.dumps(profile(spark.createDataFrame(rows, "x double, c string")).to_dict()))
+        return tmp_path / f"{name}.json"
+
+    before = stats_of("before", [(float(i % 10), "A" if i % 4 else "B") for i in range(200)])
+    after = stats_of("after", [(float(i % 10) + 30, "A" if i % 2 else "B") for i in range(200)])
+    schema, page = tmp_path / "schema.yaml", tmp_path / "report.html"
+    assert main(["infer-schema", "--stats", str(before), "--out", str(schema)]) == 0
+    rules = yaml.safe_load(schema.read_text())
+    rules["columns"]["c"]["drift"] = {"linf": 0.1, "severity": "error"}
+    schema.write_text(yaml.safe_dump(rules))
+    assert main(["validate", "--schema", str(schema), "--stats", str(after), "--baseline", str(before),
+                 "--html", str(page)]) == 1
+    text = page.read_text()
+    assert text.startswith("<!doctype html>") and "http" not in text.replace('"http://www.w3.org/2000/svg"', "")
+    assert "x: baseline vs current" in text and text.count("<svg") >= 3
+    assert "drift" in text and "linf 0.25" in text  # c: A 0.75 -> 0.5, so L-infinity 0.25
