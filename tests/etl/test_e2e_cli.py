@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparkprep.cli import main
+from sparkprep.verify import verify_output
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_PYTHON = os.environ.get("SPARKPREP_TRAIN_PYTHON", str(ROOT / ".venv/train/bin/python"))
@@ -47,21 +48,22 @@ def _read_counts(out: Path) -> tuple[dict, dict]:
     return originals, copies
 
 
-def _trainer_counts(out: Path, fold: int) -> dict:
-    """Rows each trainer-side backend yields per split, in the trainer environment (no Spark)."""
+def _trainer_reads(out: Path, fold: int) -> dict:
+    """Rows per label_index that each trainer-side backend yields per split, in the trainer
+    environment (no Spark); both backends must agree."""
     script = (
-        "import json, sys\n"
-        "from sparkprep.train import make_loader\n"
+        "import collections, json, sys\n"
+        "from sparkprep.train import load_manifest, make_loader\n"
         "out, fold = sys.argv[1], int(sys.argv[2])\n"
-        "counts = {}\n"
+        "classes, counts = len(load_manifest(out)['classes']), {}\n"
         "for backend in ('arrow', 'petastorm'):\n"
         "    for split in ('train', 'val', 'test'):\n"
-        "        rows = 0\n"
+        "        seen = collections.Counter()\n"
         "        with make_loader(out, fold=fold, split=split, batch_size=256, shuffle=False,\n"
         "                         backend=backend) as loader:\n"
         "            for batch in loader:\n"
-        "                rows += len(batch['label_index'])\n"
-        "        counts[backend + '/' + split] = rows\n"
+        "                seen.update(batch['label_index'].tolist())\n"
+        "        counts[backend + '/' + split] = [seen[c] for c in range(classes)]\n"
         "print(json.dumps(counts))\n")
     proc = subprocess.run([TRAIN_PYTHON, "-c", script, str(out), str(fold)], capture_output=True,
                           text=True, timeout=600, cwd=ROOT)
@@ -70,6 +72,11 @@ def _trainer_counts(out: Path, fold: int) -> dict:
     arrow = {k.split("/")[1]: v for k, v in counts.items() if k.startswith("arrow/")}
     assert arrow == {k.split("/")[1]: v for k, v in counts.items() if k.startswith("petastorm/")}
     return arrow
+
+
+def _trainer_counts(out: Path, fold: int) -> dict:
+    """Rows each backend yields per split."""
+    return {split: sum(per_class) for split, per_class in _trainer_reads(out, fold).items()}
 
 
 def _check_manifest_against_data(out: Path) -> dict:
@@ -172,26 +179,7 @@ def undersampled_out(raw_csv, tmp_path_factory):
     return out
 
 
-def _class_counts_read(out: Path, fold: int) -> dict:
-    """Rows per label_index that the arrow reader yields for train and val of `fold` (trainer env)."""
-    script = (
-        "import collections, json, sys\n"
-        "from sparkprep.train import make_loader\n"
-        "counts = {}\n"
-        "for split in ('train', 'val'):\n"
-        "    seen = collections.Counter()\n"
-        "    with make_loader(sys.argv[1], fold=int(sys.argv[2]), split=split, batch_size=64, drop_last=False) as loader:\n"
-        "        for batch in loader:\n"
-        "            seen.update(batch['label_index'].tolist())\n"
-        "    counts[split] = [seen[c] for c in range(max(seen) + 1)]\n"
-        "print(json.dumps(counts))\n")
-    proc = subprocess.run([TRAIN_PYTHON, "-c", script, str(out), str(fold)], capture_output=True,
-                          text=True, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def test_prepare_undersampled_then_train_reads_balanced_classes_and_val_every_original(undersampled_out):
+def test_prepare_undersampled_then_train_reads_balanced_classes_and_val_every_original(undersampled_out, spark):
     out = undersampled_out
     manifest = _check_manifest_against_data(out)
     classes, counts = manifest["classes"], manifest["counts"]
@@ -207,7 +195,8 @@ def test_prepare_undersampled_then_train_reads_balanced_classes_and_val_every_or
     # target 1: every training portion, so its priors, exactly balanced
     assert all(p == [1 / len(classes)] * len(classes)
                for p in [manifest["class_priors"]["final"], *manifest["class_priors"]["folds"].values()])
-    read = _class_counts_read(out, 0)
+    read = _trainer_reads(out, 0)
+    assert {split: sum(n) for split, n in read.items()} == _expected_loader_counts(manifest, 0)
     originals = counts["per_fold_per_class"]
     assert read["val"] == [originals["0"][c] for c in classes]  # validation sees every original
     train = [sum(originals[f][c] - counts["undersampled_per_fold_per_class"][f][c] for f in originals if f not in ("0", "-1"))
@@ -221,9 +210,9 @@ def test_prepare_undersampled_then_train_reads_balanced_classes_and_val_every_or
     flags = data.column("in_train").to_pylist()
     flags[flags.index(False)] = True
     pq.write_table(data.set_column(data.schema.get_field_index("in_train"), "in_train", pa.array(flags)), part)
-    proc = subprocess.run([*SPARKPREP, "verify", *SMALL[2:], str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 4 and "FAIL  undersampling as planned" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    # In-process: the suite's Spark session is up anyway, a `sparkprep verify` would start another JVM.
+    violations = verify_output(spark, str(out)).violations
+    assert [v for v in violations if v.startswith("undersampling as planned")], violations
 
 
 def _rows(out: Path) -> list:
