@@ -4,8 +4,8 @@ Everything is re-derived from the written data and compared with manifest.json: 
 each `row_id` in exactly one fold (so every copy sits in its original's fold), every copy has its
 original, per-class fold counts within 1 of each other and holdout sizes as planned, and the
 manifest's per-fold per-class counts equal to the data; with `in_train`, only CV originals
-undersampled and exactly the planned number kept per (fold, class). Two aggregations over the data, whatever
-its size; violations are reported with up to five example row_ids.
+undersampled and exactly the planned number kept per (fold, class). Two aggregations over the
+data, whatever its size; violations are reported with up to five example row_ids.
 
 The fitted transform (the file manifest.json names) is checked the same way, with a third
 aggregation: parameters for folds 0..k-1 and final; each set fitted on exactly its training
@@ -157,7 +157,7 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
         verdict.check("holdout size per class", _holdout_problems(counts, classes, k, split["holdout_fraction"]))
     verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
     if IN_TRAIN in data.columns or (manifest.get("rebalance") or {}).get("method") == "undersample":
-        verdict.check("undersampling as planned (training portions balanced exactly)",
+        verdict.check("undersampling as planned (training portions balanced to the target)",
                       _undersample_problems(counts, by_group("skipped"), by_group("skipped_copies"), manifest,
                                             IN_TRAIN in data.columns))
     if transform is not None:
@@ -188,8 +188,9 @@ def _undersample_problems(counts: dict[tuple[int, int], int], skipped: dict[tupl
                           has_column: bool) -> list[str]:
     """Only CV originals are skipped; per fold j and class c the kept originals number exactly
     T_jc = min(n_jc, round(m_j / target)), m_j the fold's smallest nonzero class count (re-derived
-    here, not imported from rebalance). Equal T_jc per fold make every union of folds, so every
-    training portion, balanced exactly; the manifest's undersampled counts must equal the data's."""
+    here, not imported from rebalance). Each class of fold j then keeps m_j to round(m_j / target)
+    rows, every class m_j with target 1, so every union of folds, every training portion, is balanced
+    to the target exactly; the manifest's undersampled counts must equal the data's."""
     if not has_column:
         return [f"the data has no {IN_TRAIN} column, but the manifest says rebalance.method undersample"]
     classes, k, rebalance = manifest["classes"], manifest["split"]["k"], manifest.get("rebalance") or {}

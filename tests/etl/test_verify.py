@@ -173,7 +173,7 @@ def _write_undersampled(spark, tmp_path, rows, manifest=None):
 def test_a_good_undersampled_dataset_passes(spark, tmp_path):
     verdict = verify_output(spark, _write_undersampled(spark, tmp_path, UNDER))
     assert verdict.ok, verdict.violations
-    assert "undersampling as planned (training portions balanced exactly)" in verdict.checks
+    assert "undersampling as planned (training portions balanced to the target)" in verdict.checks
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -186,7 +186,7 @@ def test_a_good_undersampled_dataset_passes(spark, tmp_path):
 ])
 def test_a_tampered_undersampling_fails_verification(spark, tmp_path, change, expected):
     violations = verify_output(spark, _write_undersampled(spark, tmp_path, [change(r) for r in UNDER])).violations
-    assert any(v == f"undersampling as planned (training portions balanced exactly): {expected}"
+    assert any(v == f"undersampling as planned (training portions balanced to the target): {expected}"
                for v in violations), violations
 
 

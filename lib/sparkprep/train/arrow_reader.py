@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # this loader alone, so torch's warning about them says nothing to act on.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
 
+
 @dataclass(frozen=True)
 class Source:
     """A data file: the filesystem it is on, its path there, and its URL for messages."""
