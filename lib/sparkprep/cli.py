@@ -164,7 +164,8 @@ def summary_table(manifest: dict, out: str) -> str:
     lines = [("output", out), ("format", manifest["output"]["format"]),
              ("input rows", rows["input"]), ("rejected", rows["rejected"]),
              ("duplicates", rows["duplicates"]), ("output rows", rows["output"]),
-             ("replicas (training copies)", rows["replicas"])]
+             ("replicas (training copies)", rows["replicas"]),
+             ("undersampled (not trained on)", rows.get("undersampled", 0))]
     lines += [(f"  {'holdout' if f == '-1' else 'fold ' + f}", n) for f, n in rows["by_fold"].items()]
     lines += [(f"  rejected: {reason}", n) for reason, n in manifest["rejections"]["by_reason"].items()]
     lines += [("classes", ", ".join(manifest["classes"])), ("seconds", manifest["timings_s"]["total"])]

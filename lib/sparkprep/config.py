@@ -204,9 +204,12 @@ class SplitConfig(_Section):
 class RebalanceConfig(_Section):
     """Resampling of the training portions, after the split (the holdout is never resampled)."""
 
-    method: Literal["none", "oversample"] = "none"
-    target: float = Field(1.0, gt=0, le=1, description="Each class up to target x the majority "
-                          "count of its fold; 1.0 balances every training portion exactly.")
+    method: Literal["none", "oversample", "undersample"] = Field(
+        "none", description="oversample: copies of minority rows; undersample: training skips "
+        "majority originals (in_train = false), validation and test still see them.")
+    target: float = Field(1.0, gt=0, le=1, description="oversample: each class up to target x the "
+                          "majority count of its fold; undersample: each class down to the minority "
+                          "count / target; 1.0 balances every training portion exactly.")
 
 
 class NumericTransform(_Section):

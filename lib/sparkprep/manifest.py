@@ -22,6 +22,8 @@ class RowCounts:
     output: int
     replicas: int = 0
     by_fold: dict[str, int] = field(default_factory=dict)
+    #: Originals that training portions skip (`in_train` false); still in `output` and validation.
+    undersampled: int = 0
 
     def check(self) -> None:
         """The law of DESIGN.md: every input row is output, a duplicate, or quarantined."""
@@ -44,8 +46,9 @@ def class_priors(counts: list[int]) -> list[float]:
 
 def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: list[str], run_id: str) -> dict[str, Any]:
     sets = {"final": training_folds(k, None), **{str(f): training_folds(k, f) for f in range(k)}}
-    # Weights and priors describe what a trainer reads: originals and their copies.
-    counts = {name: groups.class_counts(folds, len(classes), with_copies=True) for name, folds in sets.items()}
+    # Weights and priors describe what a trainer reads: originals and their copies, minus
+    # undersampled originals. Normalisation below stays fitted on every training original.
+    counts = {name: groups.class_counts(folds, len(classes), as_read=True) for name, folds in sets.items()}
     stats = {name: {c: m.to_dict() for c, m in groups.merged(folds, numeric).items()}
              for name, folds in sets.items()}
     folds_only = [str(f) for f in range(k)]
@@ -65,6 +68,11 @@ def _per_training_set(groups: FoldGroups, k: int, classes: list[str], numeric: l
             "folds": {f: stats[f] for f in folds_only},
         },
     }
+
+
+def _per_cv_fold(counts: dict[tuple[int, int], int], k: int, classes: list[str]) -> dict[str, dict[str, int]]:
+    """fold -> class -> count for folds 0..k-1, from counts keyed by (fold, label_index)."""
+    return {str(f): {c: counts.get((f, i), 0) for i, c in enumerate(classes)} for f in range(k)}
 
 
 def _identity(config: Config, status: str, run_id: str, created_at: str, inputs: list[dict[str, Any]],
@@ -104,9 +112,8 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
                   **split_method},
         "rows": asdict(rows),
         "counts": {"per_fold_per_class": per_fold_class,
-                   "replicas_per_fold_per_class": {
-                       str(f): dict(zip(classes, (groups.copies.get((f, c), 0) for c in range(len(classes)))))
-                       for f in range(k)}},
+                   "replicas_per_fold_per_class": _per_cv_fold(groups.copies, k, classes),
+                   "undersampled_per_fold_per_class": _per_cv_fold(groups.undersampled, k, classes)},
         "rebalance": config.rebalance.model_dump(mode="json"),
         **_per_training_set(groups, k, classes, cols.numeric, run_id),
         "rejections": {"by_reason": rejections,

@@ -33,7 +33,7 @@ from dataclasses import field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep import HOLDOUT_FOLD
+from sparkprep import HOLDOUT_FOLD, IN_TRAIN
 from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, NormaliseConfig,
                               NumericTransform)
 from sparkprep.transform import (ArrayParams, CategoricalParams, NumericParams, TransformParams,
@@ -116,7 +116,8 @@ def array_widths(df: DataFrame, arrays: list[str]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class FoldGroups:
-    """Per (fold, label_index): originals, oversampled copies, and per-column statistics of originals.
+    """Per (fold, label_index): originals, oversampled copies, undersampled originals (`in_train`
+    false), and per-column statistics of originals.
 
     `moments`/`extents` are keyed by column, and by `column[i]` for position i of an array column;
     `sketches` holds the KLL sketch (bytes) of the numeric columns whose methods need quantiles.
@@ -127,11 +128,14 @@ class FoldGroups:
     moments: dict[tuple[int, int], dict[str, Moments]]
     extents: dict[tuple[int, int], dict[str, Extent]] = field(default_factory=dict)
     sketches: dict[tuple[int, int], dict[str, bytes]] = field(default_factory=dict)
+    undersampled: dict[tuple[int, int], int] = field(default_factory=dict)
 
-    def class_counts(self, folds: list[int], classes: int, with_copies: bool = False) -> list[int]:
-        """Rows per class in `folds`: originals, plus copies for what a trainer reads."""
+    def class_counts(self, folds: list[int], classes: int, as_read: bool = False) -> list[int]:
+        """Rows per class in `folds`: originals; with `as_read`, what a training portion reads
+        (plus copies, minus undersampled originals)."""
         def rows(key: tuple[int, int]) -> int:
-            return self.rows.get(key, 0) + (self.copies.get(key, 0) if with_copies else 0)
+            extra = self.copies.get(key, 0) - self.undersampled.get(key, 0) if as_read else 0
+            return self.rows.get(key, 0) + extra
 
         return [sum(rows((f, c)) for f in folds) for c in range(classes)]
 
@@ -201,7 +205,9 @@ def _moments(n: int, s1: float | None, s2: float | None, shift: float) -> Moment
 
 
 def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = None) -> FoldGroups:
-    """One aggregation over the written data; statistics come from originals (`replica == 0`) only.
+    """One aggregation over the written data; statistics come from originals (`replica == 0`) only,
+    undersampled ones included: normalisation is fitted on all training originals (DESIGN.md), so
+    a fold's transform does not depend on the rebalancing.
 
     Without `spec`, every numeric column gets the moments of its present values; with it, also
     min/max (minmax methods), sketches (quantile methods) and array positions as the spec needs. The fitted values are
@@ -214,26 +220,29 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
         for i in range(spec.widths[c]):
             # try_element_at: a shorter array gives a missing element here, not an ANSI error.
             projected[_element(c, i)] = _present(F.try_element_at(F.col(c), F.lit(i + 1)).cast("double"))
-    values = df.select("fold", "label_index", original.alias("_original"),
+    # Data without `in_train` (hand-built frames, outputs older than undersampling) trains on every row.
+    in_train = F.col(IN_TRAIN) if IN_TRAIN in df.columns else F.lit(True)
+    values = df.select("fold", "label_index", original.alias("_original"), in_train.alias("_in_train"),
                        *[F.when(original, v).alias(n) for n, v in projected.items()])
     stats = list(projected)
     with_extent = {c for c in numeric if spec.numeric.get(c, NumericTransform()).method == "minmax"} | {
         _element(c, i) for c, t in spec.arrays.items() if t.method == "minmax" for i in range(spec.widths[c])}
     shifts = _shifts(values, stats)
     aggs = [F.count(F.when(F.col("_original"), 1)).alias("_rows"),
-            F.count(F.when(~F.col("_original"), 1)).alias("_copies")]
+            F.count(F.when(~F.col("_original"), 1)).alias("_copies"),
+            F.count(F.when(~F.col("_in_train"), 1)).alias("_undersampled")]
     for name in stats:
         aggs += _stat_aggs(name, shifts[name], name in with_extent)
     aggs += [F.kll_sketch_agg_double(c, F.lit(spec.sketch_k)).alias(f"{c}__sketch") for c in numeric if spec.ranks(c)]
-    rows, copies, moments, extents, sketches = {}, {}, {}, {}, {}
+    rows, copies, undersampled, moments, extents, sketches = {}, {}, {}, {}, {}, {}
     for r in values.groupBy("fold", "label_index").agg(*aggs).collect():
         key = (int(r["fold"]), int(r["label_index"]))
-        rows[key], copies[key] = int(r["_rows"]), int(r["_copies"])
+        rows[key], copies[key], undersampled[key] = int(r["_rows"]), int(r["_copies"]), int(r["_undersampled"])
         moments[key] = {c: _moments(int(r[f"{c}__n"]), r[f"{c}__s1"], r[f"{c}__s2"], shifts[c]) for c in stats}
         extents[key] = {c: Extent(r[f"{c}__min"], r[f"{c}__max"]) if r[f"{c}__n"] else Extent() for c in with_extent}
         sketches[key] = {c: bytes(r[f"{c}__sketch"]) for c in numeric
                          if spec.ranks(c) and r[f"{c}__n"]}
-    return FoldGroups(rows, copies, moments, extents, sketches)
+    return FoldGroups(rows, copies, moments, extents, sketches, undersampled)
 
 
 def count_categories(df: DataFrame, columns: list[str]) -> dict[str, dict[int, dict[str, int]]]:

@@ -47,7 +47,7 @@ from sparkprep.normalise import (FitSpec, apply_spark, array_widths, count_categ
                                  measure_groups)
 from sparkprep.quality import STATS, Blocked, gate, read_local, record
 from sparkprep.schema_rules import load_schema
-from sparkprep.rebalance import oversample_training_rows
+from sparkprep.rebalance import rebalance
 from sparkprep.report import render_blocked_report, render_report
 from sparkprep.split import (FOLD_RANK, GroupedPlan, SplitPlan, add_label_index, assign_folds,
                              assign_group_folds, holdout_by_column)
@@ -263,8 +263,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         if n_kept != n_input - sum(rejections.values()) - n_duplicates:
             raise ContractError(f"row accounting broken before writing: {n_input} input - {sum(rejections.values())} "
                                 f"rejected - {n_duplicates} duplicates != {n_kept} rows to split")
-        final = (oversample_training_rows(folded, cols.label, plan, config.rebalance.target)
-                 if config.rebalance.method == "oversample" else folded.withColumn("replica", F.lit(0)))
+        final = rebalance(folded, cols.label, plan, config.rebalance.method, config.rebalance.target)
         # Within each file, rows in hash order rather than the split's (class, bucket) order, so a
         # reader's row group is a fair mix of classes even before it shuffles.
         mixed = final.select(_output_columns(final)).sortWithinPartitions(
@@ -290,7 +289,8 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     clock.lap("measure")
     by_fold = {str(f): sum(n for (fo, _), n in groups.rows.items() if fo == f) for f in [HOLDOUT_FOLD, *range(plan.k)]}
     counts = RowCounts(input=n_input, rejected=sum(rejections.values()), duplicates=n_duplicates,
-                       output=sum(groups.rows.values()), replicas=sum(groups.copies.values()), by_fold=by_fold)
+                       output=sum(groups.rows.values()), replicas=sum(groups.copies.values()), by_fold=by_fold,
+                       undersampled=sum(groups.undersampled.values()))
     try:
         manifest = build_manifest(
             config=config, run_id=run_id, created_at=created.isoformat(timespec="seconds"),

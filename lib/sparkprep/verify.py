@@ -3,8 +3,9 @@
 Everything is re-derived from the written data and compared with manifest.json: row accounting,
 each `row_id` in exactly one fold (so every copy sits in its original's fold), every copy has its
 original, per-class fold counts within 1 of each other and holdout sizes as planned, and the
-manifest's per-fold per-class counts equal to the data. Two aggregations over the data, whatever
-its size; violations are reported with up to five example row_ids.
+manifest's per-fold per-class counts equal to the data; with `in_train`, only CV originals
+undersampled and exactly the planned number kept per (fold, class). Two aggregations over the
+data, whatever its size; violations are reported with up to five example row_ids.
 
 The fitted transform (the file manifest.json names) is checked the same way, with a third
 aggregation: parameters for folds 0..k-1 and final; each set fitted on exactly its training
@@ -25,7 +26,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep import BLOCKED, HOLDOUT_FOLD
+from sparkprep import BLOCKED, HOLDOUT_FOLD, IN_TRAIN
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.split import holdout_by_column
@@ -115,11 +116,18 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     verdict.check("row_id unique among originals", [f"row_ids of several originals: {_examples(twins)}"] if twins else [])
 
     classes, k = manifest["classes"], manifest["split"]["k"]
+    # A null in_train counts as skipped, as the trainer's filter (== true) skips it.
+    skipped = ~F.coalesce(F.col(IN_TRAIN), F.lit(False)) if IN_TRAIN in data.columns else F.lit(False)
     grouped = data.groupBy("fold", "label_index").agg(
         F.count(F.when(F.col("replica") == 0, 1)).alias("originals"),
-        F.count(F.when(F.col("replica") > 0, 1)).alias("copies")).collect()
-    counts = {(int(r["fold"]), int(r["label_index"])): int(r["originals"]) for r in grouped if r["originals"]}
-    copies = {(int(r["fold"]), int(r["label_index"])): int(r["copies"]) for r in grouped if r["copies"]}
+        F.count(F.when(F.col("replica") > 0, 1)).alias("copies"),
+        F.count(F.when(skipped & (F.col("replica") == 0), 1)).alias("skipped"),
+        F.count(F.when(skipped & (F.col("replica") > 0), 1)).alias("skipped_copies")).collect()
+
+    def by_group(column: str) -> dict[tuple[int, int], int]:
+        return {(int(r["fold"]), int(r["label_index"])): int(r[column]) for r in grouped if r[column]}
+
+    counts, copies = by_group("originals"), by_group("copies")
     expected = {(int(f), classes.index(c)): n for f, per_class in manifest["counts"]["per_fold_per_class"].items()
                 for c, n in per_class.items() if n}
     verdict.check("manifest counts equal the data", [] if counts == expected else
@@ -148,6 +156,10 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     elif split.get("method") != "group-stratified-blocks":  # whole groups make the holdout approximate
         verdict.check("holdout size per class", _holdout_problems(counts, classes, k, split["holdout_fraction"]))
     verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
+    if IN_TRAIN in data.columns or (manifest.get("rebalance") or {}).get("method") == "undersample":
+        verdict.check("undersampling as planned (training portions balanced to the target)",
+                      _undersample_problems(counts, by_group("skipped"), by_group("skipped_copies"), manifest,
+                                            IN_TRAIN in data.columns))
     if transform is not None:
         _check_transform(verdict, manifest, data, transform)
     return verdict
@@ -168,6 +180,41 @@ def _replica_problems(counts: dict[tuple[int, int], int], copies: dict[tuple[int
         got = [copies.get((fold, c), 0) for c in range(classes)]
         if got != wanted:
             problems.append(f"fold {fold}: copies per class {got}, expected {wanted} (originals {originals})")
+    return problems
+
+
+def _undersample_problems(counts: dict[tuple[int, int], int], skipped: dict[tuple[int, int], int],
+                          skipped_copies: dict[tuple[int, int], int], manifest: dict[str, Any],
+                          has_column: bool) -> list[str]:
+    """Only CV originals are skipped; per fold j and class c the kept originals number exactly
+    T_jc = min(n_jc, round(m_j / target)), m_j the fold's smallest nonzero class count (re-derived
+    here, not imported from rebalance). Each class of fold j then keeps m_j to round(m_j / target)
+    rows, every class m_j with target 1, so every union of folds, every training portion, is balanced
+    to the target exactly; the manifest's undersampled counts must equal the data's."""
+    if not has_column:
+        return [f"the data has no {IN_TRAIN} column, but the manifest says rebalance.method undersample"]
+    classes, k, rebalance = manifest["classes"], manifest["split"]["k"], manifest.get("rebalance") or {}
+    problems = [f"{n} copies (replica > 0) with {IN_TRAIN} false in fold {f} (class {c}): only originals "
+                f"are undersampled" for (f, c), n in sorted(skipped_copies.items())]
+    problems += [f"{n} holdout rows with {IN_TRAIN} false (class {c}): the holdout is never resampled"
+                 for (f, c), n in sorted(skipped.items()) if f == HOLDOUT_FOLD]
+    for fold in range(k):
+        originals = [counts.get((fold, c), 0) for c in range(len(classes))]
+        kept = [n - skipped.get((fold, c), 0) for c, n in enumerate(originals)]
+        if rebalance.get("method") == "undersample":
+            cap = round(min((n for n in originals if n), default=0) / rebalance["target"])
+            wanted = [min(n, cap) for n in originals]
+        else:
+            wanted = originals
+        if kept != wanted:
+            problems.append(f"fold {fold}: originals in training per class {kept}, expected {wanted} "
+                            f"(originals {originals})")
+    recorded = (manifest.get("counts") or {}).get("undersampled_per_fold_per_class")
+    if recorded is not None:
+        written = {(int(f), classes.index(c)): n for f, per in recorded.items() for c, n in per.items() if n}
+        if written != {key: n for key, n in skipped.items() if key[0] != HOLDOUT_FOLD}:
+            problems.append(f"manifest undersampled_per_fold_per_class {sorted(written.items())} != data "
+                            f"{sorted(skipped.items())}")
     return problems
 
 

@@ -6,10 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from sparkprep.cli import main
+from sparkprep.verify import verify_output
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_PYTHON = os.environ.get("SPARKPREP_TRAIN_PYTHON", str(ROOT / ".venv/train/bin/python"))
@@ -45,21 +48,22 @@ def _read_counts(out: Path) -> tuple[dict, dict]:
     return originals, copies
 
 
-def _trainer_counts(out: Path, fold: int) -> dict:
-    """Rows each trainer-side backend yields per split, in the trainer environment (no Spark)."""
+def _trainer_reads(out: Path, fold: int) -> dict:
+    """Rows per label_index that each trainer-side backend yields per split, in the trainer
+    environment (no Spark); both backends must agree."""
     script = (
-        "import json, sys\n"
-        "from sparkprep.train import make_loader\n"
+        "import collections, json, sys\n"
+        "from sparkprep.train import load_manifest, make_loader\n"
         "out, fold = sys.argv[1], int(sys.argv[2])\n"
-        "counts = {}\n"
+        "classes, counts = len(load_manifest(out)['classes']), {}\n"
         "for backend in ('arrow', 'petastorm'):\n"
         "    for split in ('train', 'val', 'test'):\n"
-        "        rows = 0\n"
+        "        seen = collections.Counter()\n"
         "        with make_loader(out, fold=fold, split=split, batch_size=256, shuffle=False,\n"
         "                         backend=backend) as loader:\n"
         "            for batch in loader:\n"
-        "                rows += len(batch['label_index'])\n"
-        "        counts[backend + '/' + split] = rows\n"
+        "                seen.update(batch['label_index'].tolist())\n"
+        "        counts[backend + '/' + split] = [seen[c] for c in range(classes)]\n"
         "print(json.dumps(counts))\n")
     proc = subprocess.run([TRAIN_PYTHON, "-c", script, str(out), str(fold)], capture_output=True,
                           text=True, timeout=600, cwd=ROOT)
@@ -68,6 +72,11 @@ def _trainer_counts(out: Path, fold: int) -> dict:
     arrow = {k.split("/")[1]: v for k, v in counts.items() if k.startswith("arrow/")}
     assert arrow == {k.split("/")[1]: v for k, v in counts.items() if k.startswith("petastorm/")}
     return arrow
+
+
+def _trainer_counts(out: Path, fold: int) -> dict:
+    """Rows each backend yields per split."""
+    return {split: sum(per_class) for split, per_class in _trainer_reads(out, fold).items()}
 
 
 def _check_manifest_against_data(out: Path) -> dict:
@@ -88,10 +97,12 @@ def _check_manifest_against_data(out: Path) -> dict:
 
 
 def _expected_loader_counts(manifest: dict, fold: int) -> dict:
-    """What the contract says a loader yields: train = other folds with copies; val, test = originals."""
-    by_fold = manifest["rows"]["by_fold"]
-    copies = {f: sum(per.values()) for f, per in manifest["counts"]["replicas_per_fold_per_class"].items()}
-    train = sum(n + copies.get(f, 0) for f, n in by_fold.items() if f not in (str(fold), "-1"))
+    """What the contract says a loader yields: train = other folds with copies, minus undersampled
+    originals; val, test = originals."""
+    by_fold, counts = manifest["rows"]["by_fold"], manifest["counts"]
+    copies = {f: sum(per.values()) for f, per in counts["replicas_per_fold_per_class"].items()}
+    skipped = {f: sum(per.values()) for f, per in counts.get("undersampled_per_fold_per_class", {}).items()}
+    train = sum(n + copies.get(f, 0) - skipped.get(f, 0) for f, n in by_fold.items() if f not in (str(fold), "-1"))
     return {"train": train, "val": by_fold[str(fold)], "test": by_fold["-1"]}
 
 
@@ -126,9 +137,9 @@ def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out):
     assert manifest["rows"]["replicas"] > 0
     assert _trainer_counts(out, fold=0) == _expected_loader_counts(manifest, 0)
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name or ".scratch-" in p.name]
-    assert len(manifest["verified"]) == 13  # 9 on the data, 4 on the transform
+    assert len(manifest["verified"]) == 14  # 10 on the data (undersampling: none), 4 on the transform
     report = _cli("verify", *SMALL[2:], str(out)).stdout
-    assert report.count("ok  ") == 14 and "FAIL" not in report  # and the transform file is there
+    assert report.count("ok  ") == 15 and "FAIL" not in report  # and the transform file is there
 
 
 def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):
@@ -158,6 +169,50 @@ def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == documents[0]["folds"]["0"]
     assert _trainer_counts(out, fold=1) == _expected_loader_counts(first, 1)
+
+
+@pytest.fixture(scope="module")
+def undersampled_out(raw_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("undersampled") / "out"
+    _cli("prepare", *SMALL, "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}",
+         "--set", "rebalance.method=undersample")
+    return out
+
+
+def test_prepare_undersampled_then_train_reads_balanced_classes_and_val_every_original(undersampled_out, spark):
+    out = undersampled_out
+    manifest = _check_manifest_against_data(out)
+    classes, counts = manifest["classes"], manifest["counts"]
+    assert manifest["rows"]["replicas"] == 0 and manifest["rows"]["undersampled"] > 0
+    table = ds.dataset(out / "data", format="parquet", partitioning="hive").to_table(
+        columns=["fold", "label_index", "in_train"])
+    skipped = {}
+    for fold, label, kept in zip(*(table[c].to_pylist() for c in ("fold", "label_index", "in_train"))):
+        if not kept:
+            skipped[(fold, label)] = skipped.get((fold, label), 0) + 1
+    assert skipped == {(int(f), classes.index(c)): n for f, per in counts["undersampled_per_fold_per_class"].items()
+                       for c, n in per.items() if n}
+    # target 1: every training portion, so its priors, exactly balanced
+    assert all(p == [1 / len(classes)] * len(classes)
+               for p in [manifest["class_priors"]["final"], *manifest["class_priors"]["folds"].values()])
+    read = _trainer_reads(out, 0)
+    assert {split: sum(n) for split, n in read.items()} == _expected_loader_counts(manifest, 0)
+    originals = counts["per_fold_per_class"]
+    assert read["val"] == [originals["0"][c] for c in classes]  # validation sees every original
+    train = [sum(originals[f][c] - counts["undersampled_per_fold_per_class"][f][c] for f in originals if f not in ("0", "-1"))
+             for c in classes]
+    assert read["train"] == train and len(set(train)) == 1
+    assert [n / sum(train) for n in train] == manifest["class_priors"]["folds"]["0"]
+    # Tampered: one skipped original of fold 0 back in training; the verifier must fail.
+    part = next(p for p in sorted((out / "data" / "fold=0").glob("*.parquet"))
+                if not all(pq.read_table(p, columns=["in_train"]).column("in_train").to_pylist()))
+    data = pq.read_table(part)
+    flags = data.column("in_train").to_pylist()
+    flags[flags.index(False)] = True
+    pq.write_table(data.set_column(data.schema.get_field_index("in_train"), "in_train", pa.array(flags)), part)
+    # In-process: the suite's Spark session is up anyway, a `sparkprep verify` would start another JVM.
+    violations = verify_output(spark, str(out)).violations
+    assert [v for v in violations if v.startswith("undersampling as planned")], violations
 
 
 def _rows(out: Path) -> list:

@@ -148,3 +148,53 @@ def test_a_missing_transform_file_fails_verification_through_the_cli(spark, tmp_
     assert main(["verify", out]) == 4
     assert f"FAIL  transform: the file the manifest names is present\n      {out}/{TRANSFORM} is missing" in \
         capsys.readouterr().out.replace("file://", "")
+
+
+# GOOD's originals, undersampled with target 1: fold 0 holds a 2 (ids 2, 4) / b 1, so one a is
+# skipped (4); fold 1 holds a 1 / b 2 (ids 7, 8), so one b is skipped (8). in_train last.
+UNDER = [(*r, r[0] not in (4, 8)) for r in GOOD if r[2] == 0]
+
+
+def _write_undersampled(spark, tmp_path, rows, manifest=None):
+    """UNDER-like rows written with their in_train column, and a manifest that says undersample."""
+    out = tmp_path / "out"
+    df = spark.createDataFrame([(*r, _x(r[0], r[2]), _y(r[0], r[2])) for r in rows],
+                               "row_id long, fold int, replica int, label_index int, in_train boolean, x double, y double")
+    df.write.partitionBy("fold").parquet(str(out / "data"))
+    if manifest is None:
+        manifest = _manifest([r[:4] for r in rows])
+        manifest["rebalance"] = {"method": "undersample", "target": 1.0}
+        manifest["counts"]["undersampled_per_fold_per_class"] = {"0": {"a": 1, "b": 0}, "1": {"a": 0, "b": 1}}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / TRANSFORM).write_text(json.dumps(_transform([r[:4] for r in rows])))
+    return str(out)
+
+
+def test_a_good_undersampled_dataset_passes(spark, tmp_path):
+    verdict = verify_output(spark, _write_undersampled(spark, tmp_path, UNDER))
+    assert verdict.ok, verdict.violations
+    assert "undersampling as planned (training portions balanced to the target)" in verdict.checks
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda r: r[:4] + (False,) if r[0] == 1 else r,
+     "1 holdout rows with in_train false (class 0): the holdout is never resampled"),
+    (lambda r: r[:4] + (True,) if r[0] == 8 else r,
+     "fold 1: originals in training per class [1, 2], expected [1, 1] (originals [1, 2])"),
+    (lambda r: r[:4] + (False,) if r[0] == 6 else r,
+     "fold 0: originals in training per class [1, 0], expected [1, 1] (originals [2, 1])"),
+])
+def test_a_tampered_undersampling_fails_verification(spark, tmp_path, change, expected):
+    violations = verify_output(spark, _write_undersampled(spark, tmp_path, [change(r) for r in UNDER])).violations
+    assert any(v == f"undersampling as planned (training portions balanced to the target): {expected}"
+               for v in violations), violations
+
+
+def test_an_undersampled_copy_and_a_missing_column_are_found(spark, tmp_path):
+    copy = verify_output(spark, _write_undersampled(spark, tmp_path / "copy", UNDER + [(6, 0, 1, 1, False)]))
+    assert any("1 copies (replica > 0) with in_train false in fold 0 (class 1)" in v for v in copy.violations)
+    manifest = _manifest(GOOD)
+    manifest["rebalance"] = {"method": "undersample", "target": 1.0}
+    missing = verify_output(spark, _write(spark, tmp_path / "missing", GOOD, manifest))
+    assert any("the data has no in_train column, but the manifest says rebalance.method undersample" in v
+               for v in missing.violations)

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 import torch
@@ -13,7 +14,10 @@ from torch.utils.data import DataLoader
 
 from handmade import BASE, K, generated_rows, manifest_for, table_of, write_manifest, write_parquet_output
 from sparkprep.errors import ContractError, InputError
-from sparkprep.train import load_manifest, make_loader, sharded_loader
+from sparkprep.train import DatasetFiles, load_manifest, make_loader, sharded_loader
+from sparkprep.train.arrow_reader import Source, count_units
+from sparkprep.train.files import TRAINING
+from sparkprep.train.location import OutputLocation
 from sparkprep.train.loader import BACKENDS
 
 SPLITS = [("train", f) for f in range(K)] + [("val", f) for f in range(K)] + [("final", 0), ("test", 0)]
@@ -220,3 +224,71 @@ def test_ragged_lists_and_string_columns_are_refused_by_name(tmp_path: Path) -> 
         list(make_loader(str(out), 0, "val", columns=["emb"]))
     with pytest.raises(InputError, match="column 'label' .* string"):
         make_loader(str(out), 0, "val", columns=["label"])
+
+
+def _undersampled_flag(fold: int, row: int, replica: int) -> bool:
+    """in_train by hand: every third CV original is undersampled; copies and the holdout never are."""
+    return not (fold != -1 and replica == 0 and row % 3 == 1)
+
+
+@pytest.fixture(scope="module")
+def undersampled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`many`'s rows with `in_train`, sorted by it, so that row groups of 7 are all false, all true
+    or mixed: each way of counting a row group (statistics or a read of the column) is taken."""
+    out = tmp_path_factory.mktemp("undersampled") / "out"
+    rows = sorted(generated_rows(), key=lambda r: _undersampled_flag(*r[:3]))
+    table = table_of(rows).append_column("in_train", pa.array([_undersampled_flag(*r[:3]) for r in rows]))
+    write_parquet_output(out, table, files={-1: 2, 0: 3, 1: 2, 2: 3}, row_group_size=7)
+    by_fold = Counter(str(f) for f, _, rep, _ in rows if rep == 0)
+    write_manifest(out, manifest_for("parquet", k=K, rows={"output": sum(by_fold.values()), "by_fold": by_fold},
+                                     rebalance={"method": "undersample", "target": 1.0}))
+    return out
+
+
+def undersampled_rows(out: Path, split: str, fold: int) -> list[tuple[int, int]]:
+    """contract_rows, minus the rows with in_train false for train and final (DESIGN.md)."""
+    skipped = {(r, rep) for f, r, rep, _ in generated_rows() if not _undersampled_flag(f, r, rep)}
+    rows = contract_rows(out, split, fold)
+    return [row for row in rows if row not in skipped] if split in ("train", "final") else rows
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("split", "fold"), [("train", 0), ("train", 2), ("val", 1), ("final", 0), ("test", 0)])
+def test_undersampled_originals_are_left_out_of_train_and_final_only(undersampled: Path, backend: str,
+                                                                     split: str, fold: int) -> None:
+    expected = undersampled_rows(undersampled, split, fold)
+    every = contract_rows(undersampled, split, fold)
+    assert (len(expected) < len(every)) == (split in ("train", "final"))
+    assert sorted(flat(read_batches(undersampled, fold, split, backend=backend))) == expected
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("world_size", [2, 3])
+@pytest.mark.parametrize("split", ["train", "final"])
+def test_undersampled_ranks_stay_exact(undersampled: Path, backend: str, world_size: int, split: str) -> None:
+    expected = undersampled_rows(undersampled, split, 1)
+    ranks = [flat(read_batches(undersampled, 1, split, seed=3, rank=r, world_size=world_size, backend=backend))
+             for r in range(world_size)]
+    assert len({len(r) for r in ranks}) == 1
+    rows = [row for rank in ranks for row in rank]
+    assert len(set(rows)) == len(rows) == len(expected) - len(expected) % world_size and set(rows) <= set(expected)
+
+
+def test_kept_rows_per_row_group_are_counted_from_statistics_or_the_column(undersampled: Path) -> None:
+    manifest = load_manifest(str(undersampled))
+    files = DatasetFiles.for_split(str(undersampled), manifest, "final")
+    assert files.keep == TRAINING
+    sources = [Source.of(OutputLocation.of(str(undersampled)), url) for url in files.urls]
+    counted = [u.rows for u in count_units(sources, files.keep)]
+    direct = []
+    for source in sources:
+        file = source.open()
+        for group in range(file.metadata.num_row_groups):
+            flags = file.read_row_group(group, columns=["in_train"]).column("in_train").to_pylist()
+            direct.append((sum(flags), len(flags)))
+    assert counted == [kept for kept, _ in direct]
+    assert {"none", "all", "some"} <= {"none" if k == 0 else "all" if k == n else "some" for k, n in direct}
+
+
+def test_a_manifest_without_undersampling_reads_every_row_of_train(many: Path) -> None:
+    assert DatasetFiles.for_split(str(many), load_manifest(str(many)), "train", fold=0).keep is None

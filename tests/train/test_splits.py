@@ -9,6 +9,7 @@ import torch
 
 from sparkprep.errors import ContractError, InputError
 from sparkprep.train import DatasetFiles, load_manifest, make_loader
+from sparkprep.train.files import ORIGINALS
 from sparkprep.train.loader import BACKENDS
 from handmade import manifest_for, write_manifest
 
@@ -54,9 +55,9 @@ def test_only_the_directories_of_the_selected_folds_are_listed(parquet_out: Path
     files = DatasetFiles.for_split(str(parquet_out), manifest, "val", fold=0)
     data = f"file://{parquet_out}/data"
     assert files.urls == (f"{data}/fold=0/part-00000.snappy.parquet", f"{data}/fold=0/part-00001.snappy.parquet")
-    assert files.originals_only
+    assert files.keep == ORIGINALS
     train = DatasetFiles.for_split(str(parquet_out), manifest, "train", fold=1)
-    assert train.urls == files.urls and not train.originals_only
+    assert train.urls == files.urls and train.keep is None
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from sparkprep.errors import ContractError, InputError
 from sparkprep.train.batching import Block
+from sparkprep.train.files import RowFilter
 from sparkprep.train.location import OutputLocation
 from sparkprep.train.sharded_loader import ShardedLoader
 from sparkprep.train.sharding import Shard, Unit
@@ -29,8 +30,6 @@ log = logging.getLogger(__name__)
 # Batches share the decoded Arrow buffers (zero-copy), which numpy marks read-only; they belong to
 # this loader alone, so torch's warning about them says nothing to act on.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
-
-REPLICA = "replica"
 
 
 @dataclass(frozen=True)
@@ -52,35 +51,38 @@ class Source:
         return pq.ParquetFile(self.path, filesystem=self.fs)
 
 
-def count_units(sources: Sequence[Source], originals_only: bool) -> list[Unit]:
+def count_units(sources: Sequence[Source], keep: RowFilter | None) -> list[Unit]:
     """The row groups of the files and the rows the split reads from each, from Parquet metadata.
 
-    For val/test (originals only) the counts must be known before sharding so that ranks stay
-    equal: a row group whose `replica` statistics say max == 0 counts all its rows without a read;
-    any other reads its `replica` column alone (4 bytes a row) and counts the zeros.
+    With a filter (val/test: originals only; train/final of an undersampled run: in_train only)
+    the counts must be known before sharding so that ranks stay equal: a row group whose
+    statistics of the filter column say every row matches counts all its rows without a read, one
+    whose statistics exclude the value counts none; any other reads that column alone (4 bytes a
+    row for `replica`, 1 bit for `in_train`) and counts the matches.
     """
     units = []
     for index, source in enumerate(sources):
         file = source.open()
         for group in range(file.metadata.num_row_groups):
             rows = file.metadata.row_group(group).num_rows
-            if originals_only and rows:
-                rows = _originals_in(file, group, rows)
+            if keep and rows:
+                rows = _kept_in(file, group, rows, keep)
             units.append(Unit(file=index, row_group=group, rows=rows))
     return units
 
 
-def _originals_in(file: pq.ParquetFile, group: int, rows: int) -> int:
+def _kept_in(file: pq.ParquetFile, group: int, rows: int, keep: RowFilter) -> int:
     meta = file.metadata.row_group(group)
     for i in range(meta.num_columns):
         column = meta.column(i)
-        if column.path_in_schema == REPLICA and column.is_stats_set and column.statistics.has_min_max:
-            if column.statistics.max == 0 and column.statistics.null_count == 0:
+        if column.path_in_schema == keep.column and column.is_stats_set and column.statistics.has_min_max:
+            stats = column.statistics
+            if stats.min == stats.max == keep.value and stats.null_count == 0:
                 return rows
-            if column.statistics.min > 0:
+            if not stats.min <= keep.value <= stats.max:
                 return 0
-    replica = file.read_row_group(group, columns=[REPLICA]).column(REPLICA)
-    return int(pc.sum(pc.equal(replica, 0)).as_py() or 0)
+    table = file.read_row_group(group, columns=[keep.column])
+    return int(pc.sum(keep.mask(table)).as_py() or 0)
 
 
 def check_columns(source: Source, columns: Sequence[str]) -> None:
@@ -98,9 +100,9 @@ class ArrowLoader(ShardedLoader):
     """The shard's pieces read with pyarrow, row group by row group; see `ShardedLoader`."""
 
     def __init__(self, sources: Sequence[Source], units: Sequence[Unit], columns: Sequence[str], *,
-                 originals_only: bool, **common: Any) -> None:
-        self._sources, self._originals_only = tuple(sources), originals_only
-        self._read = (*columns, REPLICA) if originals_only and REPLICA not in columns else tuple(columns)
+                 keep: RowFilter | None, **common: Any) -> None:
+        self._sources, self._keep = tuple(sources), keep
+        self._read = (*columns, keep.column) if keep and keep.column not in columns else tuple(columns)
         super().__init__(units, columns, **common)
 
     def _blocks(self, shard: Shard, epoch: int) -> Iterator[Block]:
@@ -110,8 +112,8 @@ class ArrowLoader(ShardedLoader):
             if opened is None or opened[0] != unit.file:
                 opened = (unit.file, self._sources[unit.file].open())
             table = opened[1].read_row_group(unit.row_group, columns=list(self._read))
-            if self._originals_only:
-                table = table.filter(pc.equal(table.column(REPLICA), 0))
+            if self._keep:
+                table = table.filter(self._keep.mask(table))
             table = table.slice(piece.start, piece.stop - piece.start)
             yield {name: _to_numpy(table.column(name), name, self._sources[unit.file]) for name in self._columns}
 

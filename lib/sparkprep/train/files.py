@@ -13,15 +13,17 @@ from typing import Any
 from urllib.parse import unquote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from sparkprep import HOLDOUT_FOLD
+from sparkprep import HOLDOUT_FOLD, IN_TRAIN
 from sparkprep.errors import ContractError, InputError
 from sparkprep.train.location import OutputLocation
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "final", "test")
+REPLICA = "replica"
 _FOLD_DIR = "fold="
 
 
@@ -34,21 +36,41 @@ class DataFile:
 
 
 @dataclass(frozen=True)
+class RowFilter:
+    """The rows a split reads from its files: those whose `column` equals `value`."""
+
+    column: str
+    value: Any
+
+    def mask(self, table: pa.Table) -> pa.ChunkedArray:
+        """True where a row is read (a null reads as false, as Table.filter drops it)."""
+        return pc.equal(table.column(self.column), self.value)
+
+
+#: val/test: originals only, no oversampled copies.
+ORIGINALS = RowFilter(REPLICA, 0)
+#: train/final of an undersampled run: no undersampled originals.
+TRAINING = RowFilter(IN_TRAIN, True)
+
+
+@dataclass(frozen=True)
 class DatasetFiles:
-    """The files one split reads, and whether oversampled copies must be filtered out of them.
+    """The files one split reads, and which of their rows (None: every row).
 
     >>> files = DatasetFiles.for_split("/data/prepared", load_manifest("/data/prepared"), "val", fold=2)
-    >>> files.urls[0], files.originals_only
-    ('file:///data/prepared/data/fold=2/part-00000-….parquet', True)
+    >>> files.urls[0], files.keep
+    ('file:///data/prepared/data/fold=2/part-00000-….parquet', RowFilter(column='replica', value=0))
     """
 
     urls: tuple[str, ...]
-    originals_only: bool
+    keep: RowFilter | None
 
     @classmethod
     def for_split(cls, out_dir: str, manifest: dict[str, Any], split: str, fold: int = 0) -> DatasetFiles:
         """Select by the data contract (DESIGN.md), for fold k: train = fold not in {k, -1};
-        val = fold == k and replica == 0; final = fold != -1; test = fold == -1 and replica == 0."""
+        val = fold == k and replica == 0; final = fold != -1; test = fold == -1 and replica == 0.
+        When the run undersampled, train and final also need in_train (older outputs have no
+        such column and no undersampling)."""
         k = int(manifest["split"]["k"])
         if split not in SPLITS:
             raise InputError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
@@ -69,7 +91,8 @@ class DatasetFiles:
             raise InputError(f"no data files for split {split!r} (fold {fold}) under "
                              f"{location.url_of(_data_path(manifest))}: the dataset has no rows there")
         log.info("split %s fold %d: %d of %d files", split, fold, len(urls), len(files))
-        return cls(urls=urls, originals_only=split in ("val", "test"))
+        undersampled = (manifest.get("rebalance") or {}).get("method") == "undersample"
+        return cls(urls=urls, keep=ORIGINALS if split in ("val", "test") else TRAINING if undersampled else None)
 
 
 def list_data_files(location: OutputLocation, manifest: dict[str, Any]) -> list[DataFile]:

@@ -29,7 +29,8 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
                 petastorm: PetastormOptions | None = None, transform: str | None = None) -> Any:
     """Batches of one split, as dicts of torch tensors: the selected columns plus `label_index`.
 
-    Splits, for fold k (DESIGN.md): "train" = fold not in {k, -1}, replicas included; "val" =
+    Splits, for fold k (DESIGN.md): "train" = fold not in {k, -1}, replicas included, undersampled
+    originals (in_train false) left out, as for "final"; "val" =
     fold k, originals only; "final" = fold != -1; "test" = holdout, originals only. Only the files
     of the selected folds are opened. `columns=None` selects the numeric and array feature columns
     of the manifest; numeric nulls arrive as NaN, fixed-length array columns as 2-D tensors; dtypes
@@ -77,10 +78,10 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
     sources = [Source.of(location, url) for url in files.urls]
     check_columns(sources[0], [c for c in wanted if params is None or c not in
                                {p.column for p in params.categorical}])
-    units = count_units(sources, files.originals_only)
+    units = count_units(sources, files.keep)
     common = dict(batch_size=batch_size, window_rows=window, epoch=epoch, num_epochs=num_epochs,
                   spec=ShardSpec(rank=rank, world_size=world_size, seed=seed, shuffle=shuffle, drop_last=drop_last),
-                  transform=params.apply_numpy if params else None, originals_only=files.originals_only)
+                  transform=params.apply_numpy if params else None, keep=files.keep)
     if backend == "petastorm":
         return PetastormLoader(sources, whole_files(units), wanted, options=petastorm or PetastormOptions(), **common)
     return ArrowLoader(sources, units, wanted, **common)

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 from petastorm import TransformSpec, make_batch_reader
 
-from sparkprep.train.arrow_reader import REPLICA, Source
+from sparkprep.train.arrow_reader import Source
 from sparkprep.train.batching import Block
+from sparkprep.train.files import REPLICA, RowFilter
 from sparkprep.train.sharded_loader import ShardedLoader
 from sparkprep.train.sharding import Shard, Unit, epoch_rng
 
@@ -58,16 +58,16 @@ class PetastormLoader(ShardedLoader):
     `ShardedLoader`. `units` are whole files (sharding.whole_files)."""
 
     def __init__(self, sources: Sequence[Source], units: Sequence[Unit], columns: Sequence[str], *,
-                 originals_only: bool, options: PetastormOptions, **common: Any) -> None:
-        self._sources, self._originals_only, self._options = tuple(sources), originals_only, options
+                 keep: RowFilter | None, options: PetastormOptions, **common: Any) -> None:
+        self._sources, self._keep, self._options = tuple(sources), keep, options
         super().__init__(units, columns, **common)
 
     def _blocks(self, shard: Shard, epoch: int) -> Iterator[Block]:
         files = sorted({piece.unit.file for piece in shard.pieces})
         repeats = self._repeats(shard)
-        keys = [ROW_ID, REPLICA] if repeats is not None else [REPLICA] if self._originals_only else []
-        read = [*self._columns, *(c for c in keys if c not in self._columns)]
-        transform = (TransformSpec(_RankRows(self._originals_only, repeats),
+        keys = [*([ROW_ID, REPLICA] if repeats is not None else []), *self._filtered_on()]
+        read = list(dict.fromkeys([*self._columns, *keys]))
+        transform = (TransformSpec(_RankRows(self._keep, repeats),
                                    removed_fields=[c for c in read if c not in self._columns]) if keys else None)
         seed = int(epoch_rng(self.spec.seed, epoch, _PETASTORM_STREAM, self.spec.rank).integers(2**31))
         with make_batch_reader(
@@ -83,6 +83,9 @@ class PetastormLoader(ShardedLoader):
             for batch in reader:
                 yield {name: getattr(batch, name) for name in self._columns}
 
+    def _filtered_on(self) -> list[str]:
+        return [self._keep.column] if self._keep else []
+
     def _repeats(self, shard: Shard) -> pd.Series | None:
         """How often the rank yields each row of the files it shares (0: another rank's row; 2 or
         more: a padded row), keyed by (row_id, replica); None when it reads its files whole."""
@@ -94,9 +97,9 @@ class PetastormLoader(ShardedLoader):
             return None
         ids, replicas, times = [], [], []
         for file, count in shared.items():
-            table = self._sources[file].open().read(columns=[ROW_ID, REPLICA])
-            if self._originals_only:
-                table = table.filter(pc.equal(table.column(REPLICA), 0))
+            table = self._sources[file].open().read(columns=list(dict.fromkeys([ROW_ID, REPLICA, *self._filtered_on()])))
+            if self._keep:
+                table = table.filter(self._keep.mask(table))
             differs = count != 1
             ids.append(table.column(ROW_ID).to_numpy()[differs])
             replicas.append(table.column(REPLICA).to_numpy()[differs])
@@ -108,19 +111,20 @@ class PetastormLoader(ShardedLoader):
 @dataclass(frozen=True)
 class _RankRows:
     """Petastorm's TransformSpec function (runs in its workers on one row group at a time; a class,
-    not a closure, so that a process pool can pickle it): originals only for val/test, then each row
-    as often as `repeats` says (1 when it has no entry).
+    not a closure, so that a process pool can pickle it): the split's rows (`keep`: originals only
+    for val/test, in_train only for an undersampled train/final), then each row as often as
+    `repeats` says (1 when it has no entry).
 
     A filter here rather than a Petastorm predicate: with make_batch_reader the predicate path
     blanks non-matching rows with None before dropping them, which turns int64 columns into float64
     (row_id is a 64-bit hash; it would lose precision)."""
 
-    originals_only: bool
+    keep: RowFilter | None
     repeats: pd.Series | None
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if self.originals_only:
-            frame = frame[frame[REPLICA] == 0]
+        if self.keep:
+            frame = frame[frame[self.keep.column] == self.keep.value]
         if self.repeats is None:
             return frame
         keys = pd.MultiIndex.from_arrays([frame[ROW_ID].to_numpy(), frame[REPLICA].to_numpy()])
