@@ -87,6 +87,16 @@ def _quality(quality: dict[str, Any] | None) -> str:
             f'<h2>Profile ({stats["rows"]} rows)</h2>{nulls}{label}{hists}')
 
 
+def _rebalance(manifest: dict[str, Any]) -> str:
+    rebalance, rows = manifest.get("rebalance") or {}, manifest["rows"]
+    method = rebalance.get("method", "none")
+    if method == "none":
+        return "none"
+    done = (f"{rows.get('replicas', 0)} copies added" if method == "oversample" else
+            f"{rows.get('undersampled', 0)} originals left out of training (validation still sees them)")
+    return f"{method} to target {rebalance.get('target')}: {done}"
+
+
 def render_report(manifest: dict[str, Any], quality: dict[str, Any] | None = None) -> str:
     """The human report of one run (`quality`: the validate step's stats, verdict and overlays)."""
     rows = manifest["rows"]
@@ -96,6 +106,7 @@ def render_report(manifest: dict[str, Any], quality: dict[str, Any] | None = Non
     summary = _table([("run", manifest["run_id"]), ("created", manifest["created_at"]),
                       ("input rows", rows["input"]), ("rejected", rows["rejected"]),
                       ("duplicates", rows["duplicates"]), ("output rows", rows["output"]),
+                      ("rebalance", _rebalance(manifest)),
                       ("folds", manifest["split"]["k"]), ("seed", manifest["seed"]),
                       ("format", manifest["output"]["format"]), ("classes", ", ".join(manifest["classes"]))])
     accounting = _bars("Row accounting", {"rows": {"input": rows["input"], "output": rows["output"],

@@ -184,6 +184,8 @@ def test_prepare_undersampled_then_train_reads_balanced_classes_and_val_every_or
     manifest = _check_manifest_against_data(out)
     classes, counts = manifest["classes"], manifest["counts"]
     assert manifest["rows"]["replicas"] == 0 and manifest["rows"]["undersampled"] > 0
+    assert (f"undersample to target 1.0: {manifest['rows']['undersampled']} originals left out of training"
+            in (out / "report.html").read_text())
     table = ds.dataset(out / "data", format="parquet", partitioning="hive").to_table(
         columns=["fold", "label_index", "in_train"])
     skipped = {}
