@@ -24,9 +24,11 @@ SMALL = ["--set", "generate.rows=3000", "--set", "generate.files=2", "--set", "s
          "--set", "dedup.near=null"]
 
 
-def run(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run a command from the repo root; fail the test with its stderr tail if it fails."""
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=_env())
+def run(cmd: list[str], timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command from the repo root (with `env` added to the environment); fail the test with
+    its stderr tail if it fails."""
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**_env(), **(env or {})})
     assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     return proc
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+_S3A = "s3a://"
+
 
 @dataclass(frozen=True)
 class OutputLocation:
@@ -18,10 +20,18 @@ class OutputLocation:
 
     @classmethod
     def of(cls, out_dir: str) -> OutputLocation:
-        """A bare local path (absolute or relative) becomes `file://`; URIs go through pyarrow."""
+        """A bare local path (absolute or relative) becomes `file://`; URIs go through pyarrow.
+
+        `s3a://` (Hadoop's connector, as the ETL's output.path names it) is read as `s3://`.
+        Endpoint and credentials come from the environment, as for any AWS client:
+        AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or a role), AWS_REGION, and for an S3-compatible
+        server AWS_ENDPOINT_URL (plus AWS_ALLOW_HTTP=true for delta-rs on a plain-http endpoint).
+        """
         if "://" not in out_dir:
             # Not Path.as_uri(): it percent-quotes, and Petastorm uses urlparse().path unquoted.
             out_dir = "file://" + str(Path(out_dir).resolve())
+        if out_dir.startswith(_S3A):
+            out_dir = "s3://" + out_dir[len(_S3A):]
         fs, path = pafs.FileSystem.from_uri(out_dir)
         return cls(fs=fs, path=path.rstrip("/"), url=out_dir.rstrip("/"))
 
