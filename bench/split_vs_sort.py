@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="1g")
     parser.add_argument("--shuffle-partitions", type=int, default=400,
                         help="initial shuffle partitions; AQE coalesces them to ~64 MB each")
+    parser.add_argument("--input", help="reuse the Parquet rows of an earlier run (left behind when it failed) "
+                        "instead of generating them")
     args = parser.parse_args()
     rows = int(args.gb * 1e9 / CSV_BYTES_PER_ROW)
     work = Path(tempfile.mkdtemp(prefix="sparkprep-split-"))
@@ -72,18 +74,20 @@ def main() -> None:
                     "load_avg_start": os.getloadavg()[0]}
     spark = build_session(config.spark, "sparkprep-bench-split")
     sc = spark.sparkContext
+    source = Path(args.input) if args.input else work / "rows"
     try:
-        sc.setJobGroup("generate", "generate")
-        replicated(spark, config.generate, rows, args.replicate, work)
         fs = HadoopFS(spark, qualify(str(work)))
-        result["csv_mb"] = round(fs.total_size(qualify(str(work / "raw"))) / 1e6, 1)
-        columns = ", ".join(f"{c} string" for c in config.input.schema_)
-        labelled = spark.read.schema(columns).csv(str(work / "raw")).where(F.col("label").isin("class_0", "class_1", "class_2"))
-        labelled.withColumn(ROW_ID, F.xxhash64(*labelled.columns)).write.parquet(str(work / "rows"))
-        result["input_mb"] = round(fs.total_size(qualify(str(work / "rows"))) / 1e6, 1)
-        for scratch in ("raw", "base"):  # the disk is needed for the outputs and shuffle files at 10 GB
-            shutil.rmtree(work / scratch, ignore_errors=True)
-        rows_in = spark.read.parquet(str(work / "rows"))
+        if not args.input:
+            sc.setJobGroup("generate", "generate")
+            replicated(spark, config.generate, rows, args.replicate, work)
+            result["csv_mb"] = round(fs.total_size(qualify(str(work / "raw"))) / 1e6, 1)
+            columns = ", ".join(f"{c} string" for c in config.input.schema_)
+            labelled = spark.read.schema(columns).csv(str(work / "raw")).where(F.col("label").isin("class_0", "class_1", "class_2"))
+            labelled.withColumn(ROW_ID, F.xxhash64(*labelled.columns)).write.parquet(str(source))
+            for scratch in ("raw", "base"):  # the disk is needed for the outputs and shuffle files at 10 GB
+                shutil.rmtree(work / scratch, ignore_errors=True)
+        result["input_mb"] = round(fs.total_size(qualify(str(source))) / 1e6, 1)
+        rows_in = spark.read.parquet(str(source))
         result["input_rows"] = rows_in.count()
         stages = {"sort": lambda df: df.sort(F.xxhash64(ROW_ID)),
                   "split": lambda df: _split(df, rebalance=False),
@@ -93,7 +97,7 @@ def main() -> None:
             out = work / name.replace("+", "-")
             partitioned = ["fold"] if name != "sort" else []
             result[name] = {"seconds": round(timed(
-                lambda: stages[name](spark.read.parquet(str(work / "rows"))).write.partitionBy(*partitioned)
+                lambda: stages[name](spark.read.parquet(str(source))).write.partitionBy(*partitioned)
                 .parquet(str(out))), 2)}
             result[name]["output_rows"] = spark.read.parquet(str(out)).count()
             shutil.rmtree(out, ignore_errors=True)
@@ -111,12 +115,13 @@ def main() -> None:
             if name in result:
                 result[name]["ratio_to_sort"] = round(result[name]["seconds"] / result["sort"]["seconds"], 2)
     print(json.dumps(result, indent=2))
-    out = HERE / "results" / f"{result['date'][:10]}-split-{args.gb:g}gb.json"
+    out = HERE / "results" / f"{result['date'][:10]}-split-{args.gb:g}gb{'-reused-input' if args.input else ''}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
+    csv = result.get("csv_mb", "an earlier run's")
     if "sort" in result:
         insert_rows(HERE / "RESULTS.md", [
             f"| {result['date'][:10]} | {name} vs plain sort | {result['input_rows']:,} rows, {result['input_mb']} MB "
-            f"Parquet (from {result['csv_mb']} MB CSV), local[2], {args.driver_memory} heap | sort "
+            f"Parquet (from {csv} MB CSV), local[2], {args.driver_memory} heap | sort "
             f"{result['sort']['seconds']:.0f} s | {name} {result[name]['seconds']:.0f} s, largest task "
             f"{result[name]['largest_task_in_records']:,.0f} records in | **{result[name]['ratio_to_sort']}x** sort |"
             for name in BENCHES[1:] if name in result])

@@ -38,6 +38,12 @@ _SQL_CONF = {
     # (65535) a whole-stage method in between runs interpreted. Cleaning a wide input generates
     # one: falling back to per-expression code took it from 6.2 to 4.4 s on 400k rows.
     "spark.sql.codegen.hugeMethodLimit": "8000",
+    # Row groups of 32 MiB, not parquet-mr's 128 MiB, in everything we write (scratch copies and
+    # output). A reader holds a whole row group's column chunks in heap while it decodes it (Hadoop
+    # 3.4's vectored reads allocate them at once), and so does a writer while it fills one: two
+    # tasks on 100 MB row groups next to a sort's buffers ran a 1 GB executor out of heap at 10 GB
+    # (bench/split_vs_sort.py). Copied into every write's Hadoop conf, as every SQL conf is.
+    "parquet.block.size": str(32 << 20),
 }
 
 

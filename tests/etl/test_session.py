@@ -22,6 +22,18 @@ def test_session_is_utc_with_delta_and_full_csv_parsing(spark, tmp_path):
     assert spark.read.format("delta").load(str(tmp_path / "t")).count() == 3
 
 
+def test_parquet_row_groups_are_32_mib_so_a_1_gb_executor_reads_them(spark, tmp_path):
+    """session.py caps row groups at 32 MiB; ~40 MB of incompressible doubles in one file must
+    therefore come out as more than one row group (parquet-mr's default would write one)."""
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    assert spark.conf.get("parquet.block.size") == str(32 << 20)
+    spark.range(5_000_000).select(F.rand(1).alias("x")).coalesce(1).write.parquet(str(tmp_path / "p"))
+    (part,) = (tmp_path / "p").glob("*.parquet")
+    assert pq.ParquetFile(part).metadata.num_row_groups >= 2
+
+
 def test_spark_submit_is_detected_by_its_gateway(monkeypatch):
     monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
     assert not under_spark_submit()
