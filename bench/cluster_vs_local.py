@@ -105,7 +105,8 @@ def main() -> None:
               "ratio": round(ratio, 2)}
     (HERE / "results" / f"{date}-cluster-vs-local-{args.job}-{args.gb:g}gb.json").write_text(json.dumps(result, indent=2) + "\n")
     with (HERE / "RESULTS.md").open("a") as sink:
-        sink.write(f"\n| {date} | {args.job} {' '.join(args.set)}: standalone (2 workers x 1 core) vs local[2], via deploy/spark-submit.sh "
+        # The cluster table is the file's last: a row appended right after it joins it.
+        sink.write(f"| {date} | {' '.join([args.job, *args.set])}: standalone (2 workers x 1 core) vs local[2], via deploy/spark-submit.sh "
                    f"| {rows:,} rows ({args.replicate} copies), {size / 1e6:.1f} MB CSV, load {load:.1f} | local[2] {local_s:.1f} s "
                    f"| cluster {cluster_s:.1f} s | **{ratio:.2f}x** |\n")
 
