@@ -17,7 +17,8 @@ def test_session_is_utc_with_delta_and_full_csv_parsing(spark, tmp_path):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.conf.get("spark.sql.csv.parser.columnPruning.enabled") == "false"
     # Delta's snapshots take the session's shuffle width, not Delta's fixed 50 tasks (session.py).
-    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == spark.conf.get("spark.sql.shuffle.partitions") == "4"
+    # Not a fixed number: CLI tests earlier in the suite rebuild this shared session with their own.
+    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == spark.conf.get("spark.sql.shuffle.partitions") != "50"
     spark.range(3).write.format("delta").save(str(tmp_path / "t"))
     assert spark.read.format("delta").load(str(tmp_path / "t")).count() == 3
 
