@@ -14,6 +14,7 @@ directory per fold (`<logdir>/fold<k>`): loss/train, loss/val, accuracy/train, a
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,12 @@ def main() -> None:
         finally:
             if writer:
                 writer.close()
+    # A rank died with SIGABRT ("terminate called without an active exception") after its last
+    # fold: DDP's reducer sits in reference cycles, so it (and gloo work holding tensors) was freed
+    # only at interpreter teardown. Free it while the group and the interpreter are alive, after
+    # both ranks are past their last collective.
+    dist.barrier()
+    gc.collect()
     dist.destroy_process_group()
 
 
