@@ -30,13 +30,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+from py4j.protocol import Py4JJavaError
+from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
+from sparkprep.profile_files import ParquetSource, Piece, fold_task, parquet_source, plan_pieces, unreadable_file
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +149,19 @@ def _projections(kinds: dict[str, str], types: dict[str, T.DataType]) -> list[Co
     return ([F.array(*numbers).alias("_numbers")] if numbers else []) + strings
 
 
+def add_projected(partial: PartialProfile, table: pa.Table) -> None:
+    """Fold a table of `_projections`' layout: the numbers of each row as one list<double>, then
+    the strings. One transposing copy makes each column's values contiguous for the passes over them."""
+    n, rows = sum(k in NUMBER_KINDS for k in partial.kinds), table.num_rows
+    numbers, valid = np.empty((0, rows)), []
+    if n:
+        flat = table.column(0).combine_chunks().flatten()
+        numbers = flat.to_numpy(zero_copy_only=False).reshape(rows, n).T.copy()
+        valid = list(flat.is_valid().to_numpy(zero_copy_only=False).reshape(rows, n).T.copy()) \
+            if flat.null_count else [None] * n
+    partial.add(rows, numbers, valid, [c.combine_chunks() for c in table.columns[1 if n else 0:]])
+
+
 def _fold_partition(kinds: tuple[str, ...], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """mapInArrow: all batches of one partition -> one row holding the pickled PartialProfile."""
     partial, chunk, rows = PartialProfile(kinds), [], 0
@@ -152,27 +169,56 @@ def _fold_partition(kinds: tuple[str, ...], batches: Iterator[pa.RecordBatch]) -
         chunk.append(batch)
         rows += batch.num_rows
         if rows >= CHUNK_ROWS:
-            partial.add(pa.Table.from_batches(chunk))
+            add_projected(partial, pa.Table.from_batches(chunk))
             chunk, rows = [], 0
     if chunk:
-        partial.add(pa.Table.from_batches(chunk))
+        add_projected(partial, pa.Table.from_batches(chunk))
     yield pa.RecordBatch.from_arrays([pa.array([pickle.dumps(partial, protocol=5)], pa.binary())], names=["blob"])
+
+
+def _spark_partials(df: DataFrame, kinds: dict[str, str]) -> PartialProfile:
+    """The Spark path: project, fold each partition with mapInArrow, treeAggregate (one job)."""
+    types = {f.name: f.dataType for f in df.schema.fields}
+    order = tuple(kinds.values())
+    partials = df.select(*_projections(kinds, types) or [F.lit(0).alias("_rows")]).mapInArrow(
+        functools.partial(_fold_partition, order), "blob binary")
+    return partials.rdd.map(lambda row: pickle.loads(row[0])).treeAggregate(
+        PartialProfile(order), PartialProfile.merge, PartialProfile.merge)
+
+
+def _file_partials(df: DataFrame, source: ParquetSource, tasks: list[list[Piece]]) -> PartialProfile:
+    """The Parquet path: one task per planned list of file pieces, treeAggregate (one job)."""
+    sc = df.sparkSession.sparkContext
+    try:
+        return sc.parallelize(tasks, max(1, len(tasks))).map(functools.partial(fold_task, source, CHUNK_ROWS)) \
+            .treeAggregate(PartialProfile(source.kinds), PartialProfile.merge, PartialProfile.merge)
+    except (CapturedException, Py4JJavaError) as exc:
+        error = unreadable_file(exc)
+        if error is None:
+            raise
+        raise error from None
 
 
 def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (), top_k: int = 1000) -> Profile:
     """Statistics of every column of `df` (internal `_sp_*` columns skipped) in one input scan
-    and one Spark job.
+    and one Spark job, by the Parquet path when it applies (module docstring), else by Spark's.
 
     >>> stats = profile(spark.read.parquet("data/"), label="label")
     >>> stats.columns["num_0"].quantiles["0.5"]
     """
     kinds = column_kinds(df, label, text)
     types = {f.name: f.dataType for f in df.schema.fields}
-    order = tuple(kinds.values())
-    partials = df.select(*_projections(kinds, types) or [F.lit(0).alias("_rows")]).mapInArrow(
-        functools.partial(_fold_partition, order), "blob binary")
-    merged = partials.rdd.map(lambda row: pickle.loads(row[0])).treeAggregate(
-        PartialProfile(order), PartialProfile.merge, PartialProfile.merge)
+    source, why = parquet_source(df, kinds, label)
+    tasks = None
+    if source is not None:
+        tasks, detail = plan_pieces(df, source)
+        why = f"{why}, {detail}"
+    if tasks is not None:
+        log.info("profile: Parquet path (pyarrow reads the files, %d tasks): %s", len(tasks), why)
+        merged = _file_partials(df, source, tasks)
+    else:
+        log.info("profile: Spark path (mapInArrow over Spark's rows): %s", why)
+        merged = _spark_partials(df, kinds)
     columns = {n: _column(n, kinds[n], types[n].simpleString(), state, merged.rows, n == label, top_k)
                for n, state in zip(kinds, merged.states)}
     return Profile(rows=merged.rows, columns=columns)

@@ -1,8 +1,9 @@
 """Mergeable partial statistics of profiled columns, computed with numpy over Arrow batches.
 
-The computing core of `sparkprep.profile` (no Spark here: it runs inside `mapInArrow` on the
-executors). One `PartialProfile` holds one state per column; `add` folds an Arrow table into it,
-`merge` combines two partials. Every merged field is independent of the order of batches and
+The computing core of `sparkprep.profile` (no Spark here: it runs in Python tasks on the
+executors, fed by `mapInArrow` or by `sparkprep.profile_files` reading Parquet itself). One
+`PartialProfile` holds one state per column; `add` folds a chunk of rows (numbers as one float64
+matrix, strings as Arrow arrays) into it, `merge` combines two partials. Every merged field is independent of the order of batches and
 partials except the floating-point moments (Chan's formula), which differ in the last bits only
 (stats.json rounds them):
 - integer counts (nulls, NaN, inf, DDSketch bucket counts, length counts, categorical counts) add;
@@ -394,28 +395,23 @@ class PartialProfile:
         if not self.states:
             self.states = [new_state(k) for k in self.kinds]
 
-    def add(self, table: pa.Table) -> None:
-        """Fold a table of the pre-projected columns: first, when there are any, the numeric
-        values and array sizes of each row as one list<double> (in kinds order: Spark hands one
-        array column to Arrow about twice as fast as as many double columns), then the strings
-        of the categorical and text columns, one column each, in kinds order."""
-        self.rows += table.num_rows
+    def add(self, rows: int, numbers: np.ndarray, valid: list[np.ndarray | None], strings: list[pa.Array]) -> None:
+        """Fold a chunk of `rows` rows, whichever path read them (Spark's projection or Parquet
+        read by pyarrow): `numbers`, float64 of shape (number columns, rows), one C-contiguous row
+        per numeric or array column in kinds order (the value, or the array's size); `valid`, per
+        number column, its validity mask or None when it has no nulls (a null's slot in `numbers`
+        is ignored); `strings`, the categorical and text columns as string arrays, in kinds order."""
+        self.rows += rows
         number_states = [s for s, k in zip(self.states, self.kinds) if k in NUMBER_KINDS]
         string_states = [s for s, k in zip(self.states, self.kinds) if k not in NUMBER_KINDS]
-        if number_states:
-            flat = table.column(0).combine_chunks().flatten()
-            shape = (table.num_rows, len(number_states))
-            # one transposing copy: each column's values contiguous for the passes over them
-            values = flat.to_numpy(zero_copy_only=False).reshape(shape).T.copy()
-            valid = flat.is_valid().to_numpy(zero_copy_only=False).reshape(shape).T.copy() if flat.null_count else None
-            for state, x, ok in zip(number_states, values, valid if valid is not None else [None] * len(values)):
-                x = x if ok is None else x[ok]
-                state.add(x, table.num_rows - len(x))
-        for state, column in zip(string_states, table.columns[1 if number_states else 0:]):
+        for state, x, ok in zip(number_states, numbers, valid):
+            x = x if ok is None else x[ok]
+            state.add(x, rows - len(x))
+        for state, column in zip(string_states, strings):
             if isinstance(state, TextState):
-                state.add_strings(column.combine_chunks())
+                state.add_strings(column)
             else:
-                state.add(column.combine_chunks())
+                state.add(column)
 
     def merge(self, other: "PartialProfile") -> "PartialProfile":
         """Add `other` into this partial (and return it: the shape of an RDD fold)."""

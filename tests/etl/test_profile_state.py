@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from sparkprep import profile_state
-from sparkprep.profile import bucket_value
+from sparkprep.profile import add_projected, bucket_value
 from sparkprep.profile_state import (ALPHA, HLL_RSE, TINY, PartialProfile, bucket_codes, bucket_key, hash_doubles,
                                      hll_add, hll_estimate)
 
@@ -85,7 +85,7 @@ def _partials(table, cuts):
     parts = []
     for lo, hi in zip((0, *cuts), (*cuts, table.num_rows)):
         p = PartialProfile(KINDS)
-        p.add(table.slice(lo, hi - lo))
+        add_projected(p, table.slice(lo, hi - lo))
         parts.append(p)
     return parts
 
@@ -94,7 +94,7 @@ def test_merge_is_independent_of_batches_and_merge_order():
     rng = np.random.default_rng(7)
     table, x, valid = _table(rng, 20_000)
     whole = PartialProfile(KINDS)
-    whole.add(table)
+    add_projected(whole, table)
     parts = _partials(table, (3, 5_000, 5_001, 12_345))
     left = PartialProfile(KINDS)
     for p in parts:

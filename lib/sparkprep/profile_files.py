@@ -1,0 +1,258 @@
+"""`profile`'s fast path: Parquet files read by pyarrow in Python tasks, no Spark rows.
+
+Spark 4.2 hands Python only rows (`mapInArrow` converts its columnar Parquet batches to rows and
+back to Arrow, which costs more than the scan itself). When the DataFrame to profile is the bare
+read of local Parquet files (or of a Delta table, whose snapshot is a list of Parquet files), this
+module plans *pieces of files* on the driver instead: the file list (`df.inputFiles()`, for Delta
+the pinned snapshot's files only) and the Parquet footers give each file's row groups and their
+compressed sizes; files are packed, and a file larger than a split cut by row-group ranges, into
+tasks of about Spark's own split size (`spark.sql.files.maxPartitionBytes`, `openCostInBytes`,
+the default parallelism: `FilePartition.maxSplitBytes`). ONE Spark job, `sc.parallelize(tasks,
+len(tasks))` + `treeAggregate`, runs the tasks; each reads only the profiled columns, row group by
+row group in batches of CHUNK_ROWS rows (bounded memory), converts them as Spark's projection
+would (`profile._projections`) and folds them into the same `PartialProfile`.
+
+It applies only when it gives Spark's numbers exactly; `parquet_source` says why not otherwise:
+- the optimized plan is a `LogicalRelation` over Parquet (Spark's or Delta's format), under at
+  most a projection of its columns (internal `_sp_*` columns, such as ingest's source file, may be
+  computed: they are not profiled): no filter, join, cast or rename;
+- no `ignoreCorruptFiles`/`ignoreMissingFiles` (Spark would skip files), no partition columns
+  (their values are in directory names, not in the files); Delta: no column mapping (physical
+  names differ), no deletion vectors (rows deleted outside the files), no change-data feed;
+- every file is a local `file:` path: pyarrow cannot reach hdfs:// here (no libhdfs), and s3a://
+  would need Hadoop's credentials in the executors;
+- every profiled column is int8/16/32/64, float, double (-> double: numpy's int64 -> float64
+  rounds to nearest as Java's cast does), string, boolean (-> "true"/"false") or an array (-> its
+  size); the label a string, boolean or integer (-> its decimal digits, as Spark's cast); no
+  column name with a dot (pyarrow reads "a.b" as a nested path);
+- every file's footer has every profiled column under its exact name with exactly that Arrow type
+  (a file written with another type is converted by Spark: left to Spark).
+Dates, timestamps, decimals, a float label and anything else go to the Spark path.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from sparkprep.errors import InputError
+from sparkprep.profile_state import NUMBER_KINDS, PartialProfile
+
+#: Spark type -> the Arrow types pyarrow reads its Parquet column as (arrays: checked apart).
+_ARROW = {T.ByteType(): (pa.int8(),), T.ShortType(): (pa.int16(),), T.IntegerType(): (pa.int32(),),
+          T.LongType(): (pa.int64(),), T.FloatType(): (pa.float32(),), T.DoubleType(): (pa.float64(),),
+          T.StringType(): (pa.string(), pa.large_string()), T.BooleanType(): (pa.bool_(),)}
+_LABEL_TYPES = (T.ByteType(), T.ShortType(), T.IntegerType(), T.LongType(), T.StringType(), T.BooleanType())
+_PARQUET_FORMATS = ("org.apache.spark.sql.execution.datasources.parquet.ParquetFileFormat",
+                    "org.apache.spark.sql.delta.DeltaParquetFileFormat")
+#: How a task's unreadable file travels from the executor's traceback to the driver's InputError.
+_UNREADABLE = "sparkprep-unreadable-parquet"
+_UNREADABLE_RE = re.compile(_UNREADABLE + r"\[(.*?)\]: (.*)")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Row groups `row_groups` of the local Parquet file `path`, and their compressed bytes."""
+
+    path: str
+    row_groups: tuple[int, ...]
+    size: int
+
+
+@dataclass(frozen=True)
+class ParquetSource:
+    """The local Parquet files a DataFrame reads and the profiled columns' kinds, in kinds order."""
+
+    files: tuple[str, ...]
+    columns: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+
+def _unsupported_type(name: str, dtype: T.DataType, is_label: bool) -> str | None:
+    if "." in name:
+        return f"column {name!r} has a dot in its name"
+    if is_label:
+        return None if dtype in _LABEL_TYPES else f"label {name!r} is {dtype.simpleString()}"
+    if dtype in _ARROW or isinstance(dtype, T.ArrayType):
+        return None
+    return f"column {name!r} is {dtype.simpleString()}"
+
+
+def _relation(df: DataFrame, columns: tuple[str, ...]) -> tuple[object | None, str]:
+    """The HadoopFsRelation `df` reads with nothing but a projection of its profiled columns."""
+    plan = df._jdf.queryExecution().optimizedPlan()
+    while plan.getClass().getSimpleName() == "Project":
+        projected = plan.projectList()
+        for i in range(projected.size()):
+            e = projected.apply(i)
+            if e.name() in columns and e.getClass().getSimpleName() != "AttributeReference":
+                return None, f"column {e.name()!r} is computed ({e.sql()[:80]}), not read as stored"
+        plan = plan.child()
+    if plan.getClass().getSimpleName() != "LogicalRelation" or \
+            plan.relation().getClass().getSimpleName() != "HadoopFsRelation":
+        return None, f"the DataFrame is not a bare file read (its plan has {plan.nodeName()})"
+    return plan.relation(), ""
+
+
+def _relation_problem(df: DataFrame, relation: object) -> str | None:
+    fmt = relation.fileFormat()
+    if fmt.getClass().getName() not in _PARQUET_FORMATS:
+        return f"the input format is {fmt.toString()}, not Parquet or Delta"
+    options = relation.options()
+    for option in ("ignoreCorruptFiles", "ignoreMissingFiles"):
+        conf = df.sparkSession.conf.get(f"spark.sql.files.{option}", "false")
+        if options.get(option).isDefined() or conf.lower() == "true":
+            return f"{option} is set (Spark skips files there)"
+    if relation.partitionSchema().size():
+        return "the input is partitioned (partition values are in directory names, not in the files)"
+    if fmt.getClass().getSimpleName() == "DeltaParquetFileFormat":
+        if fmt.columnMappingMode().toString() != "NoMapping":
+            return "the Delta table uses column mapping"
+        if fmt.isCDCRead() or fmt.protocol().readerFeatureNames().contains("deletionVectors"):
+            return "the Delta table supports deletion vectors (or this is a change-data read)"
+    return None
+
+
+def _local_path(uri: str) -> str | None:
+    parsed = urlparse(uri)
+    return parsed.path if parsed.scheme == "file" and "%" not in uri else None
+
+
+def parquet_source(df: DataFrame, kinds: dict[str, str], label: str | None) -> tuple[ParquetSource | None, str]:
+    """The files and columns to profile `df` from with pyarrow, or None and why not (the
+    conditions in the module docstring; footers are checked by `plan_pieces`)."""
+    types = {f.name: f.dataType for f in df.schema.fields}
+    for name in kinds:
+        problem = _unsupported_type(name, types[name], name == label)
+        if problem:
+            return None, problem + " (its Arrow conversion may differ from Spark's)"
+    relation, problem = _relation(df, tuple(kinds))
+    problem = problem or _relation_problem(df, relation)
+    if problem:
+        return None, problem
+    uris = df.inputFiles()
+    files = [_local_path(u) for u in uris]
+    if None in files:
+        return None, f"{uris[files.index(None)]} is not a local file: path pyarrow can read"
+    return ParquetSource(tuple(files), tuple(kinds), tuple(kinds.values())), f"{len(files)} local Parquet files"
+
+
+def _footer(path: str) -> pq.FileMetaData:
+    try:
+        return pq.read_metadata(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"cannot read Parquet file {path}: {exc}; replace or remove it") from None
+
+
+def _type_problem(path: str, schema: pa.Schema, name: str, dtype: T.DataType) -> str | None:
+    index = schema.get_field_index(name)
+    if index < 0:
+        return f"{path} has no column {name!r}"
+    arrow = schema.field(index).type
+    fits = pa.types.is_list(arrow) or pa.types.is_large_list(arrow) if isinstance(dtype, T.ArrayType) \
+        else arrow in _ARROW.get(dtype, ())
+    return None if fits else f"{path} stores {name!r} as {arrow}, Spark reads {dtype.simpleString()}"
+
+
+def plan_pieces(df: DataFrame, source: ParquetSource) -> tuple[list[list[Piece]] | None, str]:
+    """Tasks of file pieces of about Spark's split size, or None and why (a footer whose column
+    or type is not the DataFrame's). Footers are read in parallel threads (I/O bound)."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        footers = list(pool.map(_footer, source.files))
+    types = {f.name: f.dataType for f in df.schema.fields}
+    conf = df.sparkSession.conf
+    pieces: list[Piece] = []
+    sizes = [[sum(rg.column(c).total_compressed_size for c in range(rg.num_columns))
+              for rg in (meta.row_group(i) for i in range(meta.num_row_groups))] for meta in footers]
+    open_cost = _bytes(conf.get("spark.sql.files.openCostInBytes", "4m"), 4 << 20)
+    total = sum(sum(s) + open_cost for s in sizes)
+    max_split = min(_bytes(conf.get("spark.sql.files.maxPartitionBytes", "128m"), 128 << 20),
+                    max(open_cost, total // max(1, df.sparkSession.sparkContext.defaultParallelism)))
+    for path, meta, groups in zip(source.files, footers, sizes):
+        schema = meta.schema.to_arrow_schema()
+        for name in source.columns:
+            problem = _type_problem(path, schema, name, types[name])
+            if problem:
+                return None, problem
+        start, size = 0, 0
+        for i, s in enumerate(groups):
+            if size and size + s > max_split:  # a file larger than a split: cut between row groups
+                pieces.append(Piece(path, tuple(range(start, i)), size))
+                start, size = i, 0
+            size += s
+        if groups:
+            pieces.append(Piece(path, tuple(range(start, len(groups))), size))
+    return _pack(pieces, max_split, open_cost), f"{len(pieces)} pieces, splits of {max_split} bytes"
+
+
+def _bytes(text: str, default: int) -> int:
+    """A Spark size setting ("128m", "134217728b", "134217728") in bytes."""
+    match = re.fullmatch(r"(\d+)\s*([kmgt]?)b?", text.strip().lower())
+    if not match:
+        return default
+    return int(match[1]) << (10 * " kmgt".index(match[2] or " "))
+
+
+def _pack(pieces: list[Piece], max_split: int, open_cost: int) -> list[list[Piece]]:
+    """Spark's packing of file splits: largest first, a task closes when the next piece would
+    take it past max_split (each piece also costs open_cost)."""
+    tasks: list[list[Piece]] = []
+    current, size = [], 0
+    for piece in sorted(pieces, key=lambda p: (-p.size, p.path, p.row_groups)):
+        if current and size + piece.size > max_split:
+            tasks.append(current)
+            current, size = [], 0
+        current.append(piece)
+        size += piece.size + open_cost
+    return tasks + ([current] if current else [])
+
+
+def _chunk(batch: pa.RecordBatch, kinds: tuple[str, ...]) -> tuple[np.ndarray, list, list[pa.Array]]:
+    """A batch of the profiled columns (kinds order) as `PartialProfile.add` reads it: the
+    numbers as Spark's projection casts them, the strings as Spark's cast to string writes them."""
+    numbers = np.empty((sum(k in NUMBER_KINDS for k in kinds), batch.num_rows))
+    valid, strings, row = [], [], 0
+    for column, kind in zip(batch.columns, kinds):
+        if kind in NUMBER_KINDS:
+            if kind == "array":
+                column = pc.list_value_length(column)
+            valid.append(column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else None)
+            numbers[row] = (pc.fill_null(column, 0) if column.null_count else column).to_numpy(zero_copy_only=False)
+            row += 1
+        else:
+            strings.append(column if column.type == pa.string() else column.cast(pa.string()))
+    return numbers, valid, strings
+
+
+def fold_task(source: ParquetSource, chunk_rows: int, task: list[Piece]) -> PartialProfile:
+    """One task: its pieces read column by column, row group by row group, in batches of
+    `chunk_rows`, folded into one PartialProfile. An unreadable file is named for the driver."""
+    partial = PartialProfile(source.kinds)
+    for piece in task:
+        try:
+            reader = pq.ParquetFile(piece.path)
+            for batch in reader.iter_batches(batch_size=chunk_rows, row_groups=list(piece.row_groups),
+                                             columns=list(source.columns), use_threads=False):
+                partial.add(batch.num_rows, *_chunk(batch, source.kinds))
+        except (OSError, pa.ArrowException) as exc:
+            message = str(exc).replace("\n", " ")
+            raise RuntimeError(f"{_UNREADABLE}[{piece.path}]: {message}") from None
+    return partial
+
+
+def unreadable_file(error: Exception) -> InputError | None:
+    """The InputError naming the file for a failed job whose task could not read it."""
+    match = _UNREADABLE_RE.search(str(error))
+    if match is None:
+        return None
+    return InputError(f"cannot read Parquet file {match[1]}: {match[2].strip()[:600]}; replace or remove it")
+

@@ -1,0 +1,159 @@
+"""profile's Parquet path: the same stats.json as the Spark path, one job, Delta snapshots, bad files."""
+
+import json
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import functions as F
+
+from sparkprep.config import InputConfig
+from sparkprep.errors import InputError
+from sparkprep.ingest import read_input
+from sparkprep.profile import column_kinds, profile
+from sparkprep.profile_files import parquet_source, plan_pieces
+
+
+def _table(seed: int, n: int) -> pa.Table:
+    """Every type the Parquet path takes, with nulls, NaN, ±inf, -0.0, a null and an empty array."""
+    rng = np.random.default_rng(seed)
+    mask = np.arange(n) % 11 == 3
+    f64 = rng.normal(100, 30, n)
+    f64[::13], f64[1::17], f64[2::19], f64[5::23] = np.nan, np.inf, -np.inf, -0.0
+    f32 = rng.normal(0, 1e3, n).astype(np.float32)
+    f32[::29] = np.nan
+    big = rng.integers(-(1 << 62), 1 << 62, n)  # beyond 2^53: the cast to double rounds
+    sizes = rng.integers(0, 5, n)
+    arrays = [None if i % 7 == 0 else [0.5] * int(sizes[i]) for i in range(n)]
+    arrays[1] = []
+    return pa.table({
+        "i8": pa.array(rng.integers(-128, 128, n).astype(np.int8)),
+        "i16": pa.array(rng.integers(-3000, 3000, n).astype(np.int16), mask=mask),
+        "i32": pa.array(rng.integers(-10**6, 10**6, n).astype(np.int32)),
+        "i64": pa.array(big, mask=np.arange(n) % 5 == 0),
+        "f32": pa.array(f32, mask=np.arange(n) % 31 == 0),
+        "f64": pa.array(f64, mask=mask),
+        "s": pa.array([None if i % 9 == 0 else f"v{int(k)}" for i, k in enumerate(rng.integers(0, 50, n))]),
+        "t": pa.array(["ab" * int(k) for k in rng.integers(0, 7, n)]),
+        "b": pa.array([None if i % 6 == 0 else bool(k) for i, k in enumerate(rng.integers(0, 2, n))]),
+        "label": pa.array(rng.integers(0, 4, n)),
+        "arr": pa.array(arrays, pa.list_(pa.float64())),
+    })
+
+
+@pytest.fixture(scope="module")
+def parquet_dir(tmp_path_factory):
+    """Three files of 3,000-5,000 rows, in row groups of 700 rows."""
+    root = tmp_path_factory.mktemp("profile-files")
+    for i, n in enumerate((3000, 5000, 4000)):
+        pq.write_table(_table(i, n), root / f"part-{i}.parquet", row_group_size=700)
+    return root
+
+
+def _dump(stats) -> str:
+    return json.dumps(stats.to_dict(), sort_keys=True)
+
+
+def _paths(df, label="label", text=("t",)):
+    kinds = column_kinds(df, label, text)
+    source, why = parquet_source(df, kinds, label)
+    return source, why, (plan_pieces(df, source)[0] if source else None)
+
+
+def test_parquet_path_gives_the_spark_paths_stats_for_any_split(spark, parquet_dir, caplog):
+    df = read_input(spark, InputConfig(paths=[str(parquet_dir)], format="parquet"))
+    source, why, tasks = _paths(df)
+    assert source is not None and len(source.files) == 3, why
+    with caplog.at_level(logging.INFO, logger="sparkprep.profile"):
+        fast = profile(df, label="label", text=("t",))
+    assert "profile: Parquet path" in caplog.text
+    # The same rows through Spark: a repartition is not a bare read, so the Spark path runs.
+    assert _paths(df.repartition(3))[0] is None
+    with caplog.at_level(logging.INFO, logger="sparkprep.profile"):
+        slow = profile(df.repartition(3), label="label", text=("t",))
+    assert "profile: Spark path" in caplog.text
+    assert _dump(fast) == _dump(slow)
+    assert fast.rows == 12_000 and fast.columns["label"].type == "bigint" and fast.columns["label"].is_label
+    assert fast.columns["arr"].nulls == sum(1 for n in (3000, 5000, 4000) for i in range(n) if i % 7 == 0)
+    assert fast.columns["b"].top[0][0] in ("true", "false") and fast.columns["f64"].inf > 0
+    # Every row group its own piece, several tasks per file: the same stats.
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "1k")
+    try:
+        many = _paths(df)[2]
+        split = profile(df, label="label", text=("t",))
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert len(many) > 3 * len(tasks) and sum(len(p.row_groups) for t in many for p in t) == 5 + 8 + 6
+    assert _dump(split) == _dump(fast)
+
+
+def test_parquet_path_runs_one_job_that_reads_every_row_once(spark, parquet_dir):
+    df = spark.read.parquet(str(parquet_dir))
+    assert _paths(df)[0] is not None
+    tracker = spark.sparkContext.statusTracker()
+    adaptive = spark.conf.get("spark.sql.adaptive.enabled")
+    try:
+        for on in ("false", "true"):
+            spark.conf.set("spark.sql.adaptive.enabled", on)
+            spark.sparkContext.setJobGroup(f"profile-files-jobs-{on}", "count jobs")
+            stats = profile(df, label="label", text=("t",))
+            assert len(tracker.getJobIdsForGroup(f"profile-files-jobs-{on}")) == 1, on
+            assert stats.rows == 12_000  # each row folded once: no piece read twice, none skipped
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        spark.conf.set("spark.sql.adaptive.enabled", adaptive)
+
+
+def test_what_the_parquet_path_leaves_to_spark(spark, parquet_dir, tmp_path):
+    df = spark.read.parquet(str(parquet_dir))
+    assert "label 'f64'" in _paths(df, label="f64")[1]  # a float label: Java's and Arrow's digits differ
+    assert "'f64' is computed" in _paths(df.withColumn("f64", F.col("f64") * 2))[1]
+    assert "column 'd' is date" in _paths(df.withColumn("d", F.current_date()))[1]
+    assert "not a bare file read" in _paths(df.where("i8 > 0"))[1]
+    other = _table(9, 50)
+    other = other.set_column(3, "i64", other.column("i64").cast(pa.int32(), safe=False))
+    pq.write_table(other, tmp_path / "other.parquet")
+    pq.write_table(_table(8, 50), tmp_path / "same.parquet")
+    mixed = spark.read.schema(df.schema).parquet(str(tmp_path))  # Spark widens int32 to bigint
+    source, _, tasks = _paths(mixed)
+    assert source is not None and tasks is None
+    assert "stores 'i64' as int32" in plan_pieces(mixed, source)[1]
+    assert profile(mixed, label="label").columns["i64"].count == 80  # by the Spark path
+
+
+def test_delta_path_reads_the_current_snapshot_only(spark, tmp_path):
+    path = str(tmp_path / "delta")
+    for version, (seed, n) in enumerate(((1, 2000), (2, 3000))):
+        pq.write_table(_table(seed, n), tmp_path / f"v{version}.parquet", row_group_size=700)
+        rows = spark.read.parquet(str(tmp_path / f"v{version}.parquet"))
+        rows.repartition(3).write.format("delta").mode("overwrite").save(path)
+    df = read_input(spark, InputConfig(paths=[path], format="delta"))
+    source, why, tasks = _paths(df)
+    assert source is not None and tasks is not None, why
+    assert len(df.inputFiles()) == 3  # the overwritten version's files are still on disk, not read
+    assert len(list((tmp_path / "delta").glob("*.parquet"))) == 6
+    fast = profile(df, label="label", text=("t",))
+    assert fast.rows == 3000
+    assert _dump(fast) == _dump(profile(df.repartition(2), label="label", text=("t",)))
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def test_a_truncated_or_corrupt_file_is_an_input_error_naming_it(spark, tmp_path):
+    good = _parquet_bytes(_table(3, 1000))
+    (tmp_path / "a.parquet").write_bytes(good)
+    (tmp_path / "b.parquet").write_bytes(good)
+    df = spark.read.parquet(str(tmp_path))
+    (tmp_path / "b.parquet").write_bytes(good[: len(good) // 2])  # footer gone: found while planning
+    with pytest.raises(InputError, match=r"cannot read Parquet file .*b\.parquet"):
+        profile(df, label="label")
+    # Footer intact, data pages overwritten: found by the task reading them.
+    (tmp_path / "b.parquet").write_bytes(good[:4] + b"\xff" * 2000 + good[2004:])
+    with pytest.raises(InputError, match=r"cannot read Parquet file .*b\.parquet"):
+        profile(df, label="label")
