@@ -4,7 +4,9 @@ Data: the demo generator's rows, widened to --columns numeric columns derived fr
 every column has its own distribution), plus cat_0 and label; with --copies N, 1/N of the rows
 are generated and each appears N times, shifted by copy x 0.001 (distinct values). Stored as
 Parquet (default) or CSV (`--format`; read with the declared schema). The scan reads every column
-(`dropna(how="all").count()`: a bare `count()` would read no column at all). Prints the figures,
+(`dropna(how="all").count()`: a bare `count()` would read no column at all). "profile" profiles
+the DataFrame `sparkprep profile` would (Parquet: ingest's bare read, so `profile` takes its Parquet
+path; CSV: the declared-schema read, the Spark path); the result names the path. Prints the figures,
 writes bench/results/<date>-profile-<rows>x<columns>-<format>.json and adds a row to RESULTS.md.
 
     .venv/etl/bin/python bench/profile_vs_scan.py --rows 2000000 --columns 50 [--copies 8] [--format csv]
@@ -23,10 +25,12 @@ from prepare_vs_floor import best_interleaved, timed  # bench/ is sys.path[0] wh
 from pyspark.sql import functions as F
 from results_table import insert_rows
 
-from sparkprep.config import load_config
+from sparkprep.config import InputConfig, load_config
 from sparkprep.generate import write_generated
+from sparkprep.ingest import read_input
 from sparkprep.io.fs import HadoopFS, qualify
-from sparkprep.profile import profile
+from sparkprep.profile import column_kinds, profile
+from sparkprep.profile_files import plan
 from sparkprep.session import build_session
 
 HERE = Path(__file__).resolve().parent
@@ -59,12 +63,15 @@ def main() -> None:
         size = HadoopFS(spark, qualify(str(work))).total_size(qualify(str(work / "wide")))
         # CSV is read with the declared schema, as `sparkprep profile` reads it with a config's.
         data = spark.read.schema(wide.schema).format(args.format).load(str(work / "wide"))
+        profiled = read_input(spark, InputConfig(paths=[str(work / "wide")], format="parquet")) \
+            if args.format == "parquet" else data
+        path = "parquet" if plan(profiled, column_kinds(profiled, "label"), "label")[1] is not None else "spark"
 
         def scan() -> None:
             data.dropna(how="all").count()
 
         def run_profile() -> None:
-            profile(data, label="label")
+            profile(profiled, label="label")
 
         timed(run_profile)  # its own warm-up (Python workers); best_interleaved warms the scan
         best = best_interleaved({"scan": scan, "profile": run_profile}, rounds=args.rounds)
@@ -75,7 +82,7 @@ def main() -> None:
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rows": args.rows,
         "columns": args.columns + 2, "format": args.format, "input_mb": round(size / 1e6, 1), "master": args.master,
-        "rounds": args.rounds,
+        "rounds": args.rounds, "profile_path": path,
         "scan_s": round(scan_s, 2), "profile_s": round(profile_s, 2), "ratio_to_scan": round(profile_s / scan_s, 2),
     }
     print(json.dumps(result, indent=2))
@@ -83,7 +90,7 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     insert_rows(HERE / "RESULTS.md", [
         f"| {result['date'][:10]} | profile vs scan (all columns read) | {args.rows:,} rows x {result['columns']} columns, "
-        f"{result['input_mb']} MB {args.format}, {args.master} | scan {scan_s:.1f} s | profile {profile_s:.1f} s | "
+        f"{result['input_mb']} MB {args.format}, {args.master}, {path} path | scan {scan_s:.1f} s | profile {profile_s:.1f} s | "
         f"**{result['ratio_to_scan']}x** scan |"])
 
 if __name__ == "__main__":

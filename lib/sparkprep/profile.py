@@ -40,7 +40,7 @@ from pyspark.sql import types as T
 
 from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
-from sparkprep.profile_files import ParquetSource, Piece, fold_task, parquet_source, plan_pieces, unreadable_file
+from sparkprep.profile_files import ParquetSource, Piece, fold_task, plan, unreadable_file
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +208,8 @@ def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (),
     """
     kinds = column_kinds(df, label, text)
     types = {f.name: f.dataType for f in df.schema.fields}
-    source, why = parquet_source(df, kinds, label)
-    tasks = None
-    if source is not None:
-        tasks, detail = plan_pieces(df, source)
-        why = f"{why}, {detail}"
-    if tasks is not None:
+    source, tasks, why = plan(df, kinds, label)
+    if source is not None and tasks is not None:
         log.info("profile: Parquet path (pyarrow reads the files, %d tasks): %s", len(tasks), why)
         merged = _file_partials(df, source, tasks)
     else:

@@ -194,6 +194,15 @@ def plan_pieces(df: DataFrame, source: ParquetSource) -> tuple[list[list[Piece]]
     return _pack(pieces, max_split, open_cost), f"{len(pieces)} pieces, splits of {max_split} bytes"
 
 
+def plan(df: DataFrame, kinds: dict[str, str], label: str | None) -> tuple[ParquetSource | None, list[list[Piece]] | None, str]:
+    """The Parquet path's source and tasks for profiling `df`, or None for them and why not."""
+    source, why = parquet_source(df, kinds, label)
+    if source is None:
+        return None, None, why
+    tasks, detail = plan_pieces(df, source)
+    return source, tasks, f"{why}, {detail}"
+
+
 def _bytes(text: str, default: int) -> int:
     """A Spark size setting ("128m", "134217728b", "134217728") in bytes."""
     match = re.fullmatch(r"(\d+)\s*([kmgt]?)b?", text.strip().lower())

@@ -13,7 +13,7 @@ from sparkprep.config import InputConfig
 from sparkprep.errors import InputError
 from sparkprep.ingest import read_input
 from sparkprep.profile import column_kinds, profile
-from sparkprep.profile_files import parquet_source, plan_pieces
+from sparkprep.profile_files import plan
 
 
 def _table(seed: int, n: int) -> pa.Table:
@@ -57,9 +57,8 @@ def _dump(stats) -> str:
 
 
 def _paths(df, label="label", text=("t",)):
-    kinds = column_kinds(df, label, text)
-    source, why = parquet_source(df, kinds, label)
-    return source, why, (plan_pieces(df, source)[0] if source else None)
+    source, tasks, why = plan(df, column_kinds(df, label, text), label)
+    return source, why, tasks
 
 
 def test_parquet_path_gives_the_spark_paths_stats_for_any_split(spark, parquet_dir, caplog):
@@ -117,9 +116,8 @@ def test_what_the_parquet_path_leaves_to_spark(spark, parquet_dir, tmp_path):
     pq.write_table(other, tmp_path / "other.parquet")
     pq.write_table(_table(8, 50), tmp_path / "same.parquet")
     mixed = spark.read.schema(df.schema).parquet(str(tmp_path))  # Spark widens int32 to bigint
-    source, _, tasks = _paths(mixed)
-    assert source is not None and tasks is None
-    assert "stores 'i64' as int32" in plan_pieces(mixed, source)[1]
+    source, why, tasks = _paths(mixed)
+    assert source is not None and tasks is None and "stores 'i64' as int32" in why
     assert profile(mixed, label="label").columns["i64"].count == 80  # by the Spark path
 
 

@@ -1,6 +1,7 @@
 """`sparkprep profile | infer-schema | validate` through the CLI's main(): files and exit codes."""
 
 import json
+import logging
 
 import yaml
 
@@ -53,3 +54,21 @@ def test_validate_html_report_overlays_the_drifted_batch(spark, tmp_path):
     assert text.startswith("<!doctype html>") and "http" not in text.replace('"http://www.w3.org/2000/svg"', "")
     assert "x: baseline vs current" in text and text.count("<svg") >= 3
     assert "drift" in text and "linf 0.25" in text  # c: A 0.75 -> 0.5, so L-infinity 0.25
+
+
+def test_profile_of_a_parquet_input_takes_the_parquet_path(spark, tmp_path, caplog):
+    """`sparkprep profile` of plain Parquet reads the files with pyarrow, with the Spark path's
+    stats; a configured string -> double coercion makes it a computed column: the Spark path."""
+    data = tmp_path / "batch"
+    spark.createDataFrame([(1.0, "A", "y", "2.5"), (None, "B", "n", None)],
+                          "x double, c string, label string, z string").write.parquet(str(data))
+    caplog.set_level(logging.INFO, logger="sparkprep.profile")
+    outs = {}
+    for name, extra in (("plain", []), ("coerced", ["--set", "input.format=parquet", "--set", "input.schema.z=double"])):
+        caplog.clear()
+        outs[name] = tmp_path / f"{name}.json"
+        assert main(["profile", *LOCAL, *extra, "--input", str(data), "--format", "parquet", "--out", str(outs[name])]) == 0
+        assert ("profile: Parquet path" if name == "plain" else "profile: Spark path") in caplog.text
+    plain, coerced = (json.loads(outs[n].read_text()) for n in ("plain", "coerced"))
+    assert plain["columns"]["x"] == coerced["columns"]["x"] and plain["columns"]["label"] == coerced["columns"]["label"]
+    assert (plain["columns"]["z"]["kind"], coerced["columns"]["z"]["kind"]) == ("categorical", "numeric")
