@@ -1,22 +1,40 @@
 """`profile`: per-column statistics of a DataFrame in ONE scan of the input (format: docs/stats.md).
 
-How: one Spark projection gives every profiled column a simple type (numeric -> double, with
-dates/timestamps as epoch seconds, and array -> its size, all in ONE array<double> per row, which
-Spark hands to Arrow about twice as fast as as many columns; categorical and text -> string), then
-`mapInArrow` folds each partition's Arrow batches into ONE `PartialProfile` (numpy/pyarrow,
-`sparkprep.profile_state`) and yields it pickled as one row. `rdd.treeAggregate` merges the
-partials on the executors (its tree level, for more than a few partitions) and the driver merges the
-last ones (about sqrt(partitions) of them, each of bounded size: no row-sized state), then turns the
-result into `ColumnStats` (top-k, quantiles and histograms from the bucket counts).
+Two paths fold the rows into the same mergeable state (`PartialProfile`, numpy/pyarrow,
+`sparkprep.profile_state`), fed the same thing by both: per chunk of about CHUNK_ROWS rows, a
+float64 matrix of the numeric values and array sizes with validity masks, and the categorical/text
+columns as Arrow strings. `profile` picks one, and logs at INFO which and why:
+- Parquet path (`sparkprep.profile_files`), when `df` is the bare read of local (`file:`) Parquet
+  files or of a Delta table and every profiled column converts in Arrow exactly as in Spark (ints,
+  float, double, string, boolean, arrays; an integer, string or boolean label; the full list and
+  what falls back is in that module). The driver plans pieces of files (row-group ranges, about
+  `spark.sql.files.maxPartitionBytes` each) from the footers; `sc.parallelize(tasks)` runs one
+  Python task per list of pieces, which reads the profiled columns itself with pyarrow. Spark's
+  conversion of its columnar Parquet batches to rows and back to Arrow (more than the scan itself
+  costs) is skipped. hdfs:// and s3a:// inputs take the Spark path (no libhdfs for pyarrow here;
+  s3a would need Hadoop's credentials in the executors), as do a cast, rename, filter or any
+  other computation in the plan, dates, timestamps, decimals, a float label and partitioned input.
+- Spark path, for everything else: one Spark projection gives every profiled column a simple type
+  (numeric -> double, with dates/timestamps as epoch seconds, and array -> its size, all in ONE
+  array<double> per row, which Spark hands to Arrow about twice as fast as as many columns;
+  categorical and text -> string), then `mapInArrow` folds each partition's Arrow batches into
+  ONE `PartialProfile` and yields it pickled as one row.
+Either way `rdd.treeAggregate` merges the partials on the executors (its tree level, for more than
+a few partitions) and the driver merges the last ones (about sqrt(partitions) of them, each of
+bounded size: no row-sized state), then turns the result into `ColumnStats` (top-k, quantiles and
+histograms from the bucket counts).
 
-Jobs: `profile` runs exactly ONE Spark job (the treeAggregate's final reduce; its tree levels are
-shuffle stages of that job), which reads the input once; `tests/etl/test_profile.py` counts both.
+Jobs: `profile` runs exactly ONE Spark job on either path (the treeAggregate's final reduce; its
+tree levels are shuffle stages of that job), which reads the input once; `tests/etl/test_profile.py`
+and `tests/etl/test_profile_files.py` count both. (A Delta input's snapshot is listed when it is
+read, before `profile`.) An unreadable Parquet file is an InputError naming it, on either path.
 
-What is exact and mergeable (so stats.json does not depend on partitioning or row order): integer
+What is exact and mergeable (so stats.json does not depend on partitioning, row order, how files
+are split into tasks, or the path: `tests/etl/test_profile_files.py` compares the two): integer
 counts (nulls, NaN, inf, DDSketch bucket counts, string/array length counts, categorical value
 counts below CATEGORICAL_CAP), min/max, HyperLogLog registers (merged by max). Quantiles and
 histograms come from the bucket counts, never from an order-dependent sketch (KLL, GK). The
-moments of numeric columns are per-batch two-pass sums combined with Chan's formula: they differ
+moments of numeric columns are per-chunk two-pass sums combined with Chan's formula: they differ
 across partitionings in the last bits only, so stats round floats to FLOAT_DIGITS significant digits.
 """
 
@@ -48,9 +66,9 @@ STATS_FORMAT_VERSION = 1
 FLOAT_DIGITS = 12
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 HISTOGRAM_BINS = 20
-#: Arrow batches (Spark sends 10,000 rows each) are folded in chunks of this many rows, so the
-#: numpy calls amortise their fixed costs yet their arrays stay in cache (measured: 32k rows beat
-#: 10k and 64k+).
+#: Arrow batches (Spark sends 10,000 rows each; the Parquet path reads batches of this size) are
+#: folded in chunks of this many rows, so the numpy calls amortise their fixed costs yet their
+#: arrays stay in cache (measured: 32k rows beat 10k and 64k+).
 CHUNK_ROWS = 1 << 15
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
