@@ -26,7 +26,7 @@ histograms from the bucket counts).
 
 Jobs: `profile` runs exactly ONE Spark job on either path (the treeAggregate's final reduce; its
 tree levels are shuffle stages of that job), which reads the input once; `tests/etl/test_profile.py`
-and `tests/etl/test_profile_files.py` count both. (A Delta input's snapshot is listed when it is
+counts both, on both paths. (A Delta input's snapshot is listed when it is
 read, before `profile`.) An unreadable Parquet file is an InputError naming it, on either path.
 
 What is exact and mergeable (so stats.json does not depend on partitioning, row order, how files

@@ -95,7 +95,7 @@ def _relation(df: DataFrame, columns: tuple[str, ...]) -> tuple[object | None, s
         for i in range(projected.size()):
             e = projected.apply(i)
             if e.name() in columns and e.getClass().getSimpleName() != "AttributeReference":
-                return None, f"column {e.name()!r} is computed ({e.sql()[:80]}), not read as stored"
+                return None, f"column {e.name()!r} is computed ({e.toString()[:80]}), not read as stored"
         plan = plan.child()
     if plan.getClass().getSimpleName() != "LogicalRelation" or \
             plan.relation().getClass().getSimpleName() != "HadoopFsRelation":
@@ -225,12 +225,13 @@ def _pack(pieces: list[Piece], max_split: int, open_cost: int) -> list[list[Piec
     return tasks + ([current] if current else [])
 
 
-def _chunk(batch: pa.RecordBatch, kinds: tuple[str, ...]) -> tuple[np.ndarray, list, list[pa.Array]]:
+def _chunk(batch: pa.RecordBatch, source: ParquetSource) -> tuple[np.ndarray, list, list[pa.Array]]:
     """A batch of the profiled columns (kinds order) as `PartialProfile.add` reads it: the
     numbers as Spark's projection casts them, the strings as Spark's cast to string writes them."""
-    numbers = np.empty((sum(k in NUMBER_KINDS for k in kinds), batch.num_rows))
+    numbers = np.empty((sum(k in NUMBER_KINDS for k in source.kinds), batch.num_rows))
     valid, strings, row = [], [], 0
-    for column, kind in zip(batch.columns, kinds):
+    for name, kind in zip(source.columns, source.kinds):
+        column = batch.column(name)  # by name: the batch has the file's column order
         if kind in NUMBER_KINDS:
             if kind == "array":
                 column = pc.list_value_length(column)
@@ -251,7 +252,7 @@ def fold_task(source: ParquetSource, chunk_rows: int, task: list[Piece]) -> Part
             reader = pq.ParquetFile(piece.path)
             for batch in reader.iter_batches(batch_size=chunk_rows, row_groups=list(piece.row_groups),
                                              columns=list(source.columns), use_threads=False):
-                partial.add(batch.num_rows, *_chunk(batch, source.kinds))
+                partial.add(batch.num_rows, *_chunk(batch, source))
         except (OSError, pa.ArrowException) as exc:
             message = str(exc).replace("\n", " ")
             raise RuntimeError(f"{_UNREADABLE}[{piece.path}]: {message}") from None

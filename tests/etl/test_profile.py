@@ -1,15 +1,18 @@
-"""profile: one input scan, exact moments vs pandas, sketch error bounds, partition-independent stats."""
+"""profile: one input scan (on both paths), exact moments vs pandas, sketch error bounds, partition-independent stats."""
 
 import json
 import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 from sklearn.datasets import load_wine
 
-from sparkprep.profile import ALPHA, HLL_RSE, Profile, profile
+from sparkprep.profile import ALPHA, HLL_RSE, Profile, column_kinds, profile
+from sparkprep.profile_files import plan
 from sparkprep.profile_state import GAMMA, TINY, bucket_codes, bucket_key
 
 
@@ -61,18 +64,43 @@ def test_input_is_scanned_once_in_one_job(spark, wine, partitions):
         reads.add(1)
         return x
 
+    assert jobs_per_run(spark, lambda: profile(sdf.withColumn("alcohol", counted("alcohol")), label="target"),
+                        f"profile-scan-test-{partitions}") == [1, 1]
+    assert reads.value == 2 * rows  # two profiles, each reading every row once
+
+
+def jobs_per_run(spark, run, group):
+    """Spark jobs that `run()` starts, with adaptive execution off, then on."""
     tracker = spark.sparkContext.statusTracker()
     adaptive = spark.conf.get("spark.sql.adaptive.enabled")
+    jobs = []
     try:
         for on in ("false", "true"):
             spark.conf.set("spark.sql.adaptive.enabled", on)
-            spark.sparkContext.setJobGroup(f"profile-scan-test-{partitions}-{on}", "count jobs")
-            profile(sdf.withColumn("alcohol", counted("alcohol")), label="target")
-            assert len(tracker.getJobIdsForGroup(f"profile-scan-test-{partitions}-{on}")) == 1, on
+            spark.sparkContext.setJobGroup(f"{group}-{on}", "count jobs")
+            run()
+            jobs.append(len(tracker.getJobIdsForGroup(f"{group}-{on}")))
     finally:
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
         spark.conf.set("spark.sql.adaptive.enabled", adaptive)
-    assert reads.value == 2 * rows  # two profiles, each reading every row once
+    return jobs
+
+
+def test_parquet_path_runs_one_job_that_reads_every_row_once(spark, tmp_path):
+    """The Parquet path (pyarrow reads pieces of the files) also runs ONE job; each of the 3 x 4
+    row groups is read once: every row counted once."""
+    for i in range(3):
+        pq.write_table(pa.table({"x": np.arange(400.0) + i, "c": [f"v{k % 5}" for k in range(400)]}),
+                       tmp_path / f"part-{i}.parquet", row_group_size=100)
+    df = spark.read.parquet(str(tmp_path))
+    assert plan(df, column_kinds(df), None)[1] is not None  # the Parquet path applies
+    stats = []
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "1k")  # a task per row group or two
+    try:
+        assert jobs_per_run(spark, lambda: stats.append(profile(df)), "profile-files-jobs") == [1, 1]
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert [s.rows for s in stats] == [1200, 1200] and stats[0].columns["x"].count == 1200
 
 
 def test_stats_json_identical_for_any_partitioning(spark):
