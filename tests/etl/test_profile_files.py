@@ -98,12 +98,17 @@ def test_what_the_parquet_path_leaves_to_spark(spark, parquet_dir, tmp_path):
     assert "not a bare file read" in _paths(df.where("i8 > 0"))[1]
     other = _table(9, 50)
     other = other.set_column(3, "i64", other.column("i64").cast(pa.int32(), safe=False))
-    pq.write_table(other, tmp_path / "other.parquet")
-    pq.write_table(_table(8, 50), tmp_path / "same.parquet")
-    mixed = spark.read.schema(df.schema).parquet(str(tmp_path))  # Spark widens int32 to bigint
+    (tmp_path / "mixed").mkdir()
+    pq.write_table(other, tmp_path / "mixed" / "other.parquet")
+    pq.write_table(_table(8, 50), tmp_path / "mixed" / "same.parquet")
+    mixed = spark.read.schema(df.schema).parquet(str(tmp_path / "mixed"))  # Spark widens int32 to bigint
     source, why, tasks = _paths(mixed)
     assert source is not None and tasks is None and "stores 'i64' as int32" in why
     assert profile(mixed, label="label").columns["i64"].count == 80  # by the Spark path
+    skipping = InputConfig(paths=[str(parquet_dir)], format="parquet", on_unreadable_file="quarantine")
+    assert "ignoreCorruptFiles is set" in _paths(read_input(spark, skipping))[1]
+    mixed.write.partitionBy("b").parquet(str(tmp_path / "by_b"))
+    assert "partitioned" in _paths(spark.read.parquet(str(tmp_path / "by_b")), label=None)[1]
 
 
 def test_delta_path_reads_the_current_snapshot_only(spark, tmp_path):
@@ -120,6 +125,12 @@ def test_delta_path_reads_the_current_snapshot_only(spark, tmp_path):
     fast = profile(df, label="label", text=("t",))
     assert fast.rows == 3000
     assert _dump(fast) == _dump(profile(df.repartition(2), label="label", text=("t",)))
+    # Deletion vectors delete rows outside the files: the Spark path.
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    spark.sql(f"DELETE FROM delta.`{path}` WHERE i8 > 100")
+    deleted = read_input(spark, InputConfig(paths=[path], format="delta"))
+    assert "deletion vectors" in _paths(deleted)[1]
+    assert profile(deleted, label="label").rows == 3000 - int(np.sum(_table(2, 3000).column("i8").to_numpy() > 100))
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
