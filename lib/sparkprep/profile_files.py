@@ -194,7 +194,8 @@ def plan_pieces(df: DataFrame, source: ParquetSource) -> tuple[list[list[Piece]]
     return _pack(pieces, max_split, open_cost), f"{len(pieces)} pieces, splits of {max_split} bytes"
 
 
-def plan(df: DataFrame, kinds: dict[str, str], label: str | None) -> tuple[ParquetSource | None, list[list[Piece]] | None, str]:
+def plan(df: DataFrame, kinds: dict[str, str],
+         label: str | None) -> tuple[ParquetSource | None, list[list[Piece]] | None, str]:
     """The Parquet path's source and tasks for profiling `df`, or None for them and why not."""
     source, why = parquet_source(df, kinds, label)
     if source is None:

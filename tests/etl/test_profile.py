@@ -101,6 +101,7 @@ def test_parquet_path_runs_one_job_that_reads_every_row_once(spark, tmp_path):
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
     assert [s.rows for s in stats] == [1200, 1200] and stats[0].columns["x"].count == 1200
+    assert plan(df.select(), {}, None)[1] is not None and profile(df.select()).rows == 1200  # no column read
 
 
 def test_stats_json_identical_for_any_partitioning(spark):
