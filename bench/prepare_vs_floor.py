@@ -14,6 +14,7 @@ import json
 import shutil
 import tempfile
 import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -35,15 +36,35 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def best_interleaved(fns: dict, rounds: int = 2) -> dict[str, float]:
+def best_interleaved(fns: dict, rounds: int = 2, spark: SparkSession | None = None) -> dict[str, float]:
     """Best time of each function over `rounds` interleaved rounds, after one warm-up run of the
-    first (JIT, page cache): interleaving spreads a noisy neighbour's load over all of them."""
+    first (JIT, page cache): interleaving spreads a noisy neighbour's load over all of them.
+
+    With `spark`, each run is its own job group `<name>#<round>`, for `executor_cpu_s`."""
     timed(next(iter(fns.values())))
     best = {name: float("inf") for name in fns}
-    for _ in range(rounds):
+    for r in range(rounds):
         for name, fn in fns.items():
+            if spark is not None:
+                spark.sparkContext.setJobGroup(f"{name}#{r}", name)
             best[name] = min(best[name], timed(fn))
     return best
+
+
+def executor_cpu_s(spark: SparkSession, name: str, rounds: int) -> float:
+    """Least executor CPU seconds (JVM task threads, from Spark's REST API) over the rounds
+    `best_interleaved` ran `name` in. Wall time on this shared machine moves with the neighbours'
+    load; CPU time of the same work barely does (Python workers' CPU is not in it)."""
+    sc = spark.sparkContext
+
+    def api(path: str) -> list[dict]:
+        with urllib.request.urlopen(f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/{path}") as page:
+            return json.load(page)
+
+    cpu_ns = {s["stageId"]: s["executorCpuTime"] for s in api("stages")}
+    jobs = api("jobs")
+    return min(sum(cpu_ns.get(s, 0) for j in jobs if j.get("jobGroup") == f"{name}#{r}" for s in j["stageIds"])
+               for r in range(rounds)) / 1e9
 
 
 def bench_config(work: Path, rows: int, fmt: str = "parquet", master: str = "local[2]",
