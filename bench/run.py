@@ -164,12 +164,15 @@ def _plot(result: dict, path: Path) -> None:
 
 
 def _append_table(result: dict) -> None:
-    day, size = result["date"][:10], f"{result['rows']:,} rows, {result['input_mb']} MB CSV, {result['master']}, driver {result['driver_memory']}"
+    day = result["date"][:10]
+    size = (f"{result['rows']:,} rows, {result['input_mb']} MB CSV, {result['master']}, driver {result['driver_memory']}, "
+            f"load {result['load_avg_start']:.1f} -> {result['load_avg_end']:.1f}")
+    settings = "demo.yaml: oversample, near-dup, robust" + "".join(f", {o}" for o in result["overrides"])
     floor_text = f"floor {result['floor_s']} s" if "floor_s" in result else "floor not run"
     rows = []
     if "prepare" in result:
         p = result["prepare"]
-        rows.append(f"| {day} | suite: prepare (demo.yaml: oversample, near-dup, robust) vs floor | {size} | {floor_text} | "
+        rows.append(f"| {day} | suite: prepare ({settings}) vs floor | {size} | {floor_text} | "
                     f"prepare {p['seconds']} s, {p['mb_per_s']} MB/s, {p['csv_scan_stages']} CSV-scan stages, shuffle {p['shuffle_write_mb']} MB, "
                     f"spill {p['spill_disk_mb']} MB disk, JVM peak RSS {p['jvm_peak_rss_mb']} MB | **{p.get('ratio_to_floor')}x** floor |")
     if "dedup" in result:
