@@ -11,7 +11,6 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from sparkprep.cli import main
 from sparkprep.verify import verify_output
 
 ROOT = Path(__file__).resolve().parents[2]

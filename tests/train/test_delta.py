@@ -4,11 +4,14 @@ from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from pyarrow.fs import LocalFileSystem
 
 from handmade import (ROWS, manifest_for, table_of, transform_reference, write_manifest,
                       write_standard_transform)
 from sparkprep.errors import InputError
 from sparkprep.train import DatasetFiles, load_manifest, load_transform, make_loader
+from sparkprep.train.files import _delta_files
+from sparkprep.train.location import OutputLocation
 from sparkprep.train.loader import BACKENDS
 
 V1_ROWS = [(f, r + 100, rep, y) for f, r, rep, y in ROWS if r % 2 == 0]
@@ -71,6 +74,16 @@ def test_a_version_the_log_does_not_have_is_refused_clearly(delta_out: Path, bac
     pin(delta_out, 7)
     with pytest.raises(InputError, match="cannot load version 7 of the Delta table"):
         make_loader(str(delta_out), 0, "train", backend=backend)
+
+
+def test_an_unreachable_object_store_is_an_input_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Port 9 (discard) on loopback refuses connections: delta-rs gives up after its retries (~5 s).
+    for key, value in {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+                       "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}.items():
+        monkeypatch.setenv(key, value)
+    location = OutputLocation(fs=LocalFileSystem(), path="/nowhere", url="s3://bucket/out")
+    with pytest.raises(InputError, match="cannot reach the Delta table s3://bucket/out/data: .*AWS_ENDPOINT_URL"):
+        _delta_files(location, "data", 0)
 
 
 def test_a_pinned_version_reads_its_own_runs_transform(delta_out: Path) -> None:

@@ -8,6 +8,7 @@ removed is never read.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -153,6 +154,12 @@ def _delta_files(location: OutputLocation, data: str, version: int | None) -> li
         raise InputError(f"cannot load version {version} of the Delta table {table_url} that the "
                          f"manifest pins ({err}); its log may have been cleaned up: rerun the ETL job "
                          f"or restore that version") from err
+    except OSError as err:  # delta-rs's transport errors (S3 unreachable, refused, denied)
+        # delta-rs prints its error chain over many lines with terminal colours: one plain line here.
+        chain = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(err)).split())
+        raise InputError(f"cannot reach the Delta table {table_url}: {chain}; check the endpoint and "
+                         f"credentials (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP for plain http, "
+                         f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)") from err
     files = [DataFile(url=p if "://" in p else f"{table_url}/{unquote(p)}", fold=int(f))
              for p, f in zip(actions.column("path").to_pylist(),
                              actions.column("partition.fold").to_pylist())]
