@@ -58,7 +58,7 @@ from pyspark.sql import types as T
 
 from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
-from sparkprep.profile_files import ParquetSource, Piece, fold_task, plan, unreadable_file
+from sparkprep.profile_files import TIME_TYPES, ParquetSource, Piece, fold_task, plan, unreadable_file
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ HISTOGRAM_BINS = 20
 CHUNK_ROWS = 1 << 15
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
-_TIME = (T.DateType, T.TimestampType, T.TimestampNTZType)
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,7 @@ def column_kinds(df: DataFrame, label: str | None = None, text: tuple[str, ...] 
             continue
         if f.name == label:
             kinds[f.name] = "categorical"
-        elif isinstance(f.dataType, _NUMERIC + _TIME):
+        elif isinstance(f.dataType, _NUMERIC + TIME_TYPES):
             kinds[f.name] = "numeric"
         elif isinstance(f.dataType, T.ArrayType):
             kinds[f.name] = "array"
@@ -159,7 +158,7 @@ def _projections(kinds: dict[str, str], types: dict[str, T.DataType]) -> list[Co
         c = F.col(f"`{name}`")
         if kind == "array":
             return F.when(c.isNotNull(), F.size(c)).cast("double")
-        return (F.unix_micros(c.cast("timestamp")) / 1e6) if isinstance(types[name], _TIME) else c.cast("double")
+        return (F.unix_micros(c.cast("timestamp")) / 1e6) if isinstance(types[name], TIME_TYPES) else c.cast("double")
 
     numbers = [number(n, k) for n, k in kinds.items() if k in NUMBER_KINDS]
     strings = [F.col(f"`{n}`").cast("string").alias(f"_s{i}") for i, (n, k) in enumerate(kinds.items())
