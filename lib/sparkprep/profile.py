@@ -6,14 +6,15 @@ float64 matrix of the numeric values and array sizes with validity masks, and th
 columns as Arrow strings. `profile` picks one, and logs at INFO which and why:
 - Parquet path (`sparkprep.profile_files`), when `df` is the bare read of local (`file:`) Parquet
   files or of a Delta table and every profiled column converts in Arrow exactly as in Spark (ints,
-  float, double, string, boolean, arrays; an integer, string or boolean label; the full list and
-  what falls back is in that module). The driver plans pieces of files (row-group ranges, about
+  float, double, string, boolean, arrays, INT64 timestamps, and dates/timestamp_ntz in a UTC
+  session; an integer, string or boolean label; the full list and what falls back is in that module). The driver plans pieces of files (row-group ranges, about
   `spark.sql.files.maxPartitionBytes` each) from the footers; `sc.parallelize(tasks)` runs one
   Python task per list of pieces, which reads the profiled columns itself with pyarrow. Spark's
   conversion of its columnar Parquet batches to rows and back to Arrow (more than the scan itself
   costs) is skipped. hdfs:// and s3a:// inputs take the Spark path (no libhdfs for pyarrow here;
   s3a would need Hadoop's credentials in the executors), as do a cast, rename, filter or any
-  other computation in the plan, dates, timestamps, decimals, a float label and partitioned input.
+  other computation in the plan, INT96 or legacy-calendar timestamps, decimals, a float label and
+  partitioned input.
 - Spark path, for everything else: one Spark projection gives every profiled column a simple type
   (numeric -> double, with dates/timestamps as epoch seconds, and array -> its size, all in ONE
   array<double> per row, which Spark hands to Arrow about twice as fast as as many columns;

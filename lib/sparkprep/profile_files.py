@@ -22,12 +22,22 @@ It applies only when it gives Spark's numbers exactly; `parquet_source` says why
 - every file is a local `file:` path: pyarrow cannot reach hdfs:// here (no libhdfs), and s3a://
   would need Hadoop's credentials in the executors;
 - every profiled column is int8/16/32/64, float, double (-> double: numpy's int64 -> float64
-  rounds to nearest as Java's cast does), string, boolean (-> "true"/"false") or an array (-> its
-  size); the label a string, boolean or integer (-> its decimal digits, as Spark's cast); no
-  column name with a dot (pyarrow reads "a.b" as a nested path);
+  rounds to nearest as Java's cast does), string, boolean (-> "true"/"false"), an array (-> its
+  size), a timestamp, timestamp_ntz or date (-> `unix_micros(cast(c as timestamp)) / 1e6`: int64
+  epoch micros, to double, one division, as Spark); the label a string, boolean or integer (-> its
+  decimal digits, as Spark's cast); no column name with a dot (pyarrow reads "a.b" as a nested path);
+- a date or timestamp_ntz only when the session time zone is UTC (Spark's cast to timestamp puts
+  them at local time in that zone; a timestamp is an instant, any zone);
 - every file's footer has every profiled column under its exact name with exactly that Arrow type
-  (a file written with another type is converted by Spark: left to Spark).
-Dates, timestamps, decimals, a float label and anything else go to the Spark path.
+  (a file written with another type is converted by Spark: left to Spark): a date is date32, a
+  timestamp INT64 millis or micros with a time zone (isAdjustedToUTC), a timestamp_ntz without;
+  INT96 timestamps (pyarrow: timestamp[ns], which wraps outside 1677-2262) and nanos are left to Spark;
+- with a date or timestamp column, no file Spark would rebase from the hybrid Julian calendar
+  (`DataSourceUtils.datetimeRebaseSpec`): none written by Spark before 3.0 or carrying its
+  `org.apache.spark.legacyDateTime`/`legacyINT96` footer keys, and files of other writers only
+  under the CORRECTED read mode (`datetimeRebaseMode` option, else
+  `spark.sql.parquet.datetimeRebaseModeInRead`; LEGACY rebases, EXCEPTION may fail).
+Decimals, a float label and anything else go to the Spark path.
 """
 
 from __future__ import annotations
