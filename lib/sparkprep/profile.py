@@ -6,14 +6,15 @@ float64 matrix of the numeric values and array sizes with validity masks, and th
 columns as Arrow strings. `profile` picks one, and logs at INFO which and why:
 - Parquet path (`sparkprep.profile_files`), when `df` is the bare read of local (`file:`) Parquet
   files or of a Delta table and every profiled column converts in Arrow exactly as in Spark (ints,
-  float, double, string, boolean, arrays; an integer, string or boolean label; the full list and
-  what falls back is in that module). The driver plans pieces of files (row-group ranges, about
+  float, double, string, boolean, arrays, INT64 timestamps, and dates/timestamp_ntz in a UTC
+  session; an integer, string or boolean label; the full list and what falls back is in that module). The driver plans pieces of files (row-group ranges, about
   `spark.sql.files.maxPartitionBytes` each) from the footers; `sc.parallelize(tasks)` runs one
   Python task per list of pieces, which reads the profiled columns itself with pyarrow. Spark's
   conversion of its columnar Parquet batches to rows and back to Arrow (more than the scan itself
   costs) is skipped. hdfs:// and s3a:// inputs take the Spark path (no libhdfs for pyarrow here;
   s3a would need Hadoop's credentials in the executors), as do a cast, rename, filter or any
-  other computation in the plan, dates, timestamps, decimals, a float label and partitioned input.
+  other computation in the plan, INT96 or legacy-calendar timestamps, decimals, a float label and
+  partitioned input.
 - Spark path, for everything else: one Spark projection gives every profiled column a simple type
   (numeric -> double, with dates/timestamps as epoch seconds, and array -> its size, all in ONE
   array<double> per row, which Spark hands to Arrow about twice as fast as as many columns;
@@ -58,7 +59,7 @@ from pyspark.sql import types as T
 
 from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
-from sparkprep.profile_files import ParquetSource, Piece, fold_task, plan, unreadable_file
+from sparkprep.profile_files import TIME_TYPES, ParquetSource, Piece, fold_task, plan, unreadable_file
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,6 @@ HISTOGRAM_BINS = 20
 CHUNK_ROWS = 1 << 15
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
-_TIME = (T.DateType, T.TimestampType, T.TimestampNTZType)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def column_kinds(df: DataFrame, label: str | None = None, text: tuple[str, ...] 
             continue
         if f.name == label:
             kinds[f.name] = "categorical"
-        elif isinstance(f.dataType, _NUMERIC + _TIME):
+        elif isinstance(f.dataType, _NUMERIC + TIME_TYPES):
             kinds[f.name] = "numeric"
         elif isinstance(f.dataType, T.ArrayType):
             kinds[f.name] = "array"
@@ -159,7 +159,7 @@ def _projections(kinds: dict[str, str], types: dict[str, T.DataType]) -> list[Co
         c = F.col(f"`{name}`")
         if kind == "array":
             return F.when(c.isNotNull(), F.size(c)).cast("double")
-        return (F.unix_micros(c.cast("timestamp")) / 1e6) if isinstance(types[name], _TIME) else c.cast("double")
+        return (F.unix_micros(c.cast("timestamp")) / 1e6) if isinstance(types[name], TIME_TYPES) else c.cast("double")
 
     numbers = [number(n, k) for n, k in kinds.items() if k in NUMBER_KINDS]
     strings = [F.col(f"`{n}`").cast("string").alias(f"_s{i}") for i, (n, k) in enumerate(kinds.items())

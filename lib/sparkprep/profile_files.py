@@ -22,12 +22,22 @@ It applies only when it gives Spark's numbers exactly; `parquet_source` says why
 - every file is a local `file:` path: pyarrow cannot reach hdfs:// here (no libhdfs), and s3a://
   would need Hadoop's credentials in the executors;
 - every profiled column is int8/16/32/64, float, double (-> double: numpy's int64 -> float64
-  rounds to nearest as Java's cast does), string, boolean (-> "true"/"false") or an array (-> its
-  size); the label a string, boolean or integer (-> its decimal digits, as Spark's cast); no
-  column name with a dot (pyarrow reads "a.b" as a nested path);
+  rounds to nearest as Java's cast does), string, boolean (-> "true"/"false"), an array (-> its
+  size), a timestamp, timestamp_ntz or date (-> `unix_micros(cast(c as timestamp)) / 1e6`: int64
+  epoch micros, to double, one division, as Spark); the label a string, boolean or integer (-> its
+  decimal digits, as Spark's cast); no column name with a dot (pyarrow reads "a.b" as a nested path);
+- a date or timestamp_ntz only when the session time zone is UTC (Spark's cast to timestamp puts
+  them at local time in that zone; a timestamp is an instant, any zone);
 - every file's footer has every profiled column under its exact name with exactly that Arrow type
-  (a file written with another type is converted by Spark: left to Spark).
-Dates, timestamps, decimals, a float label and anything else go to the Spark path.
+  (a file written with another type is converted by Spark: left to Spark): a date is date32, a
+  timestamp INT64 millis or micros with a time zone (isAdjustedToUTC), a timestamp_ntz without;
+  INT96 timestamps (pyarrow: timestamp[ns], which wraps outside 1677-2262) and nanos are left to Spark;
+- with a date or timestamp column, no file Spark would rebase from the hybrid Julian calendar
+  (`DataSourceUtils.datetimeRebaseSpec`): none written by Spark before 3.0 or carrying its
+  `org.apache.spark.legacyDateTime`/`legacyINT96` footer keys, and files of other writers only
+  under the CORRECTED read mode (`datetimeRebaseMode` option, else
+  `spark.sql.parquet.datetimeRebaseModeInRead`; LEGACY rebases, EXCEPTION may fail).
+Decimals, a float label and anything else go to the Spark path.
 """
 
 from __future__ import annotations
@@ -50,7 +60,18 @@ from sparkprep.profile_state import NUMBER_KINDS, PartialProfile
 #: Spark type -> the Arrow types pyarrow reads its Parquet column as (arrays: checked apart).
 _ARROW = {T.ByteType(): (pa.int8(),), T.ShortType(): (pa.int16(),), T.IntegerType(): (pa.int32(),),
           T.LongType(): (pa.int64(),), T.FloatType(): (pa.float32(),), T.DoubleType(): (pa.float64(),),
-          T.StringType(): (pa.string(), pa.large_string()), T.BooleanType(): (pa.bool_(),)}
+          T.StringType(): (pa.string(), pa.large_string()), T.BooleanType(): (pa.bool_(),),
+          T.DateType(): (pa.date32(),)}
+#: Spark types numbered as epoch seconds (`profile._projections`).
+TIME_TYPES = (T.DateType, T.TimestampType, T.TimestampNTZType)
+#: Timestamp units whose epoch micros pyarrow gives exactly (ns overflows int64 outside 1677-2262).
+_TIME_UNITS = ("ms", "us")
+#: Session time zones that are UTC at every instant: there `cast(date|timestamp_ntz as timestamp)`
+#: adds no offset.
+_UTC_ZONES = ("UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z", "+00:00")
+#: Footer keys of files Spark wrote in the hybrid Julian calendar: Spark rebases their values.
+_SPARK_VERSION = "org.apache.spark.version"
+_LEGACY_KEYS = ("org.apache.spark.legacyDateTime", "org.apache.spark.legacyINT96")
 _LABEL_TYPES = (T.ByteType(), T.ShortType(), T.IntegerType(), T.LongType(), T.StringType(), T.BooleanType())
 _PARQUET_FORMATS = ("org.apache.spark.sql.execution.datasources.parquet.ParquetFileFormat",
                     "org.apache.spark.sql.delta.DeltaParquetFileFormat")
@@ -75,14 +96,18 @@ class ParquetSource:
     files: tuple[str, ...]
     columns: tuple[str, ...]
     kinds: tuple[str, ...]
+    #: Spark's datetime rebase mode for files without a Spark version (None: no date/timestamp column).
+    rebase_mode: str | None = None
 
 
-def _unsupported_type(name: str, dtype: T.DataType, is_label: bool) -> str | None:
+def _unsupported_type(name: str, dtype: T.DataType, is_label: bool, zone: str) -> str | None:
     if "." in name:
         return f"column {name!r} has a dot in its name"
     if is_label:
         return None if dtype in _LABEL_TYPES else f"label {name!r} is {dtype.simpleString()}"
-    if dtype in _ARROW or isinstance(dtype, T.ArrayType):
+    if isinstance(dtype, (T.DateType, T.TimestampNTZType)) and zone not in _UTC_ZONES:
+        return f"column {name!r} is {dtype.simpleString()}, cast to timestamp in the session time zone {zone}, not UTC"
+    if dtype in _ARROW or isinstance(dtype, (T.ArrayType, T.TimestampType, T.TimestampNTZType)):
         return None
     return f"column {name!r} is {dtype.simpleString()}"
 
@@ -131,8 +156,9 @@ def parquet_source(df: DataFrame, kinds: dict[str, str], label: str | None) -> t
     """The files and columns to profile `df` from with pyarrow, or None and why not (the
     conditions in the module docstring; footers are checked by `plan_pieces`)."""
     types = {f.name: f.dataType for f in df.schema.fields}
+    zone = df.sparkSession.conf.get("spark.sql.session.timeZone")
     for name in kinds:
-        problem = _unsupported_type(name, types[name], name == label)
+        problem = _unsupported_type(name, types[name], name == label, zone)
         if problem:
             return None, problem + " (its Arrow conversion may differ from Spark's)"
     relation, problem = _relation(df, tuple(kinds))
@@ -143,7 +169,12 @@ def parquet_source(df: DataFrame, kinds: dict[str, str], label: str | None) -> t
     files = [_local_path(u) for u in uris]
     if None in files:
         return None, f"{uris[files.index(None)]} is not a local file: path pyarrow can read"
-    return ParquetSource(tuple(files), tuple(kinds), tuple(kinds.values())), f"{len(files)} local Parquet files"
+    rebase = None
+    if any(isinstance(types[n], TIME_TYPES) for n in kinds):  # a read option overrides the conf, as in ParquetOptions
+        option = relation.options().get("datetimeRebaseMode")
+        rebase = (option.get() if option.isDefined() else
+                  df.sparkSession.conf.get("spark.sql.parquet.datetimeRebaseModeInRead")).upper()
+    return ParquetSource(tuple(files), tuple(kinds), tuple(kinds.values()), rebase), f"{len(files)} local Parquet files"
 
 
 def _footer(path: str) -> pq.FileMetaData:
@@ -153,14 +184,36 @@ def _footer(path: str) -> pq.FileMetaData:
         raise InputError(f"cannot read Parquet file {path}: {exc}; replace or remove it") from None
 
 
-def _type_problem(path: str, schema: pa.Schema, name: str, dtype: T.DataType) -> str | None:
+def _type_problem(path: str, meta: pq.FileMetaData, schema: pa.Schema, name: str, dtype: T.DataType) -> str | None:
     index = schema.get_field_index(name)
     if index < 0:
         return f"{path} has no column {name!r}"
     arrow = schema.field(index).type
-    fits = pa.types.is_list(arrow) or pa.types.is_large_list(arrow) if isinstance(dtype, T.ArrayType) \
-        else arrow in _ARROW.get(dtype, ())
+    if isinstance(dtype, T.ArrayType):
+        fits = pa.types.is_list(arrow) or pa.types.is_large_list(arrow)
+    elif isinstance(dtype, (T.TimestampType, T.TimestampNTZType)):
+        # INT64 micros/millis, UTC instants (isAdjustedToUTC) for timestamp, local ones for _ntz.
+        # INT96 (pyarrow: timestamp[ns], which wraps outside 1677-2262) is left to Spark.
+        physical = next(meta.schema.column(i).physical_type for i in range(meta.num_columns)
+                        if meta.schema.column(i).path == name)
+        fits = pa.types.is_timestamp(arrow) and arrow.unit in _TIME_UNITS and physical == "INT64" and \
+            (arrow.tz is None) == isinstance(dtype, T.TimestampNTZType)
+    else:
+        fits = arrow in _ARROW.get(dtype, ())
     return None if fits else f"{path} stores {name!r} as {arrow}, Spark reads {dtype.simpleString()}"
+
+
+def _calendar_problem(path: str, meta: pq.FileMetaData, rebase_mode: str) -> str | None:
+    """Why Spark may rebase (or reject) the file's dates and timestamps, as
+    `DataSourceUtils.datetimeRebaseSpec` decides: a file written by Spark before 3.0 or in its
+    LEGACY mode is in the hybrid Julian calendar; one without a Spark version follows the mode."""
+    keys = meta.metadata or {}
+    version = keys.get(_SPARK_VERSION.encode())
+    if version is not None and (version.decode() < "3.0.0" or any(k.encode() in keys for k in _LEGACY_KEYS)):
+        return f"{path} has dates/timestamps in Spark's legacy hybrid calendar (Spark rebases them)"
+    if version is None and rebase_mode != "CORRECTED":
+        return f"{path} was not written by Spark and the datetime rebase mode is {rebase_mode} (Spark may rebase)"
+    return None
 
 
 def plan_pieces(df: DataFrame, source: ParquetSource) -> tuple[list[list[Piece]] | None, str]:
@@ -179,10 +232,11 @@ def plan_pieces(df: DataFrame, source: ParquetSource) -> tuple[list[list[Piece]]
                     max(open_cost, total // max(1, df.sparkSession.sparkContext.defaultParallelism)))
     for path, meta, groups in zip(source.files, footers, sizes):
         schema = meta.schema.to_arrow_schema()
+        problem = _calendar_problem(path, meta, source.rebase_mode) if source.rebase_mode else None
         for name in source.columns:
-            problem = _type_problem(path, schema, name, types[name])
-            if problem:
-                return None, problem
+            problem = problem or _type_problem(path, meta, schema, name, types[name])
+        if problem:
+            return None, problem
         start, size = 0, 0
         for i, s in enumerate(groups):
             if size and size + s > max_split:  # a file larger than a split: cut between row groups
@@ -234,14 +288,28 @@ def _chunk(batch: pa.RecordBatch, source: ParquetSource) -> tuple[np.ndarray, li
     for name, kind in zip(source.columns, source.kinds):
         column = batch.column(name)  # by name: the batch has the file's column order
         if kind in NUMBER_KINDS:
+            time = pa.types.is_timestamp(column.type) or pa.types.is_date32(column.type)
             if kind == "array":
                 column = pc.list_value_length(column)
+            elif time:
+                column = _epoch_micros(column)
             valid.append(column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else None)
-            numbers[row] = (pc.fill_null(column, 0) if column.null_count else column).to_numpy(zero_copy_only=False)
+            values = (pc.fill_null(column, 0) if column.null_count else column).to_numpy(zero_copy_only=False)
+            # Spark's unix_micros(...) / 1e6: the long to double (nearest, as numpy), then one division.
+            numbers[row] = values.astype(np.float64) / 1e6 if time else values
             row += 1
         else:
             strings.append(column if column.type == pa.string() else column.cast(pa.string()))
     return numbers, valid, strings
+
+
+def _epoch_micros(column: pa.Array) -> pa.Array:
+    """A date32 or timestamp[ms|us] column as int64 epoch microseconds: Spark's
+    `unix_micros(cast(c as timestamp))` in a UTC session (overflow fails, as Spark's multiplyExact)."""
+    if pa.types.is_date32(column.type):
+        return pc.multiply_checked(column.cast(pa.int32()).cast(pa.int64()), 86_400_000_000)
+    micros = column.cast(pa.int64())
+    return pc.multiply_checked(micros, 1000) if column.type.unit == "ms" else micros
 
 
 def fold_task(source: ParquetSource, chunk_rows: int, task: list[Piece]) -> PartialProfile:

@@ -2,6 +2,8 @@
 
 import json
 import logging
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -9,11 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from sparkprep.config import InputConfig
+from sparkprep.config import InputConfig, load_config
 from sparkprep.errors import InputError
+from sparkprep.generate import write_generated
 from sparkprep.ingest import read_input
 from sparkprep.profile import column_kinds, profile
 from sparkprep.profile_files import plan
+from sparkprep.quality import profile_frame, typed_input
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _table(seed: int, n: int) -> pa.Table:
@@ -94,7 +100,7 @@ def test_what_the_parquet_path_leaves_to_spark(spark, parquet_dir, tmp_path):
     df = spark.read.parquet(str(parquet_dir))
     assert "label 'f64'" in _paths(df, label="f64")[1]  # a float label: Java's and Arrow's digits differ
     assert "'f64' is computed" in _paths(df.withColumn("f64", F.col("f64") * 2))[1]
-    assert "column 'd' is date" in _paths(df.withColumn("d", F.current_date()))[1]
+    assert "'d' is computed" in _paths(df.withColumn("d", F.current_date()))[1]
     assert "not a bare file read" in _paths(df.where("i8 > 0"))[1]
     other = _table(9, 50)
     other = other.set_column(3, "i64", other.column("i64").cast(pa.int32(), safe=False))
@@ -151,3 +157,105 @@ def test_a_truncated_or_corrupt_file_is_an_input_error_naming_it(spark, tmp_path
     (tmp_path / "b.parquet").write_bytes(good[:4] + b"\xff" * 2000 + good[2004:])
     with pytest.raises(InputError, match=r"cannot read Parquet file .*b\.parquet"):
         profile(df, label="label")
+
+
+_DAY_US = 86_400_000_000
+_MIN_US, _MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999  # 0001-01-01 .. 9999-12-31 (Spark's range)
+
+
+def _times(seed: int, n: int) -> pa.Table:
+    """Dates and timestamps over years 1-9999 (before 1582 and 1970, past 2262: beyond 2^53 micros
+    the cast to double rounds), sub-second, with nulls; ms and us; UTC instants and local (_ntz)."""
+    rng = np.random.default_rng(seed)
+    micros = rng.integers(_MIN_US, _MAX_US, n)
+    micros[::4] = rng.integers(-10**9, 10**9, (n + 3) // 4)  # around the epoch, sub-second both sides
+    micros[1] = -1  # 1969-12-31 23:59:59.999999
+    nulls = np.arange(n) % 7 == 2
+    millis = micros // 1000
+    return pa.table({
+        "d": pa.array((micros // _DAY_US).astype(np.int32), pa.int32(), mask=nulls).cast(pa.date32()),
+        "ts": pa.array(micros, pa.timestamp("us", tz="UTC"), mask=np.arange(n) % 5 == 1),
+        "ts_ms": pa.array(millis, pa.timestamp("ms", tz="UTC"), mask=nulls),
+        "ts_ny": pa.array(micros[::-1].copy(), pa.timestamp("us", tz="America/New_York")),  # instants too
+        "ntz": pa.array(micros, pa.timestamp("us"), mask=nulls),
+        "ntz_ms": pa.array(millis, pa.timestamp("ms")),
+        "label": pa.array(rng.integers(0, 3, n)),
+    })
+
+
+def test_dates_and_timestamps_give_the_spark_paths_epoch_seconds(spark, tmp_path):
+    """pyarrow's files (no Spark version: the read rebase mode applies, CORRECTED by default) and
+    Spark's own (TIMESTAMP_MICROS, dates; no legacy calendar marker) take the Parquet path."""
+    for i, n in enumerate((2000, 3000)):
+        pq.write_table(_times(i, n), tmp_path / f"times-{i}.parquet", row_group_size=700)
+    written = spark.read.parquet(str(tmp_path))
+    assert [f.dataType.simpleString() for f in written.schema.fields][:6] == \
+        ["date", "timestamp", "timestamp", "timestamp", "timestamp_ntz", "timestamp_ntz"]
+    written.repartition(2).write.parquet(str(tmp_path / "by_spark"))
+    for df in (written, spark.read.parquet(str(tmp_path / "by_spark"))):
+        source, why, tasks = _paths(df, text=())
+        assert source is not None and tasks is not None, why
+        fast = profile(df, label="label")
+        assert _dump(fast) == _dump(profile(df.repartition(3), label="label"))
+        assert fast.rows == 5000 and fast.columns["ts"].count == 5000 - 400 - 600
+        assert fast.columns["ts"].min < -6e10 and fast.columns["ts"].max > 2e11
+    # By hand: 1969-12-31 23:59:59.999999 and 00:00:01.5 UTC, the midnight of 1969-12-31.
+    pq.write_table(pa.table({"ts": pa.array([-1, 1_500_000], pa.timestamp("us", tz="UTC")),
+                             "d": pa.array([-1, None], pa.date32())}), tmp_path / "hand.parquet")
+    hand = profile(spark.read.parquet(str(tmp_path / "hand.parquet")))
+    assert (hand.columns["ts"].min, hand.columns["ts"].max, hand.columns["d"].min) == (-1e-06, 1.5, -86400.0)
+
+
+@contextmanager
+def _conf(spark, key: str, value: str):
+    """`key` set to `value`, then back to the session's own value (unset would give Spark's default)."""
+    before = spark.conf.get(key)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        spark.conf.set(key, before)
+
+
+def test_what_the_parquet_path_leaves_to_spark_among_dates_and_timestamps(spark, tmp_path):
+    table = _times(5, 500)
+    pq.write_table(table, tmp_path / "times.parquet")
+    df = spark.read.parquet(str(tmp_path / "times.parquet"))
+    # A local-time zone: cast(date | timestamp_ntz as timestamp) adds its offset; an instant does not.
+    with _conf(spark, "spark.sql.session.timeZone", "America/New_York"):
+        assert "session time zone America/New_York" in _paths(df, text=())[1]
+        instants = df.select("ts", "ts_ms", "ts_ny", "label")
+        assert _paths(instants, text=())[2] is not None
+        assert _dump(profile(instants, label="label")) == _dump(profile(instants.repartition(2), label="label"))
+    # A file without a Spark version under a LEGACY (or EXCEPTION) rebase mode: Spark may rebase.
+    with _conf(spark, "spark.sql.parquet.datetimeRebaseModeInRead", "LEGACY"):
+        assert "not written by Spark and the datetime rebase mode is LEGACY" in _paths(df, text=())[1]
+    legacy = spark.read.option("datetimeRebaseMode", "EXCEPTION").parquet(str(tmp_path / "times.parquet"))
+    assert "rebase mode is EXCEPTION" in _paths(legacy, text=())[1]
+    # Spark's files in the hybrid Julian calendar (legacy marker) and INT96 timestamps: Spark's path.
+    for conf, value, path in (("datetimeRebaseModeInWrite", "LEGACY", "julian"), ("outputTimestampType", "INT96", "int96")):
+        with _conf(spark, f"spark.sql.parquet.{conf}", value):
+            df.write.parquet(str(tmp_path / path))
+    julian = spark.read.parquet(str(tmp_path / "julian"))
+    assert "legacy hybrid calendar" in _paths(julian, text=())[1]
+    int96 = spark.read.parquet(str(tmp_path / "int96")).select("ts", "label")
+    source, why, tasks = _paths(int96, text=())
+    assert tasks is None and "stores 'ts' as timestamp[ns]" in why
+    for spark_path in (julian, int96):
+        assert _dump(profile(spark_path, label="label")) == _dump(profile(df.select(*spark_path.columns), label="label"))
+
+
+def test_the_demo_input_as_parquet_takes_the_parquet_path_with_its_timestamp(spark, tmp_path, caplog):
+    """conf/demo.yaml's rows (event_time: timestamp) written as Parquet, read as `validate` and
+    `prepare` read their input: the Parquet path, with the Spark path's stats."""
+    data = str(tmp_path / "demo")
+    config = load_config(ROOT / "conf/demo.yaml", ["generate.format=parquet", f"generate.path={data}",
+                                                   "generate.rows=3000", "input.format=parquet", f"input.paths=[{data}]"])
+    write_generated(spark, config.generate)
+    df = typed_input(spark, config.input)
+    assert dict(df.dtypes)["event_time"] == "timestamp"
+    with caplog.at_level(logging.INFO, logger="sparkprep.profile"):
+        fast = profile_frame(df, config.columns)
+    assert "profile: Parquet path" in caplog.text
+    assert fast.columns["event_time"].kind == "numeric" and fast.columns["event_time"].min >= 1_700_000_000
+    assert _dump(fast) == _dump(profile_frame(df.repartition(3), config.columns))
