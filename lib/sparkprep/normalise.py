@@ -2,7 +2,9 @@
 
 All folds' numeric and array statistics come from ONE aggregation over the written originals,
 grouped by (fold, label_index): count and shifted sums of values and squares per column, min/max
-where a method needs them, and a KLL sketch where a method needs quantiles. The statistics of fold k are the merge of every group
+where a method needs them, and a KLL sketch where a method needs quantiles (fed a hash sample of
+about `normalise.sketch_sample_rows` rows when the output has more: each KLL update costs more than
+all the moments of a value; see `in_sketch_sample`). The statistics of fold k are the merge of every group
 whose fold is not k and not the holdout (train_k = all groups minus fold k's and the holdout's):
 moments merge exactly (Chan et al.), min/max trivially, KLL sketches are mergeable with the same
 rank-error bound as one sketch of the union. So fold k and the holdout never contribute to what
@@ -34,12 +36,15 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep import HOLDOUT_FOLD, IN_TRAIN
+from sparkprep.dedup import ROW_ID
 from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, NormaliseConfig,
                               NumericTransform)
 from sparkprep.transform import (ArrayParams, CategoricalParams, NumericParams, TransformParams,
                                  UNKNOWN)
 
 log = logging.getLogger(__name__)
+
+_MASK53 = (1 << 53) - 1
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class FitSpec:
     arrays: dict[str, ArrayTransform] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
     sketch_k: int = 200
+    #: Rows of the data the quantile sketches see at most (a hash sample); None: every row.
+    sketch_sample: int | None = None
 
     @classmethod
     def of(cls, config: NormaliseConfig, columns: ColumnsConfig, widths: dict[str, int]) -> "FitSpec":
@@ -92,7 +99,7 @@ class FitSpec:
         return cls({c: config.numeric_columns.get(c, config.numeric) for c in columns.numeric},
                    {c: config.categorical_columns.get(c, config.categorical) for c in columns.categorical},
                    {c: config.array_columns.get(c, config.array) for c in columns.array},
-                   widths, config.sketch_k)
+                   widths, config.sketch_k, config.sketch_sample_rows)
 
     def ranks(self, column: str) -> list[float]:
         """The quantiles column `column` needs (empty: no sketch)."""
@@ -129,6 +136,8 @@ class FoldGroups:
     extents: dict[tuple[int, int], dict[str, Extent]] = field(default_factory=dict)
     sketches: dict[tuple[int, int], dict[str, bytes]] = field(default_factory=dict)
     undersampled: dict[tuple[int, int], int] = field(default_factory=dict)
+    #: The fraction of rows the sketches were fed (`sketch_sample_rate`).
+    sketch_rate: float = 1.0
 
     def class_counts(self, folds: list[int], classes: int, as_read: bool = False) -> list[int]:
         """Rows per class in `folds`: originals; with `as_read`, what a training portion reads
@@ -198,6 +207,20 @@ def _stat_aggs(name: str, shift: float, extent: bool) -> list[Column]:
     return aggs + ([F.min(v).alias(f"{name}__min"), F.max(v).alias(f"{name}__max")] if extent else [])
 
 
+def sketch_sample_rate(rows: int, sample: int | None) -> float:
+    """The fraction of the data's rows fed to the quantile sketches: all up to `sample` rows."""
+    return 1.0 if sample is None or rows <= sample else sample / rows
+
+
+def in_sketch_sample(rate: float) -> Column:
+    """Whether a row is in the sketches' sample: a salted hash of its row_id below `rate`, so the
+    sample depends on the rows only (not on partitioning or order), and the verifier redraws it."""
+    if rate >= 1.0:
+        return F.lit(True)
+    return F.xxhash64(F.lit("sparkprep/sketch-sample"), F.col(ROW_ID)).bitwiseAND(F.lit(_MASK53)) < \
+        F.lit(int(rate * (_MASK53 + 1)))
+
+
 def _moments(n: int, s1: float | None, s2: float | None, shift: float) -> Moments:
     if not n:
         return Moments()
@@ -223,6 +246,7 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
     # Data without `in_train` (hand-built frames, outputs older than undersampling) trains on every row.
     in_train = F.col(IN_TRAIN) if IN_TRAIN in df.columns else F.lit(True)
     values = df.select("fold", "label_index", original.alias("_original"), in_train.alias("_in_train"),
+                       *([ROW_ID] if ROW_ID in df.columns else []),
                        *[F.when(original, v).alias(n) for n, v in projected.items()])
     stats = list(projected)
     with_extent = {c for c in numeric if spec.numeric.get(c, NumericTransform()).method == "minmax"} | {
@@ -233,7 +257,15 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
             F.count(F.when(~F.col("_in_train"), 1)).alias("_undersampled")]
     for name in stats:
         aggs += _stat_aggs(name, shifts[name], name in with_extent)
-    aggs += [F.kll_sketch_agg_double(c, F.lit(spec.sketch_k)).alias(f"{c}__sketch") for c in numeric if spec.ranks(c)]
+    sketched = [c for c in numeric if spec.ranks(c)]
+    rate = 1.0
+    if sketched and spec.sketch_sample is not None and ROW_ID in df.columns:
+        # A second, metadata-only job on Parquet/Delta (row counts from footers or the log).
+        rate = sketch_sample_rate(df.count(), spec.sketch_sample)
+        log.info("quantile sketches fed %.3g%% of the rows (about %d, by a hash of row_id)", 100 * rate, spec.sketch_sample)
+    sampled = in_sketch_sample(rate)
+    aggs += [F.kll_sketch_agg_double(F.when(sampled, F.col(f"`{c}`")), F.lit(spec.sketch_k)).alias(f"{c}__sketch")
+             for c in sketched]
     rows, copies, undersampled, moments, extents, sketches = {}, {}, {}, {}, {}, {}
     for r in values.groupBy("fold", "label_index").agg(*aggs).collect():
         key = (int(r["fold"]), int(r["label_index"]))
@@ -242,7 +274,7 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
         extents[key] = {c: Extent(r[f"{c}__min"], r[f"{c}__max"]) if r[f"{c}__n"] else Extent() for c in with_extent}
         sketches[key] = {c: bytes(r[f"{c}__sketch"]) for c in numeric
                          if spec.ranks(c) and r[f"{c}__n"]}
-    return FoldGroups(rows, copies, moments, extents, sketches, undersampled)
+    return FoldGroups(rows, copies, moments, extents, sketches, undersampled, rate)
 
 
 def count_categories(df: DataFrame, columns: list[str]) -> dict[str, dict[int, dict[str, int]]]:

@@ -12,7 +12,8 @@ aggregation: parameters for folds 0..k-1 and final; each set fitted on exactly i
 originals (`fold not in {k, -1}`, `replica == 0`; final: every non-holdout original); means, stds
 and min/max recomputed with Spark's own avg/stddev_pop/min/max (conditional aggregates, every set
 in the one pass), not normalise.py's merged moments; quantile parameters checked by their rank in
-the data, within the KLL sketch's rank error.
+the data, within the KLL sketch's rank error (plus the sampling error when the sketches were fed a
+hash sample of a large output, `normalise.sketch_sample_rows`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pyspark.sql import functions as F
 from sparkprep import BLOCKED, HOLDOUT_FOLD, IN_TRAIN
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
+from sparkprep.normalise import sketch_sample_rate
 from sparkprep.split import holdout_by_column
 from sparkprep.transform import TRANSFORM_FORMAT_VERSION, ArrayParams, NumericParams, TransformParams
 from sparkprep.write import MANIFEST, read_table
@@ -269,6 +271,21 @@ def _kll_rank_error(k: int) -> float:
     return 2.446 / k ** 0.9433
 
 
+@dataclass(frozen=True)
+class _Tolerance:
+    """How far a fitted quantile's rank may be from its target: the KLL sketch's bound, plus, when
+    the fit fed the sketches a hash sample of the rows (normalise.sketch_sample_rows), the sample's
+    own (Dvoretzky-Kiefer-Wolfowitz, 99%: sqrt(ln(2/0.01) / (2 n)) for n sampled values)."""
+
+    kll: float
+    sample: int | None
+    total: str  # the aggregate counting every row of the data, from which the fit set its rate
+
+    def at(self, r: Row, present: int) -> float:
+        rate = sketch_sample_rate(r[self.total], self.sample)
+        return self.kll + (math.sqrt(math.log(200) / (2 * rate * present)) if rate < 1 else 0.0)
+
+
 @dataclass
 class _Plan:
     """Aggregates to compute in one pass over the data, and what each result must satisfy."""
@@ -328,8 +345,10 @@ def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame
                   + [f"parameters for fold {n}, which the data does not have" for n in sets if n not in wanted]
                   + malformed)
     normalise = (manifest.get("config") or {}).get("normalise") or {}
-    eps = _kll_rank_error(int(normalise.get("sketch_k", 200)))
     plan = _Plan()
+    # Manifests from before sampling have no sketch_sample_rows: their sketches saw every row.
+    eps = _Tolerance(_kll_rank_error(int(normalise.get("sketch_k", 200))), normalise.get("sketch_sample_rows"),
+                     plan.agg(F.count(F.lit(1))))
     for name, params in parsed.items():
         fold = None if name == "final" else int(name)
         train = (F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD)
@@ -364,7 +383,7 @@ def _rows_rule(plan: _Plan, where: str, train: Column, fitted: int | None) -> No
 
 
 def _numeric_rules(plan: _Plan, where: str, train: Column, p: NumericParams, configured: dict[str, Any],
-                   eps: float) -> None:
+                   eps: _Tolerance) -> None:
     x = _finite(F.col(p.column).cast("double"))
     v = F.when(train, F.signum(x) * F.log1p(F.abs(x)) if p.log1p else x)
     n = plan.agg(F.count(v))
@@ -409,12 +428,13 @@ def _numeric_rules(plan: _Plan, where: str, train: Column, p: NumericParams, con
         _rank_rule(plan, f"{where} {what}", v, n, value, rank, eps)
 
 
-def _rank_rule(plan: _Plan, where: str, v: Column, n: str, value: float, rank: float, eps: float) -> None:
+def _rank_rule(plan: _Plan, where: str, v: Column, n: str, value: float, rank: float, tolerance: _Tolerance) -> None:
     """`value` is the `rank` quantile within ±eps: some rank in [#(v < value), #(v <= value)] / n
     (ties span a range) lies within eps of it."""
     below, at_most = plan.agg(F.count(F.when(v < value, 1))), plan.agg(F.count(F.when(v <= value, 1)))
 
     def test(r: Row) -> str | None:
+        eps = tolerance.at(r, r[n])
         low, high = r[below] / r[n], r[at_most] / r[n]
         if low - eps <= rank <= high + eps:
             return None
