@@ -1,12 +1,13 @@
 """Benchmark: fitting every fold's transform against one plain aggregation, in the same run.
 
-Generated Parquet shaped like a sparkprep output (fold, replica, label_index, numeric columns with
+Generated Parquet shaped like a sparkprep output (row_id, fold, replica, label_index, numeric columns with
 nulls and x1e6 outliers, a categorical column, an array column). The floor is
 `df.agg(mean of every numeric column)`, the least any statistic over these columns costs (one
 scan). Ours: `measure_groups` + `count_categories` + `fit_transforms` for k folds and final.
 Three specs: "moments" (the floor's columns: standard, minmax, log1p; no sketch), "sketches" (the
 same columns with robust, robust+clip and median imputation on 4 of the 10: KLL sketches), "all"
-(sketches plus the categorical and the array column); `--only` picks some. After one warm-up, the
+(sketches plus the categorical and the array column); the sketches see prepare's default hash
+sample (normalise.sketch_sample_rows); `--only` picks some. After one warm-up, the
 measurements run interleaved, `--rounds` times; each figure is its best (the machine is shared),
 in wall time and in executor CPU time (which other processes' load barely moves). Prints the
 ratios, writes bench/results/<date>-fit-vs-agg-<rows>.json and appends rows to bench/RESULTS.md.
@@ -29,7 +30,7 @@ from prepare_vs_floor import best_interleaved, executor_cpu_s  # bench/ is sys.p
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep.config import ArrayTransform, CategoricalTransform, NumericTransform, SparkConfig
+from sparkprep.config import ArrayTransform, CategoricalTransform, NormaliseConfig, NumericTransform, SparkConfig
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.normalise import FitSpec, count_categories, fit_transforms, measure_groups
 from sparkprep.session import build_session
@@ -50,7 +51,7 @@ def _generate(spark: SparkSession, rows: int, k: int, path: str) -> None:
 
     fold = F.when(u("holdout") < 0.1, F.lit(-1)).otherwise(F.pmod(F.xxhash64(F.lit("fold"), "id"), F.lit(k)))
     label = F.when(u("label") < 0.9, 0).when(u("label") < 0.99, 1).otherwise(2)
-    cols = {"fold": fold.cast("int"), "label_index": label.cast("int"),
+    cols = {"row_id": F.xxhash64("id"), "fold": fold.cast("int"), "label_index": label.cast("int"),
             "replica": F.when((u("copy") < 0.2) & (fold >= 0), 1).otherwise(0).cast("int")}
     for c in NUMERIC:
         value = F.when(u(c + "/out") < 0.005, u(c) * 1e6).otherwise(u(c) * 10 - 5 + F.col("label_index"))
@@ -80,13 +81,14 @@ def main() -> None:
             _generate(spark, args.rows, args.k, data)
         size = HadoopFS(spark, qualify(str(work))).total_size(qualify(data))
         df = spark.read.parquet(data)
+        sample = NormaliseConfig().sketch_sample_rows  # prepare's default
         moments = FitSpec({c: MOMENTS[i % len(MOMENTS)] for i, c in enumerate(NUMERIC)})
-        sketches = FitSpec({c: SKETCHED[i % len(SKETCHED)] for i, c in enumerate(NUMERIC)})
+        sketches = FitSpec({c: SKETCHED[i % len(SKETCHED)] for i, c in enumerate(NUMERIC)}, sketch_sample=sample)
         everything = FitSpec(sketches.numeric, {"cat_0": CategoricalTransform(min_count=5)},
-                             {"emb": ArrayTransform()}, {"emb": WIDTH})
+                             {"emb": ArrayTransform()}, {"emb": WIDTH}, sketch_sample=sample)
 
         def floor() -> None:
-            df.agg(*[F.mean(c) for c in df.columns if c not in ("cat_0", "emb")]).collect()
+            df.agg(*[F.mean(c) for c in df.columns if c not in ("row_id", "cat_0", "emb")]).collect()
 
         def fit(spec: FitSpec) -> None:
             groups = measure_groups(df, NUMERIC, spec)

@@ -274,15 +274,17 @@ def _kll_rank_error(k: int) -> float:
 @dataclass(frozen=True)
 class _Tolerance:
     """How far a fitted quantile's rank may be from its target: the KLL sketch's bound, plus, when
-    the fit fed the sketches a hash sample of the rows (normalise.sketch_sample_rows), the sample's
-    own (Dvoretzky-Kiefer-Wolfowitz, 99%: sqrt(ln(2/0.01) / (2 n)) for n sampled values)."""
+    the fit fed a column's sketches a hash sample (more than normalise.sketch_sample_rows present
+    values in its smallest training set), the sample's own (Dvoretzky-Kiefer-Wolfowitz at 99%:
+    sqrt(ln(2/0.01) / (2 n)) for n sampled values)."""
 
     kll: float
     sample: int | None
-    total: str  # the aggregate counting every row of the data, from which the fit set its rate
+    #: column -> the aggregates counting its present values in each training set
+    present: dict[str, list[str]] = field(default_factory=dict)
 
-    def at(self, r: Row, present: int) -> float:
-        rate = sketch_sample_rate(r[self.total], self.sample)
+    def at(self, r: Row, column: str, present: int) -> float:
+        rate = sketch_sample_rate(min(r[n] for n in self.present[column]), self.sample)
         return self.kll + (math.sqrt(math.log(200) / (2 * rate * present)) if rate < 1 else 0.0)
 
 
@@ -347,8 +349,7 @@ def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame
     normalise = (manifest.get("config") or {}).get("normalise") or {}
     plan = _Plan()
     # Manifests from before sampling have no sketch_sample_rows: their sketches saw every row.
-    eps = _Tolerance(_kll_rank_error(int(normalise.get("sketch_k", 200))), normalise.get("sketch_sample_rows"),
-                     plan.agg(F.count(F.lit(1))))
+    eps = _Tolerance(_kll_rank_error(int(normalise.get("sketch_k", 200))), normalise.get("sketch_sample_rows"))
     for name, params in parsed.items():
         fold = None if name == "final" else int(name)
         train = (F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD)
@@ -387,6 +388,7 @@ def _numeric_rules(plan: _Plan, where: str, train: Column, p: NumericParams, con
     x = _finite(F.col(p.column).cast("double"))
     v = F.when(train, F.signum(x) * F.log1p(F.abs(x)) if p.log1p else x)
     n = plan.agg(F.count(v))
+    eps.present.setdefault(p.column, []).append(n)
     plan.rule(TRANSFORM_ROWS, lambda r: None if p.count == r[n] else
               f"{where}: fitted on {p.count} present values, the data has {r[n]}")
     if not p.count:
@@ -425,16 +427,17 @@ def _numeric_rules(plan: _Plan, where: str, train: Column, p: NumericParams, con
     if configured.get("clip") and clipped:
         ranks += [("lower clip", p.lower, configured["clip"][0]), ("upper clip", p.upper, configured["clip"][1])]
     for what, value, rank in ranks:
-        _rank_rule(plan, f"{where} {what}", v, n, value, rank, eps)
+        _rank_rule(plan, f"{where} {what}", v, n, p.column, value, rank, eps)
 
 
-def _rank_rule(plan: _Plan, where: str, v: Column, n: str, value: float, rank: float, tolerance: _Tolerance) -> None:
+def _rank_rule(plan: _Plan, where: str, v: Column, n: str, column: str, value: float, rank: float,
+               tolerance: _Tolerance) -> None:
     """`value` is the `rank` quantile within ±eps: some rank in [#(v < value), #(v <= value)] / n
     (ties span a range) lies within eps of it."""
     below, at_most = plan.agg(F.count(F.when(v < value, 1))), plan.agg(F.count(F.when(v <= value, 1)))
 
     def test(r: Row) -> str | None:
-        eps = tolerance.at(r, r[n])
+        eps = tolerance.at(r, column, r[n])
         low, high = r[below] / r[n], r[at_most] / r[n]
         if low - eps <= rank <= high + eps:
             return None

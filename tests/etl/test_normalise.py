@@ -266,10 +266,12 @@ def test_the_trainers_fixture_is_what_spark_fits_and_applies(spark):
 def test_sketches_of_a_large_output_see_a_hash_sample_and_stay_within_the_stated_error(spark):
     from pyspark.sql import functions as F
 
-    from sparkprep.normalise import in_sketch_sample
+    from sparkprep.normalise import in_sketch_sample, smallest_training_set
     from sparkprep.verify import _kll_rank_error, _Tolerance
 
-    # 40,000 rows (10% holdout, K folds, every 8th row a copy) and a sample of 10,000: rate 1/4.
+    # 40,000 rows: every 10th in the holdout, folds id % K (K = 3), every 8th a copy, x null in every
+    # 50th. Originals in the training sets: ids not ≡ 0 (mod 10) nor ≡ 7 (mod 8); x present unless
+    # id ≡ 1 (mod 50).
     ids = F.col("id")
     df = spark.range(40_000, numPartitions=4).select(
         F.xxhash64(ids).alias("row_id"), F.when(ids % 10 == 0, -1).otherwise(ids % K).cast("int").alias("fold"),
@@ -277,23 +279,31 @@ def test_sketches_of_a_large_output_see_a_hash_sample_and_stay_within_the_stated
         F.when(ids % 50 == 1, None).otherwise(F.sqrt(ids.cast("double"))).alias("x"))
     spec = FitSpec({"x": NumericTransform(method="robust")}, sketch_sample=10_000)
     groups = measure_groups(df, ["x"], spec)
-    assert groups.sketch_rate == 0.25
-    # The sketches were fed exactly the sampled originals' present values (a KLL sketch counts its n).
+    present = df.where((F.col("replica") == 0) & (F.col("fold") != -1) & F.col("x").isNotNull())
+    per_fold = [present.where(F.col("fold") == f).count() for f in range(K)]
+    smallest = sum(per_fold) - max(per_fold)  # the fold-k training set that leaves out the largest fold
+    assert smallest_training_set(groups.moments, "x") == smallest
+    assert groups.sketch_rates == {"x": 10_000 / smallest}
+    # The sketches were fed exactly the sampled originals' present values (a KLL sketch counts its n),
+    # holdout included (its groups are sketched too; no training set merges them).
     sketches = spark.createDataFrame([(bytes(s["x"]),) for s in groups.sketches.values()], "s binary")
     fed = sketches.select(F.sum(F.kll_sketch_get_n_double("s"))).first()[0]
-    sampled = df.where((F.col("replica") == 0) & F.col("x").isNotNull() & in_sketch_sample(0.25))
+    sampled = df.where((F.col("replica") == 0) & F.col("x").isNotNull() & in_sketch_sample(10_000 / smallest))
     assert fed == sampled.count()
-    assert 0.2 * 35_000 < fed < 0.3 * 35_000  # about a quarter of the 35,000 originals (2% of x null)
+    assert 0.8 * 10_000 * 35_000 / smallest < fed < 1.2 * 10_000 * 35_000 / smallest
     # The same rows are sampled however the data is partitioned.
     assert df.repartition(7).where(in_sketch_sample(0.25)).select("row_id").sort("row_id").collect() == \
         df.where(in_sketch_sample(0.25)).select("row_id").sort("row_id").collect()
-    # The final median lies within the verifier's tolerance (KLL's bound + the sample's) of rank 0.5.
-    final, _ = fit_transforms(spark, groups, {}, spec, K)
-    train = df.where((F.col("replica") == 0) & (F.col("fold") != -1) & F.col("x").isNotNull())
-    n, below = train.count(), train.where(F.col("x") < final.numeric[0].center).count()
-    tolerance = _Tolerance(_kll_rank_error(200), 10_000, "total").at({"total": 40_000}, n)
-    assert tolerance == pytest.approx(_kll_rank_error(200) + math.sqrt(math.log(200) / (2 * 0.25 * n)))
-    assert abs(below / n - 0.5) <= tolerance
-    # Without a sample size, or below it, every row feeds the sketches.
-    assert measure_groups(df, ["x"], FitSpec(spec.numeric)).sketch_rate == 1.0
-    assert measure_groups(df, ["x"], FitSpec(spec.numeric, sketch_sample=40_000)).sketch_rate == 1.0
+    # Every set's median lies within the verifier's tolerance (KLL's bound + the sample's) of rank 0.5.
+    final, folds = fit_transforms(spark, groups, {}, spec, K)
+    counts = {"final": sum(per_fold), **{str(f): sum(per_fold) - per_fold[f] for f in range(K)}}
+    tolerance = _Tolerance(_kll_rank_error(200), 10_000, {"x": list(counts)})
+    for name, params in [("final", final), *((str(f), p) for f, p in folds.items())]:
+        train = present if name == "final" else present.where(F.col("fold") != int(name))
+        n, below = train.count(), train.where(F.col("x") < params.numeric[0].center).count()
+        eps = tolerance.at(counts, "x", n)
+        assert eps == pytest.approx(_kll_rank_error(200) + math.sqrt(math.log(200) / (2 * n * 10_000 / smallest)))
+        assert abs(below / n - 0.5) <= eps
+    # Without a sample size, or at least as large as the smallest set, every value feeds the sketches.
+    assert measure_groups(df, ["x"], FitSpec(spec.numeric)).sketch_rates == {"x": 1.0}
+    assert measure_groups(df, ["x"], FitSpec(spec.numeric, sketch_sample=smallest)).sketch_rates == {"x": 1.0}
