@@ -111,7 +111,7 @@ def main() -> None:
               "load_avg_end": os.getloadavg()[0]}
     print(json.dumps(result, indent=2))
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / f"{result['date']}-fit-vs-agg-{args.rows}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (HERE / "results" / f"{result['date']}-fit-vs-agg-{args.rows}-{'-'.join(args.only)}.json").write_text(json.dumps(result, indent=2) + "\n")
     shape = f"{args.rows:,} rows, {size / 1e9:.2f} GB Parquet, k={args.k}, {args.master}"
     floor_txt = f"floor (agg mean of 13 columns) {floor_s:.1f} s, {cpu['floor']:.1f} s executor CPU"
     what = {"moments": "10 numeric: standard, minmax, log1p (no sketch)",
