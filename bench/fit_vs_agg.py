@@ -10,7 +10,7 @@ same columns with robust, robust+clip and median imputation on 4 of the 10: KLL 
 sample (normalise.sketch_sample_rows); `--only` picks some. After one warm-up, the
 measurements run interleaved, `--rounds` times; each figure is its best (the machine is shared),
 in wall time and in executor CPU time (which other processes' load barely moves). Prints the
-ratios, writes bench/results/<date>-fit-vs-agg-<rows>.json and appends rows to bench/RESULTS.md.
+ratios, writes bench/results/<date>-fit-vs-agg-<rows>-<specs>.json and appends rows to bench/RESULTS.md.
 
     .venv/etl/bin/python bench/fit_vs_agg.py --rows 70000000 --only moments sketches --rounds 1
 """
