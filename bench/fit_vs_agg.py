@@ -10,7 +10,7 @@ same columns with robust, robust+clip and median imputation on 4 of the 10: KLL 
 sample (normalise.sketch_sample_rows); `--only` picks some. After one warm-up, the
 measurements run interleaved, `--rounds` times; each figure is its best (the machine is shared),
 in wall time and in executor CPU time (which other processes' load barely moves). Prints the
-ratios, writes bench/results/<date>-fit-vs-agg-<rows>-<specs>.json and appends rows to bench/RESULTS.md.
+ratios, writes bench/results/<date>-fit-vs-agg-<rows>-<specs>.json and adds rows to bench/RESULTS.md.
 
     .venv/etl/bin/python bench/fit_vs_agg.py --rows 70000000 --only moments sketches --rounds 1
 """
@@ -29,6 +29,7 @@ from pathlib import Path
 from prepare_vs_floor import best_interleaved, executor_cpu_s  # bench/ is sys.path[0] when a bench script runs
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from results_table import insert_rows
 
 from sparkprep.config import ArrayTransform, CategoricalTransform, NormaliseConfig, NumericTransform, SparkConfig
 from sparkprep.io.fs import HadoopFS, qualify
@@ -112,16 +113,15 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / f"{result['date']}-fit-vs-agg-{args.rows}-{'-'.join(args.only)}.json").write_text(json.dumps(result, indent=2) + "\n")
-    shape = f"{args.rows:,} rows, {size / 1e9:.2f} GB Parquet, k={args.k}, {args.master}"
+    shape = f"{args.rows:,} rows, {size / 1e9:.2f} GB Parquet, k={args.k}, {args.master}, load {result['load_avg_end']:.1f}"
     floor_txt = f"floor (agg mean of 13 columns) {floor_s:.1f} s, {cpu['floor']:.1f} s executor CPU"
     what = {"moments": "10 numeric: standard, minmax, log1p (no sketch)",
             "sketches": "10 numeric, 4 with KLL sketches (robust, robust+clip, median)",
             "all": "sketches + categorical + array[8]"}
-    with open(HERE / "RESULTS.md", "a") as out:
-        for name in args.only:
-            out.write(f"| {result['date']} | fit all {args.k} folds + final ({what[name]}) vs one plain aggregation | "
-                      f"{shape} | {floor_txt} | fit {best[name]:.1f} s, {cpu[name]:.1f} s executor CPU | "
-                      f"**{result['ratio_to_floor'][name]:.2f}x** (CPU {result['cpu_ratio_to_floor'][name]:.2f}x) |\n")
+    insert_rows(HERE / "RESULTS.md", [
+        f"| {result['date']} | fit all {args.k} folds + final ({what[name]}) vs one plain aggregation | "
+        f"{shape} | {floor_txt} | fit {best[name]:.1f} s, {cpu[name]:.1f} s executor CPU | "
+        f"**{result['ratio_to_floor'][name]:.2f}x** (CPU {result['cpu_ratio_to_floor'][name]:.2f}x) |" for name in args.only])
 
 
 if __name__ == "__main__":

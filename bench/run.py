@@ -12,7 +12,7 @@ capped at `--driver-memory` (local mode: one JVM holds driver and executors, so 
 - pandas: bench/pandas_baseline.py on the same CSV in a subprocess, uncapped and under an
   address-space cap (`--pandas-cap-gb`, RLIMIT_AS as `ulimit -v`).
 Every time is also given as a ratio to the floor of the same run. Writes
-bench/results/<date>-suite-<G>gb.json and .png and appends rows to bench/RESULTS.md.
+bench/results/<date>-suite-<G>gb.json and .png and adds rows to bench/RESULTS.md (first table).
 
     .venv/etl/bin/python bench/run.py --gb 0.25 [--only floor prepare pandas pandas-capped]
 """
@@ -34,6 +34,7 @@ from pathlib import Path
 from prepare_vs_floor import HERE, bench_config, floor, timed
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from results_table import insert_rows
 
 from sparkprep.config import GenerateConfig
 from sparkprep.dedup import add_row_id, drop_exact_duplicates
@@ -187,8 +188,7 @@ def _append_table(result: dict) -> None:
             cap = f", RLIMIT_AS {p['cap_gb']} GB" if p.get("cap_gb") else ""
             rows.append(f"| {day} | suite: pandas + sklearn + imblearn{cap} vs floor | {size} | {floor_text} | "
                         f"{p.get('seconds')} s, peak RSS {p.get('peak_rss_mb')} MB, {p['status']} | {ratio} |")
-    with open(HERE / "RESULTS.md", "a") as table:
-        table.write("".join(r + "\n" for r in rows))
+    insert_rows(HERE / "RESULTS.md", rows)
 
 
 def main() -> None:
