@@ -37,7 +37,6 @@ from pyspark.sql import functions as F
 
 from sparkprep import HOLDOUT_FOLD, IN_TRAIN
 from sparkprep.dedup import ROW_ID
-from sparkprep.session import sql_conf
 from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, NormaliseConfig,
                               NumericTransform)
 from sparkprep.transform import (ArrayParams, CategoricalParams, NumericParams, TransformParams,
@@ -272,12 +271,7 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
     for name in stats:
         aggs += _stat_aggs(name, shifts[name], name in with_extent)
     rows, copies, undersampled, moments, extents = {}, {}, {}, {}, {}
-    # Spark's first-level "fast" hash map, in front of the regular one, made this aggregation (a
-    # few groups, 40-70 buffer fields) slower: 6.2-6.4 s of executor CPU with it, 4.6-4.9 without
-    # (10M rows, moments of 10 columns; bench/RESULTS.md).
-    with sql_conf(df.sparkSession, {"spark.sql.codegen.aggregate.map.twolevel.enabled": "false"}):
-        grouped = values.groupBy("fold", "label_index").agg(*aggs).collect()
-    for r in grouped:
+    for r in values.groupBy("fold", "label_index").agg(*aggs).collect():
         key = (int(r["fold"]), int(r["label_index"]))
         rows[key], copies[key], undersampled[key] = int(r["_rows"]), int(r["_copies"]), int(r["_undersampled"])
         moments[key] = {c: _moments(int(r[f"{c}__n"]), r[f"{c}__s1"], r[f"{c}__s2"], shifts[c]) for c in stats}

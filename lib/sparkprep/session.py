@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.errors import PySparkRuntimeError
@@ -61,23 +59,6 @@ def hadoop_aws_package() -> str:
     if not found:
         raise SparkprepError(f"no hadoop-client-api-*.jar in {jars}: is pyspark installed completely?")
     return f"org.apache.hadoop:hadoop-aws:{found[0].stem.removeprefix('hadoop-client-api-')}"
-
-
-@contextmanager
-def sql_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
-    """SQL settings for the queries run inside the block (planned and compiled there), then the
-    previous values (unset stays unset)."""
-    before = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
 
 
 def under_spark_submit() -> bool:

@@ -2,7 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sparkprep.session import DELTA_PACKAGE, sql_conf, under_spark_submit
+from sparkprep.session import DELTA_PACKAGE, under_spark_submit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,15 +53,3 @@ def test_unreachable_maven_without_cache_says_what_to_do(tmp_path):
     assert proc.returncode == 1
     assert f"the Delta jars ({DELTA_PACKAGE}) are not cached" in proc.stderr
     assert "Maven Central" in proc.stderr and "sparkprep jars" in proc.stderr
-
-
-def test_sql_conf_holds_inside_the_block_and_restores_after(spark):
-    unset, set_before = "spark.sql.codegen.aggregate.map.twolevel.enabled", "spark.sql.session.timeZone"
-    assert spark.conf.get(unset, None) is None and spark.conf.get(set_before) == "UTC"
-    try:
-        with sql_conf(spark, {unset: "false", set_before: "Europe/Paris"}):
-            assert (spark.conf.get(unset), spark.conf.get(set_before)) == ("false", "Europe/Paris")
-            raise RuntimeError("a failing query")
-    except RuntimeError:
-        pass
-    assert spark.conf.get(unset, None) is None and spark.conf.get(set_before) == "UTC"
