@@ -7,7 +7,7 @@ CSV, with the same job and config; the cluster is started and stopped (by PID) w
 deploy/standalone.sh. Prints both wall times (spark-submit start to exit, JVM start-up included)
 and the ratio, checks that the two outputs agree (prepare: the manifest's row counts; profile:
 an identical stats.json), writes bench/results/<date>-cluster-vs-local-<job>-<G>gb.json and
-appends a row to bench/RESULTS.md.
+adds a row to bench/RESULTS.md (the cluster table).
 
     .venv/etl/bin/python bench/cluster_vs_local.py --gb 5 [--job profile] [--set dedup.near=null]
 """
@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prepare_vs_floor import bench_config
+from results_table import insert_rows
 from run import CSV_BYTES_PER_ROW, replicated
 
 from sparkprep.session import build_session
@@ -104,11 +105,10 @@ def main() -> None:
               "load_avg_start": round(load, 1), "local_s": round(local_s, 1), "cluster_s": round(cluster_s, 1),
               "ratio": round(ratio, 2)}
     (HERE / "results" / f"{date}-cluster-vs-local-{args.job}-{args.gb:g}gb.json").write_text(json.dumps(result, indent=2) + "\n")
-    with (HERE / "RESULTS.md").open("a") as sink:
-        # The cluster table is the file's last: a row appended right after it joins it.
-        sink.write(f"| {date} | {' '.join([args.job, *args.set])}: standalone (2 workers x 1 core) vs local[2], via deploy/spark-submit.sh "
-                   f"| {rows:,} rows ({args.replicate} copies), {size / 1e6:.1f} MB CSV, load {load:.1f} | local[2] {local_s:.1f} s "
-                   f"| cluster {cluster_s:.1f} s | **{ratio:.2f}x** |\n")
+    insert_rows(HERE / "RESULTS.md", [
+        f"| {date} | {' '.join([args.job, *args.set])}: standalone (2 workers x 1 core) vs local[2], via deploy/spark-submit.sh "
+        f"| {rows:,} rows ({args.replicate} copies), {size / 1e6:.1f} MB CSV, load {load:.1f} | local[2] {local_s:.1f} s "
+        f"| cluster {cluster_s:.1f} s | **{ratio:.2f}x** |"], header="| date | job |")
 
 
 if __name__ == "__main__":

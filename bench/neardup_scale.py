@@ -4,7 +4,7 @@ texts grows, against a floor measured in the same run.
 The floor is Spark reading the same texts and writing them back as Parquet. For each size the
 bench prints the time of `add_dup_clusters`, its ratio to the floor, microseconds per text, and
 the growth factor between sizes (near-linear means time per text stays flat). Writes
-bench/results/<date>-neardup.json and appends lines to bench/RESULTS.md.
+bench/results/<date>-neardup.json and adds rows to bench/RESULTS.md (first table).
 
     .venv/etl/bin/python bench/neardup_scale.py --sizes 250000 500000 1000000
 """
@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pyspark.sql import functions as F
+from results_table import insert_rows
 
 from sparkprep.config import GenerateConfig, NearDupConfig, SparkConfig
 from sparkprep.generate import generate_rows
@@ -77,12 +78,13 @@ def main() -> None:
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     (HERE / "results" / f"{date[:10]}-neardup.json").write_text(json.dumps({"date": date, "master": args.master,
                                                                              "runs": results}, indent=2) + "\n")
-    with open(HERE / "RESULTS.md", "a") as table:
-        for r in results:
-            growth = f", {r['growth_vs_previous']}x time for {r['size_growth']}x texts" if "growth_vs_previous" in r else ""
-            table.write(f"| {date[:10]} | near-dup (MinHash LSH, 25x8, Jaccard 0.8) vs floor | {r['texts']:,} texts "
-                        f"(~90 chars), {args.master} | floor {r['floor_s']:.1f} s | near-dup {r['neardup_s']:.1f} s | "
-                        f"**{r['ratio_to_floor']}x** floor, {r['us_per_text']} us/text{growth} |\n")
+    rows = []
+    for r in results:
+        growth = f", {r['growth_vs_previous']}x time for {r['size_growth']}x texts" if "growth_vs_previous" in r else ""
+        rows.append(f"| {date[:10]} | near-dup (MinHash LSH, 25x8, Jaccard 0.8) vs floor | {r['texts']:,} texts "
+                    f"(~90 chars), {args.master} | floor {r['floor_s']:.1f} s | near-dup {r['neardup_s']:.1f} s | "
+                    f"**{r['ratio_to_floor']}x** floor, {r['us_per_text']} us/text{growth} |")
+    insert_rows(HERE / "RESULTS.md", rows)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 The floor is Spark reading the same CSV (same all-string schema) and writing it back as Parquet,
 the least any pipeline over this input must do. Prints the figures and the ratio, writes
-bench/results/<date>-prepare.json and appends a line to bench/RESULTS.md.
+bench/results/<date>-prepare.json and adds a row to bench/RESULTS.md (first table).
 
     .venv/etl/bin/python bench/prepare_vs_floor.py --rows 1000000
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from pyspark.sql import DataFrame, SparkSession
+from results_table import insert_rows
 
 from sparkprep.config import Config, load_config
 from sparkprep.generate import write_generated
@@ -120,10 +121,10 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     out = HERE / "results" / f"{result['date'][:10]}-prepare-{args.rows}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    with open(HERE / "RESULTS.md", "a") as table:
-        table.write(f"| {result['date'][:10]} | prepare vs floor | {args.rows:,} rows, {result['input_mb']} MB CSV, "
-                    f"{args.master}, {args.format}, rebalance {args.rebalance} | floor {floor_s:.1f} s | prepare {prepare_s:.1f} s | "
-                    f"**{result['ratio_to_floor']}x** floor, {result['prepare_mb_per_s']} MB/s |\n")
+    insert_rows(HERE / "RESULTS.md", [
+        f"| {result['date'][:10]} | prepare vs floor | {args.rows:,} rows, {result['input_mb']} MB CSV, "
+        f"{args.master}, {args.format}, rebalance {args.rebalance} | floor {floor_s:.1f} s | prepare {prepare_s:.1f} s | "
+        f"**{result['ratio_to_floor']}x** floor, {result['prepare_mb_per_s']} MB/s |"])
 
 
 if __name__ == "__main__":
