@@ -222,13 +222,14 @@ def plan_pieces(df: DataFrame, source: ParquetSource) -> tuple[list[list[Piece]]
     with ThreadPoolExecutor(max_workers=8) as pool:
         footers = list(pool.map(_footer, source.files))
     types = {f.name: f.dataType for f in df.schema.fields}
-    conf = df.sparkSession.conf
+    # Spark's own typed values of its size settings ("128m", "1k", ...), as its file scan reads them.
+    sql = df.sparkSession._jsparkSession.sessionState().conf()
     pieces: list[Piece] = []
     sizes = [[sum(rg.column(c).total_compressed_size for c in range(rg.num_columns))
               for rg in (meta.row_group(i) for i in range(meta.num_row_groups))] for meta in footers]
-    open_cost = _bytes(conf.get("spark.sql.files.openCostInBytes", "4m"), 4 << 20)
+    open_cost = int(sql.filesOpenCostInBytes())
     total = sum(sum(s) + open_cost for s in sizes)
-    max_split = min(_bytes(conf.get("spark.sql.files.maxPartitionBytes", "128m"), 128 << 20),
+    max_split = min(int(sql.filesMaxPartitionBytes()),
                     max(open_cost, total // max(1, df.sparkSession.sparkContext.defaultParallelism)))
     for path, meta, groups in zip(source.files, footers, sizes):
         schema = meta.schema.to_arrow_schema()
@@ -256,14 +257,6 @@ def plan(df: DataFrame, kinds: dict[str, str],
         return None, None, why
     tasks, detail = plan_pieces(df, source)
     return source, tasks, f"{why}, {detail}"
-
-
-def _bytes(text: str, default: int) -> int:
-    """A Spark size setting ("128m", "134217728b", "134217728") in bytes."""
-    match = re.fullmatch(r"(\d+)\s*([kmgt]?)b?", text.strip().lower())
-    if not match:
-        return default
-    return int(match[1]) << (10 * " kmgt".index(match[2] or " "))
 
 
 def _pack(pieces: list[Piece], max_split: int, open_cost: int) -> list[list[Piece]]:
