@@ -286,11 +286,12 @@ class NormaliseConfig(_Section):
                               "columns transformed in Spark with the final parameters (partitioned by "
                               "fold), for consumers that read with Spark. Trainers apply fold k's on the fly.")
     sketch_sample_rows: int | None = Field(
-        1_000_000, ge=10_000, description="Feed the quantile sketches a deterministic sample (by a hash "
-        "of row_id) of about this many of the output's rows, when it has more: a KLL update costs "
-        "about 0.3 us a value in Spark, more than every moment together (bench/fit_vs_agg.py). The "
-        "sample adds at most sqrt(ln(200) / (2 n)) to the rank error at 99% (n: the training set's "
-        "sampled originals; 0.16% at 1M), against KLL's own 1.65%. null: every row.")
+        1_000_000, ge=10_000, description="Feed a column's quantile sketches a deterministic sample (by "
+        "a hash of row_id) of its values, so that its smallest training set gives about this many, "
+        "when it has more: the sketches are a second aggregation whose per-row cost in Spark exceeds "
+        "all the moments' (bench/RESULTS.md). The sample adds at most sqrt(ln(200) / (2 n)) to the "
+        "rank error at 99% (n: the set's sampled values; 0.16% at 1M), against KLL's own 1.65%. "
+        "null: every value.")
 
 
 class OutputConfig(_Section):

@@ -90,7 +90,8 @@ class FitSpec:
     arrays: dict[str, ArrayTransform] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
     sketch_k: int = 200
-    #: Rows of the data the quantile sketches see at most (a hash sample); None: every row.
+    #: Present values a column's smallest training set feeds its sketches at most (a hash sample of
+    #: the rest: `sketch_sample_rate`); None: every value.
     sketch_sample: int | None = None
 
     @classmethod

@@ -349,7 +349,7 @@ def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame
     normalise = (manifest.get("config") or {}).get("normalise") or {}
     plan = _Plan()
     # Manifests from before sampling have no sketch_sample_rows: their sketches saw every row.
-    eps = _Tolerance(_kll_rank_error(int(normalise.get("sketch_k", 200))), normalise.get("sketch_sample_rows"))
+    tolerance = _Tolerance(_kll_rank_error(int(normalise.get("sketch_k", 200))), normalise.get("sketch_sample_rows"))
     for name, params in parsed.items():
         fold = None if name == "final" else int(name)
         train = (F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD)
@@ -357,7 +357,7 @@ def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame
         _rows_rule(plan, _set_label(name), train, params.rows)
         for p in params.numeric:
             configured = (normalise.get("numeric_columns") or {}).get(p.column) or normalise.get("numeric") or {}
-            _numeric_rules(plan, f"{_set_label(name)} {p.column}", train, p, configured, eps)
+            _numeric_rules(plan, f"{_set_label(name)} {p.column}", train, p, configured, tolerance)
         for a in params.arrays:
             _array_rules(plan, f"{_set_label(name)} {a.column}", train, a)
     # Categorical vocabularies are not re-derived here: that takes a group per distinct value (the
@@ -384,11 +384,11 @@ def _rows_rule(plan: _Plan, where: str, train: Column, fitted: int | None) -> No
 
 
 def _numeric_rules(plan: _Plan, where: str, train: Column, p: NumericParams, configured: dict[str, Any],
-                   eps: _Tolerance) -> None:
+                   tolerance: _Tolerance) -> None:
     x = _finite(F.col(p.column).cast("double"))
     v = F.when(train, F.signum(x) * F.log1p(F.abs(x)) if p.log1p else x)
     n = plan.agg(F.count(v))
-    eps.present.setdefault(p.column, []).append(n)
+    tolerance.present.setdefault(p.column, []).append(n)
     plan.rule(TRANSFORM_ROWS, lambda r: None if p.count == r[n] else
               f"{where}: fitted on {p.count} present values, the data has {r[n]}")
     if not p.count:
@@ -427,7 +427,7 @@ def _numeric_rules(plan: _Plan, where: str, train: Column, p: NumericParams, con
     if configured.get("clip") and clipped:
         ranks += [("lower clip", p.lower, configured["clip"][0]), ("upper clip", p.upper, configured["clip"][1])]
     for what, value, rank in ranks:
-        _rank_rule(plan, f"{where} {what}", v, n, p.column, value, rank, eps)
+        _rank_rule(plan, f"{where} {what}", v, n, p.column, value, rank, tolerance)
 
 
 def _rank_rule(plan: _Plan, where: str, v: Column, n: str, column: str, value: float, rank: float,
