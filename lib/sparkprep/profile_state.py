@@ -1,20 +1,21 @@
-"""Mergeable partial statistics of profiled columns, computed with numpy over Arrow batches.
+"""Mergeable partial statistics of profiled columns, computed over Arrow batches.
 
 The computing core of `sparkprep.profile` (no Spark here: it runs in Python tasks on the
 executors, fed by `mapInArrow` or by `sparkprep.profile_files` reading Parquet itself). One
 `PartialProfile` holds one state per column; `add` folds a chunk of rows (numbers as one float64
-matrix, strings as Arrow arrays) into it, `merge` combines two partials. Every merged field is independent of the order of batches and
-partials except the floating-point moments (Chan's formula), which differ in the last bits only
-(stats.json rounds them):
+matrix, strings as Arrow arrays) into it, `merge` combines two partials. Numeric columns go through
+one compiled loop per chunk (`sparkprep.profile_kernels`), the others through numpy and Arrow.
+Every merged field is independent of the order of batches and partials except the floating-point
+moments (Chan's formula), which differ in the last bits only (stats.json rounds them):
 - integer counts (nulls, NaN, inf, DDSketch bucket counts, length counts, categorical counts) add;
 - HyperLogLog registers merge by max; min/max by min/max.
 
 Numeric values are coded by their DDSketch bucket with the formula of the previous, Spark-computed
 version, ceil(ln|x| / ln γ), with Spark's own log (fdlibm) for values on a bucket edge, so the keys
 are Spark's (`tests/etl/test_profile.py` checks every edge); one signed integer per value,
-`code = ±(index + _BIAS)`, 0 for the zero bucket, so that code order is value order and one
-`bincount` counts a chunk. Distinct values: one HyperLogLog per column (splitmix64 of the double's
-bits; pandas' SipHash for strings; Ertl's estimator).
+`code = ±(index + _BIAS)`, 0 for the zero bucket, so that code order is value order and a column's
+counts are one array over the range of codes it has seen. Distinct values: one HyperLogLog per
+column (splitmix64 of the double's bits; pandas' SipHash for strings; Ertl's estimator).
 """
 
 from __future__ import annotations
@@ -28,29 +29,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.util import hash_array
 
-#: DDSketch relative accuracy: every quantile is within 1% of a true value of that rank.
-ALPHA = 0.01
-GAMMA = (1 + ALPHA) / (1 - ALPHA)
-_LOG_GAMMA = math.log(GAMMA)
-#: Values with |x| below this fall in the zero bucket.
-TINY = 1e-12
-#: ln|x| / ln γ this close to an integer may be on the other side of a bucket edge in Spark's log.
-_EDGE = 1e-9
-#: Shifts bucket indexes (>= ceil(ln 1e-12 / ln γ) = -1381) above 0 so that the sign can carry
-#: the value's sign.
-_BIAS = 2048
-#: HyperLogLog: 2^P registers of the first P hash bits; rsd 1.04 / sqrt(2^P).
-HLL_P = 14
-HLL_RSE = 1.04 / math.sqrt(1 << HLL_P)
-_HLL_Q = 64 - HLL_P
+from sparkprep.profile_kernels import _BIAS, _EDGE, _HLL_Q, _LOG_GAMMA, ALPHA, GAMMA, HLL_P, HLL_RSE, TINY, fold_numbers, tally
+
 #: Categorical columns keep exact counts up to this many distinct values per column; beyond it
 #: only the most frequent are kept (their counts become lower bounds) and `distinct` is estimated.
 CATEGORICAL_CAP = 100_000
 
 
 def bucket_codes(x: np.ndarray) -> np.ndarray:
-    """DDSketch bucket code of each finite double: ±(ceil(ln|x| / ln γ) + _BIAS), 0 below TINY.
-    (In place on one scratch array: numpy's passes over memory are the cost here.)"""
+    """DDSketch bucket code of each finite double: ±(ceil(ln|x| / ln γ) + _BIAS), 0 below TINY
+    (the values `fold_numbers` finds on a bucket edge, and the reference its tests compare with)."""
     a = np.abs(x)
     zero = a < TINY
     any_zero = bool(zero.any())
@@ -136,22 +124,6 @@ def _add_counts(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarra
 
 # --- HyperLogLog -------------------------------------------------------------------------------
 
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-
-def hash_doubles(x: np.ndarray) -> np.ndarray:
-    """splitmix64 of the bits of each double, -0.0 as 0.0 (NaNs with other payloads hash apart:
-    NumericState.add makes them one value)."""
-    z = (x + 0.0).view(np.uint64)
-    z += np.uint64(0x9E3779B97F4A7C15)
-    z ^= z >> np.uint64(30)
-    z *= _M1
-    z ^= z >> np.uint64(27)
-    z *= _M2
-    z ^= z >> np.uint64(31)
-    return z
-
-
 def hash_strings(values: pa.Array) -> np.ndarray:
     """A 64-bit hash of each (non-null) string (pandas' SipHash with its fixed key, then mixed)."""
     return hash_array(np.asarray(values.to_numpy(zero_copy_only=False), dtype=object), categorize=False)
@@ -226,30 +198,49 @@ class NumericState:
     m2: float = 0.0
     min: float = math.inf
     max: float = -math.inf
-    buckets: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: _count(np.empty(0, np.int64)))
+    #: DDSketch bucket counts of codes first, first + 1, ... (a window that grows to the codes seen).
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    first: int = 0
     registers: np.ndarray = field(default_factory=_registers)
 
-    def add(self, x: np.ndarray, nulls: int) -> None:
-        """Fold the non-null values `x` (float64) of a chunk with `nulls` nulls."""
+    @property
+    def buckets(self) -> tuple[np.ndarray, np.ndarray]:
+        """The bucket codes seen (sorted) and their counts."""
+        keys = np.flatnonzero(self.counts)
+        return keys + self.first, self.counts[keys]
+
+    def add(self, x: np.ndarray, valid: np.ndarray | None) -> None:
+        """Fold a chunk of values `x` (float64, C-contiguous) of which those where `valid` is
+        false (`valid` None: none) are nulls, in one compiled pass (`profile_kernels`)."""
+        codes, near = np.empty(len(x), np.int64), np.empty(len(x), np.int64)
+        logs = np.abs(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.log(logs, out=logs)
+        nulls, nan, inf, n, mean, m2, lo, hi, n_codes, n_near, code_lo, code_hi = fold_numbers(
+            x, x.view(np.uint64), logs, valid, self.registers, codes, near)
         self.nulls += nulls
-        finite = np.isfinite(x)
-        if finite.all():
-            hll_add(self.registers, hash_doubles(x))
-        else:
-            nan = np.isnan(x)
-            self.nan += int(nan.sum())
-            self.inf += len(x) - int(finite.sum()) - int(nan.sum())
-            hll_add(self.registers, hash_doubles(np.where(nan, np.nan, x)))  # every NaN: one value
-            x = x[finite]
-        if not len(x):
+        self.nan += nan
+        self.inf += inf
+        if not n:
             return
-        # Two passes (mean, then squared deviations) per batch; batches combine with Chan's formula.
-        # (Not np.dot: BLAS threads cost more than they save on a busy machine.)
-        mean = float(x.mean())
-        dev = x - mean
-        np.square(dev, out=dev)
-        self._combine(len(x), mean, float(dev.sum()), float(x.min()), float(x.max()))
-        self.buckets = _add_counts(self.buckets, _count(bucket_codes(x)))
+        self._combine(n, mean, m2, lo, hi)
+        codes = codes[:n_codes]
+        if n_near:
+            edge = bucket_codes(x[near[:n_near]])
+            codes = np.concatenate([codes, edge])
+            code_lo, code_hi = min(code_lo, int(edge.min())), max(code_hi, int(edge.max()))
+        self._cover(code_lo, code_hi)
+        tally(self.counts, self.first, codes)
+
+    def _cover(self, lo: int, hi: int) -> None:
+        """Grow the window of counts to hold codes lo..hi."""
+        last = self.first + len(self.counts) - 1
+        if len(self.counts) and self.first <= lo and hi <= last:
+            return
+        first, last = (min(self.first, lo), max(last, hi)) if len(self.counts) else (lo, hi)
+        counts = np.zeros(last - first + 1, np.int64)
+        counts[self.first - first:self.first - first + len(self.counts)] = self.counts
+        self.counts, self.first = counts, first
 
     def _combine(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
         total = self.n + n
@@ -265,7 +256,9 @@ class NumericState:
         self.inf += other.inf
         if other.n:
             self._combine(other.n, other.mean, other.m2, other.min, other.max)
-        self.buckets = _add_counts(self.buckets, other.buckets)
+        if len(other.counts):
+            self._cover(other.first, other.first + len(other.counts) - 1)
+            self.counts[other.first - self.first:other.first - self.first + len(other.counts)] += other.counts
         np.maximum(self.registers, other.registers, out=self.registers)
 
 
@@ -405,8 +398,11 @@ class PartialProfile:
         number_states = [s for s, k in zip(self.states, self.kinds) if k in NUMBER_KINDS]
         string_states = [s for s, k in zip(self.states, self.kinds) if k not in NUMBER_KINDS]
         for state, x, ok in zip(number_states, numbers, valid):
-            x = x if ok is None else x[ok]
-            state.add(x, rows - len(x))
+            if isinstance(state, NumericState):
+                state.add(x, ok)
+            else:
+                x = x if ok is None else x[ok]
+                state.add(x, rows - len(x))
         for state, column in zip(string_states, strings):
             if isinstance(state, TextState):
                 state.add_strings(column)

@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from sparkprep import profile_state
 from sparkprep.profile import add_projected, bucket_value
-from sparkprep.profile_state import (ALPHA, HLL_RSE, TINY, PartialProfile, bucket_codes, bucket_key, hash_doubles,
+from sparkprep.profile_state import (ALPHA, HLL_RSE, TINY, NumericState, PartialProfile, bucket_codes, bucket_key,
                                      hll_add, hll_estimate)
 
 
@@ -34,22 +34,60 @@ def test_bucket_value_is_within_alpha_of_every_value_in_its_bucket():
 
 
 def test_hll_is_within_its_error_on_100k_distinct_values_and_ignores_repeats():
-    registers = np.zeros(1 << profile_state.HLL_P, np.uint8)
+    state = NumericState()
     values = np.arange(100_000, dtype=np.float64) * 0.37
-    hll_add(registers, hash_doubles(values))
-    estimate = hll_estimate(registers)
+    state.add(values, None)
+    estimate = hll_estimate(state.registers)
     assert abs(estimate - 100_000) <= 3 * HLL_RSE * 100_000, estimate
-    again = registers.copy()
-    hll_add(again, hash_doubles(values[::-1].copy()))  # the same values again, other order
-    assert np.array_equal(again, registers)
+    registers = state.registers.copy()
+    state.add(values[::-1].copy(), None)  # the same values again, other order
+    assert np.array_equal(state.registers, registers)
 
 
 def test_hll_small_counts_are_near_exact_and_nan_or_signed_zero_is_one_value():
-    state = profile_state.NumericState()
+    state = NumericState()
     other_nan = np.array([0x7FF8000000000001], dtype=np.uint64).view(np.float64)[0]
-    state.add(np.array([np.nan, other_nan, 0.0, -0.0, 1.0, np.inf, -np.inf]), nulls=1)
+    values = np.array([np.nan, other_nan, 0.0, -0.0, 1.0, np.inf, -np.inf, 12345.0])
+    state.add(values, valid=np.arange(8) < 7)  # the last is a null: its slot's value is ignored
     assert hll_estimate(state.registers) == 5  # nan, 0, 1, inf, -inf
     assert (state.nulls, state.nan, state.inf, state.n, state.mean) == (1, 2, 2, 3, 1 / 3)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The HLL hash of doubles, written with numpy from its definition (-0.0 as 0.0)."""
+    z = (x + 0.0).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def test_compiled_fold_equals_the_numpy_formulas_value_by_value():
+    # Values of every kind the loop branches on, many exactly on bucket edges (γ^i and near it).
+    rng = np.random.default_rng(3)
+    edges = profile_state.GAMMA ** rng.integers(-1300, 1300, 3_000).astype(np.float64)
+    x = np.concatenate([rng.normal(0, 1e3, 20_000), rng.lognormal(0, 30, 5_000), -rng.lognormal(0, 30, 5_000),
+                        edges, -edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf), [1.0, -1.0],
+                        [0.0, -0.0, 5e-13, -1e-12, 1e-12, 1e150, -1.7e150, np.nan, np.inf, -np.inf]])
+    rng.shuffle(x)
+    valid = rng.random(len(x)) > 0.05
+    state = NumericState()
+    for lo in range(0, len(x), 7_000):  # several chunks: the window of counts grows
+        state.add(x[lo:lo + 7_000], valid[lo:lo + 7_000])
+    kept = x[valid]
+    finite = kept[np.isfinite(kept)]
+    registers = np.zeros_like(state.registers)
+    hll_add(registers, _splitmix64(np.where(np.isnan(kept), np.nan, kept)))
+    assert np.array_equal(state.registers, registers)
+    codes, counts = np.unique(bucket_codes(finite.copy()), return_counts=True)
+    assert state.buckets[0].tolist() == codes.tolist() and state.buckets[1].tolist() == counts.tolist()
+    assert (state.nulls, state.nan, state.inf, state.n) == (
+        int((~valid).sum()), int(np.isnan(kept).sum()), int(np.isinf(kept).sum()), len(finite))
+    assert (state.min, state.max) == (finite.min(), finite.max())
+    assert math.isclose(state.mean, finite.mean(), rel_tol=1e-12) and math.isclose(state.m2 / state.n, finite.var(), rel_tol=1e-12)
+    extremes = np.array([1.7e308, -1.7e308, 2.2e-308])  # the last and first buckets (the moments overflow)
+    state = NumericState()
+    state.add(extremes, None)
+    assert state.buckets[0].tolist() == sorted(bucket_codes(extremes.copy()).tolist())
     assert hll_estimate(np.zeros(1 << profile_state.HLL_P, np.uint8)) == 0
 
 
