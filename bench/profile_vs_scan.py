@@ -45,7 +45,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timed rounds after the warm-ups")
     parser.add_argument("--copies", type=int, default=1, help="generate rows/N rows and widen N shifted copies "
                         "of them (the generator makes ~2-5 MB/s here)")
+    parser.add_argument("--data", help="reuse the widened Parquet data at this path (kept), instead of a temporary copy")
     args = parser.parse_args()
+    if args.data and args.format != "parquet":
+        parser.error("--data keeps Parquet data only")
     work = Path(tempfile.mkdtemp(prefix="sparkprep-bench-profile-"))
     config = load_config(HERE.parent / "conf/demo.yaml", [
         f"generate.rows={args.rows // args.copies}", f"generate.files={max(2, args.rows // args.copies // 250_000)}",
@@ -53,17 +56,22 @@ def main() -> None:
         f"generate.path={work / 'raw'}", f"spark.master={args.master}", "spark.conf.spark.ui.showConsoleProgress=false"])
     spark = build_session(config.spark, "sparkprep-bench-profile")
     try:
-        write_generated(spark, config.generate)
-        raw = spark.read.parquet(str(work / "raw"))
-        copy = F.col("_copy").cast("double")
-        wide = raw.crossJoin(spark.range(args.copies).withColumnRenamed("id", "_copy")).select(
-            *[(F.col(f"num_{i % 5}").cast("double") * (1 + i // 5) + i + copy * 1e-3).alias(f"x{i:02d}")
-              for i in range(args.columns)], "cat_0", "label")
-        wide.write.format(args.format).save(str(work / "wide"))
-        size = HadoopFS(spark, qualify(str(work))).total_size(qualify(str(work / "wide")))
+        wide_path = args.data or str(work / "wide")
+        if not (args.data and Path(wide_path).exists()):
+            write_generated(spark, config.generate)
+            raw = spark.read.parquet(str(work / "raw"))
+            copy = F.col("_copy").cast("double")
+            wide = raw.crossJoin(spark.range(args.copies).withColumnRenamed("id", "_copy")).select(
+                *[(F.col(f"num_{i % 5}").cast("double") * (1 + i // 5) + i + copy * 1e-3).alias(f"x{i:02d}")
+                  for i in range(args.columns)], "cat_0", "label")
+            wide.write.format(args.format).save(wide_path)
+            schema = wide.schema
+        else:
+            schema = spark.read.parquet(wide_path).schema
+        size = HadoopFS(spark, qualify(str(work))).total_size(qualify(wide_path))
         # CSV is read with the declared schema, as `sparkprep profile` reads it with a config's.
-        data = spark.read.schema(wide.schema).format(args.format).load(str(work / "wide"))
-        profiled = read_input(spark, InputConfig(paths=[str(work / "wide")], format="parquet")) \
+        data = spark.read.schema(schema).format(args.format).load(wide_path)
+        profiled = read_input(spark, InputConfig(paths=[wide_path], format="parquet")) \
             if args.format == "parquet" else data
         path = "parquet" if plan(profiled, column_kinds(profiled, "label"), "label")[1] is not None else "spark"
 

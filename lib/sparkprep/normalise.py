@@ -2,7 +2,9 @@
 
 All folds' numeric and array statistics come from ONE aggregation over the written originals,
 grouped by (fold, label_index): count and shifted sums of values and squares per column, min/max
-where a method needs them; KLL sketches where a method needs quantiles come from a second
+where a method needs them (when the written output is local Parquet or Delta, the same sums come
+from one job that reads the files with pyarrow and adds them up in a compiled loop:
+`sparkprep.normalise_files`, about a third of Spark's grouped aggregation's CPU); KLL sketches where a method needs quantiles come from a second
 aggregation over a hash sample of the originals (every value up to `normalise.sketch_sample_rows`
 present values in a column's smallest training set; see `_sketch_groups` for why two). The statistics of fold k are the merge of every group
 whose fold is not k and not the holdout (train_k = all groups minus fold k's and the holdout's):
@@ -37,6 +39,7 @@ from pyspark.sql import functions as F
 
 from sparkprep import HOLDOUT_FOLD, IN_TRAIN
 from sparkprep.dedup import ROW_ID
+from sparkprep.normalise_files import GroupSums, file_source, group_sums
 from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, NormaliseConfig,
                               NumericTransform)
 from sparkprep.transform import (ArrayParams, CategoricalParams, NumericParams, TransformParams,
@@ -266,6 +269,28 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
     with_extent = {c for c in numeric if spec.numeric.get(c, NumericTransform()).method == "minmax"} | {
         _element(c, i) for c, t in spec.arrays.items() if t.method == "minmax" for i in range(spec.widths[c])}
     shifts = _shifts(values, stats)
+    symlog = {c for c in numeric if spec.numeric.get(c, NumericTransform()).log1p}
+    source, tasks, why = file_source(df, stats, shifts, symlog)
+    if source is not None and tasks is not None:
+        log.info("normalise: statistics from the Parquet files (%d tasks): %s", len(tasks), why)
+        counted = _from_sums(group_sums(df, source, tasks), shifts, with_extent)
+    else:
+        log.info("normalise: statistics by Spark's grouped aggregation: %s", why)
+        counted = _aggregate(values, stats, shifts, with_extent)
+    rows, copies, undersampled, moments, extents = counted
+    sample = spec.sketch_sample if ROW_ID in df.columns else None
+    rates = {c: sketch_sample_rate(smallest_training_set(moments, c), sample) for c in numeric if spec.ranks(c)}
+    sketches = _sketch_groups(values, moments, rates, spec.sketch_k)
+    return FoldGroups(rows, copies, moments, extents, sketches, undersampled, rates)
+
+
+_Counted = tuple[dict[tuple[int, int], int], dict[tuple[int, int], int], dict[tuple[int, int], int],
+                 dict[tuple[int, int], dict[str, Moments]], dict[tuple[int, int], dict[str, Extent]]]
+
+
+def _aggregate(values: DataFrame, stats: list[str], shifts: dict[str, float], with_extent: set[str]) -> _Counted:
+    """Rows, copies, undersampled rows, moments and extents per (fold, label_index): Spark's
+    grouped aggregation of `measure_groups`' projected values."""
     aggs = [F.count(F.when(F.col("_original"), 1)).alias("_rows"),
             F.count(F.when(~F.col("_original"), 1)).alias("_copies"),
             F.count(F.when(~F.col("_in_train"), 1)).alias("_undersampled")]
@@ -277,10 +302,19 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
         rows[key], copies[key], undersampled[key] = int(r["_rows"]), int(r["_copies"]), int(r["_undersampled"])
         moments[key] = {c: _moments(int(r[f"{c}__n"]), r[f"{c}__s1"], r[f"{c}__s2"], shifts[c]) for c in stats}
         extents[key] = {c: Extent(r[f"{c}__min"], r[f"{c}__max"]) if r[f"{c}__n"] else Extent() for c in with_extent}
-    sample = spec.sketch_sample if ROW_ID in df.columns else None
-    rates = {c: sketch_sample_rate(smallest_training_set(moments, c), sample) for c in numeric if spec.ranks(c)}
-    sketches = _sketch_groups(values, moments, rates, spec.sketch_k)
-    return FoldGroups(rows, copies, moments, extents, sketches, undersampled, rates)
+    return rows, copies, undersampled, moments, extents
+
+
+def _from_sums(sums: GroupSums, shifts: dict[str, float], with_extent: set[str]) -> _Counted:
+    """The same, from the Parquet path's sums."""
+    rows, copies, undersampled, moments, extents = {}, {}, {}, {}, {}
+    for key, g in sums.slots.items():
+        rows[key], copies[key], undersampled[key] = int(sums.rows[g]), int(sums.copies[g]), int(sums.undersampled[g])
+        per = {c: (int(sums.n[i, g]), float(sums.s1[i, g]), float(sums.s2[i, g]), float(sums.lo[i, g]),
+                   float(sums.hi[i, g])) for i, c in enumerate(sums.columns)}
+        moments[key] = {c: _moments(n, s1, s2, shifts[c]) for c, (n, s1, s2, _, _) in per.items()}
+        extents[key] = {c: Extent(per[c][3], per[c][4]) if per[c][0] else Extent() for c in with_extent}
+    return rows, copies, undersampled, moments, extents
 
 
 def _sketch_groups(values: DataFrame, moments: dict[tuple[int, int], dict[str, Moments]],

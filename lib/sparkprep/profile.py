@@ -51,15 +51,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from py4j.protocol import Py4JJavaError
-from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
-from sparkprep.profile_files import TIME_TYPES, ParquetSource, Piece, fold_task, plan, unreadable_file
+from sparkprep.profile_files import TIME_TYPES, fold_task, plan, run_tasks
 
 log = logging.getLogger(__name__)
 
@@ -204,19 +202,6 @@ def _spark_partials(df: DataFrame, kinds: dict[str, str]) -> PartialProfile:
         PartialProfile(order), PartialProfile.merge, PartialProfile.merge)
 
 
-def _file_partials(df: DataFrame, source: ParquetSource, tasks: list[list[Piece]]) -> PartialProfile:
-    """The Parquet path: one task per planned list of file pieces, treeAggregate (one job)."""
-    sc = df.sparkSession.sparkContext
-    try:
-        return sc.parallelize(tasks, max(1, len(tasks))).map(functools.partial(fold_task, source, CHUNK_ROWS)) \
-            .treeAggregate(PartialProfile(source.kinds), PartialProfile.merge, PartialProfile.merge)
-    except (CapturedException, Py4JJavaError) as exc:
-        error = unreadable_file(exc)
-        if error is None:
-            raise
-        raise error from None
-
-
 def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (), top_k: int = 1000) -> Profile:
     """Statistics of every column of `df` (internal `_sp_*` columns skipped) in one input scan
     and one Spark job, by the Parquet path when it applies (module docstring), else by Spark's.
@@ -229,7 +214,7 @@ def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (),
     source, tasks, why = plan(df, kinds, label)
     if source is not None and tasks is not None:
         log.info("profile: Parquet path (pyarrow reads the files, %d tasks): %s", len(tasks), why)
-        merged = _file_partials(df, source, tasks)
+        merged = run_tasks(df, tasks, functools.partial(fold_task, source, CHUNK_ROWS), PartialProfile(source.kinds))
     else:
         log.info("profile: Spark path (mapInArrow over Spark's rows): %s", why)
         merged = _spark_partials(df, kinds)

@@ -44,13 +44,17 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from py4j.protocol import Py4JJavaError
+from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
@@ -273,7 +277,7 @@ def _pack(pieces: list[Piece], max_split: int, open_cost: int) -> list[list[Piec
     return tasks + ([current] if current else [])
 
 
-def _chunk(batch: pa.RecordBatch, source: ParquetSource) -> tuple[np.ndarray, list, list[pa.Array]]:
+def chunk_numbers(batch: pa.RecordBatch, source: ParquetSource) -> tuple[np.ndarray, list, list[pa.Array]]:
     """A batch of the profiled columns (kinds order) as `PartialProfile.add` reads it: the
     numbers as Spark's projection casts them, the strings as Spark's cast to string writes them."""
     numbers = np.empty((sum(k in NUMBER_KINDS for k in source.kinds), batch.num_rows))
@@ -314,17 +318,42 @@ def fold_task(source: ParquetSource, chunk_rows: int, task: list[Piece]) -> Part
             reader = pq.ParquetFile(piece.path)
             for batch in reader.iter_batches(batch_size=chunk_rows, row_groups=list(piece.row_groups),
                                              columns=list(source.columns), use_threads=False):
-                partial.add(batch.num_rows, *_chunk(batch, source))
+                partial.add(batch.num_rows, *chunk_numbers(batch, source))
         except (OSError, pa.ArrowException) as exc:
-            message = str(exc).replace("\n", " ")
-            raise RuntimeError(f"{_UNREADABLE}[{piece.path}]: {message}") from None
+            raise read_failure(piece.path, exc) from None
     return partial
 
 
-def unreadable_file(error: Exception) -> InputError | None:
+def read_failure(path: str, error: Exception) -> RuntimeError:
+    """What a task raises for a file it cannot read: `run_tasks` finds the file in it."""
+    message = str(error).replace("\n", " ")
+    return RuntimeError(f"{_UNREADABLE}[{path}]: {message}")
+
+
+def _unreadable_file(error: Exception) -> InputError | None:
     """The InputError naming the file for a failed job whose task could not read it."""
     match = _UNREADABLE_RE.search(str(error))
     if match is None:
         return None
     return InputError(f"cannot read Parquet file {match[1]}: {match[2].strip()[:600]}; replace or remove it")
+
+
+M = TypeVar("M", bound="Mergeable")
+
+
+class Mergeable(Protocol):
+    def merge(self: M, other: M) -> M: ...
+
+
+def run_tasks(df: DataFrame, tasks: list[list[Piece]], fold: Callable[[list[Piece]], M], zero: M) -> M:
+    """ONE Spark job: `fold` each task's pieces in its own Spark task, merge the results
+    (treeAggregate from `zero`). A file a task cannot read is an InputError naming it."""
+    sc = df.sparkSession.sparkContext
+    try:
+        return sc.parallelize(tasks, max(1, len(tasks))).map(fold).treeAggregate(zero, type(zero).merge, type(zero).merge)
+    except (CapturedException, Py4JJavaError) as exc:
+        error = _unreadable_file(exc)
+        if error is None:
+            raise
+        raise error from None
 
