@@ -24,13 +24,11 @@ from dataclasses import dataclass, field
 
 import numba
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkprep import IN_TRAIN
-from sparkprep.profile_files import ParquetSource, Piece, chunk_numbers, plan, read_failure, run_tasks
+from sparkprep.profile_files import ParquetSource, Piece, chunk_numbers, plan, read_chunks, run_tasks
 
 #: Spark types whose cast to double numpy's float64 conversion gives exactly.
 _NUMBER_TYPES = (T.ByteType(), T.ShortType(), T.IntegerType(), T.LongType(), T.FloatType(), T.DoubleType())
@@ -155,28 +153,23 @@ def fold_task(source: FitSource, task: list[Piece]) -> GroupSums:
     sums = GroupSums(source.stats)
     names = source.parquet.columns
     for piece in task:
-        try:
-            reader = pq.ParquetFile(piece.path)
-            for batch in reader.iter_batches(batch_size=CHUNK_ROWS, row_groups=list(piece.row_groups),
-                                             columns=list(names), use_threads=False):
-                numbers, valid, _ = chunk_numbers(batch, source.parquet)
-                by_name = dict(zip(names, zip(numbers, valid)))
-                for control in _CONTROL:
-                    if by_name[control][1] is not None:
-                        raise ValueError(f"{piece.path}: column {control!r} has nulls (not a sparkprep output?)")
-                slots = sums.slots_of(by_name["fold"][0], by_name["label_index"][0])
-                original = by_name["replica"][0] == 0
-                in_train = np.ones(len(slots), bool)
-                if source.has_in_train:
-                    values, ok = by_name[IN_TRAIN]
-                    in_train = values != 0 if ok is None else (values != 0) | ~ok  # null: not counted, as Spark's ~null
-                _count_rows(slots, original, in_train, sums.rows, sums.copies, sums.undersampled)
-                for i, (name, shift, symlog) in enumerate(zip(source.stats, source.shifts, source.symlog)):
-                    x, ok = by_name[name]
-                    _add_column(x, ok, slots, original, shift, symlog,
-                                sums.n[i], sums.s1[i], sums.s2[i], sums.lo[i], sums.hi[i])
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            raise read_failure(piece.path, exc) from None
+        for batch in read_chunks(piece, names, CHUNK_ROWS):
+            numbers, valid, _ = chunk_numbers(batch, source.parquet)
+            by_name = dict(zip(names, zip(numbers, valid)))
+            for control in _CONTROL:
+                if by_name[control][1] is not None:
+                    raise ValueError(f"{piece.path}: column {control!r} has nulls (not a sparkprep output?)")
+            slots = sums.slots_of(by_name["fold"][0], by_name["label_index"][0])
+            original = by_name["replica"][0] == 0
+            in_train = np.ones(len(slots), bool)
+            if source.has_in_train:
+                values, ok = by_name[IN_TRAIN]
+                in_train = values != 0 if ok is None else (values != 0) | ~ok  # null: not counted, as Spark's ~null
+            _count_rows(slots, original, in_train, sums.rows, sums.copies, sums.undersampled)
+            for i, (name, shift, symlog) in enumerate(zip(source.stats, source.shifts, source.symlog)):
+                x, ok = by_name[name]
+                _add_column(x, ok, slots, original, shift, symlog,
+                            sums.n[i], sums.s1[i], sums.s2[i], sums.lo[i], sums.hi[i])
     return sums
 
 

@@ -2,8 +2,8 @@
 
 The computing core of `sparkprep.profile` (no Spark here: it runs in Python tasks on the
 executors, fed by `mapInArrow` or by `sparkprep.profile_files` reading Parquet itself). One
-`PartialProfile` holds one state per column; `add` folds a chunk of rows (numbers as one float64
-matrix, strings as Arrow arrays) into it, `merge` combines two partials. Numeric columns go through
+`PartialProfile` holds one state per column; `add` folds a chunk of rows (numbers as float64
+arrays, strings as Arrow arrays) into it, `merge` combines two partials. Numeric columns go through
 one compiled loop per chunk (`sparkprep.profile_kernels`), the others through numpy and Arrow.
 Every merged field is independent of the order of batches and partials except the floating-point
 moments (Chan's formula), which differ in the last bits only (stats.json rounds them):
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -388,10 +389,11 @@ class PartialProfile:
         if not self.states:
             self.states = [new_state(k) for k in self.kinds]
 
-    def add(self, rows: int, numbers: np.ndarray, valid: list[np.ndarray | None], strings: list[pa.Array]) -> None:
+    def add(self, rows: int, numbers: Sequence[np.ndarray], valid: list[np.ndarray | None],
+            strings: list[pa.Array]) -> None:
         """Fold a chunk of `rows` rows, whichever path read them (Spark's projection or Parquet
-        read by pyarrow): `numbers`, float64 of shape (number columns, rows), one C-contiguous row
-        per numeric or array column in kinds order (the value, or the array's size); `valid`, per
+        read by pyarrow): `numbers`, one C-contiguous float64 array of `rows` values per numeric
+        or array column in kinds order (the value, or the array's size); `valid`, per
         number column, its validity mask or None when it has no nulls (a null's slot in `numbers`
         is ignored); `strings`, the categorical and text columns as string arrays, in kinds order."""
         self.rows += rows
