@@ -9,7 +9,8 @@ same columns with robust, robust+clip and median imputation on 4 of the 10: KLL 
 (sketches plus the categorical and the array column); the sketches see prepare's default hash
 sample (normalise.sketch_sample_rows); `--only` picks some. After one warm-up, the
 measurements run interleaved, `--rounds` times; each figure is its best (the machine is shared),
-in wall time and in executor CPU time (which other processes' load barely moves). Prints the
+in wall time and in CPU time of the driver, the JVM and its Python workers (which other
+processes' load barely moves). Prints the
 ratios, writes bench/results/<date>-fit-vs-agg-<rows>-<specs>.json and adds rows to bench/RESULTS.md.
 
     .venv/etl/bin/python bench/fit_vs_agg.py --rows 70000000 --only moments sketches --rounds 1
@@ -26,7 +27,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prepare_vs_floor import best_interleaved, executor_cpu_s  # bench/ is sys.path[0] when a bench script runs
+from prepare_vs_floor import best_interleaved  # bench/ is sys.path[0] when a bench script runs
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from results_table import insert_rows
@@ -97,8 +98,8 @@ def main() -> None:
 
         specs = {"moments": moments, "sketches": sketches, "all": everything}
         runs = {"floor": floor, **{n: functools.partial(fit, specs[n]) for n in args.only}}
-        best = best_interleaved(runs, args.rounds, spark)
-        cpu = {n: executor_cpu_s(spark, n, args.rounds) for n in runs}
+        cpu: dict[str, float] = {}
+        best = best_interleaved(runs, args.rounds, cpu)
     finally:
         spark.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -107,20 +108,20 @@ def main() -> None:
     result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "rows": args.rows, "k": args.k,
               "parquet_bytes": size, "master": args.master, "seconds": {n: round(t, 3) for n, t in best.items()},
               "ratio_to_floor": {n: round(t / floor_s, 3) for n, t in best.items() if n != "floor"},
-              "executor_cpu_s": {n: round(t, 2) for n, t in cpu.items()},
+              "cpu_s": {n: round(t, 2) for n, t in cpu.items()},
               "cpu_ratio_to_floor": {n: round(t / cpu["floor"], 3) for n, t in cpu.items() if n != "floor"},
               "load_avg_end": os.getloadavg()[0]}
     print(json.dumps(result, indent=2))
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / f"{result['date']}-fit-vs-agg-{args.rows}-{'-'.join(args.only)}.json").write_text(json.dumps(result, indent=2) + "\n")
     shape = f"{args.rows:,} rows, {size / 1e9:.2f} GB Parquet, k={args.k}, {args.master}, load {result['load_avg_end']:.1f}"
-    floor_txt = f"floor (agg mean of 13 columns) {floor_s:.1f} s, {cpu['floor']:.1f} s executor CPU"
+    floor_txt = f"floor (agg mean of 13 columns) {floor_s:.1f} s, {cpu['floor']:.1f} s CPU"
     what = {"moments": "10 numeric: standard, minmax, log1p (no sketch)",
             "sketches": "10 numeric, 4 with KLL sketches (robust, robust+clip, median)",
             "all": "sketches + categorical + array[8]"}
     insert_rows(HERE / "RESULTS.md", [
         f"| {result['date']} | fit all {args.k} folds + final ({what[name]}) vs one plain aggregation | "
-        f"{shape} | {floor_txt} | fit {best[name]:.1f} s, {cpu[name]:.1f} s executor CPU | "
+        f"{shape} | {floor_txt} | fit {best[name]:.1f} s, {cpu[name]:.1f} s CPU | "
         f"**{result['ratio_to_floor'][name]:.2f}x** (CPU {result['cpu_ratio_to_floor'][name]:.2f}x) |" for name in args.only])
 
 

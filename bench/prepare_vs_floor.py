@@ -13,8 +13,8 @@ import argparse
 import json
 import shutil
 import tempfile
+import os
 import time
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -37,35 +37,45 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def best_interleaved(fns: dict, rounds: int = 2, spark: SparkSession | None = None) -> dict[str, float]:
+def tree_cpu_s() -> float:
+    """CPU seconds (user + system) of this process and all its descendants: the driver, Spark's JVM
+    and its Python workers (from /proc; ended processes count through their reaped parents)."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                text = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+            stats[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))  # utime stime cutime cstime
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0))[1]
+        todo += children.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def best_interleaved(fns: dict, rounds: int = 2, cpu: dict[str, float] | None = None) -> dict[str, float]:
     """Best time of each function over `rounds` interleaved rounds, after one warm-up run of the
     first (JIT, page cache): interleaving spreads a noisy neighbour's load over all of them.
 
-    With `spark`, each run is its own job group `<name>#<round>`, for `executor_cpu_s`."""
+    With `cpu`, also the least CPU seconds of each function's runs (`tree_cpu_s`: the JVM and the
+    Python workers; wall time on this shared machine moves with the neighbours' load, CPU time of
+    the same work barely does)."""
     timed(next(iter(fns.values())))
     best = {name: float("inf") for name in fns}
-    for r in range(rounds):
+    for _ in range(rounds):
         for name, fn in fns.items():
-            if spark is not None:
-                spark.sparkContext.setJobGroup(f"{name}#{r}", name)
+            before = tree_cpu_s()
             best[name] = min(best[name], timed(fn))
+            if cpu is not None:
+                cpu[name] = min(cpu.get(name, float("inf")), tree_cpu_s() - before)
     return best
-
-
-def executor_cpu_s(spark: SparkSession, name: str, rounds: int) -> float:
-    """Least executor CPU seconds (JVM task threads, from Spark's REST API) over the rounds
-    `best_interleaved` ran `name` in. Wall time on this shared machine moves with the neighbours'
-    load; CPU time of the same work barely does (Python workers' CPU is not in it)."""
-    sc = spark.sparkContext
-
-    def api(path: str) -> list[dict]:
-        with urllib.request.urlopen(f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/{path}") as page:
-            return json.load(page)
-
-    cpu_ns = {s["stageId"]: s["executorCpuTime"] for s in api("stages")}
-    jobs = api("jobs")
-    return min(sum(cpu_ns.get(s, 0) for j in jobs if j.get("jobGroup") == f"{name}#{r}" for s in j["stageIds"])
-               for r in range(rounds)) / 1e9
 
 
 def bench_config(work: Path, rows: int, fmt: str = "parquet", master: str = "local[2]",

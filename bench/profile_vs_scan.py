@@ -82,7 +82,8 @@ def main() -> None:
             profile(profiled, label="label")
 
         timed(run_profile)  # its own warm-up (Python workers); best_interleaved warms the scan
-        best = best_interleaved({"scan": scan, "profile": run_profile}, rounds=args.rounds)
+        cpu: dict[str, float] = {}
+        best = best_interleaved({"scan": scan, "profile": run_profile}, rounds=args.rounds, cpu=cpu)
         scan_s, profile_s = best["scan"], best["profile"]
     finally:
         spark.stop()
@@ -92,6 +93,7 @@ def main() -> None:
         "columns": args.columns + 2, "format": args.format, "input_mb": round(size / 1e6, 1), "master": args.master,
         "rounds": args.rounds, "profile_path": path,
         "scan_s": round(scan_s, 2), "profile_s": round(profile_s, 2), "ratio_to_scan": round(profile_s / scan_s, 2),
+        "cpu_s": {n: round(t, 2) for n, t in cpu.items()}, "cpu_ratio_to_scan": round(cpu["profile"] / cpu["scan"], 2),
     }
     print(json.dumps(result, indent=2))
     out = HERE / "results" / f"{result['date'][:10]}-profile-{args.rows}x{result['columns']}-{args.format}.json"
@@ -99,7 +101,7 @@ def main() -> None:
     insert_rows(HERE / "RESULTS.md", [
         f"| {result['date'][:10]} | profile vs scan (all columns read) | {args.rows:,} rows x {result['columns']} columns, "
         f"{result['input_mb']} MB {args.format}, {args.master}, {path} path | scan {scan_s:.1f} s | profile {profile_s:.1f} s | "
-        f"**{result['ratio_to_scan']}x** scan |"])
+        f"**{result['ratio_to_scan']}x** scan (CPU {result['cpu_ratio_to_scan']}x) |"])
 
 if __name__ == "__main__":
     main()

@@ -29,7 +29,13 @@ class SparkConfig(_Section):
 
     master: str = Field("local[*]", description="Spark master URL for runs outside spark-submit.")
     driver_memory: str = Field("2g", description="spark.driver.memory for local runs.")
-    shuffle_partitions: int = Field(16, ge=1, description="spark.sql.shuffle.partitions; AQE coalesces.")
+    shuffle_partitions: int = Field(16, ge=1, description="spark.sql.shuffle.partitions (the least: see "
+                                    "shuffle_partition_bytes); AQE coalesces.")
+    shuffle_partition_bytes: int | None = Field(
+        128 << 20, ge=1 << 20, description="A prepare run raises spark.sql.shuffle.partitions to its input's "
+        "size / this when that is more than shuffle_partitions, so a reduce task's share of a shuffle stays "
+        "about this size at any input size (a fixed width sorted 11x the spill for 5x the data); null: fixed. "
+        "Ignored when spark.conf sets spark.sql.shuffle.partitions.")
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf, applied last.")
 
 

@@ -215,6 +215,19 @@ def _record_blocked(fs: HadoopFS, config: Config, target: OutputTarget, stop: Bl
     return where
 
 
+def scale_shuffle_partitions(spark: SparkSession, raw: DataFrame, config: Config) -> None:
+    """spark.sql.shuffle.partitions = max(spark.shuffle_partitions, input bytes /
+    spark.shuffle_partition_bytes), the input's size as Spark's plan states it (the files' total)."""
+    per = config.spark.shuffle_partition_bytes
+    if per is None or "spark.sql.shuffle.partitions" in config.spark.conf:
+        return
+    size = int(str(raw._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))  # a BigInt
+    width = max(config.spark.shuffle_partitions, -(-size // per))
+    if width != int(spark.conf.get("spark.sql.shuffle.partitions")):
+        log.info("shuffle partitions: %d (input %.0f MB / %d MB per partition)", width, size / 1e6, per >> 20)
+        spark.conf.set("spark.sql.shuffle.partitions", str(width))
+
+
 def run(spark: SparkSession, config: Config) -> RunResult:
     """Run `prepare` end to end; returns the published output URI and its manifest."""
     config.require("input", "columns", "output")
@@ -231,6 +244,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     in_version = input_version(spark, input_cfg)
     inputs = [{"path": p, "format": input_cfg.format, "delta_version": in_version} for p in paths]
     raw = check_columns(read_input(spark, input_cfg, in_version), cols, source=", ".join(paths))
+    scale_shuffle_partitions(spark, raw, config)
     scratch = scratch_dir(target, run_id)
     try:
         marked = _materialise(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes, _clean_rules(config)),

@@ -2,6 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sparkprep.config import load_config
+from sparkprep.pipeline import scale_shuffle_partitions
 from sparkprep.session import DELTA_PACKAGE, under_spark_submit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,3 +55,21 @@ def test_unreachable_maven_without_cache_says_what_to_do(tmp_path):
     assert proc.returncode == 1
     assert f"the Delta jars ({DELTA_PACKAGE}) are not cached" in proc.stderr
     assert "Maven Central" in proc.stderr and "sparkprep jars" in proc.stderr
+
+
+def test_a_run_widens_the_shuffle_to_its_inputs_size_unless_told_otherwise(spark, tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("a,b\n" + "12345678,abcdefgh\n" * 200_000)  # 3.6 MB: 4 partitions of 1 MiB
+    df = spark.read.option("header", True).csv(str(path))
+    key, before = "spark.sql.shuffle.partitions", spark.conf.get("spark.sql.shuffle.partitions")
+    widen = ["spark.shuffle_partitions=1", f"spark.shuffle_partition_bytes={1 << 20}"]
+    try:
+        scale_shuffle_partitions(spark, df, load_config(ROOT / "conf/demo.yaml", widen))
+        assert spark.conf.get(key) == "4"
+        scale_shuffle_partitions(spark, df, load_config(ROOT / "conf/demo.yaml", ["spark.shuffle_partitions=9"]))
+        assert spark.conf.get(key) == "9"  # the configured width is the least
+        spark.conf.set(key, "5")
+        scale_shuffle_partitions(spark, df, load_config(ROOT / "conf/demo.yaml", widen + ["spark.conf.spark.sql.shuffle.partitions=5"]))
+        assert spark.conf.get(key) == "5"  # set explicitly: left alone
+    finally:
+        spark.conf.set(key, before)
