@@ -7,7 +7,7 @@ the groups are a handful of slots per chunk, so one loop per column and chunk ad
 plain arrays. When the output `measure_groups` reads is a bare read of local Parquet files or a
 Delta table's snapshot (`profile_files.plan`: the same conditions as `profile`'s Parquet path,
 which say when pyarrow reads exactly what Spark reads), ONE Spark job runs tasks of file pieces,
-each folding its row groups, chunk by chunk, into a `GroupSums`; `treeAggregate` merges them.
+each folding its row groups, chunk by chunk, into a `GroupSums`; `profile_files.tree_merge` merges them.
 
 The sums are those of the Spark aggregation in `normalise._stat_aggs`, over the same projected
 values (`normalise._value`: present values of originals, symlog where log1p is set) and around the

@@ -20,13 +20,13 @@ columns as Arrow strings. `profile` picks one, and logs at INFO which and why:
   array<double> per row, which Spark hands to Arrow about twice as fast as as many columns;
   categorical and text -> string), then `mapInArrow` folds each partition's Arrow batches into
   ONE `PartialProfile` and yields it pickled as one row.
-Either way `rdd.treeAggregate` merges the partials on the executors (its tree level, for more than
-a few partitions) and the driver merges the last ones (about sqrt(partitions) of them, each of
+Either way `profile_files.tree_merge` merges the partials on the executors (a tree level, for more
+than four partitions) and the driver merges the last ones (about sqrt(partitions) of them, each of
 bounded size: no row-sized state), then turns the result into `ColumnStats` (top-k, quantiles and
 histograms from the bucket counts).
 
-Jobs: `profile` runs exactly ONE Spark job on either path (the treeAggregate's final reduce; its
-tree levels are shuffle stages of that job), which reads the input once; `tests/etl/test_profile.py`
+Jobs: `profile` runs exactly ONE Spark job on either path (the tree merge's final collect; its
+tree level is a shuffle stage of that job), which reads the input once; `tests/etl/test_profile.py`
 counts both, on both paths. (A Delta input's snapshot is listed when it is
 read, before `profile`.) An unreadable Parquet file is an InputError naming it, on either path.
 
@@ -57,7 +57,7 @@ from pyspark.sql import types as T
 
 from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
-from sparkprep.profile_files import TIME_TYPES, fold_task, plan, run_tasks
+from sparkprep.profile_files import TIME_TYPES, fold_task, plan, run_tasks, tree_merge
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +193,12 @@ def _fold_partition(kinds: tuple[str, ...], batches: Iterator[pa.RecordBatch]) -
 
 
 def _spark_partials(df: DataFrame, kinds: dict[str, str]) -> PartialProfile:
-    """The Spark path: project, fold each partition with mapInArrow, treeAggregate (one job)."""
+    """The Spark path: project, fold each partition with mapInArrow, merge (one job)."""
     types = {f.name: f.dataType for f in df.schema.fields}
     order = tuple(kinds.values())
     partials = df.select(*_projections(kinds, types) or [F.lit(0).alias("_rows")]).mapInArrow(
         functools.partial(_fold_partition, order), "blob binary")
-    return partials.rdd.map(lambda row: pickle.loads(row[0])).treeAggregate(
-        PartialProfile(order), PartialProfile.merge, PartialProfile.merge)
+    return tree_merge(partials.rdd.map(lambda row: pickle.loads(row[0])), PartialProfile(order))
 
 
 def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (), top_k: int = 1000) -> Profile:
