@@ -15,10 +15,18 @@ it instead of compiling it again.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
+
+# numba refuses to import a cached function it has nowhere to cache: where the package is installed
+# read-only (an image, a shared environment on executors), cache in the temporary directory.
+if not numba.config.CACHE_DIR and not os.access(Path(__file__).parent, os.W_OK):
+    numba.config.CACHE_DIR = str(Path(tempfile.gettempdir()) / f"sparkprep-numba-{os.getuid()}")
 
 #: DDSketch relative accuracy: every quantile is within 1% of a true value of that rank.
 ALPHA = 0.01
