@@ -7,11 +7,9 @@ and quarantine, so a row is never dropped without a reason.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -37,7 +35,6 @@ CONFLICTING_LABEL = "conflicting_label"
 REASONS = (MALFORMED, UNPARSABLE, MISSING_LABEL, UNKNOWN_LABEL, MISSING_VALUE, OUT_OF_RANGE,
            UNEXPECTED_CATEGORY, CONFLICTING_LABEL)
 
-_ARRAY_SPLIT = r"\s*[;,]\s*"
 _CHECK = "_sp_check"
 
 
@@ -45,9 +42,13 @@ def _coerce(raw: Column, target: str) -> Column:
     """The typed value of a string column; empty text is null."""
     text = F.trim(raw)
     if target.startswith("array<"):
-        element = target[len("array<"):-1]
-        parts = F.split(F.regexp_replace(text, r"^\[|\]$", ""), _ARRAY_SPLIT)
-        typed = F.transform(parts, lambda p: p.try_cast(element))
+        # One bracket off each end, then a split on one plain character: no regular expression.
+        unbracketed = F.when(F.startswith(text, F.lit("[")), F.substr(text, F.lit(2))).otherwise(text)
+        unbracketed = F.when(F.endswith(unbracketed, F.lit("]")),
+                             F.substr(unbracketed, F.lit(1), F.length(unbracketed) - 1)).otherwise(unbracketed)
+        # A cast of the whole array (the cast trims the spaces around each element), not a
+        # lambda per element: Spark does not compile higher-order functions.
+        typed = F.split(F.translate(unbracketed, ";", ","), ",").try_cast(target)
     else:
         typed = text.try_cast(target)
     return F.when(text != "", typed)
@@ -76,17 +77,25 @@ class _Check:
     message: Column
 
 
-def _unicode_pandas(form: str):
-    def apply(values: pd.Series) -> pd.Series:
-        return values.map(lambda v: v if v is None else (unicodedata.normalize("NFC", v) if form == "nfc" else v.casefold()))
-    return F.pandas_udf(apply, "string")
+#: Unicode normalisation and full case folding, which Spark SQL lacks, from the ICU4J that Spark
+#: itself ships (for its collations): called in the JVM, so no row crosses to Python.
+_ICU = {"nfc": ("com.ibm.icu.text.Normalizer", "compose", False),          # compat=false: NFC
+        "casefold": ("com.ibm.icu.lang.UCharacter", "foldCase", True)}     # default mapping
+
+
+def _unicode(value: Column, form: str) -> Column:
+    # ASCII text (as many characters as UTF-8 bytes) is already NFC and its case fold is its
+    # lower case, so reflection runs only for the rest. A null stays null: reflect would make
+    # the string "null" of it.
+    cls, method, flag = _ICU[form]
+    plain = value if form == "nfc" else F.lower(value)
+    return F.when(value.isNull() | (F.length(value) == F.octet_length(value)), plain).otherwise(
+        F.call_function("reflect", F.lit(cls), F.lit(method), value, F.lit(flag)))
 
 
 def _normalised(value: Column, steps: list[str]) -> Column:
-    # Spark SQL has no Unicode normalisation or full case folding: those two go through a
-    # vectorised pandas UDF, and only for the columns that ask for them.
     for step in steps:
-        value = {"trim": F.trim, "lower": F.lower}.get(step, lambda v: _unicode_pandas(step)(v))(value)
+        value = {"trim": F.trim, "lower": F.lower}.get(step, lambda v: _unicode(v, step))(value)
     return value
 
 

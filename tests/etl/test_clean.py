@@ -1,3 +1,5 @@
+import unicodedata
+
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -22,6 +24,8 @@ def test_each_bad_row_gets_its_reason_and_good_rows_are_typed(spark):
         ("", "", "a", None, "f1"),                # good: empty numbers are null, not errors
         ("n/a", "1;2", "a", None, "f2"),          # unparsable number
         ("1", "1;x", "a", None, "f2"),            # unparsable array element
+        ("1", "[[1]]", "a", None, "f2"),          # one bracket comes off each end, not two
+        ("3", " [ 5 ;6\t]", "a", None, "f1"),     # good: spaces around elements and brackets
         (None, None, None, "1,2,", "f2"),         # malformed line (corrupt record wins)
         ("2", "1;2", " ", None, "f3"),            # missing label
         ("2", "1;2", "zzz", None, "f3"),          # unknown label
@@ -33,6 +37,8 @@ def test_each_bad_row_gets_its_reason_and_good_rows_are_typed(spark):
          '{"x":"n/a","emb":"1;2","label":"a"}'),
         ("unparsable_value", "emb", "column emb: '1;x' is not a valid array<double>", "f2",
          '{"x":"1","emb":"1;x","label":"a"}'),
+        ("unparsable_value", "emb", "column emb: '[[1]]' is not a valid array<double>", "f2",
+         '{"x":"1","emb":"[[1]]","label":"a"}'),
         ("malformed_record", None, "malformed line: wrong number of fields, broken quoting or invalid JSON", "f2", "1,2,"),
         ("missing_label", "label", "label column label is empty", "f3", '{"x":"2","emb":"1;2","label":" "}'),
         ("unknown_label", "label", "label zzz is not one of columns.classes ['a', 'b']", "f3",
@@ -40,7 +46,8 @@ def test_each_bad_row_gets_its_reason_and_good_rows_are_typed(spark):
     ], "reason string, column string, message string, source_file string, raw string")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
-    good = spark.createDataFrame([(1.5, [1.0, 2.0], "a"), (0.0, [3.0, 4.0], "b"), (None, None, "a")],
+    good = spark.createDataFrame([(1.5, [1.0, 2.0], "a"), (0.0, [3.0, 4.0], "b"), (None, None, "a"),
+                                  (3.0, [5.0, 6.0], "a")],
                                  "x double, emb array<double>, label string")
     assert_df_equality(accepted(marked), good, ignore_row_order=True, ignore_nullable=True)
 
@@ -95,6 +102,18 @@ def test_unicode_normalisation_makes_equal_text_equal(spark):
     rules = {"t": ColumnRule(normalise=["nfc"]), "u": ColumnRule(normalise=["casefold"])}
     got = accepted(mark_rejections(df.withColumn("label", F.lit("l")), None, "label", rules=rules))
     assert [tuple(r) for r in got.select("t", "u").distinct().collect()] == [("caf\u00e9", "strasse")]
+
+
+def test_unicode_forms_equal_python_s_and_keep_nulls(spark):
+    # The JVM (ICU) forms against Python's own: ASCII, a null, compatibility characters NFC
+    # keeps (the fi ligature, ²), Hangul jamo that compose, Greek sigma, dotted I, ß, ǅ.
+    texts = ["Plain ASCII", None, "\ufb01ne x\u00b2", "\u1100\u1161\u11a8", "\u039f\u0394\u039f\u03a3",
+             "\u0130stanbul", "Stra\u00dfe", "\u01c5ungla", "A\u030a ring"]
+    df = spark.createDataFrame([(t, t, "l") for t in texts], "t string, u string, label string")
+    rules = {"t": ColumnRule(normalise=["nfc"]), "u": ColumnRule(normalise=["casefold"])}
+    got = accepted(mark_rejections(df, None, "label", rules=rules)).select("t", "u").collect()
+    assert sorted(map(tuple, got), key=str) == sorted(
+        [(t and unicodedata.normalize("NFC", t), t and t.casefold()) for t in texts], key=str)
 
 
 def test_rules_on_missing_columns_are_a_config_error(spark):
