@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,6 +59,28 @@ def _jvm_pid() -> int | None:
         if int(fields[1]) == os.getpid() and "java" in (stat.parent / "comm").read_text():
             return int(stat.parent.name)
     return None
+
+
+class _DiskPeak:
+    """The most disk the block added on the filesystem of `where` (sampled every second): the
+    output, the run's scratch copies and Spark's shuffle and spill files together."""
+
+    def __init__(self, where: Path) -> None:
+        self.where, self.peak, self._done = where, 0, threading.Event()
+
+    def __enter__(self) -> _DiskPeak:
+        start = shutil.disk_usage(self.where).used
+
+        def sample() -> None:
+            while not self._done.wait(1.0):
+                self.peak = max(self.peak, shutil.disk_usage(self.where).used - start)
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _reset_peak_rss(pid: int) -> None:
@@ -175,7 +198,7 @@ def _append_table(result: dict) -> None:
         p = result["prepare"]
         rows.append(f"| {day} | suite: prepare ({settings}) vs floor | {size} | {floor_text} | "
                     f"prepare {p['seconds']} s, {p['mb_per_s']} MB/s, {p['csv_scan_stages']} CSV-scan stages, shuffle {p['shuffle_write_mb']} MB, "
-                    f"spill {p['spill_disk_mb']} MB disk, JVM peak RSS {p['jvm_peak_rss_mb']} MB | **{p.get('ratio_to_floor')}x** floor |")
+                    f"spill {p['spill_disk_mb']} MB disk, JVM peak RSS {p['jvm_peak_rss_mb']} MB, disk peak {p.get('disk_peak_mb')} MB | **{p.get('ratio_to_floor')}x** floor |")
     if "dedup" in result:
         p = result["dedup"]
         rows.append(f"| {day} | suite: exact dedup (read, row_id + 128-bit content hash, collapse, write) vs floor | {size} | "
@@ -225,6 +248,7 @@ def main() -> None:
             sc.setJobGroup("floor", "floor")
             result["floor_runs"] = 2 if args.gb < 1 else 1
             result["floor_s"] = round(min(timed(lambda: floor(spark, config, work)) for _ in range(result["floor_runs"])), 2)
+            shutil.rmtree(work / "floor")  # disk for prepare's scratch at 20 GB
         if "dedup" in args.only:
             sc.setJobGroup("dedup", "dedup")
             result["dedup"] = {"seconds": round(timed(lambda: floor(spark, config, work, drop_exact_duplicates, add_row_id)), 2)}
@@ -234,9 +258,11 @@ def main() -> None:
                 _reset_peak_rss(jvm)
             sc.setJobGroup("prepare", "prepare")
             box = []
-            seconds = timed(lambda: box.append(run(spark, config)))
+            with _DiskPeak(work) as disk:
+                seconds = timed(lambda: box.append(run(spark, config)))
             result["prepare"] = {"seconds": round(seconds, 2), "mb_per_s": round(size / 1e6 / seconds, 2),
                                  "jvm_peak_rss_mb": _peak_rss_mb(jvm) if jvm else None,
+                                 "disk_peak_mb": round(disk.peak / 1e6, 1),
                                  "stages_s": box[0].manifest["timings_s"]}
     finally:
         spark.stop()
