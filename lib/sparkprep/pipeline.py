@@ -271,6 +271,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         clock.lap("dedup")
         q_version = write_table(quarantine.unionByName(_unreadable_rows(spark, unreadable)), target.quarantine,
                                 out_cfg.format, [], out_cfg.max_rows_per_file)
+        fs.delete(f"{scratch}/marked")  # nothing reads it after the quarantine: disk back for the split
         clock.lap("quarantine")
         folded, plan, classes, n_kept = _split(deduped, config, scratch, paths)
         n_duplicates = sum(deduped.counts[k] for k in ABSORBED)

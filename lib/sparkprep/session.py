@@ -77,6 +77,10 @@ def build_session(config: SparkConfig, app_name: str = "sparkprep") -> SparkSess
             .config("spark.driver.memory", config.driver_memory)
             .config("spark.jars.packages", DELTA_PACKAGE)
             .config("spark.ui.showConsoleProgress", "true")
+            # A finished shuffle's files stay on disk until the driver's garbage collector drops
+            # its last reference, and Spark forces a collection only every 30 minutes: a long run
+            # would hold every stage's shuffle (several times the input) on disk at once.
+            .config("spark.cleaner.periodicGC.interval", "2min")
         )
     # Delta rebuilds a snapshot's file list in a fixed 50 partitions (Snapshot.scala), for every
     # version read and again for each query's file listing: 51 tasks a time whatever the table's
