@@ -2,7 +2,8 @@
 
 Passes over the input: ONE. The cleaned input is materialised once as Parquet in a scratch
 directory beside the output; rejection counts, the quarantine and deduplication read that copy
-(column pruning makes the counts nearly free). The deduplicated rows are materialised the same way
+(column pruning makes the counts nearly free); it is removed as soon as the quarantine is written
+(no later stage reads it). The deduplicated rows are materialised the same way
 for the class counts, the split's bucket counts and the data write. Parquet on disk rather than
 `persist()`: on this stack Spark's in-memory columnar cache cost 4x a Parquet write of the same
 rows, and a disk copy scales past memory by construction. Statistics, per-fold counts and the
@@ -271,7 +272,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         clock.lap("dedup")
         q_version = write_table(quarantine.unionByName(_unreadable_rows(spark, unreadable)), target.quarantine,
                                 out_cfg.format, [], out_cfg.max_rows_per_file)
-        fs.delete(f"{scratch}/marked")  # nothing reads it after the quarantine: disk back for the split
+        fs.delete(f"{scratch}/marked")  # disk back for the split (module docstring)
         clock.lap("quarantine")
         folded, plan, classes, n_kept = _split(deduped, config, scratch, paths)
         n_duplicates = sum(deduped.counts[k] for k in ABSORBED)
