@@ -15,9 +15,18 @@ aggregations, they cost two shuffles and four sorts of every row; this way one s
 memory: sorting spills. Each surviving row carries `_sp_merged`, the number of accepted input rows
 it stands for, and per-step counts of the rows it absorbed, so the pipeline can count duplicates
 by kind in one aggregation of the result.
+
+Most rows have no duplicate, and they need no shuffle at all (`deduplicate`): a narrow aggregation
+of one 64-bit probe per row (the dedup key's hash, else `row_id`) finds the probes that occur more
+than once. Only the rows that carry one of those can have a duplicate; they alone go through the
+collapse (shuffled and sorted), and every other row passes through unchanged. The repeated probes
+are broadcast to the rows, so up to `BROADCAST_REPEATED` of them (8 bytes each in Spark's
+long-keyed hash map); beyond that every row takes the collapse, as before.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -33,6 +42,11 @@ CONTENT_HASH2 = "_sp_content_hash2"
 _FEATURES = ("_sp_features1", "_sp_features2")
 #: 64 bits of the feature hash, kept on every row for grouping conflicting rows.
 FEATURE_HASH = _FEATURES[0]
+_PROBE = "_sp_dedup_probe"
+_REPEATED = "_sp_repeated"
+#: Up to this many repeated probes are broadcast (about 100 MB in the hash map); more and every
+#: row is collapsed (one shuffle of all rows).
+BROADCAST_REPEATED = 4_000_000
 
 
 def _data_columns(df: DataFrame) -> list[str]:
@@ -87,6 +101,30 @@ def keep_one_per_key(df: DataFrame, key: list[str], keep: str, order_by: str | N
     else:
         order = F.struct(value.isNull(), value, F.col(ROW_ID))
     return collapse(df, key, order, "key", largest=keep == "latest")
+
+
+def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by: str | None,
+                materialise: Callable[[DataFrame, str], DataFrame]) -> DataFrame:
+    """Exact (`exact`) and by-key (`key`) deduplication of `add_row_id` rows, shuffling only the
+    rows that can have a duplicate (module docstring). `materialise(df, name)` writes a scratch
+    copy and reads it back: the repeated probes, and the collapsed rows (or all rows, when the
+    probes are too many to broadcast)."""
+    def collapse_all(rows: DataFrame) -> DataFrame:
+        rows = drop_exact_duplicates(rows, key or None) if exact else rows.drop(CONTENT_HASH2)
+        return keep_one_per_key(rows, key, keep, order_by) if key else rows
+
+    if not (exact or key):
+        return df.drop(CONTENT_HASH2)
+    # Identical content implies an identical key, so the key's probe also finds exact duplicates.
+    probe = F.xxhash64(F.lit("sparkprep/dedup-key"), *[F.col(c) for c in key]) if key else F.col(ROW_ID)
+    probed = df.withColumn(_PROBE, probe)
+    repeated = materialise(probed.groupBy(_PROBE).count().where(F.col("count") > 1).select(_PROBE), "repeated")
+    if repeated.count() > BROADCAST_REPEATED:
+        return materialise(collapse_all(df), "deduplicated")
+    flagged = probed.join(F.broadcast(repeated.withColumn(_REPEATED, F.lit(True))), _PROBE, "left")
+    single = flagged.where(F.col(_REPEATED).isNull()).drop(_PROBE, _REPEATED, CONTENT_HASH2)
+    merged = materialise(collapse_all(flagged.where(F.col(_REPEATED)).drop(_PROBE, _REPEATED)), "collapsed")
+    return single.unionByName(merged)
 
 
 def add_feature_hash(df: DataFrame, label: str, features: list[str] | None = None) -> DataFrame:

@@ -1,10 +1,10 @@
 """`prepare`: ingest → clean → dedup → split → write → measure → manifest, composed from stages.
 
 Passes over the input: ONE. The cleaned input is materialised once as Parquet in a scratch
-directory beside the output; rejection counts, the quarantine and deduplication read that copy
-(column pruning makes the counts nearly free); it is removed as soon as the quarantine is written
-(no later stage reads it). The deduplicated rows are materialised the same way
-for the class counts, the split's bucket counts and the data write. Parquet on disk rather than
+directory beside the output, with each row's identity (row_id) and feature hashes; rejection
+counts, the quarantine, deduplication and the split read that copy (column pruning makes the
+counts nearly free). Rows without a duplicate are read from it as they are; only the rows that
+may have one are collapsed and materialised (dedup.deduplicate). Parquet on disk rather than
 `persist()`: on this stack Spark's in-memory columnar cache cost 4x a Parquet write of the same
 rows, and a disk copy scales past memory by construction. Statistics, per-fold counts and the
 output row count are then measured on the written data, independently of the code path that
@@ -35,8 +35,8 @@ from pyspark.sql import functions as F
 from sparkprep import HOLDOUT_FOLD, RESERVED_COLUMNS
 from sparkprep.clean import REASON, REASON_COLUMN, accepted, mark_rejections, quarantine_rows, rules_from_schema
 from sparkprep.config import ColumnRule, Config
-from sparkprep.dedup import (ABSORBED, CONTENT_HASH2, FEATURE_HASH, ROW_ID, add_feature_hash, add_row_id, collapse,
-                             conflicting_groups, drop_exact_duplicates, keep_one_per_key, mark_label_conflicts)
+from sparkprep.dedup import (ABSORBED, FEATURE_HASH, ROW_ID, add_feature_hash, add_row_id, collapse, conflicting_groups,
+                             deduplicate, mark_label_conflicts)
 from sparkprep.groups import add_groups
 from sparkprep.errors import ContractError, InputError, SparkprepError
 from sparkprep.ingest import (SOURCE_FILE, check_columns, input_version, read_input, spark_error_summary,
@@ -129,24 +129,20 @@ def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]
     """Exact and by key (one shuffle) → materialised → label conflicts (groups broadcast when few) →
     near duplicates. Counters carried by each row (see dedup.py) give every count in one aggregation."""
     dedup, label = config.dedup, config.columns.label  # type: ignore[union-attr]
-    rows = drop_exact_duplicates(rows, dedup.key or None) if dedup.exact else rows.drop(CONTENT_HASH2)
-    if dedup.key:
-        rows = keep_one_per_key(rows, dedup.key, dedup.keep, dedup.order_by)
-    cols = config.columns  # type: ignore[union-attr]
-    features = [*cols.numeric, *cols.categorical, *cols.array, *cols.text]  # type: ignore[union-attr]
-    rows = _materialise(add_feature_hash(rows, label, features), f"{scratch}/deduped", paths)
+
+    def materialise(df: DataFrame, name: str) -> DataFrame:
+        return _materialise(df, f"{scratch}/dedup/{name}", paths)
+    rows = deduplicate(rows, dedup.exact, dedup.key, dedup.keep, dedup.order_by, materialise)
     groups = _materialise(conflicting_groups(rows, label), f"{scratch}/conflicts", paths)
     # Few conflicting groups (the usual case) are broadcast, so marking the rows shuffles nothing.
     small = groups.count() <= _BROADCAST_CONFLICT_GROUPS
     rows = mark_label_conflicts(rows, label, dedup.conflicts, groups=F.broadcast(groups) if small else groups)
     kept = rows.where(F.col(REASON).isNull())
     if dedup.near:
-        def materialise(df: DataFrame, name: str) -> DataFrame:
-            return _materialise(df, f"{scratch}/near/{name}", paths)
-        kept = add_dup_clusters(kept, dedup.near, materialise)
+        kept = add_dup_clusters(kept, dedup.near, lambda df, name: materialise(df, f"near/{name}"))
         if dedup.near.keep == "representative":
             kept = collapse(kept, [DUP_CLUSTER], F.col(ROW_ID), "near", largest=False)
-        kept = _materialise(kept, f"{scratch}/unique", paths)
+        kept = materialise(kept, "unique")
     sums = rows.agg(*[F.sum(c).alias(k) for k, c in ABSORBED.items() if k != "near"],
                     F.count_if("_sp_conflict").alias("conflicting_rows")).first().asDict()
     sums["near"] = int(kept.agg(F.sum(ABSORBED["near"])).first()[0] or 0) if dedup.near else 0
@@ -248,10 +244,14 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     scale_shuffle_partitions(spark, raw, config)
     scratch = scratch_dir(target, run_id)
     try:
-        marked = _materialise(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes, _clean_rules(config)),
-                              f"{scratch}/marked", paths)
+        # Row identity and feature hashes are computed here, once, so that dedup and the split
+        # read them from the scratch copy (a few columns) instead of hashing every column again.
+        features = [*cols.numeric, *cols.categorical, *cols.array, *cols.text]
+        identified = add_feature_hash(add_row_id(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes,
+                                                                 _clean_rules(config))), cols.label, features)
+        marked = _materialise(identified, f"{scratch}/marked", paths)
         # Profile the typed scratch copy (rejected rows included), not the raw input again.
-        checked = gate(marked, config)
+        checked = gate(marked.drop(ROW_ID), config)
         by_reason = {r[REASON]: int(r["count"]) for r in marked.groupBy(REASON).count().collect()}
         n_input = sum(by_reason.values())
         if n_input == 0:
@@ -262,7 +262,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
             log.warning("skipped unreadable input file %s (input.on_unreadable_file=quarantine)", uri)
         clock.lap("ingest+clean")
 
-        deduped = _deduplicate(add_row_id(accepted(marked, keep_source=True)), config, scratch, paths)
+        deduped = _deduplicate(accepted(marked, keep_source=True), config, scratch, paths)
         quarantine = quarantine_rows(marked).unionByName(deduped.rejected)
         by_column = {(r["reason"], r["column"]): int(r["count"])
                      for r in quarantine.groupBy("reason", "column").count().collect()}
@@ -272,7 +272,6 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         clock.lap("dedup")
         q_version = write_table(quarantine.unionByName(_unreadable_rows(spark, unreadable)), target.quarantine,
                                 out_cfg.format, [], out_cfg.max_rows_per_file)
-        fs.delete(f"{scratch}/marked")  # disk back for the split (module docstring)
         clock.lap("quarantine")
         folded, plan, classes, n_kept = _split(deduped, config, scratch, paths)
         n_duplicates = sum(deduped.counts[k] for k in ABSORBED)

@@ -3,7 +3,8 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from sklearn.datasets import load_iris
 
-from sparkprep.dedup import (ABSORBED, MERGED, add_row_id, drop_exact_duplicates, keep_one_per_key,
+from sparkprep import dedup
+from sparkprep.dedup import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key,
                              mark_label_conflicts)
 from sparkprep.errors import ConfigError
 
@@ -64,6 +65,52 @@ def test_keep_first_per_key_and_nulls_lose(spark):
 def test_key_columns_must_exist(spark):
     with pytest.raises(ConfigError, match="nope"):
         keep_one_per_key(_keyed(spark), ["nope"], "latest", None)
+
+
+# k1: three versions and an exact copy of the latest; k2: two rows; k3, k4: one row each.
+VERSIONS = [("k1", 3, "old"), ("k1", 9, "new"), ("k1", 9, "new"), ("k1", None, "undated"),
+            ("k2", 5, "x"), ("k2", 7, "y"), ("k3", 1, "only"), ("k4", 2, "alone")]
+# (k, v, merged, exact, key): k1 keeps "new", standing for 4 input rows (1 exact copy, 2 older versions).
+DEDUPLICATED = [("k1", "new", 4, 1, 2), ("k2", "y", 2, 0, 1), ("k3", "only", 1, 0, 0), ("k4", "alone", 1, 0, 0)]
+
+
+def _recording(materialise):
+    """The materialiser, also recording the rows each call wrote by name."""
+    written = {}
+
+    def write(df, name):
+        out = materialise(df, name)
+        written[name] = sorted(r["k"] for r in out.collect()) if "k" in out.columns else out.count()
+        return out
+    return write, written
+
+
+def _deduplicated(spark, materialise):
+    df = add_row_id(spark.createDataFrame(VERSIONS, "k string, t int, v string").repartition(3))
+    got = deduplicate(df, True, ["k"], "latest", "t", materialise)
+    return sorted((r["k"], r["v"], r[MERGED], r["_sp_dup_exact"], r["_sp_dup_key"]) for r in got.collect())
+
+
+def test_deduplicate_collapses_only_the_rows_whose_key_repeats(spark, materialise):
+    write, written = _recording(materialise)
+    assert _deduplicated(spark, write) == DEDUPLICATED
+    # Two keys repeat; only their 6 input rows were shuffled, and they collapse to 2.
+    assert written == {"repeated": 2, "collapsed": ["k1", "k2"]}
+
+
+def test_deduplicate_collapses_every_row_when_repeats_are_too_many_to_broadcast(spark, materialise, monkeypatch):
+    monkeypatch.setattr(dedup, "BROADCAST_REPEATED", 1)
+    write, written = _recording(materialise)
+    assert _deduplicated(spark, write) == DEDUPLICATED
+    assert written == {"repeated": 2, "deduplicated": ["k1", "k2", "k3", "k4"]}
+
+
+def test_deduplicate_without_a_key_finds_exact_copies_by_row_id(spark, materialise):
+    write, written = _recording(materialise)
+    df = add_row_id(spark.createDataFrame(VERSIONS, "k string, t int, v string"))
+    got = deduplicate(df, True, [], "latest", None, write)
+    assert got.count() == 7 and got.agg(F.sum("_sp_dup_exact")).first()[0] == 1
+    assert written == {"repeated": 1, "collapsed": ["k1"]}
 
 
 CONFLICTS = [(1.0, "a", 1), (1.0, "b", 1), (1.0, "b", 1),   # 1.0: b has 2 input rows, a 1 -> b wins

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
-from sparkprep.dedup import ABSORBED, MERGED, add_row_id, drop_exact_duplicates, keep_one_per_key, mark_label_conflicts
+from sparkprep.dedup import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key,
+                             mark_label_conflicts)
 from sparkprep.neardup import add_dup_clusters
 
 SCHEMA = "k string, t int, x double, label string"
@@ -37,6 +38,18 @@ def test_every_input_row_is_kept_rejected_or_counted_as_a_duplicate(spark, rows,
     assert len(rows) == got["kept"] + got["rejected"] + duplicates == got["merged"]
     if not keyed:  # without key dedup, exact duplicates are exactly what pandas would drop
         assert got["exact"] == len(rows) - len(set(rows))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=ROWS, exact=st.booleans(), keyed=st.booleans(), partitions=st.sampled_from([1, 3]))
+def test_deduplicate_equals_collapsing_every_row(spark, materialise, rows, exact, keyed, partitions):
+    """Passing rows without a repeated probe through untouched changes nothing."""
+    df = add_row_id(spark.createDataFrame(rows, SCHEMA).repartition(partitions))
+    everything = drop_exact_duplicates(df) if exact else df.drop("_sp_content_hash2")
+    if keyed:
+        everything = keep_one_per_key(everything, ["k"], "latest", "t")
+    got = deduplicate(df, exact, ["k"] if keyed else [], "latest", "t", materialise)
+    assert_df_equality(got, everything.select(got.columns), ignore_row_order=True, ignore_nullable=True)
 
 
 def test_dedup_output_is_identical_for_1_4_and_32_partitions(spark, materialise):
