@@ -12,7 +12,7 @@ capped at `--driver-memory` (local mode: one JVM holds driver and executors, so 
 - pandas: bench/pandas_baseline.py on the same CSV in a subprocess, uncapped and under an
   address-space cap (`--pandas-cap-gb`, RLIMIT_AS as `ulimit -v`).
 Every time is also given as a ratio to the floor of the same run. Writes
-bench/results/<date>-suite-<G>gb.json and .png and adds rows to bench/RESULTS.md (first table).
+bench/results/<date>T<HHMM>-suite-<G>gb.json and .png and adds rows to bench/RESULTS.md (first table).
 
     .venv/etl/bin/python bench/run.py --gb 0.25 [--only floor prepare pandas pandas-capped]
 """
@@ -285,7 +285,8 @@ def main() -> None:
             if result.get(name, {}).get("status", "ok") == "ok" and result.get(name, {}).get("seconds"):
                 result[name]["ratio_to_floor"] = round(result[name]["seconds"] / result["floor_s"], 2)
     print(json.dumps(result, indent=2))
-    stem = f"{HERE / 'results'}/{result['date'][:10]}-suite-{args.gb:g}gb{'-custom' if args.set else ''}"
+    # Date and minute (UTC) in the name: two runs of one day keep both files.
+    stem = f"{HERE / 'results'}/{result['date'][:16].replace(':', '')}-suite-{args.gb:g}gb{'-custom' if args.set else ''}"
     Path(f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     if "floor_s" in result:
         _plot(result, Path(f"{stem}.png"))

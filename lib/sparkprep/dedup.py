@@ -43,7 +43,6 @@ _FEATURES = ("_sp_features1", "_sp_features2")
 #: 64 bits of the feature hash, kept on every row for grouping conflicting rows.
 FEATURE_HASH = _FEATURES[0]
 _PROBE = "_sp_dedup_probe"
-_REPEATED = "_sp_repeated"
 #: Up to this many repeated probes are broadcast (about 100 MB in the hash map); more and every
 #: row is collapsed (one shuffle of all rows).
 BROADCAST_REPEATED = 4_000_000
@@ -121,9 +120,9 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
     repeated = materialise(probed.groupBy(_PROBE).count().where(F.col("count") > 1).select(_PROBE), "repeated")
     if repeated.count() > BROADCAST_REPEATED:
         return materialise(collapse_all(df), "deduplicated")
-    flagged = probed.join(F.broadcast(repeated.withColumn(_REPEATED, F.lit(True))), _PROBE, "left")
-    single = flagged.where(F.col(_REPEATED).isNull()).drop(_PROBE, _REPEATED, CONTENT_HASH2)
-    merged = materialise(collapse_all(flagged.where(F.col(_REPEATED)).drop(_PROBE, _REPEATED)), "collapsed")
+    # Both joins use the same broadcast: the build side is the probe column alone.
+    single = probed.join(F.broadcast(repeated), _PROBE, "left_anti").drop(_PROBE, CONTENT_HASH2)
+    merged = materialise(collapse_all(probed.join(F.broadcast(repeated), _PROBE, "left_semi").drop(_PROBE)), "collapsed")
     return single.unionByName(merged)
 
 
