@@ -37,7 +37,8 @@ done
 
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 # Not `exec`: the EXIT trap must still remove the zip. A TERM or INT sent to this script is passed
-# on to spark-submit, and its exit status is returned.
+# on to spark-submit, and its exit status is returned. Finished shuffles leave the disk within 2
+# minutes, as when sparkprep starts Spark itself (session.py); a --conf given to this script wins.
 "$spark_submit" \
   --master "$master" \
   --name "sparkprep-$(basename "$job" .py)" \
@@ -46,6 +47,7 @@ export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
   ${config:+--files "$config"} \
   --conf "spark.pyspark.python=$python" \
   --conf "spark.pyspark.driver.python=$python" \
+  --conf "spark.cleaner.periodicGC.interval=2min" \
   ${submit_conf[@]+"${submit_conf[@]}"} \
   "$root/$job" "$@" &
 child=$!

@@ -28,12 +28,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkprep import IN_TRAIN
-from sparkprep.profile_files import ParquetSource, Piece, chunk_numbers, plan, read_chunks, run_tasks
+from sparkprep.profile_files import CHUNK_ROWS, ParquetSource, Piece, chunk_numbers, plan, read_chunks, run_tasks
 
 #: Spark types whose cast to double numpy's float64 conversion gives exactly.
 _NUMBER_TYPES = (T.ByteType(), T.ShortType(), T.IntegerType(), T.LongType(), T.FloatType(), T.DoubleType())
 _CONTROL = ("fold", "label_index", "replica")
-CHUNK_ROWS = 1 << 15
 
 
 @numba.njit(cache=True, nogil=True)

@@ -57,7 +57,7 @@ from pyspark.sql import types as T
 
 from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
-from sparkprep.profile_files import TIME_TYPES, fold_task, plan, run_tasks, tree_merge
+from sparkprep.profile_files import CHUNK_ROWS, TIME_TYPES, fold_task, plan, run_tasks, tree_merge
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,6 @@ STATS_FORMAT_VERSION = 1
 FLOAT_DIGITS = 12
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 HISTOGRAM_BINS = 20
-#: Arrow batches (Spark sends 10,000 rows each; the Parquet path reads batches of this size) are
-#: folded in chunks of this many rows, so the numpy calls amortise their fixed costs yet their
-#: arrays stay in cache (measured: 32k rows beat 10k and 64k+).
-CHUNK_ROWS = 1 << 15
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType, T.DecimalType)
 

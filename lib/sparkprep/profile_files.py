@@ -64,6 +64,11 @@ from pyspark.sql import types as T
 from sparkprep.errors import InputError
 from sparkprep.profile_state import NUMBER_KINDS, PartialProfile
 
+#: Arrow batches (Spark sends 10,000 rows each; the Parquet path reads batches of this size) are
+#: folded in chunks of this many rows, so the numpy calls amortise their fixed costs yet their
+#: arrays stay in cache (measured: 32k rows beat 10k and 64k+).
+CHUNK_ROWS = 1 << 15
+
 #: Spark type -> the Arrow types pyarrow reads its Parquet column as (arrays: checked apart).
 _ARROW = {T.ByteType(): (pa.int8(),), T.ShortType(): (pa.int16(),), T.IntegerType(): (pa.int32(),),
           T.LongType(): (pa.int64(),), T.FloatType(): (pa.float32(),), T.DoubleType(): (pa.float64(),),

@@ -98,6 +98,11 @@ def _read_transform(spark: SparkSession, out: str, manifest: dict[str, Any]) -> 
         return None, [f"{uri} is not JSON: {exc}"]
 
 
+def _in_several_folds() -> Column:
+    """Aggregate: the group's rows lie in more than one fold."""
+    return F.min("fold") != F.max("fold")
+
+
 def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[str, Any] | None = None) -> Verdict:
     """Run every check on `data` against `manifest` and the transform document, when given
     (prepare calls it before publishing)."""
@@ -109,7 +114,7 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
 
     # One shuffle by row_id answers all three; examples are fetched only for a check that failed.
     per_id = data.groupBy("row_id").agg(
-        (F.min("fold") != F.max("fold")).alias("split"), (F.min("replica") > 0).alias("orphan"),
+        _in_several_folds().alias("split"), (F.min("replica") > 0).alias("orphan"),
         (F.count_if(F.col("replica") == 0) > 1).alias("twin"))
     found = per_id.agg(*[F.count_if(kind).alias(kind) for kind in ("split", "orphan", "twin")]).first()
 
@@ -143,7 +148,7 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     if split.get("method") == "group-stratified-blocks":
         for column in _group_columns(manifest, data):
             spread = (data.where(F.col(column).isNotNull()).groupBy(column)
-                      .agg((F.min("fold") != F.max("fold")).alias("split")).where("split").limit(_EXAMPLES).collect())
+                      .agg(_in_several_folds().alias("split")).where("split").limit(_EXAMPLES).collect())
             verdict.check(f"groups whole: one fold per {column}",
                           [f"{column} values in several folds: {[r[column] for r in spread]}"] if spread else [])
         verdict.check("stratified as well as groups allow (deviation as reported)",
@@ -368,7 +373,8 @@ def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame
     found: dict[str, list[str]] = {TRANSFORM_ROWS: [], TRANSFORM_MOMENTS: [], TRANSFORM_QUANTILES: []}
     if plan.aggs:
         # Hundreds of aggregates: above spark.sql.codegen.maxFields (100) Spark would evaluate
-        # them without whole-stage code generation, at twice the time.
+        # them without whole-stage code generation, at twice the time. The limit counts the
+        # aggregation buffer's fields too: up to 3 per aggregate (stddev_pop) plus its result.
         with _conf(data.sparkSession, "spark.sql.codegen.maxFields", str(max(100, 4 * len(plan.aggs)))):
             row = data.agg(*plan.aggs.values()).first()
         for check, test in plan.rules:
