@@ -18,6 +18,8 @@ DEAD_REPOSITORY = """<ivysettings>
 def test_session_is_utc_with_delta_and_full_csv_parsing(spark, tmp_path):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.conf.get("spark.sql.csv.parser.columnPruning.enabled") == "false"
+    # Finished shuffles are cleaned within 2 minutes, not Spark's 30 (disk: README).
+    assert spark.sparkContext.getConf().get("spark.cleaner.periodicGC.interval") == "2min"
     # Delta's snapshots take the session's shuffle width, not Delta's fixed 50 tasks (session.py).
     # Not a fixed number: CLI tests earlier in the suite rebuild this shared session with their own.
     assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == spark.conf.get("spark.sql.shuffle.partitions") != "50"
