@@ -94,12 +94,15 @@ def _peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
 
 
-def event_log_figures(log_dir: Path) -> dict[str, dict[str, float]]:
+def event_log_figures(log_dir: Path) -> dict[str, dict]:
     """Per job group: stages run, stages scanning a CSV (the raw input: scratch copies are
     Parquet), shuffle bytes written, memory and disk spill, input bytes read; tasks, their total
     input in records (read from files + fetched from shuffles) and the largest task's input
-    (records, and shuffle MB fetched)."""
+    (records, and shuffle MB fetched); and the 8 slowest stages by wall time, each with Spark's
+    call-site name (a sparkprep file and line for collects and counts; writes show only
+    "parquet at NativeMethodAccessorImpl.java:0")."""
     stage_group: dict[int, str] = {}
+    walls: dict[str, list[tuple[float, str]]] = defaultdict(list)
     figures: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     # Spark 4 writes a directory of rolled files, events_<n>_<app id>, in order of n.
     logs = sorted(log_dir.rglob("events_*"), key=lambda p: int(p.name.split("_")[1]))
@@ -118,6 +121,9 @@ def event_log_figures(log_dir: Path) -> dict[str, dict[str, float]]:
                     group["stages"] += 1
                     scopes = " ".join(str(rdd.get("Scope", "")) for rdd in info["RDD Info"])
                     group["csv_scan_stages"] += "Scan csv" in scopes
+                    if info.get("Submission Time") and info.get("Completion Time"):
+                        seconds = (info["Completion Time"] - info["Submission Time"]) / 1e3
+                        walls[stage_group.get(info["Stage ID"], "none")].append((seconds, info["Stage Name"]))
                 elif kind == "SparkListenerTaskEnd" and event.get("Task Metrics"):
                     metrics = event["Task Metrics"]
                     group = figures[stage_group.get(event["Stage ID"], "none")]
@@ -134,7 +140,10 @@ def event_log_figures(log_dir: Path) -> dict[str, dict[str, float]]:
                     group["task_in_records"] += task_in
                     group["largest_task_in_records"] = max(group["largest_task_in_records"], task_in)
                     group["largest_task_shuffle_mb"] = max(group["largest_task_shuffle_mb"], shuffle_mb)
-    return {g: {k: round(v, 1) for k, v in f.items()} for g, f in figures.items()}
+    out: dict[str, dict] = {g: {k: round(v, 1) for k, v in f.items()} for g, f in figures.items()}
+    for g, stages in walls.items():
+        out[g]["slowest_stages"] = [[name, round(seconds, 1)] for seconds, name in sorted(stages, reverse=True)[:8]]
+    return out
 
 
 def _replicated(spark: SparkSession, base: GenerateConfig, copies: int, out: Path) -> None:
@@ -269,7 +278,8 @@ def main() -> None:
     try:
         groups = event_log_figures(work / "events")
         if "floor" in groups:
-            result["floor_metrics"] = {k: round(v / result["floor_runs"], 1) for k, v in groups["floor"].items()}
+            result["floor_metrics"] = {k: round(v / result["floor_runs"], 1) if isinstance(v, float) else v
+                                       for k, v in groups["floor"].items()}
         for name in ("dedup", "prepare"):
             if name in result:
                 result[name].update(groups.get(name, {}))
