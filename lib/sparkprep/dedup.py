@@ -20,7 +20,7 @@ Most rows have no duplicate, and they need no shuffle at all (`deduplicate`): a 
 of one 64-bit probe per row (the dedup key's hash, else `row_id`) finds the probes that occur more
 than once. Only the rows that carry one of those can have a duplicate; they alone go through the
 collapse (shuffled and sorted), and every other row passes through unchanged. The repeated probes
-are broadcast to the rows, so up to `BROADCAST_REPEATED` of them (8 bytes each in Spark's
+are broadcast to the rows, so up to `BROADCAST_REPEATED` of them (one long key each in Spark's
 long-keyed hash map); beyond that every row takes the collapse, as before.
 """
 

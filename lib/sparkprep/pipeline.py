@@ -126,8 +126,9 @@ class _Deduplicated:
 
 
 def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]) -> _Deduplicated:
-    """Exact and by key (one shuffle) → materialised → label conflicts (groups broadcast when few) →
-    near duplicates. Counters carried by each row (see dedup.py) give every count in one aggregation."""
+    """Exact and by key (only rows whose key repeats are shuffled: dedup.deduplicate) → label
+    conflicts (groups broadcast when few) → near duplicates. Counters carried by each row (see
+    dedup.py) give every count in one aggregation."""
     dedup, label = config.dedup, config.columns.label  # type: ignore[union-attr]
 
     def materialise(df: DataFrame, name: str) -> DataFrame:
