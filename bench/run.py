@@ -98,10 +98,12 @@ def event_log_figures(log_dir: Path) -> dict[str, dict]:
     """Per job group: stages run, stages scanning a CSV (the raw input: scratch copies are
     Parquet), shuffle bytes written, memory and disk spill, input bytes read; tasks, their total
     input in records (read from files + fetched from shuffles) and the largest task's input
-    (records, and shuffle MB fetched); and the 8 slowest stages by wall time, each with Spark's
-    call-site name (a sparkprep file and line for collects and counts; writes show only
-    "parquet at NativeMethodAccessorImpl.java:0")."""
+    (records, and shuffle MB fetched); and the 8 slowest stages by wall time, each named by its
+    job's description (prepare's stage, e.g. "sparkprep prepare: split+write") and Spark's call
+    site (a sparkprep file and line for collects and counts; a write is only "parquet at
+    NativeMethodAccessorImpl.java:0")."""
     stage_group: dict[int, str] = {}
+    stage_job: dict[int, str | None] = {}
     walls: dict[str, list[tuple[float, str]]] = defaultdict(list)
     figures: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     # Spark 4 writes a directory of rolled files, events_<n>_<app id>, in order of n.
@@ -112,9 +114,11 @@ def event_log_figures(log_dir: Path) -> dict[str, dict]:
                 event = json.loads(line)
                 kind = event["Event"]
                 if kind == "SparkListenerJobStart":
-                    group = (event.get("Properties") or {}).get("spark.jobGroup.id", "none")
+                    properties = event.get("Properties") or {}
+                    group = properties.get("spark.jobGroup.id", "none")
                     for stage in event["Stage IDs"]:
                         stage_group[stage] = group
+                        stage_job[stage] = properties.get("spark.job.description")
                 elif kind == "SparkListenerStageCompleted":
                     info = event["Stage Info"]
                     group = figures[stage_group.get(info["Stage ID"], "none")]
@@ -123,7 +127,9 @@ def event_log_figures(log_dir: Path) -> dict[str, dict]:
                     group["csv_scan_stages"] += "Scan csv" in scopes
                     if info.get("Submission Time") and info.get("Completion Time"):
                         seconds = (info["Completion Time"] - info["Submission Time"]) / 1e3
-                        walls[stage_group.get(info["Stage ID"], "none")].append((seconds, info["Stage Name"]))
+                        job = stage_job.get(info["Stage ID"])
+                        name = f"{job} | {info['Stage Name']}" if job else info["Stage Name"]
+                        walls[stage_group.get(info["Stage ID"], "none")].append((seconds, name))
                 elif kind == "SparkListenerTaskEnd" and event.get("Task Metrics"):
                     metrics = event["Task Metrics"]
                     group = figures[stage_group.get(event["Stage ID"], "none")]

@@ -60,22 +60,33 @@ from sparkprep.write import (MANIFEST, REPORT, OutputTarget, abandon, blocked_di
 log = logging.getLogger(__name__)
 
 NORMALISED = "normalised"  # the optional Spark-transformed copy (normalise.materialise)
+_JOB_DESCRIPTION = "spark.job.description"
 #: Up to this many conflicting feature groups (about 60 bytes each) are broadcast to the rows.
 _BROADCAST_CONFLICT_GROUPS = 500_000
 
 
 class _Clock:
-    """Wall time per stage, for the log, the manifest and the summary."""
+    """Wall time per stage, for the log, the manifest and the summary. Each stage's Spark jobs
+    carry its name as their description, so Spark's UI and event log say which stage a job (a
+    write, say, which Spark names only "parquet at NativeMethodAccessorImpl.java:0") belongs to."""
 
-    def __init__(self) -> None:
+    def __init__(self, spark: SparkSession, first: str) -> None:
+        self.sc = spark.sparkContext
+        self.caller_description = self.sc.getLocalProperty(_JOB_DESCRIPTION)
         self.start = self.last = time.monotonic()
         self.stages: dict[str, float] = {}
+        self.sc.setJobDescription(f"sparkprep prepare: {first}")
 
-    def lap(self, stage: str) -> None:
+    def lap(self, stage: str, following: str) -> None:
         now = time.monotonic()
         self.stages[stage] = round(now - self.last, 3)
         self.last = now
         log.info("%s done in %.1fs", stage, self.stages[stage])
+        self.sc.setJobDescription(f"sparkprep prepare: {following}")
+
+    def close(self) -> None:
+        """The caller's own job description back (none: the property is removed)."""
+        self.sc.setLocalProperty(_JOB_DESCRIPTION, self.caller_description)  # type: ignore[arg-type]
 
     def timings(self) -> dict[str, float]:
         return {**self.stages, "total": round(time.monotonic() - self.start, 3)}
@@ -229,8 +240,15 @@ def scale_shuffle_partitions(spark: SparkSession, raw: DataFrame, config: Config
 def run(spark: SparkSession, config: Config) -> RunResult:
     """Run `prepare` end to end; returns the published output URI and its manifest."""
     config.require("input", "columns", "output")
+    clock = _Clock(spark, "ingest+clean")
+    try:
+        return _run(spark, config, clock)
+    finally:
+        clock.close()
+
+
+def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
     assert config.input and config.columns and config.output
-    clock = _Clock()
     created = datetime.now(timezone.utc)
     run_id = f"{created:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     cols, out_cfg = config.columns, config.output
@@ -261,7 +279,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         unreadable = unread_files(raw, marked) if input_cfg.on_unreadable_file == "quarantine" else []
         for uri in unreadable:
             log.warning("skipped unreadable input file %s (input.on_unreadable_file=quarantine)", uri)
-        clock.lap("ingest+clean")
+        clock.lap("ingest+clean", "dedup")
 
         deduped = _deduplicate(accepted(marked, keep_source=True), config, scratch, paths)
         quarantine = quarantine_rows(marked).unionByName(deduped.rejected)
@@ -270,10 +288,10 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         rejections = {reason: sum(n for (r, _), n in by_column.items() if r == reason)
                       for reason in sorted({r for r, _ in by_column})}
         log.info("duplicates %s, rejected %d %s", deduped.counts, sum(rejections.values()), rejections)
-        clock.lap("dedup")
+        clock.lap("dedup", "quarantine")
         q_version = write_table(quarantine.unionByName(_unreadable_rows(spark, unreadable)), target.quarantine,
                                 out_cfg.format, [], out_cfg.max_rows_per_file)
-        clock.lap("quarantine")
+        clock.lap("quarantine", "split+write")
         folded, plan, classes, n_kept = _split(deduped, config, scratch, paths)
         n_duplicates = sum(deduped.counts[k] for k in ABSORBED)
         if n_kept != n_input - sum(rejections.values()) - n_duplicates:
@@ -285,7 +303,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
         mixed = final.select(_output_columns(final)).sortWithinPartitions(
             "fold", F.xxhash64("row_id", F.lit(config.split.seed), F.lit("file-order")))
         version = write_table(mixed, target.data, out_cfg.format, ["fold"], out_cfg.max_rows_per_file)
-        clock.lap("split+write")
+        clock.lap("split+write", "measure")
     except Blocked as stop:
         abandon(fs, target)
         where = _record_blocked(fs, config, target, stop, run_id=run_id, created_at=created.isoformat(timespec="seconds"),
@@ -302,7 +320,7 @@ def run(spark: SparkSession, config: Config) -> RunResult:
     spec = FitSpec.of(config.normalise, cols, array_widths(written, cols.array))
     groups = measure_groups(written, cols.numeric, spec)
     transforms = fit_transforms(spark, groups, count_categories(written, cols.categorical), spec, plan.k)
-    clock.lap("measure")
+    clock.lap("measure", "verify+publish")
     by_fold = {str(f): sum(n for (fo, _), n in groups.rows.items() if fo == f) for f in [HOLDOUT_FOLD, *range(plan.k)]}
     counts = RowCounts(input=n_input, rejected=sum(rejections.values()), duplicates=n_duplicates,
                        output=sum(groups.rows.values()), replicas=sum(groups.copies.values()), by_fold=by_fold,

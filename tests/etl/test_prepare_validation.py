@@ -118,3 +118,29 @@ def test_report_renders_its_plots_in_a_headless_browser(published, tmp_path):
     colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
     palette_blue = (0x4C, 0x72, 0xB0)
     assert len(colours) > 10 and sum(n for n, rgb in colours if rgb == palette_blue) > 500
+
+
+def test_spark_jobs_carry_the_stage_and_the_callers_description_comes_back(spark, batch, narrow, monkeypatch):
+    """Spark names a write "parquet at NativeMethodAccessorImpl.java:0"; the stage's name as the
+    job description says in the UI and event log which stage it belongs to."""
+    import sparkprep.pipeline as pipeline
+
+    seen = []
+    real = pipeline.write_table
+
+    def recording(df, uri, *args):
+        seen.append((Path(uri).name, spark.sparkContext.getLocalProperty("spark.job.description")))
+        return real(df, uri, *args)
+
+    monkeypatch.setattr(pipeline, "write_table", recording)
+    spark.sparkContext.setJobDescription("the caller's own")
+    try:
+        run(spark, _config(batch, "described"))
+        assert seen == [("quarantine", "sparkprep prepare: quarantine"), ("data", "sparkprep prepare: split+write")]
+        assert spark.sparkContext.getLocalProperty("spark.job.description") == "the caller's own"
+        with pytest.raises(SparkprepError, match="blocking"):
+            run(spark, _with_schema(_config(batch, "described"), narrow))
+        assert spark.sparkContext.getLocalProperty("spark.job.description") == "the caller's own"
+    finally:
+        spark.sparkContext.setLocalProperty("spark.job.description", None)
+    assert spark.sparkContext.getLocalProperty("spark.job.description") is None
