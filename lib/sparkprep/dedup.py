@@ -26,6 +26,7 @@ long-keyed hash map); beyond that every row takes the collapse, as before.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 from pyspark.sql import Column, DataFrame
@@ -33,6 +34,8 @@ from pyspark.sql import functions as F
 
 from sparkprep.clean import CONFLICTING_LABEL, MESSAGE, RAW, REASON, REASON_COLUMN
 from sparkprep.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ROW_ID = "row_id"
 MERGED = "_sp_merged"
@@ -118,8 +121,12 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
     probe = F.xxhash64(F.lit("sparkprep/dedup-key"), *[F.col(c) for c in key]) if key else F.col(ROW_ID)
     probed = df.withColumn(_PROBE, probe)
     repeated = materialise(probed.groupBy(_PROBE).count().where(F.col("count") > 1).select(_PROBE), "repeated")
-    if repeated.count() > BROADCAST_REPEATED:
+    n_repeated = repeated.count()
+    if n_repeated > BROADCAST_REPEATED:
+        log.info("dedup: %d repeated %s, more than %d to broadcast: every row is collapsed", n_repeated,
+                 "keys" if key else "contents", BROADCAST_REPEATED)
         return materialise(collapse_all(df), "deduplicated")
+    log.info("dedup: %d repeated %s; only their rows are collapsed", n_repeated, "keys" if key else "contents")
     # Both joins use the same broadcast: the build side is the probe column alone.
     single = probed.join(F.broadcast(repeated), _PROBE, "left_anti").drop(_PROBE, CONTENT_HASH2)
     merged = materialise(collapse_all(probed.join(F.broadcast(repeated), _PROBE, "left_semi").drop(_PROBE)), "collapsed")

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -91,18 +93,22 @@ def _deduplicated(spark, materialise):
     return sorted((r["k"], r["v"], r[MERGED], r["_sp_dup_exact"], r["_sp_dup_key"]) for r in got.collect())
 
 
-def test_deduplicate_collapses_only_the_rows_whose_key_repeats(spark, materialise):
+def test_deduplicate_collapses_only_the_rows_whose_key_repeats(spark, materialise, caplog):
     write, written = _recording(materialise)
-    assert _deduplicated(spark, write) == DEDUPLICATED
+    with caplog.at_level(logging.INFO, logger="sparkprep.dedup"):
+        assert _deduplicated(spark, write) == DEDUPLICATED
     # Two keys repeat; only their 6 input rows were shuffled, and they collapse to 2.
     assert written == {"repeated": 2, "collapsed": ["k1", "k2"]}
+    assert "dedup: 2 repeated keys; only their rows are collapsed" in caplog.messages
 
 
-def test_deduplicate_collapses_every_row_when_repeats_are_too_many_to_broadcast(spark, materialise, monkeypatch):
+def test_deduplicate_collapses_every_row_when_repeats_are_too_many_to_broadcast(spark, materialise, monkeypatch, caplog):
     monkeypatch.setattr(dedup, "BROADCAST_REPEATED", 1)
     write, written = _recording(materialise)
-    assert _deduplicated(spark, write) == DEDUPLICATED
+    with caplog.at_level(logging.INFO, logger="sparkprep.dedup"):
+        assert _deduplicated(spark, write) == DEDUPLICATED
     assert written == {"repeated": 2, "deduplicated": ["k1", "k2", "k3", "k4"]}
+    assert "dedup: 2 repeated keys, more than 1 to broadcast: every row is collapsed" in caplog.messages
 
 
 def test_deduplicate_without_a_key_finds_exact_copies_by_row_id(spark, materialise):
