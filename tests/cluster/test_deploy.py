@@ -102,3 +102,21 @@ def test_the_yarn_example_goes_through_the_wrapper_with_the_tested_job(recording
     assert argv[argv.index("--py-files") + 1].endswith("sparkprep.zip")
     job = argv.index(str(ROOT / PREPARE_JOB[0]))
     assert argv[job + 1:] == [*PREPARE_JOB[1:], "--set", "split.k=3"]
+
+
+def test_the_wrapper_cleans_finished_shuffles_and_a_callers_conf_wins(recording_spark_home):
+    """Spark's cleaner runs on the driver's GC, which a small driver heap may hardly need: the
+    wrapper asks for it every 2 minutes, as session.py does, unless the caller says otherwise."""
+    env = {**os.environ, "SPARK_HOME": str(recording_spark_home / "spark")}
+    wrapper = str(DEPLOY / "spark-submit.sh")
+    subprocess.run([wrapper, *PREPARE_JOB], check=True, env=env, cwd=ROOT, timeout=120)
+    argv = (recording_spark_home / "argv").read_text().splitlines()
+    confs = [argv[i + 1] for i, a in enumerate(argv) if a == "--conf"]
+    assert "spark.cleaner.periodicGC.interval=2min" in confs
+    subprocess.run([wrapper, "--conf", "spark.cleaner.periodicGC.interval=30s", *PREPARE_JOB], check=True, env=env,
+                   cwd=ROOT, timeout=120)
+    argv = (recording_spark_home / "argv").read_text().splitlines()
+    confs = [argv[i + 1] for i, a in enumerate(argv) if a == "--conf"]
+    # spark-submit keeps the last of a repeated --conf.
+    assert [c for c in confs if c.startswith("spark.cleaner.periodicGC.interval=")][-1] == \
+        "spark.cleaner.periodicGC.interval=30s"
