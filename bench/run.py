@@ -4,6 +4,9 @@ Generates the demo dataset (CSV) of about `--gb` GB, then in ONE Spark session w
 capped at `--driver-memory` (local mode: one JVM holds driver and executors, so this caps both):
 - floor: Spark reads the CSV (all strings) and writes it back as Parquet (below 1 GB the best of
   two after a warm-up, else one run);
+- copies: the floor's read, and the rows written as many times as prepare's oversampling writes
+  them (about 2.5x on the demo's 90/9/1 labels): what any pipeline with prepare's output pays at
+  least, before typing, dedup, split and fold directories;
 - dedup: the floor's read and write with exact deduplication between them (row_id, the 128-bit
   content hash and the collapse of identical rows: one shuffle of every row), issue 4's figure;
 - prepare: `sparkprep.pipeline.run` with conf/demo.yaml (oversampling, near-duplicates, robust
@@ -14,7 +17,7 @@ capped at `--driver-memory` (local mode: one JVM holds driver and executors, so 
 Every time is also given as a ratio to the floor of the same run. Writes
 bench/results/<date>T<HHMM>-suite-<G>gb.json and .png and adds rows to bench/RESULTS.md (first table).
 
-    .venv/etl/bin/python bench/run.py --gb 0.25 [--only floor prepare pandas pandas-capped]
+    .venv/etl/bin/python bench/run.py --gb 0.25 [--only floor copies prepare pandas pandas-capped]
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ import threading
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from prepare_vs_floor import HERE, bench_config, floor, timed
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from results_table import insert_rows
 
@@ -46,7 +50,7 @@ from sparkprep.session import build_session
 
 #: Bytes of generated CSV per row (264.1 MB for 1,000,000 rows, RESULTS.md).
 CSV_BYTES_PER_ROW = 264.1
-BENCHES = ("floor", "dedup", "prepare", "pandas", "pandas-capped")
+BENCHES = ("floor", "copies", "dedup", "prepare", "pandas", "pandas-capped")
 
 
 def _jvm_pid() -> int | None:
@@ -96,7 +100,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 def event_log_figures(log_dir: Path) -> dict[str, dict]:
     """Per job group: stages run, stages scanning a CSV (the raw input: scratch copies are
-    Parquet), shuffle bytes written, memory and disk spill, input bytes read; tasks, their total
+    Parquet), shuffle bytes written, memory and disk spill, input bytes read, records written; tasks, their total
     input in records (read from files + fetched from shuffles) and the largest task's input
     (records, and shuffle MB fetched); and the 8 slowest stages by wall time, each named by its
     job's description (prepare's stage, e.g. "sparkprep prepare: split+write") and Spark's call
@@ -137,6 +141,7 @@ def event_log_figures(log_dir: Path) -> dict[str, dict]:
                     group["spill_memory_mb"] += metrics["Memory Bytes Spilled"] / 1e6
                     group["spill_disk_mb"] += metrics["Disk Bytes Spilled"] / 1e6
                     group["input_read_mb"] += metrics["Input Metrics"]["Bytes Read"] / 1e6
+                    group["output_records"] += metrics["Output Metrics"]["Records Written"]
                     # Records, not bytes: Spark 4.2 counts almost no input bytes for local Parquet
                     # (a few KB a task), while records read are exact for files and shuffles alike.
                     shuffle_in = metrics["Shuffle Read Metrics"]
@@ -150,6 +155,20 @@ def event_log_figures(log_dir: Path) -> dict[str, dict]:
     for g, stages in walls.items():
         out[g]["slowest_stages"] = [[name, round(seconds, 1)] for seconds, name in sorted(stages, reverse=True)[:8]]
     return out
+
+
+def with_copies(ratios: list[float], holdout: float) -> Callable[[DataFrame], DataFrame]:
+    """Rows repeated as prepare's oversampling repeats them, without the split: a row of class i
+    (label `class_<i>`) outside the holdout gets round(max(ratios) / ratios[i]) - 1 copies. On the
+    generator's labels that writes about 7% more rows than prepare, which drops rejected and
+    duplicate rows first (9.68M against 9.04M at 1.2 GB)."""
+    copies = [round(max(ratios) / r) - 1 for r in ratios]
+
+    def repeat(df: DataFrame) -> DataFrame:
+        n = F.get(F.array(*map(F.lit, copies)), F.regexp_extract("label", r"^class_(\d+)$", 1).try_cast("int"))
+        held = F.pmod(F.xxhash64("id"), F.lit(1000)) < int(holdout * 1000)
+        return df.withColumn("replica", F.explode(F.sequence(F.lit(0), F.when(held, 0).otherwise(F.coalesce(n, F.lit(0))))))
+    return repeat
 
 
 def _replicated(spark: SparkSession, base: GenerateConfig, copies: int, out: Path) -> None:
@@ -214,6 +233,11 @@ def _append_table(result: dict) -> None:
         rows.append(f"| {day} | suite: prepare ({settings}) vs floor | {size} | {floor_text} | "
                     f"prepare {p['seconds']} s, {p['mb_per_s']} MB/s, {p['csv_scan_stages']} CSV-scan stages, shuffle {p['shuffle_write_mb']} MB, "
                     f"spill {p['spill_disk_mb']} MB disk, JVM peak RSS {p['jvm_peak_rss_mb']} MB, disk peak {p.get('disk_peak_mb')} MB | **{p.get('ratio_to_floor')}x** floor |")
+    if "copies" in result:
+        p = result["copies"]
+        rows.append(f"| {day} | suite: the floor's read, writing prepare's oversampled rows (no split) vs floor | {size} | "
+                    f"{floor_text} | {p['seconds']} s, {p.get('output_records', 0) / 1e6:.2f}M rows written | "
+                    f"**{p.get('ratio_to_floor')}x** floor |")
     if "dedup" in result:
         p = result["dedup"]
         rows.append(f"| {day} | suite: exact dedup (read, row_id + 128-bit content hash, collapse, write) vs floor | {size} | "
@@ -264,6 +288,13 @@ def main() -> None:
             result["floor_runs"] = 2 if args.gb < 1 else 1
             result["floor_s"] = round(min(timed(lambda: floor(spark, config, work)) for _ in range(result["floor_runs"])), 2)
             shutil.rmtree(work / "floor")  # disk for prepare's scratch at 20 GB
+        if "copies" in args.only:
+            # What any pipeline writing prepare's output pays at least: the floor's read, and the
+            # oversampled rows written (no typing, dedup, split or fold directories).
+            sc.setJobGroup("copies", "copies")
+            repeat = with_copies(config.generate.class_ratios, config.split.holdout_fraction)
+            result["copies"] = {"seconds": round(timed(lambda: floor(spark, config, work, repeat)), 2)}
+            shutil.rmtree(work / "floor")
         if "dedup" in args.only:
             sc.setJobGroup("dedup", "dedup")
             result["dedup"] = {"seconds": round(timed(lambda: floor(spark, config, work, drop_exact_duplicates, add_row_id)), 2)}
@@ -286,7 +317,7 @@ def main() -> None:
         if "floor" in groups:
             result["floor_metrics"] = {k: round(v / result["floor_runs"], 1) if isinstance(v, float) else v
                                        for k, v in groups["floor"].items()}
-        for name in ("dedup", "prepare"):
+        for name in ("copies", "dedup", "prepare"):
             if name in result:
                 result[name].update(groups.get(name, {}))
         for name, cap in (("pandas", None), ("pandas-capped", args.pandas_cap_gb)):
@@ -297,7 +328,7 @@ def main() -> None:
     result["python_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["load_avg_end"] = os.getloadavg()[0]
     if "floor_s" in result:
-        for name in ("dedup", "prepare", "pandas", "pandas-capped"):
+        for name in ("copies", "dedup", "prepare", "pandas", "pandas-capped"):
             if result.get(name, {}).get("status", "ok") == "ok" and result.get(name, {}).get("seconds"):
                 result[name]["ratio_to_floor"] = round(result[name]["seconds"] / result["floor_s"], 2)
     print(json.dumps(result, indent=2))
