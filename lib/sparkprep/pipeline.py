@@ -54,8 +54,8 @@ from sparkprep.split import (FOLD_RANK, GroupedPlan, SplitPlan, add_label_index,
                              assign_group_folds, holdout_by_column)
 from sparkprep.transform import transform_document
 from sparkprep.verify import verify_dataset
-from sparkprep.write import (MANIFEST, REPORT, OutputTarget, abandon, blocked_dir, prepare_target, publish,
-                             read_table, scratch_dir, write_table)
+from sparkprep.write import (MANIFEST, REPORT, OutputTarget, abandon, blocked_dir, overwriting, prepare_target,
+                             publish, read_table, scratch_dir, write_table)
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +98,11 @@ class RunResult:
     manifest: dict[str, Any]
 
 
-def _materialise(df: DataFrame, uri: str, paths: list[str]) -> DataFrame:
+def _materialise(df: DataFrame, uri: str, paths: list[str], dictionary_page_bytes: int) -> DataFrame:
     """Write `df` to scratch Parquet and read it back. The first write is the first action on the
     input: unreadable files surface here, so name them."""
     try:
-        df.write.mode("overwrite").parquet(uri)
+        overwriting(df, dictionary_page_bytes).parquet(uri)
     except (CapturedException, Py4JJavaError) as exc:
         raise InputError(f"cannot read input {paths}: {spark_error_summary(exc)}") from None
     return df.sparkSession.read.parquet(uri)
@@ -143,9 +143,9 @@ def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]
     dedup, label = config.dedup, config.columns.label  # type: ignore[union-attr]
 
     def materialise(df: DataFrame, name: str) -> DataFrame:
-        return _materialise(df, f"{scratch}/dedup/{name}", paths)
+        return _materialise(df, f"{scratch}/dedup/{name}", paths, config.output.dictionary_page_bytes)  # type: ignore[union-attr]
     rows = deduplicate(rows, dedup.exact, dedup.key, dedup.keep, dedup.order_by, materialise)
-    groups = _materialise(conflicting_groups(rows, label), f"{scratch}/conflicts", paths)
+    groups = materialise(conflicting_groups(rows, label), "conflicts")
     # Few conflicting groups (the usual case) are broadcast, so marking the rows shuffles nothing.
     small = groups.count() <= _BROADCAST_CONFLICT_GROUPS
     rows = mark_label_conflicts(rows, label, dedup.conflicts, groups=F.broadcast(groups) if small else groups)
@@ -186,7 +186,7 @@ def _split(deduped: _Deduplicated, config: Config, scratch: str, paths: list[str
     keys = _group_keys(config, deduped.counts)
     if keys:
         def materialise(df: DataFrame, name: str) -> DataFrame:
-            return _materialise(df, f"{scratch}/groups/{name}", paths)
+            return _materialise(df, f"{scratch}/groups/{name}", paths, config.output.dictionary_page_bytes)  # type: ignore[union-attr]
         grouped = materialise(add_groups(deduped.rows, keys, materialise), "grouped")
         folded, plan = assign_group_folds(grouped, label, split.k, split.holdout_fraction, split.seed,
                                           held_out, materialise)
@@ -268,7 +268,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         features = [*cols.numeric, *cols.categorical, *cols.array, *cols.text]
         identified = add_feature_hash(add_row_id(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes,
                                                                  _clean_rules(config))), cols.label, features)
-        marked = _materialise(identified, f"{scratch}/marked", paths)
+        marked = _materialise(identified, f"{scratch}/marked", paths, out_cfg.dictionary_page_bytes)
         # Profile the typed scratch copy (rejected rows included), not the raw input again.
         checked = gate(marked.drop(ROW_ID), config)
         by_reason = {r[REASON]: int(r["count"]) for r in marked.groupBy(REASON).count().collect()}
@@ -290,7 +290,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         log.info("duplicates %s, rejected %d %s", deduped.counts, sum(rejections.values()), rejections)
         clock.lap("dedup", "quarantine")
         q_version = write_table(quarantine.unionByName(_unreadable_rows(spark, unreadable)), target.quarantine,
-                                out_cfg.format, [], out_cfg.max_rows_per_file)
+                                out_cfg.format, [], out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
         clock.lap("quarantine", "split+write")
         folded, plan, classes, n_kept = _split(deduped, config, scratch, paths)
         n_duplicates = sum(deduped.counts[k] for k in ABSORBED)
@@ -302,7 +302,8 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         # reader's row group is a fair mix of classes even before it shuffles.
         mixed = final.select(_output_columns(final)).sortWithinPartitions(
             "fold", F.xxhash64("row_id", F.lit(config.split.seed), F.lit("file-order")))
-        version = write_table(mixed, target.data, out_cfg.format, ["fold"], out_cfg.max_rows_per_file)
+        version = write_table(mixed, target.data, out_cfg.format, ["fold"], out_cfg.max_rows_per_file,
+                              out_cfg.dictionary_page_bytes)
         clock.lap("split+write", "measure")
     except Blocked as stop:
         abandon(fs, target)
@@ -350,7 +351,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
             manifest["normalisation"]["transform"]["materialised"] = {
                 "path": NORMALISED, "with": "final", "delta_version": write_table(
                     apply_spark(written, transforms[0]), target.file(NORMALISED), out_cfg.format, ["fold"],
-                    out_cfg.max_rows_per_file)}
+                    out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)}
         stats_text = record(checked, manifest)
         if stats_text:
             fs.write_text(target.file(STATS), stats_text)

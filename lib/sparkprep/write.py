@@ -16,9 +16,11 @@ run removes `_blocked/` (Parquet replaces the whole directory; Delta deletes it)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS
@@ -26,6 +28,7 @@ from sparkprep.io.fs import HadoopFS
 MANIFEST = "manifest.json"
 REPORT = "report.html"
 BLOCKED_DIR = "_blocked"
+_DICTIONARY_PAGE = "parquet.dictionary.page.size"
 
 
 @dataclass(frozen=True)
@@ -72,15 +75,38 @@ def scratch_dir(target: OutputTarget, run_id: str) -> str:
     return f"{parent}/.{name}.scratch-{run_id}"
 
 
-def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_rows: int) -> int | None:
+def overwriting(df: DataFrame, dictionary_page_bytes: int) -> DataFrameWriter:
+    """`df.write` in overwrite mode, Parquet's dictionary limited to `dictionary_page_bytes` per
+    column chunk (output.dictionary_page_bytes says why)."""
+    return df.write.mode("overwrite").option(_DICTIONARY_PAGE, dictionary_page_bytes)
+
+
+@contextmanager
+def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+
+
+def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_rows: int,
+                dictionary_page_bytes: int) -> int | None:
     """Overwrite `uri` with `df`; returns the Delta version committed (None for Parquet)."""
-    writer = df.write.mode("overwrite").option("maxRecordsPerFile", max_rows)
+    writer = overwriting(df, dictionary_page_bytes).option("maxRecordsPerFile", max_rows)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     if fmt == "parquet":
         writer.parquet(uri)
         return None
-    writer.format("delta").option("overwriteSchema", "true").save(uri)
+    # Delta hands only maxRecordsPerFile and compression on to Parquet, but every SQL conf entry
+    # reaches the Hadoop conf of its writer: the limit goes there, for this write only.
+    with _session_conf(df.sparkSession, _DICTIONARY_PAGE, str(dictionary_page_bytes)):
+        writer.format("delta").option("overwriteSchema", "true").save(uri)
     return delta_version(df.sparkSession, uri)
 
 

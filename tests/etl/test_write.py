@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from sparkprep.write import write_table
+
+
+def _dictionary_encoded(root: Path) -> dict[str, bool]:
+    """Per column: does every row group of every data file under `root` carry a dictionary page?"""
+    files = [f for f in root.rglob("*.parquet") if "_delta_log" not in f.parts]
+    seen: dict[str, bool] = {}
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                chunk = meta.row_group(g).column(c)
+                seen[chunk.path_in_schema] = seen.get(chunk.path_in_schema, True) and chunk.has_dictionary_page
+    assert files and seen
+    return seen
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "delta"])
+def test_the_dictionary_limit_drops_dictionaries_of_many_distinct_values_only(spark, tmp_path, fmt):
+    # 10,000 distinct doubles, each twice in every page of 20,000 rows: an 80 KB dictionary that
+    # makes the column smaller, so parquet-mr keeps it under its 1 MB default and drops it past a
+    # 64 KB limit. Three labels keep theirs under both.
+    df = spark.range(80_000).selectExpr("cast(id % 10000 as double) / 7 as x", "concat('c', id % 3) as label")
+    one = df.coalesce(1)
+    write_table(one, str(tmp_path / "default"), fmt, [], 1_000_000, 1 << 20)
+    write_table(one, str(tmp_path / "limited"), fmt, [], 1_000_000, 64 << 10)
+    assert _dictionary_encoded(tmp_path / "default") == {"x": True, "label": True}
+    assert _dictionary_encoded(tmp_path / "limited") == {"x": False, "label": True}
+    read = spark.read.format(fmt).load(str(tmp_path / "limited"))
+    assert sorted(read.collect()) == sorted(one.collect())
+    assert spark.conf.get("parquet.dictionary.page.size", None) is None  # Delta's limit was for its write only
