@@ -88,14 +88,19 @@ def bench_config(work: Path, rows: int, fmt: str = "parquet", master: str = "loc
         "spark.conf.spark.ui.showConsoleProgress=false", *extra])
 
 
-def floor(spark: SparkSession, config: Config, work: Path, *between: Callable[[DataFrame], DataFrame]) -> None:
+def floor(spark: SparkSession, config: Config, work: Path, *between: Callable[[DataFrame], DataFrame],
+          dictionary_page_bytes: int | None = None) -> None:
     """The I/O floor: read the input CSV as strings, write it back as Parquet; `between` (applied
-    last first) turns it into the same I/O with one stage in the middle."""
+    last first) turns it into the same I/O with one stage in the middle. `dictionary_page_bytes`:
+    Parquet's dictionary limit (default: parquet-mr's 1 MB), as prepare's output.dictionary_page_bytes."""
     schema = ", ".join(f"{c} string" for c in config.input.schema_)
     df = spark.read.schema(schema).csv(str(work / "raw"))
     for stage in reversed(between):
         df = stage(df)
-    df.write.mode("overwrite").parquet(str(work / "floor"))
+    writer = df.write.mode("overwrite")
+    if dictionary_page_bytes:
+        writer = writer.option("parquet.dictionary.page.size", dictionary_page_bytes)
+    writer.parquet(str(work / "floor"))
 
 
 def main() -> None:
