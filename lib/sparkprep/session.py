@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.errors import PySparkRuntimeError
@@ -107,3 +109,17 @@ def _launch_failure_hint(exc: Exception, ivy: Path) -> str:
                 f"{jar.parent} and could not be fetched from Maven Central. Check the network "
                 f"(or a proxy), then run `sparkprep jars` once; later runs use the cache. ({exc})")
     return f"Spark could not start (is Java 17 installed and JAVA_HOME set?): {exc}"
+
+
+@contextmanager
+def temporary_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """`key` set to `value` in the session for the block, then put back."""
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +31,7 @@ from sparkprep import BLOCKED, HOLDOUT_FOLD, IN_TRAIN
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.normalise import sketch_sample_rate
+from sparkprep.session import temporary_conf
 from sparkprep.split import holdout_by_column
 from sparkprep.transform import TRANSFORM_FORMAT_VERSION, ArrayParams, NumericParams, TransformParams
 from sparkprep.write import MANIFEST, read_table
@@ -375,7 +375,7 @@ def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame
         # Hundreds of aggregates: above spark.sql.codegen.maxFields (100) Spark would evaluate
         # them without whole-stage code generation, at twice the time. The limit counts the
         # aggregation buffer's fields too: up to 3 per aggregate (stddev_pop) plus its result.
-        with _conf(data.sparkSession, "spark.sql.codegen.maxFields", str(max(100, 4 * len(plan.aggs)))):
+        with temporary_conf(data.sparkSession, "spark.sql.codegen.maxFields", str(max(100, 4 * len(plan.aggs)))):
             # Every aggregate reads training originals only: the filter spares the copies and the
             # holdout (more than half the rows when oversampling) hundreds of conditional updates.
             row = data.where(originals).agg(*plan.aggs.values()).first()
@@ -385,20 +385,6 @@ def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame
                 found[check].append(problem)
     for check, problems in found.items():
         verdict.check(check, problems)
-
-
-@contextmanager
-def _conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """`key` set to `value` in the session for the block, then put back."""
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
 
 
 def _set_label(name: str) -> str:

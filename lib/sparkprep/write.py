@@ -16,14 +16,13 @@ run removes `_blocked/` (Parquet replaces the whole directory; Delta deletes it)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS
+from sparkprep.session import temporary_conf
 
 MANIFEST = "manifest.json"
 REPORT = "report.html"
@@ -81,19 +80,6 @@ def overwriting(df: DataFrame, dictionary_page_bytes: int) -> DataFrameWriter:
     return df.write.mode("overwrite").option(_DICTIONARY_PAGE, dictionary_page_bytes)
 
 
-@contextmanager
-def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
-
-
 def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_rows: int,
                 dictionary_page_bytes: int) -> int | None:
     """Overwrite `uri` with `df`; returns the Delta version committed (None for Parquet)."""
@@ -105,7 +91,7 @@ def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_
         return None
     # Delta hands only maxRecordsPerFile and compression on to Parquet, but every SQL conf entry
     # reaches the Hadoop conf of its writer: the limit goes there, for this write only.
-    with _session_conf(df.sparkSession, _DICTIONARY_PAGE, str(dictionary_page_bytes)):
+    with temporary_conf(df.sparkSession, _DICTIONARY_PAGE, str(dictionary_page_bytes)):
         writer.format("delta").option("overwriteSchema", "true").save(uri)
     return delta_version(df.sparkSession, uri)
 
