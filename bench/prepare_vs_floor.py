@@ -27,6 +27,7 @@ from sparkprep.generate import write_generated
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.pipeline import run
 from sparkprep.session import build_session
+from sparkprep.write import overwriting
 
 HERE = Path(__file__).resolve().parent
 
@@ -97,9 +98,7 @@ def floor(spark: SparkSession, config: Config, work: Path, *between: Callable[[D
     df = spark.read.schema(schema).csv(str(work / "raw"))
     for stage in reversed(between):
         df = stage(df)
-    writer = df.write.mode("overwrite")
-    if dictionary_page_bytes:
-        writer = writer.option("parquet.dictionary.page.size", dictionary_page_bytes)
+    writer = overwriting(df, dictionary_page_bytes) if dictionary_page_bytes else df.write.mode("overwrite")
     writer.parquet(str(work / "floor"))
 
 

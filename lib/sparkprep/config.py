@@ -308,7 +308,7 @@ class OutputConfig(_Section):
         64 << 10, ge=1024, description="Parquet's dictionary limit per column chunk (output and scratch copy): "
         "past it a column falls back to plain encoding. parquet-mr's default, 1 MB, makes a column of nearly "
         "unique values (doubles, embeddings, text, hashes) build and throw away a dictionary of up to 131,072 "
-        "doubles per row group; at 64 KB the output was written 35% faster and no larger. Columns with fewer "
+        "doubles per row group; at 64 KB prepare's output (1.2 GB input) was written 28-33% faster and 5% smaller. Columns with fewer "
         "distinct values (below 8,192 doubles, or 64 KB of strings, per row group) keep their dictionary.")
 
 
