@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import shutil
@@ -270,6 +271,9 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for prepare, e.g. dedup.near=null (recorded in the JSON)")
     args = parser.parse_args()
+    # prepare's own log (stage laps, dedup's repeated keys) goes with the figures.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sparkprep").setLevel(logging.INFO)
     rows = int(args.gb * 1e9 / CSV_BYTES_PER_ROW)
     work = Path(tempfile.mkdtemp(prefix="sparkprep-suite-"))
     (work / "events").mkdir()

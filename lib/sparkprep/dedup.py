@@ -19,9 +19,9 @@ by kind in one aggregation of the result.
 Most rows have no duplicate, and they need no shuffle at all (`deduplicate`): a narrow aggregation
 of one 64-bit probe per row (the dedup key's hash, else `row_id`) finds the probes that occur more
 than once. Only the rows that carry one of those can have a duplicate; they alone go through the
-collapse (shuffled and sorted), and every other row passes through unchanged. The repeated probes
-are broadcast to the rows, so up to `BROADCAST_REPEATED` of them (one long key each in Spark's
-long-keyed hash map); beyond that every row takes the collapse, as before.
+collapse (shuffled and sorted), and every other row passes through unchanged. The rows are told
+apart by a Bloom filter of the repeated probes (probe_filter.py), broadcast: its memory is bounded
+however many probes repeat, and the few rows it passes by mistake collapse to themselves.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkprep import probe_filter
 from sparkprep.clean import CONFLICTING_LABEL, MESSAGE, RAW, REASON, REASON_COLUMN
 from sparkprep.errors import ConfigError
 
@@ -46,9 +47,7 @@ _FEATURES = ("_sp_features1", "_sp_features2")
 #: 64 bits of the feature hash, kept on every row for grouping conflicting rows.
 FEATURE_HASH = _FEATURES[0]
 _PROBE = "_sp_dedup_probe"
-#: Up to this many repeated probes are broadcast (about 100 MB in the hash map); more and every
-#: row is collapsed (one shuffle of all rows).
-BROADCAST_REPEATED = 4_000_000
+_MAYBE_REPEATED = "_sp_maybe_repeated"
 
 
 def _data_columns(df: DataFrame) -> list[str]:
@@ -109,27 +108,26 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
                 materialise: Callable[[DataFrame, str], DataFrame]) -> DataFrame:
     """Exact (`exact`) and by-key (`key`) deduplication of `add_row_id` rows, shuffling only the
     rows that can have a duplicate (module docstring). `materialise(df, name)` writes a scratch
-    copy and reads it back: the repeated probes, and the collapsed rows (or all rows, when the
-    probes are too many to broadcast)."""
-    def collapse_all(rows: DataFrame) -> DataFrame:
-        rows = drop_exact_duplicates(rows, key or None) if exact else rows.drop(CONTENT_HASH2)
-        return keep_one_per_key(rows, key, keep, order_by) if key else rows
-
+    copy and reads it back: the repeated probes, their filter, and the collapsed rows."""
     if not (exact or key):
         return df.drop(CONTENT_HASH2)
     # Identical content implies an identical key, so the key's probe also finds exact duplicates.
     probe = F.xxhash64(F.lit("sparkprep/dedup-key"), *[F.col(c) for c in key]) if key else F.col(ROW_ID)
     probed = df.withColumn(_PROBE, probe)
     repeated = materialise(probed.groupBy(_PROBE).count().where(F.col("count") > 1).select(_PROBE), "repeated")
-    n_repeated = repeated.count()
-    if n_repeated > BROADCAST_REPEATED:
-        log.info("dedup: %d repeated %s, more than %d to broadcast: every row is collapsed", n_repeated,
-                 "keys" if key else "contents", BROADCAST_REPEATED)
-        return materialise(collapse_all(df), "deduplicated")
-    log.info("dedup: %d repeated %s; only their rows are collapsed", n_repeated, "keys" if key else "contents")
-    # Both joins use the same broadcast: the build side is the probe column alone.
-    single = probed.join(F.broadcast(repeated), _PROBE, "left_anti").drop(_PROBE, CONTENT_HASH2)
-    merged = materialise(collapse_all(probed.join(F.broadcast(repeated), _PROBE, "left_semi").drop(_PROBE)), "collapsed")
+    n_repeated, kind = repeated.count(), "keys" if key else "contents"
+    if not n_repeated:
+        log.info("dedup: no repeated %s", kind)
+        return df.drop(CONTENT_HASH2)
+    bits = probe_filter.filter_bits(n_repeated)
+    log.info("dedup: %d repeated %s; only their rows (and those a filter of %d bits cannot tell apart) are collapsed",
+             n_repeated, kind, bits)
+    members = materialise(probe_filter.build(repeated, _PROBE, bits), "filter")
+    marked = probe_filter.mark(probed, _PROBE, members, bits, _MAYBE_REPEATED).drop(_PROBE)
+    single = marked.where(~F.col(_MAYBE_REPEATED)).drop(_MAYBE_REPEATED, CONTENT_HASH2)
+    rows = marked.where(F.col(_MAYBE_REPEATED)).drop(_MAYBE_REPEATED)
+    rows = drop_exact_duplicates(rows, key or None) if exact else rows.drop(CONTENT_HASH2)
+    merged = materialise(keep_one_per_key(rows, key, keep, order_by) if key else rows, "collapsed")
     return single.unionByName(merged)
 
 

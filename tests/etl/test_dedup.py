@@ -5,7 +5,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from sklearn.datasets import load_iris
 
-from sparkprep import dedup
+from sparkprep import probe_filter
 from sparkprep.dedup import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key,
                              mark_label_conflicts)
 from sparkprep.errors import ConfigError
@@ -97,18 +97,26 @@ def test_deduplicate_collapses_only_the_rows_whose_key_repeats(spark, materialis
     write, written = _recording(materialise)
     with caplog.at_level(logging.INFO, logger="sparkprep.dedup"):
         assert _deduplicated(spark, write) == DEDUPLICATED
-    # Two keys repeat; only their 6 input rows were shuffled, and they collapse to 2.
-    assert written == {"repeated": 2, "collapsed": ["k1", "k2"]}
-    assert "dedup: 2 repeated keys; only their rows are collapsed" in caplog.messages
+    # Two keys repeat; only their 6 input rows were shuffled, and they collapse to 2. Their filter
+    # is one block.
+    assert written == {"repeated": 2, "filter": 1, "collapsed": ["k1", "k2"]}
+    assert ("dedup: 2 repeated keys; only their rows (and those a filter of 4096 bits cannot tell apart) are collapsed"
+            in caplog.messages)
 
 
-def test_deduplicate_collapses_every_row_when_repeats_are_too_many_to_broadcast(spark, materialise, monkeypatch, caplog):
-    monkeypatch.setattr(dedup, "BROADCAST_REPEATED", 1)
+def test_deduplicate_is_exact_when_the_filter_passes_every_row(spark, materialise, monkeypatch):
+    """The filter may pass rows whose key does not repeat; they collapse to themselves."""
+    monkeypatch.setattr(probe_filter, "mark", lambda df, probe, members, bits, flag: df.withColumn(flag, F.lit(True)))
     write, written = _recording(materialise)
-    with caplog.at_level(logging.INFO, logger="sparkprep.dedup"):
-        assert _deduplicated(spark, write) == DEDUPLICATED
-    assert written == {"repeated": 2, "deduplicated": ["k1", "k2", "k3", "k4"]}
-    assert "dedup: 2 repeated keys, more than 1 to broadcast: every row is collapsed" in caplog.messages
+    assert _deduplicated(spark, write) == DEDUPLICATED
+    assert written["collapsed"] == ["k1", "k2", "k3", "k4"]
+
+
+def test_deduplicate_without_repeats_writes_nothing(spark, materialise):
+    write, written = _recording(materialise)
+    df = add_row_id(spark.createDataFrame(VERSIONS[4:], "k string, t int, v string"))
+    got = deduplicate(df, True, [], "latest", None, write)
+    assert got.count() == 4 and written == {"repeated": 0}
 
 
 def test_deduplicate_without_a_key_finds_exact_copies_by_row_id(spark, materialise):
@@ -116,7 +124,7 @@ def test_deduplicate_without_a_key_finds_exact_copies_by_row_id(spark, materiali
     df = add_row_id(spark.createDataFrame(VERSIONS, "k string, t int, v string"))
     got = deduplicate(df, True, [], "latest", None, write)
     assert got.count() == 7 and got.agg(F.sum("_sp_dup_exact")).first()[0] == 1
-    assert written == {"repeated": 1, "collapsed": ["k1"]}
+    assert written == {"repeated": 1, "filter": 1, "collapsed": ["k1"]}
 
 
 CONFLICTS = [(1.0, "a", 1), (1.0, "b", 1), (1.0, "b", 1),   # 1.0: b has 2 input rows, a 1 -> b wins

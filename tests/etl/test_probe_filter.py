@@ -1,0 +1,50 @@
+"""The blocked Bloom filter dedup uses to tell rows whose probe repeats from the rest."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyspark.sql import functions as F
+
+from sparkprep.probe_filter import BLOCK, BLOCK_BITS, MAX_BITS, WORDS, build, filter_bits, mark
+
+LONGS = st.integers(-2**63, 2**63 - 1)
+
+
+@pytest.mark.parametrize("members, bits", [(0, 4096), (1, 4096), (256, 4096), (257, 8192),
+                                           (2_500_000, 1 << 26), (8_388_608, 1 << 27), (10**10, MAX_BITS)])
+def test_filter_bits_are_16_or_more_per_member_up_to_the_cap(members, bits):
+    assert filter_bits(members) == bits
+
+
+def _marked(spark, members, others, bits):
+    probes = spark.createDataFrame([(p,) for p in members], "p long")
+    built = build(probes, "p", bits)
+    rows = spark.createDataFrame([(p, i) for i, p in enumerate([*members, *others])], "p long, i long")
+    return built, {r["i"]: r["maybe"] for r in mark(rows, "p", built, bits, "maybe").collect()}
+
+
+def test_one_member_sets_at_most_four_bits_of_the_block_its_value_picks(spark):
+    built, _ = _marked(spark, [12_345], [], 8192)
+    (row,) = built.collect()
+    assert row[BLOCK] == 12_345 % 2 and len(row[WORDS]) == BLOCK_BITS // 64
+    assert 1 <= sum(bin(w & (2**64 - 1)).count("1") for w in row[WORDS]) <= 4
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(members=st.lists(LONGS, min_size=1, max_size=60, unique=True), others=st.lists(LONGS, max_size=60),
+       blocks=st.sampled_from([1, 2, 8]))
+def test_every_member_passes_and_rows_keep_their_columns(spark, members, others, blocks):
+    built, maybe = _marked(spark, members, others, blocks * BLOCK_BITS)
+    assert all(maybe[i] for i in range(len(members)))
+    assert len(maybe) == len(members) + len(others)
+
+
+def test_few_non_members_pass_at_16_bits_per_member(spark):
+    members = spark.range(20_000).select(F.xxhash64("id").alias("p"))
+    others = spark.range(20_000, 220_000).select(F.xxhash64("id").alias("p"))
+    bits = filter_bits(20_000)  # 2^19: 26 bits per member, about 0.05% expected
+    built = build(members, "p", bits)
+    got = mark(members.unionByName(others), "p", built, bits, "maybe").groupBy("maybe").count()
+    counts = {r["maybe"]: r["count"] for r in got.collect()}
+    assert counts[True] - 20_000 < 200_000 * 0.002 and counts[True] + counts[False] == 220_000
+    assert built.count() <= bits // BLOCK_BITS
