@@ -33,13 +33,13 @@ def test_one_member_sets_at_most_four_bits_of_the_block_its_value_picks(spark):
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(members=st.lists(LONGS, min_size=1, max_size=60, unique=True), others=st.lists(LONGS, max_size=60),
        blocks=st.sampled_from([1, 2, 8]))
-def test_every_member_passes_and_rows_keep_their_columns(spark, members, others, blocks):
+def test_every_member_passes_and_no_row_is_lost_or_repeated(spark, members, others, blocks):
     built, maybe = _marked(spark, members, others, blocks * BLOCK_BITS)
     assert all(maybe[i] for i in range(len(members)))
     assert len(maybe) == len(members) + len(others)
 
 
-def test_few_non_members_pass_at_16_bits_per_member(spark):
+def test_few_non_members_pass(spark):
     members = spark.range(20_000).select(F.xxhash64("id").alias("p"))
     others = spark.range(20_000, 220_000).select(F.xxhash64("id").alias("p"))
     bits = filter_bits(20_000)  # 2^19: 26 bits per member, about 0.05% expected
