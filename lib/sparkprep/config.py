@@ -83,10 +83,16 @@ class InputConfig(_Section):
     schema_: dict[str, str] | None = Field(
         None,
         alias="schema",
-        description="Column -> Spark SQL type, in file order. Text formats are read as strings "
-        "and coerced to these types, so a bad value is quarantined naming its column.",
+        description="Column -> Spark SQL type. CSV with a header: matched to each file's header by name "
+        "(the order here never matters); without a header (options.header false, Spark's default), in file "
+        "order. Text formats are read as strings and coerced to these types, so a bad value is quarantined "
+        "naming its column.",
     )
-    options: dict[str, str] = Field(default_factory=dict, description="Spark reader options.")
+    options: dict[str, str] = Field(default_factory=dict, description="Spark reader options. CSV defaults "
+                                    "to RFC 4180 (quote and escape \", multiLine, lineSep \\n); these win.")
+    extra_columns: Literal["error", "ignore"] = Field(
+        "error", description="CSV with a header: a header column that input.schema lacks stops the run "
+        "(error) or is not read (ignore).")
     on_unreadable_file: Literal["fail", "quarantine"] = Field(
         "fail", description="A file that cannot be read at all (corrupt, truncated archive): fail "
         "naming it, or skip it and list it in quarantine/ and the manifest (reason unreadable_file).")

@@ -8,18 +8,20 @@ value is rejected naming its column. Nothing is dropped here.
 from __future__ import annotations
 
 import logging
+from functools import reduce
 from urllib.parse import unquote, urlparse
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.errors.exceptions.captured import CapturedException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from sparkprep import RESERVED_COLUMNS
 from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import InputError
+from sparkprep.io.csv_files import has_header, read_headers, reader_options, strips_line_end_cr
 
 log = logging.getLogger(__name__)
 
@@ -32,31 +34,119 @@ TEXT_FORMATS = ("csv", "json")
 def read_input(spark: SparkSession, config: InputConfig, version: int | None = None) -> DataFrame:
     """The raw input with `_sp_source_file` (and `_sp_corrupt` for text formats).
 
+    CSV is read as RFC 4180 (io/csv_files.py) and, with a header, each file's columns by name.
     A Delta input is read at `version` (default: the latest, pinned once at this call)."""
-    reader = spark.read.format(config.format).options(**config.options)
+    if config.format != "csv":
+        return _load(spark, config, config.options, version)
+    if config.schema_:
+        options = reader_options(config.options, typed_by_schema=True)
+        return _read_csv_by_header(spark, config, options) if has_header(options) else _load(spark, config, options, None)
+    options = {"header": "true", **reader_options(config.options, typed_by_schema=False)}
+    _one_header(spark, config, options)
+    return _load(spark, config, options, None)
+
+
+def _reader(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> DataFrameReader:
+    reader = spark.read.format(config.format).options(**options)
     if config.on_unreadable_file == "quarantine":
         reader = reader.option("ignoreCorruptFiles", "true")  # listed by `unread_files` afterwards
     if config.format in TEXT_FORMATS:
         reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
-        if config.schema_:
-            fields = [StructField(name, StringType()) for name in config.schema_]
-            reader = reader.schema(StructType([*fields, StructField(CORRUPT, StringType())]))
+    return reader
+
+
+def _load(spark: SparkSession, config: InputConfig, options: dict[str, str], version: int | None,
+          columns: list[str] | None = None, paths: list[str] | None = None) -> DataFrame:
+    """One read of `paths` (default: the input's), with `_sp_source_file` (and `_sp_corrupt` for
+    text formats); text formats with `columns` (file order) as strings, else the configured schema's."""
+    reader = _reader(spark, config, options)
+    if config.format in TEXT_FORMATS:
+        names = columns or list(config.schema_ or {})
+        if names:
+            reader = reader.schema(StructType([*(StructField(n, StringType()) for n in names),
+                                               StructField(CORRUPT, StringType())]))
         elif config.format == "csv":
-            reader = reader.option("inferSchema", "true").option("header", config.options.get("header", "true"))
+            reader = reader.option("inferSchema", "true")
     if config.format == "delta":
         if len(config.paths) != 1:
             raise InputError(f"input.paths: a Delta input is one table, got {len(config.paths)} paths")
         # Pin the version once, so every pass of the run reads the same snapshot.
         reader = reader.option("versionAsOf", input_version(spark, config) if version is None else version)
     try:
-        df = reader.load(config.paths)
+        df = reader.load(paths or config.paths)
     except AnalysisException as exc:
         raise InputError(_explain_read_failure(config, exc)) from None
     except (CapturedException, Py4JJavaError) as exc:
         raise InputError(f"cannot read {config.paths} as {config.format}: {spark_error_summary(exc)}") from None
+    if config.format == "csv" and strips_line_end_cr(options):
+        last = [c for c in df.columns if c != CORRUPT][-1]
+        df = df.withColumn(last, F.regexp_replace(F.col(last), "\\r\\z", ""))
     if config.format in TEXT_FORMATS and CORRUPT not in df.columns:
         df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
     return df.withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
+
+
+def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> DataFrame:
+    """Files grouped by their header, each group read in its own column order and selected by
+    name: the schema's order never matters. A schema column missing from a header, or a header
+    column that the schema lacks (unless `input.extra_columns: ignore`), stops the run before any
+    row is read."""
+    assert config.schema_
+    listing = _load(spark, config, options, None, columns=["_sp_probe"])
+    files = sorted(listing.inputFiles())
+    headers, unreadable = read_headers(spark, files, options)
+    if unreadable and config.on_unreadable_file == "fail":
+        uri, why = next(iter(unreadable.items()))
+        raise InputError(f"cannot read input file {uri}: {why}; set input.on_unreadable_file: quarantine "
+                         f"to skip files that cannot be read ({len(unreadable)} such file(s))")
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for uri in files:
+        groups.setdefault(tuple(headers.get(uri, [])), []).append(uri)
+    wanted = list(config.schema_)
+    parts = []
+    for header, uris in sorted(groups.items(), key=lambda kv: kv[1][0]):
+        if not header:  # empty or skipped unreadable files: nothing to match; Spark reads (or skips) them
+            parts.append(_load(spark, config, options, None, paths=uris).select(*wanted, CORRUPT, SOURCE_FILE))
+            continue
+        _check_header(list(header), wanted, uris, config.extra_columns)
+        parts.append(_load(spark, config, options, None, columns=list(header), paths=uris).select(*wanted, CORRUPT, SOURCE_FILE))
+    if len(groups) > 1:
+        log.info("CSV files in %d column orders, matched by name to input.schema", len(groups))
+    return reduce(DataFrame.unionByName, parts)
+
+
+def _one_header(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> None:
+    """Without input.schema, Spark takes the first file's header for all files and reads the rest
+    by position: refuse files whose headers differ, rather than read their columns swapped."""
+    if not has_header(options):
+        return
+    headers, _ = read_headers(spark, sorted(_load(spark, config, options, None, columns=["_sp_probe"]).inputFiles()), options)
+    distinct = {tuple(h): uri for uri, h in sorted(headers.items()) if h}
+    if len(distinct) > 1:
+        (first, a), (second, b) = list(distinct.items())[:2]
+        raise InputError(f"the input's CSV files have different headers ({len(distinct)} kinds), and without "
+                         f"input.schema they would be read by position:\n  {a}: {', '.join(first)}\n"
+                         f"  {b}: {', '.join(second)}\nSet input.schema (column: type): columns are then matched by name.")
+
+
+def _check_header(header: list[str], wanted: list[str], uris: list[str], extra_columns: str) -> None:
+    where = uris[0] + (f" (and {len(uris) - 1} more file(s) with this header)" if len(uris) > 1 else "")
+    repeated = sorted({n for n in header if header.count(n) > 1})
+    if repeated:
+        raise InputError(f"{where}: the header names column(s) {repeated} more than once: {', '.join(header)}")
+    missing = [n for n in wanted if n not in header]
+    if missing:
+        raise InputError(
+            f"{where}: input.schema column(s) {missing} are not in the file's header.\n"
+            f"  header: {', '.join(header)}\n  schema: {', '.join(wanted)}\n"
+            f"Columns are matched by name: rename them in input.schema to the header's names "
+            f"(or set input.options.header: \"false\" if the first line is data, and list the schema in file order).")
+    extra = [n for n in header if n not in wanted]
+    if extra and extra_columns == "error":
+        raise InputError(
+            f"{where}: header column(s) {extra} are not in input.schema.\n"
+            f"  header: {', '.join(header)}\n  schema: {', '.join(wanted)}\n"
+            f"Add them to input.schema, or set input.extra_columns: ignore to read without them.")
 
 
 def unread_files(raw: DataFrame, read: DataFrame) -> list[str]:

@@ -1,0 +1,112 @@
+"""CSV as its writers mean it: RFC 4180 defaults, and each file's header read before Spark reads
+the rows, so that columns are matched by name.
+
+Spark's CSV reader, left at its defaults, escapes with a backslash and reads one record per line:
+a pandas or Python `csv` file with a doubled quote or a newline inside a quoted field loses and
+alters rows. `reader_options` sets what those writers write (quote and escape `"`, multi-line
+records); a user's explicit option still wins. The line separator is pinned to `\\n`: with Spark's
+line-ending detection a file that mixes `\\n` and `\\r\\n` keeps a `\\r` in its last column, and a
+`\\r\\n` inside a quoted field is rewritten to `\\n`. Pinned, every `\\r\\n` inside quotes stays as
+written and a CRLF line end leaves one `\\r` on the record's last field, which the reader removes
+(`LAST_FIELD_CR`): a quoted last field that truly ends in a carriage return is the one value this
+changes, a case no writer we know of produces. (A UTF-8 byte order mark is skipped by Spark itself
+in multi-line mode.)
+
+Headers are read from the first bytes of each file in the driver (decompressed by Hadoop's codec
+for the file's extension), with Python's own `csv` module under the same dialect.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import SparkSession
+
+#: What pandas' to_csv and Python's csv.writer produce (RFC 4180). A quote inside a quoted field
+#: that is neither doubled nor closing it (a line cut inside a quoted text, say) makes the record
+#: malformed (BACK_TO_DELIMITER) instead of silently running on into the following lines, as
+#: Spark's default (STOP_AT_DELIMITER) does.
+RFC4180 = {"quote": '"', "escape": '"', "multiLine": "true", "unescapedQuoteHandling": "BACK_TO_DELIMITER"}
+#: Header bytes read per try; doubled until a whole first record parses, up to the limit.
+_HEAD_BYTES = 64 << 10
+_HEAD_LIMIT = 16 << 20
+_THREADS = 16
+
+
+def reader_options(user: dict[str, str], typed_by_schema: bool) -> dict[str, str]:
+    """The CSV options a run reads with: RFC 4180 defaults under the user's own (keys compared
+    case-insensitively, as Spark does). The `\\n` separator is pinned only when a schema types the
+    columns: Spark's type inference would see a CRLF's `\\r` in the last column before it is removed."""
+    given = {k.lower() for k in user}
+    defaults = {**RFC4180, **({"lineSep": "\n"} if typed_by_schema else {})}
+    return {**{k: v for k, v in defaults.items() if k.lower() not in given}, **user}
+
+
+def strips_line_end_cr(options: dict[str, str]) -> bool:
+    """Whether rows keep a CRLF's `\\r` on their last field (the pinned `\\n` separator in multi-line mode)."""
+    lowered = {k.lower(): v for k, v in options.items()}
+    return lowered.get("multiline", "false").lower() == "true" and lowered.get("linesep") == "\n"
+
+
+def has_header(options: dict[str, str]) -> bool:
+    return {k.lower(): v for k, v in options.items()}.get("header", "false").lower() == "true"
+
+
+def read_headers(spark: SparkSession, files: list[str],
+                 options: dict[str, str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Each file's header (the first record) as column names, an empty file's as `[]`; and the
+    files that could not be read, with what the JVM said."""
+    def one(uri: str) -> list[str] | str:
+        try:
+            return _header(spark, uri, options)
+        except Py4JJavaError as exc:
+            return str(exc.java_exception.getMessage() or exc.java_exception.toString()).splitlines()[0]
+
+    with ThreadPoolExecutor(min(_THREADS, max(1, len(files)))) as pool:
+        found = dict(zip(files, pool.map(one, files)))
+    return ({u: h for u, h in found.items() if isinstance(h, list)},
+            {u: h for u, h in found.items() if isinstance(h, str)})
+
+
+def _header(spark: SparkSession, uri: str, options: dict[str, str]) -> list[str]:
+    lowered = {k.lower(): v for k, v in options.items()}
+    encoding = lowered.get("encoding", lowered.get("charset", "utf-8"))
+    dialect = {"delimiter": _unescape(lowered.get("sep", lowered.get("delimiter", ","))),
+               "quotechar": lowered.get("quote", '"') or None}
+    escape = lowered.get("escape", "\\")
+    dialect |= {"doublequote": True} if escape == dialect["quotechar"] else {"doublequote": False, "escapechar": escape}
+    size = _HEAD_BYTES
+    while True:
+        head, complete = _first_bytes(spark, uri, size)
+        text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+        if not text.strip():
+            return []
+        # The first record is whole once a second one starts after it (or the file ended).
+        records = list(csv.reader(io.StringIO(text, newline=""), **dialect))
+        if complete or len(records) > 1 or size >= _HEAD_LIMIT:
+            return [name.strip() for name in records[0]] if records else []
+        size *= 4
+
+
+def _first_bytes(spark: SparkSession, uri: str, size: int) -> tuple[bytes, bool]:
+    """Up to `size` bytes from the start of the (decompressed) file; and whether that is all of it."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    stream = path.getFileSystem(conf).open(path)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(path)
+    if codec is not None:
+        stream = codec.createInputStream(stream)
+    try:
+        data = bytes(stream.readNBytes(size + 1))
+    finally:
+        stream.close()
+    return data[:size], len(data) <= size
+
+
+def _unescape(delimiter: str) -> str:
+    # Spark takes "\t" spelled with a backslash in a config file.
+    return {"\\t": "\t"}.get(delimiter, delimiter)
