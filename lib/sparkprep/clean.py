@@ -32,8 +32,10 @@ OUT_OF_RANGE = "out_of_range"
 UNEXPECTED_CATEGORY = "unexpected_category"
 #: Set by dedup, not here: identical features with different labels, quarantined by policy.
 CONFLICTING_LABEL = "conflicting_label"
+#: Set by the pipeline after dedup (columns.rare_classes: quarantine): too few rows to stratify.
+RARE_LABEL = "rare_label"
 REASONS = (MALFORMED, UNPARSABLE, MISSING_LABEL, UNKNOWN_LABEL, MISSING_VALUE, OUT_OF_RANGE,
-           UNEXPECTED_CATEGORY, CONFLICTING_LABEL)
+           UNEXPECTED_CATEGORY, CONFLICTING_LABEL, RARE_LABEL)
 
 _CHECK = "_sp_check"
 
@@ -168,7 +170,8 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
     checks += [_Check(UNPARSABLE, n, _failed(F.col(n), typed(n), t),
                       F.format_string(f"column {n}: '%s' is not a valid {t}", F.substring(F.col(n), 1, 200)))
                for n, t in coerced.items()]
-    checks.append(_Check(MISSING_LABEL, label, F.col(label).isNull() | (F.trim(F.col(label).cast("string")) == ""),
+    # (?U): Unicode white space too (a no-break space is as empty a label as a blank).
+    checks.append(_Check(MISSING_LABEL, label, F.col(label).isNull() | F.col(label).cast("string").rlike(r"(?U)^\s*$"),
                          F.lit(f"label column {label} is empty")))
     if classes:
         checks.append(_Check(UNKNOWN_LABEL, label, ~F.col(label).cast("string").isin(classes),

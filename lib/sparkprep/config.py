@@ -112,6 +112,12 @@ class ColumnsConfig(_Section):
     text: list[str] = Field(default_factory=list)
     rename: dict[str, str] = Field(default_factory=dict, description="Input name -> new name, "
                                    "e.g. to move an input column off a reserved name.")
+    min_class_rows: int | None = Field(
+        None, ge=1, description="A class with fewer cross-validation originals than this (after dedup and "
+        "the holdout; default: split.k, below which some fold has none of it) is rare: see rare_classes.")
+    rare_classes: Literal["stop", "quarantine"] = Field(
+        "stop", description="stop: a rare class stops the run before anything is written, naming it (a stray "
+        "label value, a typo, a shifted column); quarantine: its rows go to quarantine/ as rare_label.")
 
 
 class ColumnRule(_Section):

@@ -106,6 +106,7 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
                     "other": sorted(data_columns - roles), "reserved": list(RESERVED_COLUMNS)},
         "schema": schema,
         "classes": classes,
+        "class_counts": {c: sum(per_fold_class[f][c] for f in per_fold_class) for c in classes},
         "split": {"k": k, "holdout_fraction": config.split.holdout_fraction, "seed": config.split.seed,
                   "holdout_column": config.split.holdout_column, "holdout_values": config.split.holdout_values,
                   "holdout_from": config.split.holdout_from, "group_column": config.split.group_column,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,8 +34,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep import HOLDOUT_FOLD, RESERVED_COLUMNS
-from sparkprep.clean import REASON, REASON_COLUMN, accepted, mark_rejections, quarantine_rows, rules_from_schema
-from sparkprep.config import ColumnRule, Config
+from sparkprep.clean import RARE_LABEL, REASON, REASON_COLUMN, accepted, mark_rejections, quarantine_rows, rules_from_schema
+from sparkprep.config import ColumnRule, Config, OutputConfig
 from sparkprep.dedup import (ABSORBED, FEATURE_HASH, ROW_ID, add_feature_hash, add_row_id, collapse, conflicting_groups,
                              deduplicate, mark_label_conflicts)
 from sparkprep.groups import add_groups
@@ -122,6 +123,28 @@ def _unreadable_rows(spark: SparkSession, files: list[str]) -> DataFrame:
                                  "reason string, column string, message string, source_file string, raw string")
 
 
+def _nothing_left(stage: str, counts: str, quarantine: DataFrame, fs: HadoopFS, target: OutputTarget,
+                  run_id: str, out_cfg: OutputConfig) -> InputError:
+    """The error for a run that has no row left after `stage`: the counts, the most common
+    reasons with an example raw record each, and the quarantine kept where the user can read it
+    (`<out>.failed-<run_id>/quarantine`; the dataset in force is not touched)."""
+    top = (quarantine.groupBy("reason", "column")
+           .agg(F.count(F.lit(1)).alias("n"), F.min_by(F.struct("source_file", "raw"), "raw").alias("example"))
+           .orderBy(F.desc("n")).limit(3).collect())
+    parent, _, name = target.final.rpartition("/")
+    kept = f"{parent}/{name}.failed-{run_id}/quarantine"
+    write_table(quarantine, kept, "parquet", [], out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
+    reasons = ""
+    for r in top:
+        column = f" ({r['column']})" if r["column"] else ""
+        example = f", e.g. {r['example']['source_file']}: {(r['example']['raw'] or '')[:200]!r}" if r["example"] else ""
+        reasons += f"\n  {r['n']} x {r['reason']}{column}{example}"
+    return InputError(f"no rows left after {stage}: {counts}; nothing was published"
+                      f"{f' (the dataset at {target.final} is unchanged)' if fs.exists(target.final) else ''}."
+                      f"\nMost common reasons:{reasons}\nEvery rejected row, with its raw record: {kept} "
+                      f"(remove it when done)")
+
+
 def _output_columns(df: DataFrame) -> list[str]:
     data = [c for c in df.columns if c not in RESERVED_COLUMNS and not c.startswith("_sp_")]
     return [*RESERVED_COLUMNS, *data]
@@ -134,6 +157,56 @@ class _Deduplicated:
     rejected: DataFrame
     #: Input rows absorbed by each step (exact, key, near) and the conflicting rows found.
     counts: dict[str, int]
+    #: Rows kept per (class, held out by a column rule).
+    remaining: dict[tuple[str, bool], int]
+
+    def cross_validation_rows(self, holdout_fraction: float) -> dict[str, int]:
+        """Per class, the rows left for cross-validation: not held out by a column rule, less the
+        holdout fraction's share (as the row split takes it)."""
+        rows: dict[str, int] = {}
+        for (c, held), n in self.remaining.items():
+            rows[c] = rows.get(c, 0) + (0 if held else n)
+        return {c: n - int(math.floor(holdout_fraction * n + 0.5)) for c, n in rows.items()}
+
+
+def _rare_classes(deduped: _Deduplicated, config: Config) -> _Deduplicated:
+    """A class with fewer cross-validation rows than columns.min_class_rows (default k) cannot be
+    stratified: some folds get none of it. Usually it is no class at all (a typo, a stray value, a
+    shifted column), so by default the run stops here, before anything is written; with
+    columns.rare_classes: quarantine its rows are rejected as rare_label."""
+    assert config.columns is not None
+    cols, k = config.columns, config.split.k
+    minimum = cols.min_class_rows or k
+    rare = {c: n for c, n in sorted(deduped.cross_validation_rows(config.split.holdout_fraction).items()) if n < minimum}
+    if not rare:
+        return deduped
+    listed = ", ".join(f"{c!r}: {n}" for c, n in rare.items())
+    if cols.rare_classes == "stop":
+        raise InputError(
+            f"label column {cols.label}: {len(rare)} class(es) with fewer than {minimum} rows for cross-validation "
+            f"(after dedup and the holdout; k={k}): {listed}. Nothing was written.\nWays out: list the expected "
+            f"labels in columns.classes (any other value is quarantined as unknown_label); or set "
+            f"columns.rare_classes: quarantine to quarantine rare classes as rare_label (columns.min_class_rows "
+            f"sets the threshold); or lower split.k.")
+    log.warning("quarantining rare classes (columns.rare_classes=quarantine): %s", listed)
+    label = F.col(cols.label).cast("string")
+    is_rare = label.isin(list(rare))
+    counts = F.create_map(*[F.lit(x) for c, n in rare.items() for x in (c, n)])
+    data = [c for c in deduped.rows.columns if not c.startswith("_sp_") and c not in RESERVED_COLUMNS]
+    rejected = deduped.rows.where(is_rare).select(
+        F.lit(RARE_LABEL).alias("reason"), F.lit(cols.label).alias("column"),
+        F.format_string(f"label %s has %d rows for cross-validation, fewer than {minimum} (columns.min_class_rows)",
+                        label, counts[label]).alias("message"),
+        F.col(SOURCE_FILE).alias("source_file"), F.to_json(F.struct(*data)).alias("raw"))
+    remaining = {key: n for key, n in deduped.remaining.items() if key[0] not in rare}
+    return _Deduplicated(deduped.rows.where(~is_rare), deduped.rejected.unionByName(rejected), deduped.counts, remaining)
+
+
+def _held_out(config: Config) -> Column:
+    """Rows that a column rule puts in the holdout (none with the fraction rule)."""
+    split = config.split
+    return (holdout_by_column(split.holdout_column, split.holdout_values, split.holdout_from)
+            if split.holdout_column else F.lit(False))
 
 
 def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]) -> _Deduplicated:
@@ -155,14 +228,24 @@ def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]
         if dedup.near.keep == "representative":
             kept = collapse(kept, [DUP_CLUSTER], F.col(ROW_ID), "near", largest=False)
         kept = materialise(kept, "unique")
-    sums = rows.agg(*[F.sum(c).alias(k) for k, c in ABSORBED.items() if k != "near"],
-                    F.count_if("_sp_conflict").alias("conflicting_rows")).first().asDict()
-    sums["near"] = int(kept.agg(F.sum(ABSORBED["near"])).first()[0] or 0) if dedup.near else 0
+    # Counted per (class, held out by a column rule): the rows each class keeps, for the rare-class check.
+    cls, held = F.col(label).cast("string").alias("_sp_class"), _held_out(config).alias("_sp_held")
+    found = rows.groupBy(cls, held, F.col(REASON).isNull().alias("_sp_kept")).agg(
+        *[F.sum(c).alias(k) for k, c in ABSORBED.items() if k != "near"],
+        F.count_if("_sp_conflict").alias("conflicting_rows"), F.count(F.lit(1)).alias("_sp_n")).collect()
+    sums = {k: sum(r[k] or 0 for r in found) for k in [*ABSORBED, "conflicting_rows"] if k != "near"}
+    remaining = {(r["_sp_class"], r["_sp_held"]): r["_sp_n"] for r in found if r["_sp_kept"]}
+    if dedup.near:
+        found = kept.groupBy(cls, held).agg(F.sum(ABSORBED["near"]).alias("near"), F.count(F.lit(1)).alias("_sp_n")).collect()
+        sums["near"] = sum(r["near"] or 0 for r in found)
+        remaining = {(r["_sp_class"], r["_sp_held"]): r["_sp_n"] for r in found}
+    else:
+        sums["near"] = 0
     rejected = rows.where(F.col(REASON).isNotNull()).select(
         F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"), F.col("_sp_message").alias("message"),
         F.col(SOURCE_FILE).alias("source_file"), F.col("_sp_raw").alias("raw"))
     return _Deduplicated(kept.drop(REASON, REASON_COLUMN, "_sp_message", "_sp_raw"), rejected,
-                         {k: int(v or 0) for k, v in sums.items()})
+                         {k: int(v or 0) for k, v in sums.items()}, remaining)
 
 
 def _group_keys(config: Config, counts: dict[str, int]) -> list[Column]:
@@ -181,8 +264,7 @@ def _split(deduped: _Deduplicated, config: Config, scratch: str, paths: list[str
     classes in label_index order and the number of deduplicated rows. Whole groups per fold when
     anything groups rows (see `_group_keys`), else the exact row split."""
     split, label, configured = config.split, config.columns.label, config.columns.classes  # type: ignore[union-attr]
-    held_out = (holdout_by_column(split.holdout_column, split.holdout_values, split.holdout_from)
-                if split.holdout_column else F.lit(False))
+    held_out = _held_out(config)
     keys = _group_keys(config, deduped.counts)
     if keys:
         def materialise(df: DataFrame, name: str) -> DataFrame:
@@ -276,24 +358,30 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         if n_input == 0:
             raise InputError(f"no rows in input {paths}: nothing to prepare")
         log.info("read %d rows, rejected %d while cleaning", n_input, n_input - by_reason.get(None, 0))
+        if not by_reason.get(None):
+            raise _nothing_left("ingest+clean", f"{n_input} rows read, all rejected", quarantine_rows(marked),
+                                fs, target, run_id, out_cfg)
         unreadable = unread_files(raw, marked) if input_cfg.on_unreadable_file == "quarantine" else []
         for uri in unreadable:
             log.warning("skipped unreadable input file %s (input.on_unreadable_file=quarantine)", uri)
         clock.lap("ingest+clean", "dedup")
 
-        deduped = _deduplicate(accepted(marked, keep_source=True), config, scratch, paths)
+        deduped = _rare_classes(_deduplicate(accepted(marked, keep_source=True), config, scratch, paths), config)
         quarantine = quarantine_rows(marked).unionByName(deduped.rejected)
         by_column = {(r["reason"], r["column"]): int(r["count"])
                      for r in quarantine.groupBy("reason", "column").count().collect()}
         rejections = {reason: sum(n for (r, _), n in by_column.items() if r == reason)
                       for reason in sorted({r for r, _ in by_column})}
         log.info("duplicates %s, rejected %d %s", deduped.counts, sum(rejections.values()), rejections)
+        n_duplicates = sum(deduped.counts[k] for k in ABSORBED)
+        if not sum(deduped.remaining.values()):
+            raise _nothing_left("dedup", f"{n_input} rows read, {sum(rejections.values())} rejected, "
+                                f"{n_duplicates} duplicates", quarantine, fs, target, run_id, out_cfg)
         clock.lap("dedup", "quarantine")
         q_version = write_table(quarantine.unionByName(_unreadable_rows(spark, unreadable)), target.quarantine,
                                 out_cfg.format, [], out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
         clock.lap("quarantine", "split+write")
         folded, plan, classes, n_kept = _split(deduped, config, scratch, paths)
-        n_duplicates = sum(deduped.counts[k] for k in ABSORBED)
         if n_kept != n_input - sum(rejections.values()) - n_duplicates:
             raise ContractError(f"row accounting broken before writing: {n_input} input - {sum(rejections.values())} "
                                 f"rejected - {n_duplicates} duplicates != {n_kept} rows to split")

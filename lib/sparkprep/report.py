@@ -108,7 +108,7 @@ def render_report(manifest: dict[str, Any], quality: dict[str, Any] | None = Non
                       ("duplicates", rows["duplicates"]), ("output rows", rows["output"]),
                       ("rebalance", _rebalance(manifest)),
                       ("folds", manifest["split"]["k"]), ("seed", manifest["seed"]),
-                      ("format", manifest["output"]["format"]), ("classes", ", ".join(manifest["classes"]))])
+                      ("format", manifest["output"]["format"]), ("classes", ", ".join(f"{c} ({n:,})" for c, n in manifest["class_counts"].items()))])
     accounting = _bars("Row accounting", {"rows": {"input": rows["input"], "output": rows["output"],
                                                      "duplicates": rows["duplicates"], "rejected": rows["rejected"]}},
                        ["input", "output", "duplicates", "rejected"])

@@ -1,5 +1,7 @@
 import itertools
 
+import yaml
+
 import pytest
 
 from sparkprep.config import SparkConfig
@@ -27,4 +29,25 @@ def materialise(spark, tmp_path):
         path = str(tmp_path / f"{name}-{next(calls)}")
         df.write.parquet(path)
         return spark.read.parquet(path)
+    return write
+
+
+@pytest.fixture
+def csv_config(tmp_path):
+    """Writes a prepare config for CSV files with a header under `data` and returns its path;
+    `sections` replace or extend the defaults (local[2], exact dedup, k=5 with a 10% holdout)."""
+    def write(data, schema: dict[str, str], **sections) -> str:
+        config = {
+            "spark": {"master": "local[2]", "shuffle_partitions": 4},
+            "input": {"paths": [str(data)], "format": "csv", "options": {"header": "true"}, "schema": schema},
+            "columns": {"label": "label", "numeric": ["score"], "text": ["text"]},
+            "dedup": {"exact": True},
+            "split": {"k": 5, "holdout_fraction": 0.1, "seed": 3},
+            "output": {"path": str(tmp_path / "out"), "format": "parquet"},
+        }
+        for name, section in sections.items():
+            config[name] = {**config.get(name, {}), **section}
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return str(path)
     return write

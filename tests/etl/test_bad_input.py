@@ -29,7 +29,7 @@ def _nothing_complete(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def small_csv(spark, tmp_path_factory):
     path = tmp_path_factory.mktemp("raw") / "csv"
-    assert main(["generate", *BASE, "--set", "generate.rows=400", "--set", f"generate.path={path}"]) == 0
+    assert main(["generate", *BASE, "--set", "generate.rows=1000", "--set", f"generate.path={path}"]) == 0
     return path
 
 

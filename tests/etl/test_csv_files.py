@@ -7,7 +7,6 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from sparkprep.cli import main
 from sparkprep.config import InputConfig
@@ -143,28 +142,14 @@ def test_without_a_schema_files_with_different_headers_are_refused(spark, tmp_pa
 
 # --- end to end: the 600 pandas rows of the issue, half with \n and half with \r\n line ends -----
 
-def _config(tmp_path, data, schema: dict[str, str]) -> str:
-    config = {
-        "spark": {"master": "local[2]", "shuffle_partitions": 4},
-        "input": {"paths": [str(data)], "format": "csv", "options": {"header": "true"}, "schema": schema},
-        "columns": {"label": "label", "numeric": ["score"], "text": ["text"]},
-        "dedup": {"exact": True},
-        "split": {"k": 5, "holdout_fraction": 0.1, "seed": 3},
-        "output": {"path": str(tmp_path / "out"), "format": "parquet"},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
-
-
-def test_pandas_reviews_prepare_with_every_row_and_value(spark, tmp_path):
+def test_pandas_reviews_prepare_with_every_row_and_value(spark, tmp_path, csv_config):
     data = tmp_path / "reviews"
     data.mkdir()
     rows = _rows(600)
     _write(data / "lf.csv", "pandas_lf", rows[:300])
     _write(data / "crlf.csv", "pandas_crlf", rows[300:])
     schema = {"id": "bigint", "score": "double", "label": "string", "text": "string"}  # not the header's order
-    assert main(["prepare", "--config", _config(tmp_path, data, schema)]) == 0
+    assert main(["prepare", "--config", csv_config(data, schema)]) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["rows"]["input"] == 600 and manifest["rows"]["rejected"] == 0
     assert manifest["rows"]["input"] == manifest["rows"]["rejected"] + manifest["rows"]["duplicates"] + manifest["rows"]["output"]
