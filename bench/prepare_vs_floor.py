@@ -24,6 +24,7 @@ from results_table import insert_rows
 
 from sparkprep.config import Config, load_config
 from sparkprep.generate import write_generated
+from sparkprep.io.csv_files import reader_options
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.pipeline import run
 from sparkprep.session import build_session
@@ -91,11 +92,12 @@ def bench_config(work: Path, rows: int, fmt: str = "parquet", master: str = "loc
 
 def floor(spark: SparkSession, config: Config, work: Path, *between: Callable[[DataFrame], DataFrame],
           dictionary_page_bytes: int | None = None) -> None:
-    """The I/O floor: read the input CSV as strings, write it back as Parquet; `between` (applied
+    """The I/O floor: read the input CSV as strings (as prepare reads it), write it back as Parquet; `between` (applied
     last first) turns it into the same I/O with one stage in the middle. `dictionary_page_bytes`:
     Parquet's dictionary limit (default: parquet-mr's 1 MB), as prepare's output.dictionary_page_bytes."""
     schema = ", ".join(f"{c} string" for c in config.input.schema_)
-    df = spark.read.schema(schema).csv(str(work / "raw"))
+    # The same CSV options as prepare (RFC 4180: multi-line records, one task per file).
+    df = spark.read.schema(schema).options(**reader_options(config.input.options, typed_by_schema=True)).csv(str(work / "raw"))
     for stage in reversed(between):
         df = stage(df)
     writer = overwriting(df, dictionary_page_bytes) if dictionary_page_bytes else df.write.mode("overwrite")
