@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import ColumnRule
 from sparkprep.errors import ConfigError
-from sparkprep.ingest import CORRUPT, SOURCE_FILE
+from sparkprep.ingest import CORRUPT, POSITION, SOURCE_FILE
 
 REASON = "_sp_reason"
 REASON_COLUMN = "_sp_column"
@@ -207,13 +207,20 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
 def accepted(df: DataFrame, keep_source: bool = False) -> DataFrame:
     """Rows without a rejection, with the internal columns removed (but the source file with
     `keep_source`, for rows that a later stage may still quarantine)."""
-    drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, *([] if keep_source else [SOURCE_FILE]))
+    drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, POSITION, *([] if keep_source else [SOURCE_FILE]))
             if c in df.columns]
     return df.where(F.col(REASON).isNull()).drop(*drop)
 
 
-def quarantine_rows(df: DataFrame) -> DataFrame:
-    """Rejected rows in the quarantine schema: reason, column, message, source_file, raw (as read)."""
-    return df.where(F.col(REASON).isNotNull()).select(
+def quarantine_rows(df: DataFrame, first_positions: DataFrame | None = None) -> DataFrame:
+    """Rejected rows in the quarantine schema: reason, column, message, source_file, raw (as read)
+    and record, the row's number among its file's records (1 = the first after a header) where
+    `first_positions` (source file -> its first `_sp_position`) gives it."""
+    rejected = df.where(F.col(REASON).isNotNull())
+    record = F.lit(None).cast("long")
+    if first_positions is not None and POSITION in df.columns:
+        rejected = rejected.join(F.broadcast(first_positions), SOURCE_FILE, "left")
+        record = F.col(POSITION) - F.col("_sp_first") + 1
+    return rejected.select(
         F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"), F.col(MESSAGE).alias("message"),
-        F.col(SOURCE_FILE).alias("source_file"), F.col(RAW).alias("raw"))
+        F.col(SOURCE_FILE).alias("source_file"), F.col(RAW).alias("raw"), record.alias("record"))

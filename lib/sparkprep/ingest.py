@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 #: Internal columns: they never reach the output (underscore = not part of the data contract).
 CORRUPT = "_sp_corrupt"
 SOURCE_FILE = "_sp_source_file"
+#: Where a record stands in its partition (monotonically_increasing_id), for CSV files that Spark
+#: reads whole in one task (multi-line records): the record's number in its file is its position
+#: less its file's first (clean.quarantine_rows). Null where files are split across tasks.
+POSITION = "_sp_position"
 TEXT_FORMATS = ("csv", "json")
 
 
@@ -83,7 +87,9 @@ def _load(spark: SparkSession, config: InputConfig, options: dict[str, str], ver
         df = df.withColumn(last, F.regexp_replace(F.col(last), "\\r\\z", ""))
     if config.format in TEXT_FORMATS and CORRUPT not in df.columns:
         df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
-    return df.withColumn(SOURCE_FILE, F.col("_metadata.file_path"))
+    whole_files = config.format == "csv" and {k.lower(): v for k, v in options.items()}.get("multiline") == "true"
+    return df.withColumns({SOURCE_FILE: F.col("_metadata.file_path"),
+                           POSITION: F.monotonically_increasing_id() if whole_files else F.lit(None).cast("long")})
 
 
 def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> DataFrame:
@@ -106,10 +112,10 @@ def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[
     parts = []
     for header, uris in sorted(groups.items(), key=lambda kv: kv[1][0]):
         if not header:  # empty or skipped unreadable files: nothing to match; Spark reads (or skips) them
-            parts.append(_load(spark, config, options, None, paths=uris).select(*wanted, CORRUPT, SOURCE_FILE))
+            parts.append(_load(spark, config, options, None, paths=uris).select(*wanted, CORRUPT, SOURCE_FILE, POSITION))
             continue
         _check_header(list(header), wanted, uris, config.extra_columns)
-        parts.append(_load(spark, config, options, None, columns=list(header), paths=uris).select(*wanted, CORRUPT, SOURCE_FILE))
+        parts.append(_load(spark, config, options, None, columns=list(header), paths=uris).select(*wanted, CORRUPT, SOURCE_FILE, POSITION))
     if len(groups) > 1:
         log.info("CSV files in %d column orders, matched by name to input.schema", len(groups))
     return reduce(DataFrame.unionByName, parts)

@@ -40,7 +40,7 @@ from sparkprep.dedup import (ABSORBED, FEATURE_HASH, ROW_ID, add_feature_hash, a
                              deduplicate, mark_label_conflicts)
 from sparkprep.groups import add_groups
 from sparkprep.errors import ContractError, InputError, SparkprepError
-from sparkprep.ingest import (SOURCE_FILE, check_columns, input_version, read_input, spark_error_summary,
+from sparkprep.ingest import (POSITION, SOURCE_FILE, check_columns, input_version, read_input, spark_error_summary,
                               unread_files)
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_blocked_manifest, build_manifest
@@ -129,7 +129,7 @@ def _nothing_left(stage: str, counts: str, quarantine: DataFrame, fs: HadoopFS, 
     reasons with an example raw record each, and the quarantine kept where the user can read it
     (`<out>.failed-<run_id>/quarantine`; the dataset in force is not touched)."""
     top = (quarantine.groupBy("reason", "column")
-           .agg(F.count(F.lit(1)).alias("n"), F.min_by(F.struct("source_file", "raw"), "raw").alias("example"))
+           .agg(F.count(F.lit(1)).alias("n"), F.min_by(F.struct("source_file", "record", "raw"), "raw").alias("example"))
            .orderBy(F.desc("n")).limit(3).collect())
     parent, _, name = target.final.rpartition("/")
     kept = f"{parent}/{name}.failed-{run_id}/quarantine"
@@ -137,7 +137,9 @@ def _nothing_left(stage: str, counts: str, quarantine: DataFrame, fs: HadoopFS, 
     reasons = ""
     for r in top:
         column = f" ({r['column']})" if r["column"] else ""
-        example = f", e.g. {r['example']['source_file']}: {(r['example']['raw'] or '')[:200]!r}" if r["example"] else ""
+        at = r["example"] and r["example"]["record"]
+        example = (f", e.g. {r['example']['source_file']}{f' record {at}' if at else ''}: "
+                   f"{(r['example']['raw'] or '')[:200]!r}" if r["example"] else "")
         reasons += f"\n  {r['n']} x {r['reason']}{column}{example}"
     return InputError(f"no rows left after {stage}: {counts}; nothing was published"
                       f"{f' (the dataset at {target.final} is unchanged)' if fs.exists(target.final) else ''}."
@@ -353,13 +355,21 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         marked = _materialise(identified, f"{scratch}/marked", paths, out_cfg.dictionary_page_bytes)
         # Profile the typed scratch copy (rejected rows included), not the raw input again.
         checked = gate(marked.drop(ROW_ID), config)
-        by_reason = {r[REASON]: int(r["count"]) for r in marked.groupBy(REASON).count().collect()}
+        # Per reason and file: the counts, and each file's first position (quarantine_rows' record numbers).
+        by_file = marked.groupBy(REASON, SOURCE_FILE).agg(F.count(F.lit(1)).alias("n"), F.min(POSITION).alias("p")).collect()
+        by_reason: dict[str | None, int] = {}
+        starts: dict[str, int] = {}
+        for r in by_file:
+            by_reason[r[REASON]] = by_reason.get(r[REASON], 0) + r["n"]
+            if r["p"] is not None:
+                starts[r[SOURCE_FILE]] = min(r["p"], starts.get(r[SOURCE_FILE], r["p"]))
+        first_positions = spark.createDataFrame(list(starts.items()), f"{SOURCE_FILE} string, _sp_first long")
         n_input = sum(by_reason.values())
         if n_input == 0:
             raise InputError(f"no rows in input {paths}: nothing to prepare")
         log.info("read %d rows, rejected %d while cleaning", n_input, n_input - by_reason.get(None, 0))
         if not by_reason.get(None):
-            raise _nothing_left("ingest+clean", f"{n_input} rows read, all rejected", quarantine_rows(marked),
+            raise _nothing_left("ingest+clean", f"{n_input} rows read, all rejected", quarantine_rows(marked, first_positions),
                                 fs, target, run_id, out_cfg)
         unreadable = unread_files(raw, marked) if input_cfg.on_unreadable_file == "quarantine" else []
         for uri in unreadable:
@@ -367,7 +377,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         clock.lap("ingest+clean", "dedup")
 
         deduped = _rare_classes(_deduplicate(accepted(marked, keep_source=True), config, scratch, paths), config)
-        quarantine = quarantine_rows(marked).unionByName(deduped.rejected)
+        quarantine = quarantine_rows(marked, first_positions).unionByName(deduped.rejected, allowMissingColumns=True)
         by_column = {(r["reason"], r["column"]): int(r["count"])
                      for r in quarantine.groupBy("reason", "column").count().collect()}
         rejections = {reason: sum(n for (r, _), n in by_column.items() if r == reason)
@@ -378,7 +388,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
             raise _nothing_left("dedup", f"{n_input} rows read, {sum(rejections.values())} rejected, "
                                 f"{n_duplicates} duplicates", quarantine, fs, target, run_id, out_cfg)
         clock.lap("dedup", "quarantine")
-        q_version = write_table(quarantine.unionByName(_unreadable_rows(spark, unreadable)), target.quarantine,
+        q_version = write_table(quarantine.unionByName(_unreadable_rows(spark, unreadable), allowMissingColumns=True), target.quarantine,
                                 out_cfg.format, [], out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
         clock.lap("quarantine", "split+write")
         folded, plan, classes, n_kept = _split(deduped, config, scratch, paths)

@@ -157,3 +157,17 @@ def test_pandas_reviews_prepare_with_every_row_and_value(spark, tmp_path, csv_co
     written = pq.read_table(tmp_path / "out" / "data", columns=["id", "text", "label", "replica"]).to_pylist()
     expected = {int(r[0]): (r[2], r[3]) for r in rows}
     assert {r["id"]: (r["text"], r["label"]) for r in written if r["replica"] == 0} == expected
+
+
+def test_a_rejected_record_is_numbered_within_its_file(spark, tmp_path, csv_config):
+    data = tmp_path / "numbered"
+    data.mkdir()
+    first, second = _rows(40), _rows(80)[40:]
+    first[2][1], first[25][1], second[0][1] = "n/a", "oops", "#VALUE!"  # texts before them span lines
+    _write(data / "a.csv", "pandas_lf", first)
+    _write(data / "b.csv", "csv_minimal", second)
+    schema = {"id": "bigint", "score": "double", "label": "string", "text": "string"}
+    assert main(["prepare", "--config", csv_config(data, schema)]) == 0
+    quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()
+    found = sorted((q["source_file"].rsplit("/", 1)[1], q["record"], q["reason"]) for q in quarantine)
+    assert found == [("a.csv", 3, "unparsable_value"), ("a.csv", 26, "unparsable_value"), ("b.csv", 1, "unparsable_value")]
