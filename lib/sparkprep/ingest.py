@@ -21,7 +21,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from sparkprep import RESERVED_COLUMNS
 from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import InputError
-from sparkprep.io.csv_files import has_header, read_headers, reader_options, strips_line_end_cr
+from sparkprep.io.csv_files import has_header, read_headers, reader_options, strips_line_end_cr, whole_files
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,14 @@ def _load(spark: SparkSession, config: InputConfig, options: dict[str, str], ver
         df = df.withColumn(last, F.regexp_replace(F.col(last), "\\r\\z", ""))
     if config.format in TEXT_FORMATS and CORRUPT not in df.columns:
         df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
-    whole_files = config.format == "csv" and {k.lower(): v for k, v in options.items()}.get("multiline") == "true"
+    positioned = config.format == "csv" and whole_files(options)
     return df.withColumns({SOURCE_FILE: F.col("_metadata.file_path"),
-                           POSITION: F.monotonically_increasing_id() if whole_files else F.lit(None).cast("long")})
+                           POSITION: F.monotonically_increasing_id() if positioned else F.lit(None).cast("long")})
+
+
+def _input_files(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> list[str]:
+    """The input's files as Spark lists them (hidden files skipped, globs expanded); nothing read."""
+    return sorted(_load(spark, config, options, None, columns=["_sp_probe"]).inputFiles())
 
 
 def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> DataFrame:
@@ -98,8 +103,7 @@ def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[
     column that the schema lacks (unless `input.extra_columns: ignore`), stops the run before any
     row is read."""
     assert config.schema_
-    listing = _load(spark, config, options, None, columns=["_sp_probe"])
-    files = sorted(listing.inputFiles())
+    files = _input_files(spark, config, options)
     headers, unreadable = read_headers(spark, files, options)
     if unreadable and config.on_unreadable_file == "fail":
         uri, why = next(iter(unreadable.items()))
@@ -111,11 +115,10 @@ def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[
     wanted = list(config.schema_)
     parts = []
     for header, uris in sorted(groups.items(), key=lambda kv: kv[1][0]):
-        if not header:  # empty or skipped unreadable files: nothing to match; Spark reads (or skips) them
-            parts.append(_load(spark, config, options, None, paths=uris).select(*wanted, CORRUPT, SOURCE_FILE, POSITION))
-            continue
-        _check_header(list(header), wanted, uris, config.extra_columns)
-        parts.append(_load(spark, config, options, None, columns=list(header), paths=uris).select(*wanted, CORRUPT, SOURCE_FILE, POSITION))
+        if header:  # else empty or skipped unreadable files: nothing to match; Spark reads (or skips) them
+            _check_header(list(header), wanted, uris, config.extra_columns)
+        read = _load(spark, config, options, None, columns=list(header) or None, paths=uris)
+        parts.append(read.select(*wanted, CORRUPT, SOURCE_FILE, POSITION))
     if len(groups) > 1:
         log.info("CSV files in %d column orders, matched by name to input.schema", len(groups))
     return reduce(DataFrame.unionByName, parts)
@@ -126,7 +129,7 @@ def _one_header(spark: SparkSession, config: InputConfig, options: dict[str, str
     by position: refuse files whose headers differ, rather than read their columns swapped."""
     if not has_header(options):
         return
-    headers, _ = read_headers(spark, sorted(_load(spark, config, options, None, columns=["_sp_probe"]).inputFiles()), options)
+    headers, _ = read_headers(spark, _input_files(spark, config, options), options)
     distinct = {tuple(h): uri for uri, h in sorted(headers.items()) if h}
     if len(distinct) > 1:
         (first, a), (second, b) = list(distinct.items())[:2]

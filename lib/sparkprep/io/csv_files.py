@@ -7,8 +7,8 @@ alters rows. `reader_options` sets what those writers write (quote and escape `"
 records); a user's explicit option still wins. The line separator is pinned to `\\n`: with Spark's
 line-ending detection a file that mixes `\\n` and `\\r\\n` keeps a `\\r` in its last column, and a
 `\\r\\n` inside a quoted field is rewritten to `\\n`. Pinned, every `\\r\\n` inside quotes stays as
-written and a CRLF line end leaves one `\\r` on the record's last field, which the reader removes
-(`LAST_FIELD_CR`): a quoted last field that truly ends in a carriage return is the one value this
+written and a CRLF line end leaves one `\\r` on the record's last field, which ingest removes
+(`strips_line_end_cr`): a quoted last field that truly ends in a carriage return is the one value this
 changes, a case no writer we know of produces. (A UTF-8 byte order mark is skipped by Spark itself
 in multi-line mode.)
 
@@ -45,14 +45,22 @@ def reader_options(user: dict[str, str], typed_by_schema: bool) -> dict[str, str
     return {**{k: v for k, v in defaults.items() if k.lower() not in given}, **user}
 
 
+def _lowered(options: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in options.items()}
+
+
+def whole_files(options: dict[str, str]) -> bool:
+    """Whether Spark reads each file whole, in one task (multi-line records cannot be split)."""
+    return _lowered(options).get("multiline", "false").lower() == "true"
+
+
 def strips_line_end_cr(options: dict[str, str]) -> bool:
     """Whether rows keep a CRLF's `\\r` on their last field (the pinned `\\n` separator in multi-line mode)."""
-    lowered = {k.lower(): v for k, v in options.items()}
-    return lowered.get("multiline", "false").lower() == "true" and lowered.get("linesep") == "\n"
+    return whole_files(options) and _lowered(options).get("linesep") == "\n"
 
 
 def has_header(options: dict[str, str]) -> bool:
-    return {k.lower(): v for k, v in options.items()}.get("header", "false").lower() == "true"
+    return _lowered(options).get("header", "false").lower() == "true"
 
 
 def read_headers(spark: SparkSession, files: list[str],
@@ -72,7 +80,7 @@ def read_headers(spark: SparkSession, files: list[str],
 
 
 def _header(spark: SparkSession, uri: str, options: dict[str, str]) -> list[str]:
-    lowered = {k.lower(): v for k, v in options.items()}
+    lowered = _lowered(options)
     encoding = lowered.get("encoding", lowered.get("charset", "utf-8"))
     dialect = {"delimiter": _unescape(lowered.get("sep", lowered.get("delimiter", ","))),
                "quotechar": lowered.get("quote", '"') or None}
