@@ -168,7 +168,8 @@ def summary_table(manifest: dict, out: str) -> str:
              ("undersampled (not trained on)", rows.get("undersampled", 0))]
     lines += [(f"  {'holdout' if f == '-1' else 'fold ' + f}", n) for f, n in rows["by_fold"].items()]
     lines += [(f"  rejected: {reason}", n) for reason, n in manifest["rejections"]["by_reason"].items()]
-    lines += [("classes", ", ".join(manifest["classes"])), ("seconds", manifest["timings_s"]["total"])]
+    lines += [("classes", ", ".join(f"{c} ({n:,})" for c, n in manifest["class_counts"].items())),
+              ("seconds", manifest["timings_s"]["total"])]
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)
 

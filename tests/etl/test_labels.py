@@ -34,7 +34,7 @@ def test_a_class_too_small_to_stratify_stops_the_run_naming_it(spark, tmp_path, 
     _no_run_left_behind(tmp_path)
 
 
-def test_rare_classes_can_be_quarantined_with_their_rows(spark, tmp_path, csv_config):
+def test_rare_classes_can_be_quarantined_with_their_rows(spark, tmp_path, csv_config, capsys):
     data = tmp_path / "raw.csv"
     _reviews(data, 60, 40, ["2000,1.0,odd one,great", "2001,2.0,odd two,great", "2002,3.0,odd three,great"])
     config = csv_config(data, SCHEMA, columns={"rare_classes": "quarantine", "min_class_rows": 4})
@@ -50,7 +50,7 @@ def test_rare_classes_can_be_quarantined_with_their_rows(spark, tmp_path, csv_co
     assert all(q["reason"] == "rare_label" and "3 rows for cross-validation, fewer than 4" in q["message"]
                for q in quarantine)
     report = (tmp_path / "out" / "report.html").read_text()
-    assert "bad (40), good (60)" in report
+    assert "bad (40), good (60)" in report and "bad (40), good (60)" in capsys.readouterr().out
 
 
 def test_a_blank_or_whitespace_label_is_missing(spark, tmp_path, csv_config):
