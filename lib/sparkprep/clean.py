@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import ColumnRule
 from sparkprep.errors import ConfigError
-from sparkprep.ingest import CORRUPT, POSITION, SOURCE_FILE
+from sparkprep.ingest import CORRUPT, INVALID_UTF8, POSITION, SOURCE_FILE
 
 REASON = "_sp_reason"
 REASON_COLUMN = "_sp_column"
@@ -24,6 +24,7 @@ RAW = "_sp_raw"
 
 #: Stable reason codes, in the order they are checked (the first that applies is recorded).
 MALFORMED = "malformed_record"
+INVALID_ENCODING = "invalid_encoding"
 UNPARSABLE = "unparsable_value"
 MISSING_LABEL = "missing_label"
 UNKNOWN_LABEL = "unknown_label"
@@ -34,7 +35,7 @@ UNEXPECTED_CATEGORY = "unexpected_category"
 CONFLICTING_LABEL = "conflicting_label"
 #: Set by the pipeline after dedup (columns.rare_classes: quarantine): too few rows to stratify.
 RARE_LABEL = "rare_label"
-REASONS = (MALFORMED, UNPARSABLE, MISSING_LABEL, UNKNOWN_LABEL, MISSING_VALUE, OUT_OF_RANGE,
+REASONS = (MALFORMED, INVALID_ENCODING, UNPARSABLE, MISSING_LABEL, UNKNOWN_LABEL, MISSING_VALUE, OUT_OF_RANGE,
            UNEXPECTED_CATEGORY, CONFLICTING_LABEL, RARE_LABEL)
 
 _CHECK = "_sp_check"
@@ -167,6 +168,11 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
     if CORRUPT in df.columns:
         checks.append(_Check(MALFORMED, None, F.col(CORRUPT).isNotNull(),
                              F.lit("malformed line: wrong number of fields, broken quoting or invalid JSON")))
+    if INVALID_UTF8 in df.columns:
+        checks += [_Check(INVALID_ENCODING, n, F.array_contains(F.col(INVALID_UTF8), n),
+                          F.format_string(f"column {n}: bytes that are not valid UTF-8, kept as 0x and hex: %s",
+                                          F.substring(F.col(n), 1, 200)))
+                   for n in df.columns if not n.startswith("_sp_")]
     checks += [_Check(UNPARSABLE, n, _failed(F.col(n), typed(n), t),
                       F.format_string(f"column {n}: '%s' is not a valid {t}", F.substring(F.col(n), 1, 200)))
                for n, t in coerced.items()]
@@ -207,7 +213,8 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
 def accepted(df: DataFrame, keep_source: bool = False) -> DataFrame:
     """Rows without a rejection, with the internal columns removed (but the source file with
     `keep_source`, for rows that a later stage may still quarantine)."""
-    drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, POSITION, *([] if keep_source else [SOURCE_FILE]))
+    drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, POSITION, INVALID_UTF8,
+                        *([] if keep_source else [SOURCE_FILE]))
             if c in df.columns]
     return df.where(F.col(REASON).isNull()).drop(*drop)
 

@@ -21,7 +21,8 @@ from pyspark.sql.types import StringType, StructField, StructType
 from sparkprep import RESERVED_COLUMNS
 from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import InputError
-from sparkprep.io.csv_files import has_header, read_headers, reader_options, strips_line_end_cr, whole_files
+from sparkprep.io.csv_files import (has_header, read_headers, reader_options, reads_utf8, strips_line_end_cr,
+                                     whole_files)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ SOURCE_FILE = "_sp_source_file"
 #: reads whole in one task (multi-line records): the record's number in its file is its position
 #: less its file's first (clean.quarantine_rows). Null where files are split across tasks.
 POSITION = "_sp_position"
+#: The names of a row's columns whose bytes are not valid UTF-8 (CSV read as UTF-8; see `_decoded`).
+INVALID_UTF8 = "_sp_invalid_utf8"
+_BYTES = "ISO-8859-1"  # one character per byte: reading with it loses nothing
 TEXT_FORMATS = ("csv", "json")
 
 
@@ -52,6 +56,8 @@ def read_input(spark: SparkSession, config: InputConfig, version: int | None = N
 
 def _reader(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> DataFrameReader:
     reader = spark.read.format(config.format).options(**options)
+    if config.format == "csv" and reads_utf8(options):
+        reader = reader.option("encoding", _BYTES)
     if config.on_unreadable_file == "quarantine":
         reader = reader.option("ignoreCorruptFiles", "true")  # listed by `unread_files` afterwards
     if config.format in TEXT_FORMATS:
@@ -87,9 +93,31 @@ def _load(spark: SparkSession, config: InputConfig, options: dict[str, str], ver
         df = df.withColumn(last, F.regexp_replace(F.col(last), "\\r\\z", ""))
     if config.format in TEXT_FORMATS and CORRUPT not in df.columns:
         df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
+    if config.format == "csv" and reads_utf8(options):
+        df = _decoded(df)
     positioned = config.format == "csv" and whole_files(options)
     return df.withColumns({SOURCE_FILE: F.col("_metadata.file_path"),
                            POSITION: F.monotonically_increasing_id() if positioned else F.lit(None).cast("long")})
+
+
+def _decoded(df: DataFrame) -> DataFrame:
+    """Text read as ISO-8859-1 (its bytes, one character each) back to UTF-8, checked: a value
+    whose bytes are not valid UTF-8 becomes `0x` and its bytes in hex, and `_sp_invalid_utf8`
+    names its column (clean rejects the row as invalid_encoding). ASCII values, as many
+    characters as bytes, are left as they are without a look at their bytes."""
+    texts = [f.name for f in df.schema.fields if isinstance(f.dataType, StringType)
+             and (f.name == CORRUPT or not f.name.startswith("_sp_"))]
+    values, invalid = {}, []
+    for name in texts:
+        raw = F.encode(F.col(name), _BYTES)
+        ascii_only = F.length(F.col(name)) == F.octet_length(F.col(name))
+        valid = ascii_only | F.call_function("is_valid_utf8", raw.cast("string"))
+        values[name] = (F.when(ascii_only, F.col(name)).when(valid, raw.cast("string"))
+                        .otherwise(F.concat(F.lit("0x"), F.hex(raw))))
+        if name != CORRUPT:
+            invalid.append(F.when(~valid, F.lit(name)))
+    return df.withColumns({**values, INVALID_UTF8: F.array_compact(F.array(*invalid)) if invalid
+                           else F.array().cast("array<string>")})
 
 
 def _input_files(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> list[str]:
@@ -118,7 +146,7 @@ def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[
         if header:  # else empty or skipped unreadable files: nothing to match; Spark reads (or skips) them
             _check_header(list(header), wanted, uris, config.extra_columns)
         read = _load(spark, config, options, None, columns=list(header) or None, paths=uris)
-        parts.append(read.select(*wanted, CORRUPT, SOURCE_FILE, POSITION))
+        parts.append(read.select(*wanted, CORRUPT, SOURCE_FILE, POSITION, INVALID_UTF8))
     if len(groups) > 1:
         log.info("CSV files in %d column orders, matched by name to input.schema", len(groups))
     return reduce(DataFrame.unionByName, parts)

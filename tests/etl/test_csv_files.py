@@ -171,3 +171,20 @@ def test_a_rejected_record_is_numbered_within_its_file(spark, tmp_path, csv_conf
     quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()
     found = sorted((q["source_file"].rsplit("/", 1)[1], q["record"], q["reason"]) for q in quarantine)
     assert found == [("a.csv", 3, "unparsable_value"), ("a.csv", 26, "unparsable_value"), ("b.csv", 1, "unparsable_value")]
+
+
+def test_invalid_utf8_is_quarantined_with_its_bytes_not_replaced(spark, tmp_path, csv_config):
+    data = tmp_path / "bytes.csv"
+    good = "".join(f"{i},{i}.5,caf\u00e9 \u6771\u4eac {i},{'good' if i % 2 else 'bad'}\n" for i in range(40)).encode()
+    bad = b"100,1.5,bad\xff\xfe one,good\n101,2.5,\xc3\x28 two,bad\n102,3.5,fine,go\xffod\n"
+    data.write_bytes(b"id,score,text,label\n" + good + bad)
+    schema = {"id": "bigint", "score": "double", "text": "string", "label": "string"}
+    assert main(["prepare", "--config", csv_config(data, schema)]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["rows"]["input"] == 43 and manifest["rejections"]["by_reason"] == {"invalid_encoding": 3}
+    quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()
+    found = sorted((q["column"], json.loads(q["raw"])[q["column"]]) for q in quarantine)
+    assert found == sorted([("label", "0x" + b"go\xffod".hex().upper()), ("text", "0x" + b"\xc3\x28 two".hex().upper()),
+                            ("text", "0x" + b"bad\xff\xfe one".hex().upper())])
+    texts = pq.read_table(tmp_path / "out" / "data", columns=["text", "replica"]).to_pylist()
+    assert sorted(t["text"] for t in texts if t["replica"] == 0) == sorted(f"caf\u00e9 \u6771\u4eac {i}" for i in range(40))

@@ -59,6 +59,14 @@ def strips_line_end_cr(options: dict[str, str]) -> bool:
     return whole_files(options) and _lowered(options).get("linesep") == "\n"
 
 
+def reads_utf8(options: dict[str, str]) -> bool:
+    """Whether the files are UTF-8 (the default): then Spark reads them byte for byte as
+    ISO-8859-1 and ingest checks each value's bytes (`decoded_utf8`), so that an invalid byte is
+    reported instead of replaced by U+FFFD."""
+    lowered = _lowered(options)
+    return lowered.get("encoding", lowered.get("charset", "utf-8")).lower().replace("_", "-") in ("utf-8", "utf8")
+
+
 def has_header(options: dict[str, str]) -> bool:
     return _lowered(options).get("header", "false").lower() == "true"
 
