@@ -55,7 +55,7 @@ from sparkprep.split import (FOLD_RANK, GroupedPlan, SplitPlan, add_label_index,
 from sparkprep.transform import transform_document
 from sparkprep.verify import verify_dataset
 from sparkprep.write import (MANIFEST, REPORT, OutputTarget, abandon, blocked_dir, overwriting, prepare_target,
-                             publish, read_table, scratch_dir, write_table)
+                             publish, read_table, refuse_overlap, scratch_dir, write_table)
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +255,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
     paths = [qualify(p) for p in config.input.paths]
     input_cfg = config.input.model_copy(update={"paths": paths})
     fs = HadoopFS(spark, qualify(out_cfg.path))
+    refuse_overlap(fs, paths, qualify(out_cfg.path))
     target = prepare_target(fs, qualify(out_cfg.path), out_cfg.format, run_id)
 
     in_version = input_version(spark, input_cfg)
