@@ -268,7 +268,8 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         # read them from the scratch copy (a few columns) instead of hashing every column again.
         features = [*cols.numeric, *cols.categorical, *cols.array, *cols.text]
         identified = add_feature_hash(add_row_id(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes,
-                                                                 _clean_rules(config))), cols.label, features)
+                                                                 _clean_rules(config), config.clean.non_finite)),
+                                      cols.label, features)
         marked = _materialise(identified, f"{scratch}/marked", paths, out_cfg.dictionary_page_bytes)
         # Profile the typed scratch copy (rejected rows included), not the raw input again.
         checked = gate(marked.drop(ROW_ID), config)
