@@ -343,7 +343,8 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
                         "unreadable_files": unreadable},
             warnings=plan.warnings(), timings=clock.timings())
         transform = transform_document(*transforms)
-        verdict = verify_dataset(manifest, written, transform)
+        verdict = verify_dataset(manifest, written, transform,
+                                 read_table(spark, target.quarantine, out_cfg.format, q_version))
         if not verdict.ok:
             raise ContractError("the dataset failed verification; nothing was published:\n  "
                                 + "\n  ".join(verdict.violations))

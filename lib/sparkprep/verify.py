@@ -86,9 +86,24 @@ def verify_output(spark: SparkSession, out: str) -> Verdict:
     """Run every check on the finished dataset at `out`."""
     manifest, data = load_output(spark, out)
     transform, problems = _read_transform(spark, qualify(out).rstrip("/"), manifest)
-    verdict = verify_dataset(manifest, data, transform)
+    quarantine, missing = _read_quarantine(spark, qualify(out).rstrip("/"), manifest)
+    verdict = verify_dataset(manifest, data, transform, quarantine)
     verdict.check("transform: the file the manifest names is present", problems)
+    if missing:
+        verdict.check(QUARANTINE_COUNTS, missing)
     return verdict
+
+
+def _read_quarantine(spark: SparkSession, out: str, manifest: dict[str, Any]) -> tuple[DataFrame | None, list[str]]:
+    """The quarantine table the manifest pins (None, and why, when it is missing; None without a
+    problem for a manifest that names none, such as a hand-made one)."""
+    recorded = manifest.get("quarantine")
+    if not recorded:
+        return None, []
+    uri = f"{out}/{recorded['path']}"
+    if not HadoopFS(spark, uri).exists(uri):
+        return None, [f"{uri} is missing"]
+    return read_table(spark, uri, manifest["output"]["format"], recorded.get("delta_version")), []
 
 
 def _read_transform(spark: SparkSession, out: str, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -110,9 +125,10 @@ def _in_several_folds() -> Column:
     return F.min("fold") != F.max("fold")
 
 
-def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[str, Any] | None = None) -> Verdict:
-    """Run every check on `data` against `manifest` and the transform document, when given
-    (prepare calls it before publishing)."""
+def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[str, Any] | None = None,
+                   quarantine: DataFrame | None = None) -> Verdict:
+    """Run every check on `data` against `manifest`, and on the transform document and the
+    quarantine table when given (prepare calls it before publishing)."""
     verdict = Verdict()
     rows = manifest["rows"]
     verdict.check("row accounting", [] if rows["input"] == rows["rejected"] + rows["duplicates"] + rows["output"]
@@ -187,12 +203,17 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     _normalisation_rules(plan, manifest)
     _run_plan(verdict, plan, data, [*([TRANSFORM_ROWS, TRANSFORM_MOMENTS, TRANSFORM_QUANTILES] if transform is not None
                                       else []), NORMALISATION_STATS])
+    if quarantine is not None:
+        verdict.check(QUARANTINE_COUNTS, _quarantine_problems(manifest, quarantine))
     return verdict
 
 
 RECORDED_COUNTS = "manifest replica, undersampling and per-fold row counts equal the data"
 CLASS_BALANCE = "class weights and priors re-derived from the data (final and per fold)"
 NORMALISATION_STATS = "normalisation statistics (mean, std, count) recomputed from the data (rel 1e-6)"
+QUARANTINE_COUNTS = "rejection counts equal the quarantine"
+#: A quarantine entry that stands for a whole input file (no rows read), not for a rejected row.
+_UNREADABLE_FILE = "unreadable_file"
 
 
 def _summed(a: dict[tuple[int, int], int], b: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
@@ -219,6 +240,27 @@ def _recorded_count_problems(manifest: dict[str, Any], groups: FoldGroups) -> li
     }
     return [f"{key}: manifest {recorded}, the data gives {data}" for key, (recorded, data) in derived.items()
             if recorded is not None and recorded != data]
+
+
+def _quarantine_problems(manifest: dict[str, Any], quarantine: DataFrame) -> list[str]:
+    """rejections.by_reason and .by_column, rows.rejected and quarantine.rows against the quarantine
+    table, counted per (reason, column); an unreadable file's entry counts in quarantine.rows only."""
+    entries = {(r["reason"], r["column"]): int(r["count"])
+               for r in quarantine.groupBy("reason", "column").count().collect()}
+    rejected = {key: n for key, n in entries.items() if key[0] != _UNREADABLE_FILE}
+    by_reason: dict[str, int] = {}
+    for (reason, _), n in rejected.items():
+        by_reason[reason] = by_reason.get(reason, 0) + n
+    recorded = manifest.get("rejections") or {}
+    derived = {
+        "rejections.by_reason": (recorded.get("by_reason"), by_reason),
+        "rejections.by_column": (None if recorded.get("by_column") is None else
+                                 {(e["reason"], e["column"]): e["rows"] for e in recorded["by_column"]}, rejected),
+        "rows.rejected": (manifest["rows"].get("rejected"), sum(rejected.values())),
+        "quarantine.rows": ((manifest.get("quarantine") or {}).get("rows"), sum(entries.values())),
+    }
+    return [f"{key}: manifest {want}, the quarantine gives {got}" for key, (want, got) in derived.items()
+            if want is not None and want != got]
 
 
 def _class_balance_problems(manifest: dict[str, Any], groups: FoldGroups) -> list[str]:

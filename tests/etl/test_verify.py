@@ -221,7 +221,7 @@ def _plus(key, n=1):
 
 # Each number of the manifest that the data determines, edited in turn: (dotted key, edit, what
 # verify must say). The first three were caught before verify re-derived weights, priors,
-# replica/undersampling/per-fold counts and normalisation statistics.
+# replica/undersampling/per-fold counts, normalisation statistics and the quarantine's counts.
 EDITS = [
     ("rows.input", lambda n: n + 1, "FAIL  row accounting"),
     ("counts.per_fold_per_class.0", _plus("class_0"), "counts.per_fold_per_class"),
@@ -237,6 +237,9 @@ EDITS = [
     ("normalisation.final.num_1", lambda m: {**m, "mean": m["mean"] + m["std"] / 1000}, "normalisation.final.num_1.mean"),
     ("normalisation.folds.3.num_2", lambda m: {**m, "std": m["std"] * 1.001}, "normalisation.folds.3.num_2.std"),
     ("normalisation.folds.0.num_0", _plus("count", -1), "normalisation.folds.0.num_0.count"),
+    ("rejections.by_reason", lambda d: {**d, "missing_label": d.get("missing_label", 0) + 1}, "rejections.by_reason"),
+    ("rejections.by_column", lambda cs: [{**cs[0], "rows": cs[0]["rows"] + 1}, *cs[1:]], "rejections.by_column"),
+    ("quarantine.rows", lambda n: n - 1, "quarantine.rows"),
 ]
 
 
