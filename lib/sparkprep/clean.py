@@ -7,7 +7,11 @@ and quarantine, so a row is never dropped without a reason.
 
 from __future__ import annotations
 
+import math
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -41,17 +45,22 @@ REASONS = (MALFORMED, INVALID_ENCODING, UNPARSABLE, MISSING_LABEL, UNKNOWN_LABEL
 _CHECK = "_sp_check"
 
 
+def _elements(text: Column) -> Column:
+    """The element texts of an array written as `[1; 2]`, `1,2` or `1;2`."""
+    # One bracket off each end, then a split on one plain character: no regular expression.
+    unbracketed = F.when(F.startswith(text, F.lit("[")), F.substr(text, F.lit(2))).otherwise(text)
+    unbracketed = F.when(F.endswith(unbracketed, F.lit("]")),
+                         F.substr(unbracketed, F.lit(1), F.length(unbracketed) - 1)).otherwise(unbracketed)
+    return F.split(F.translate(unbracketed, ";", ","), ",")
+
+
 def _coerce(raw: Column, target: str) -> Column:
     """The typed value of a string column; empty text is null."""
     text = F.trim(raw)
     if target.startswith("array<"):
-        # One bracket off each end, then a split on one plain character: no regular expression.
-        unbracketed = F.when(F.startswith(text, F.lit("[")), F.substr(text, F.lit(2))).otherwise(text)
-        unbracketed = F.when(F.endswith(unbracketed, F.lit("]")),
-                             F.substr(unbracketed, F.lit(1), F.length(unbracketed) - 1)).otherwise(unbracketed)
         # A cast of the whole array (the cast trims the spaces around each element), not a
         # lambda per element: Spark does not compile higher-order functions.
-        typed = F.split(F.translate(unbracketed, ";", ","), ",").try_cast(target)
+        typed = _elements(text).try_cast(target)
     else:
         typed = text.try_cast(target)
     return F.when(text != "", typed)
@@ -78,6 +87,63 @@ class _Check:
     column: str | None
     failed: Column
     message: Column
+
+
+#: The largest finite magnitude of each floating type: a text beyond it casts to infinity.
+_LARGEST = {"double": 1.7976931348623157e308, "float": 3.4028234663852886e38}
+#: What Spark reads as an infinity when it is written as one (its own literals and Java's
+#: "Infinity"), case-insensitive, spaces around allowed; any other text that casts to ±inf overflowed.
+_INFINITY_LITERAL = r"^\s*[+-]?inf(inity)?\s*$"
+
+
+def _floating(target: str) -> str | None:
+    """double or float for a floating column or array of them, else None."""
+    element = target[len("array<"):-1] if target.startswith("array<") else target
+    return element if element in _LARGEST else None
+
+
+def _non_finite(value: Column, target: str, nan: bool) -> Column:
+    """Whether the value (or an element of the array) is ±inf, or NaN with `nan`. array_contains
+    is compiled, where a lambda per element would not be (NaN equals NaN in Spark SQL)."""
+    specials = [math.inf, -math.inf, *([math.nan] if nan else [])]
+    if target.startswith("array<"):
+        found = [F.array_contains(value, F.lit(x).cast(_floating(target))) for x in specials]
+    else:
+        found = [value == F.lit(x).cast(target) for x in specials]
+    return F.coalesce(reduce(operator.or_, found), F.lit(False))
+
+
+def _overflowed(raw: Column, typed: Column, target: str) -> Column:
+    """The text cast to ±inf, and it does not spell an infinity: the number is too large for its type."""
+    def spelled(text: Column) -> Column:
+        return F.lower(text).rlike(_INFINITY_LITERAL)
+    if target.startswith("array<"):
+        # The lambda runs only for the rare array that holds an infinity at all.
+        overflow = F.exists(F.zip_with(_elements(F.trim(raw)), typed,
+                                       lambda t, v: (F.abs(v) == F.lit(math.inf)) & ~spelled(t)), lambda hit: hit)
+        return _non_finite(typed, target, nan=False) & F.coalesce(overflow, F.lit(False))
+    return _non_finite(typed, target, nan=False) & ~spelled(raw)
+
+
+def _non_finite_checks(types: dict[str, str], coerced: set[str], typed: Callable[[str], Column],
+                       rules: dict[str, ColumnRule], default: str) -> list[_Check]:
+    """out_of_range for a text that overflowed its floating type (always), and for NaN/±inf
+    values where the column's non_finite policy (its rule's, else `default`) is reject."""
+    checks = []
+    for name, target in types.items():
+        if _floating(target) is None:
+            continue
+        value = F.substring(F.col(name).cast("string"), 1, 200)
+        if name in coerced:
+            checks.append(_Check(OUT_OF_RANGE, name, _overflowed(F.col(name), typed(name), target), F.format_string(
+                f"column {name}: '%s' is beyond the range of {_floating(target)} (±{_LARGEST[_floating(target)]:.7g}) "
+                f"and would become infinity; correct the value, or read the column as string", value)))
+        rule = rules.get(name)
+        if ((rule.non_finite if rule else None) or default) == "reject":
+            checks.append(_Check(OUT_OF_RANGE, name, _non_finite(typed(name), target, nan=True), F.format_string(
+                f"column {name}: '%s' is not a finite number, and non_finite is reject; to keep NaN and "
+                f"infinities, set clean.non_finite or clean.rules.{name}.non_finite to keep", value)))
+    return checks
 
 
 #: Unicode normalisation and full case folding, which Spark SQL lacks, from the ICU4J that Spark
@@ -142,9 +208,12 @@ def rules_from_schema(schema: dict[str, Any]) -> dict[str, ColumnRule]:
 
 
 def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
-                    classes: list[str] | None = None, rules: dict[str, ColumnRule] | None = None) -> DataFrame:
+                    classes: list[str] | None = None, rules: dict[str, ColumnRule] | None = None,
+                    non_finite: str = "keep") -> DataFrame:
     """Coerce string columns to `schema` types, normalise strings, apply `rules`, and mark rows to
     reject with reason, column and message (the first failing check, in `REASONS` order).
+    A text too large for its floating type is out_of_range, never infinity; NaN and ±inf values
+    are out_of_range too where `non_finite` (or the column rule's) is reject.
 
     Three projections, each expression evaluated once per row: parse and normalise into temporary
     typed columns; find the first failing check (an index) and derive reason, column, message and
@@ -182,6 +251,8 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
     if classes:
         checks.append(_Check(UNKNOWN_LABEL, label, ~F.col(label).cast("string").isin(classes),
                              F.format_string(f"label %s is not one of columns.classes {classes}", F.col(label))))
+    types = {f.name: f.dataType.simpleString() for f in df.schema.fields} | coerced
+    checks += _non_finite_checks(types, set(coerced), typed, rules, non_finite)
     checks += [c for n, r in rules.items() for c in _rule_checks(n, typed(n), r)]
 
     first = F.lit(None).cast("int")

@@ -134,6 +134,8 @@ class ColumnRule(_Section):
     normalise: list[Literal["trim", "nfc", "lower", "casefold"]] = Field(
         default_factory=list, description="String normalisation, in order, before rules and dedup: trim "
         "whitespace, Unicode NFC, lower case, or full Unicode case folding.")
+    non_finite: Literal["keep", "reject"] | None = Field(
+        None, description="This double/float column's NaN and ±Infinity values: overrides clean.non_finite.")
 
     @field_validator("allowed", mode="before")
     @classmethod
@@ -147,6 +149,11 @@ class CleanConfig(_Section):
         None, description="A schema YAML (`sparkprep infer-schema`): its error-severity range, domain "
         "and zero-null rules become cleaning rules (rows failing them are quarantined); `rules` "
         "entries override a column's derived rule.")
+    non_finite: Literal["keep", "reject"] = Field(
+        "keep", description="NaN and ±Infinity in double/float columns, as literals in text (nan, inf, "
+        "infinity, +inf, -Infinity, any case: what Spark reads as such) or as values in typed input. keep: they "
+        "stay (normalise treats them as missing). reject: out_of_range. A number too large for its type "
+        "(1e309 in a double, 1e39 in a float) is not a literal: it is always out_of_range, never infinity.")
 
 
 class NearDupConfig(_Section):

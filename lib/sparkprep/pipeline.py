@@ -56,7 +56,7 @@ from sparkprep.split import (FOLD_RANK, GroupedPlan, SplitPlan, add_label_index,
 from sparkprep.transform import transform_document
 from sparkprep.verify import verify_dataset
 from sparkprep.write import (MANIFEST, REPORT, OutputTarget, abandon, blocked_dir, overwriting, prepare_target,
-                             publish, read_table, scratch_dir, write_table)
+                             publish, read_table, refuse_overlap, scratch_dir, write_table)
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +339,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
     paths = [qualify(p) for p in config.input.paths]
     input_cfg = config.input.model_copy(update={"paths": paths})
     fs = HadoopFS(spark, qualify(out_cfg.path))
+    refuse_overlap(fs, paths, qualify(out_cfg.path))
     target = prepare_target(fs, qualify(out_cfg.path), out_cfg.format, run_id)
 
     in_version = input_version(spark, input_cfg)
@@ -351,7 +352,8 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         # read them from the scratch copy (a few columns) instead of hashing every column again.
         features = [*cols.numeric, *cols.categorical, *cols.array, *cols.text]
         identified = add_feature_hash(add_row_id(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes,
-                                                                 _clean_rules(config))), cols.label, features)
+                                                                 _clean_rules(config), config.clean.non_finite)),
+                                      cols.label, features)
         marked = _materialise(identified, f"{scratch}/marked", paths, out_cfg.dictionary_page_bytes)
         # Profile the typed scratch copy (rejected rows included), not the raw input again.
         checked = gate(marked.drop(ROW_ID), config)
@@ -439,7 +441,8 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
                         "unreadable_files": unreadable},
             warnings=plan.warnings(), timings=clock.timings())
         transform = transform_document(*transforms)
-        verdict = verify_dataset(manifest, written, transform)
+        verdict = verify_dataset(manifest, written, transform,
+                                 read_table(spark, target.quarantine, out_cfg.format, q_version))
         if not verdict.ok:
             raise ContractError("the dataset failed verification; nothing was published:\n  "
                                 + "\n  ".join(verdict.violations))

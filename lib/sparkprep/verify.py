@@ -4,8 +4,13 @@ Everything is re-derived from the written data and compared with manifest.json: 
 each `row_id` in exactly one fold (so every copy sits in its original's fold), every copy has its
 original, per-class fold counts within 1 of each other and holdout sizes as planned, and the
 manifest's per-fold per-class counts equal to the data; with `in_train`, only CV originals
-undersampled and exactly the planned number kept per (fold, class). Two aggregations over the
-data, whatever its size; violations are reported with up to five example row_ids.
+undersampled and exactly the planned number kept per (fold, class). Every other number of the
+manifest that the data determines is re-derived from the same per-(fold, class) counts: rows.replicas,
+rows.undersampled, rows.by_fold, counts.replicas_per_fold_per_class, and the class weights and priors
+of every training set (by manifest.py's own formulas, which are the definition; what is checked is
+that the manifest's numbers are those formulas applied to the written rows). Two aggregations over
+the data, whatever its size; violations are reported with up to five example row_ids, and each
+manifest number that disagrees is named by its key (class_weights.folds.0, rows.by_fold, ...).
 
 The fitted transform (the file manifest.json names) is checked the same way, with a third
 aggregation: parameters for folds 0..k-1 and final; each set fitted on exactly its training
@@ -13,7 +18,8 @@ originals (`fold not in {k, -1}`, `replica == 0`; final: every non-holdout origi
 and min/max recomputed with Spark's own avg/stddev_pop/min/max (conditional aggregates, every set
 in the one pass), not normalise.py's merged moments; quantile parameters checked by their rank in
 the data, within the KLL sketch's rank error (plus the sampling error when the sketches were fed a
-hash sample of a large output, `normalise.sketch_sample_rows`).
+hash sample of a large output, `normalise.sketch_sample_rows`). The manifest's normalisation
+statistics (count, mean, std per column, final and per fold) are recomputed in the same pass.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from pyspark.sql import functions as F
 from sparkprep import BLOCKED, HOLDOUT_FOLD, IN_TRAIN
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
-from sparkprep.normalise import sketch_sample_rate
+from sparkprep.manifest import class_priors, class_weights
+from sparkprep.normalise import FoldGroups, sketch_sample_rate, training_folds
 from sparkprep.session import temporary_conf
 from sparkprep.split import holdout_by_column
 from sparkprep.transform import TRANSFORM_FORMAT_VERSION, ArrayParams, NumericParams, TransformParams
@@ -79,9 +86,24 @@ def verify_output(spark: SparkSession, out: str) -> Verdict:
     """Run every check on the finished dataset at `out`."""
     manifest, data = load_output(spark, out)
     transform, problems = _read_transform(spark, qualify(out).rstrip("/"), manifest)
-    verdict = verify_dataset(manifest, data, transform)
+    quarantine, missing = _read_quarantine(spark, qualify(out).rstrip("/"), manifest)
+    verdict = verify_dataset(manifest, data, transform, quarantine)
     verdict.check("transform: the file the manifest names is present", problems)
+    if missing:
+        verdict.check(QUARANTINE_COUNTS, missing)
     return verdict
+
+
+def _read_quarantine(spark: SparkSession, out: str, manifest: dict[str, Any]) -> tuple[DataFrame | None, list[str]]:
+    """The quarantine table the manifest pins (None, and why, when it is missing; None without a
+    problem for a manifest that names none, such as a hand-made one)."""
+    recorded = manifest.get("quarantine")
+    if not recorded:
+        return None, []
+    uri = f"{out}/{recorded['path']}"
+    if not HadoopFS(spark, uri).exists(uri):
+        return None, [f"{uri} is missing"]
+    return read_table(spark, uri, manifest["output"]["format"], recorded.get("delta_version")), []
 
 
 def _read_transform(spark: SparkSession, out: str, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -103,9 +125,10 @@ def _in_several_folds() -> Column:
     return F.min("fold") != F.max("fold")
 
 
-def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[str, Any] | None = None) -> Verdict:
-    """Run every check on `data` against `manifest` and the transform document, when given
-    (prepare calls it before publishing)."""
+def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[str, Any] | None = None,
+                   quarantine: DataFrame | None = None) -> Verdict:
+    """Run every check on `data` against `manifest`, and on the transform document and the
+    quarantine table when given (prepare calls it before publishing)."""
     verdict = Verdict()
     rows = manifest["rows"]
     verdict.check("row accounting", [] if rows["input"] == rows["rejected"] + rows["duplicates"] + rows["output"]
@@ -141,7 +164,8 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     expected = {(int(f), classes.index(c)): n for f, per_class in manifest["counts"]["per_fold_per_class"].items()
                 for c, n in per_class.items() if n}
     verdict.check("manifest counts equal the data", [] if counts == expected else
-                  [f"per (fold, class) originals in data {sorted(counts.items())} != manifest {sorted(expected.items())}"])
+                  [f"counts.per_fold_per_class: per (fold, class) originals in data {sorted(counts.items())} "
+                   f"!= manifest {sorted(expected.items())}"])
     verdict.check("output rows equal the data",
                   [] if sum(counts.values()) == rows["output"] else [f"data has {sum(counts.values())} originals, manifest says {rows['output']}"])
     split = manifest["split"]
@@ -170,9 +194,92 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
         verdict.check("undersampling as planned (training portions balanced to the target)",
                       _undersample_problems(counts, by_group("skipped"), by_group("skipped_copies"), manifest,
                                             IN_TRAIN in data.columns))
+    as_read = FoldGroups(counts, copies, {}, undersampled=_summed(by_group("skipped"), by_group("skipped_copies")))
+    verdict.check(RECORDED_COUNTS, _recorded_count_problems(manifest, as_read))
+    verdict.check(CLASS_BALANCE, _class_balance_problems(manifest, as_read))
+    plan = _Plan()
     if transform is not None:
-        _check_transform(verdict, manifest, data, transform)
+        _transform_rules(verdict, plan, manifest, transform)
+    _normalisation_rules(plan, manifest)
+    _run_plan(verdict, plan, data, [*([TRANSFORM_ROWS, TRANSFORM_MOMENTS, TRANSFORM_QUANTILES] if transform is not None
+                                      else []), NORMALISATION_STATS])
+    if quarantine is not None:
+        verdict.check(QUARANTINE_COUNTS, _quarantine_problems(manifest, quarantine))
     return verdict
+
+
+RECORDED_COUNTS = "manifest replica, undersampling and per-fold row counts equal the data"
+CLASS_BALANCE = "class weights and priors re-derived from the data (final and per fold)"
+NORMALISATION_STATS = "normalisation statistics (mean, std, count) recomputed from the data (rel 1e-6)"
+QUARANTINE_COUNTS = "rejection counts equal the quarantine"
+#: A quarantine entry that stands for a whole input file (no rows read), not for a rejected row.
+_UNREADABLE_FILE = "unreadable_file"
+
+
+def _summed(a: dict[tuple[int, int], int], b: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
+    return {key: a.get(key, 0) + b.get(key, 0) for key in a.keys() | b.keys()}
+
+
+def _per_fold_class(per: dict[tuple[int, int], int], folds: list[int], classes: list[str]) -> dict[str, dict[str, int]]:
+    """The manifest's fold -> class -> count shape of counts keyed by (fold, label_index)."""
+    return {str(f): {c: per.get((f, i), 0) for i, c in enumerate(classes)} for f in folds}
+
+
+def _recorded_count_problems(manifest: dict[str, Any], groups: FoldGroups) -> list[str]:
+    """rows.replicas, rows.undersampled, rows.by_fold and counts.replicas_per_fold_per_class, each
+    against the data (a key an older manifest lacks is skipped)."""
+    k, classes = manifest["split"]["k"], manifest["classes"]
+    rows, counts = manifest["rows"], manifest.get("counts") or {}
+    derived = {
+        "rows.replicas": (rows.get("replicas"), sum(groups.copies.values())),
+        "rows.undersampled": (rows.get("undersampled"), sum(groups.undersampled.values())),
+        "rows.by_fold": (rows.get("by_fold"), {str(f): sum(n for (fo, _), n in groups.rows.items() if fo == f)
+                                               for f in [HOLDOUT_FOLD, *range(k)]}),
+        "counts.replicas_per_fold_per_class": (counts.get("replicas_per_fold_per_class"),
+                                               _per_fold_class(groups.copies, list(range(k)), classes)),
+    }
+    return [f"{key}: manifest {recorded}, the data gives {data}" for key, (recorded, data) in derived.items()
+            if recorded is not None and recorded != data]
+
+
+def _quarantine_problems(manifest: dict[str, Any], quarantine: DataFrame) -> list[str]:
+    """rejections.by_reason and .by_column, rows.rejected and quarantine.rows against the quarantine
+    table, counted per (reason, column); an unreadable file's entry counts in quarantine.rows only."""
+    entries = {(r["reason"], r["column"]): int(r["count"])
+               for r in quarantine.groupBy("reason", "column").count().collect()}
+    rejected = {key: n for key, n in entries.items() if key[0] != _UNREADABLE_FILE}
+    by_reason: dict[str, int] = {}
+    for (reason, _), n in rejected.items():
+        by_reason[reason] = by_reason.get(reason, 0) + n
+    recorded = manifest.get("rejections") or {}
+    derived = {
+        "rejections.by_reason": (recorded.get("by_reason"), by_reason),
+        "rejections.by_column": (None if recorded.get("by_column") is None else
+                                 {(e["reason"], e["column"]): e["rows"] for e in recorded["by_column"]}, rejected),
+        "rows.rejected": (manifest["rows"].get("rejected"), sum(rejected.values())),
+        "quarantine.rows": ((manifest.get("quarantine") or {}).get("rows"), sum(entries.values())),
+    }
+    return [f"{key}: manifest {want}, the quarantine gives {got}" for key, (want, got) in derived.items()
+            if want is not None and want != got]
+
+
+def _class_balance_problems(manifest: dict[str, Any], groups: FoldGroups) -> list[str]:
+    """class_weights and class_priors of every training set, by manifest.py's own formulas over the
+    rows a trainer reads there (originals and copies, minus undersampled originals)."""
+    k, classes = manifest["split"]["k"], manifest["classes"]
+    problems = []
+    for key, formula in (("class_weights", class_weights), ("class_priors", class_priors)):
+        recorded = manifest.get(key)
+        if recorded is None:
+            continue
+        sets = {"final": (recorded.get("final"), None),
+                **{f"folds.{f}": ((recorded.get("folds") or {}).get(str(f)), f) for f in range(k)}}
+        for name, (values, fold) in sets.items():
+            want = formula(groups.class_counts(training_folds(k, fold), len(classes), as_read=True))
+            if not (isinstance(values, list) and len(values) == len(want)
+                    and all(math.isclose(v, w, rel_tol=1e-9, abs_tol=1e-12) for v, w in zip(values, want))):
+                problems.append(f"{key}.{name}: manifest {values}, the data gives {want}")
+    return problems
 
 
 
@@ -339,7 +446,8 @@ def _unit(scale: float) -> float:
     return scale if scale > 0 else 1.0
 
 
-def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame, document: dict[str, Any]) -> None:
+def _transform_rules(verdict: Verdict, plan: _Plan, manifest: dict[str, Any], document: dict[str, Any]) -> None:
+    """Check the transform document's shape now; add what its parameters must satisfy to `plan`."""
     k = manifest["split"]["k"]
     wanted = ["final", *map(str, range(k))]
     sets = {"final": document.get("final"), **(document.get("folds") or {})}
@@ -355,22 +463,70 @@ def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame
                   + [f"parameters for fold {n}, which the data does not have" for n in sets if n not in wanted]
                   + malformed)
     normalise = (manifest.get("config") or {}).get("normalise") or {}
-    plan = _Plan()
     # Manifests from before sampling have no sketch_sample_rows: their sketches saw every row.
     tolerance = _Tolerance(_kll_rank_error(int(normalise.get("sketch_k", 200))), normalise.get("sketch_sample_rows"))
-    originals = (F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD)
     for name, params in parsed.items():
-        fold = None if name == "final" else int(name)
-        train = originals if fold is None else originals & (F.col("fold") != fold)
+        train = _training(None if name == "final" else int(name))
         _rows_rule(plan, _set_label(name), train, params.rows)
         for p in params.numeric:
-            configured = (normalise.get("numeric_columns") or {}).get(p.column) or normalise.get("numeric") or {}
-            _numeric_rules(plan, f"{_set_label(name)} {p.column}", train, p, configured, tolerance)
+            _numeric_rules(plan, f"{_set_label(name)} {p.column}", train, p, _configured(normalise, p.column), tolerance)
         for a in params.arrays:
             _array_rules(plan, f"{_set_label(name)} {a.column}", train, a)
     # Categorical vocabularies are not re-derived here: that takes a group per distinct value (the
     # second aggregation of normalise.py), and their counts are not in transform.json to compare.
-    found: dict[str, list[str]] = {TRANSFORM_ROWS: [], TRANSFORM_MOMENTS: [], TRANSFORM_QUANTILES: []}
+
+
+def _configured(normalise: dict[str, Any], column: str) -> dict[str, Any]:
+    """The manifest config's transform of a numeric column: its own entry replaces the default."""
+    return (normalise.get("numeric_columns") or {}).get(column) or normalise.get("numeric") or {}
+
+
+def _fitted(column: str, log1p: bool) -> Column:
+    """The value a numeric column's statistics are fitted on: finite values, sign(x)·log1p(|x|) with log1p."""
+    x = _finite(F.col(column).cast("double"))
+    return F.signum(x) * F.log1p(F.abs(x)) if log1p else x
+
+
+def _training(fold: int | None) -> Column:
+    """The training originals of fold `fold` (None: the final model's, every non-holdout original)."""
+    originals = (F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD)
+    return originals if fold is None else originals & (F.col("fold") != fold)
+
+
+def _normalisation_rules(plan: _Plan, manifest: dict[str, Any]) -> None:
+    """normalisation.final and .folds.<k>: per numeric column the count, mean and population std
+    of its present training values (on the log scale with log1p), recomputed with Spark's
+    count/avg/stddev_pop, not normalise.py's merged moments."""
+    recorded = manifest.get("normalisation") or {}
+    normalise = (manifest.get("config") or {}).get("normalise") or {}
+    sets = {"final": (recorded.get("final"), None),
+            **{f"folds.{f}": (stats, int(f)) for f, stats in (recorded.get("folds") or {}).items()}}
+    for name, (stats, fold) in sets.items():
+        for column, moments in (stats or {}).items():
+            v = F.when(_training(fold), _fitted(column, bool(_configured(normalise, column).get("log1p"))))
+            _moments_rule(plan, f"normalisation.{name}.{column}", v, moments)
+
+
+def _moments_rule(plan: _Plan, where: str, v: Column, recorded: dict[str, Any]) -> None:
+    """`recorded` (count, mean, std) against the present values `v`; no values give mean 0 and a
+    zero std is 1 (Moments.to_dict, scikit-learn's rule)."""
+    n, mean, std = plan.agg(F.count(v)), plan.agg(F.avg(v)), plan.agg(F.stddev_pop(v))
+
+    def test(r: Row) -> str | None:
+        want_mean = r[mean] if r[n] else 0.0
+        sd = _noise_free(r[std], want_mean) if r[n] else 0.0
+        count = recorded.get("count")
+        return _joined([None if count == r[n] else f"{where}.count is {count!r}, the data gives {r[n]}",
+                        _differs(f"{where}.mean", float(recorded.get("mean", math.nan)), want_mean, sd),
+                        _differs(f"{where}.std", float(recorded.get("std", math.nan)), _unit(sd), _unit(sd))])
+
+    plan.rule(NORMALISATION_STATS, test)
+
+
+def _run_plan(verdict: Verdict, plan: _Plan, data: DataFrame, checks: list[str]) -> None:
+    """Every aggregate of `plan` in one pass over the training originals; then each of `checks`
+    with the problems its rules found."""
+    found: dict[str, list[str]] = {check: [] for check in checks}
     if plan.aggs:
         # Hundreds of aggregates: above spark.sql.codegen.maxFields (100) Spark would evaluate
         # them without whole-stage code generation, at twice the time. The limit counts the
@@ -378,7 +534,7 @@ def _check_transform(verdict: Verdict, manifest: dict[str, Any], data: DataFrame
         with temporary_conf(data.sparkSession, "spark.sql.codegen.maxFields", str(max(100, 4 * len(plan.aggs)))):
             # Every aggregate reads training originals only: the filter spares the copies and the
             # holdout (more than half the rows when oversampling) hundreds of conditional updates.
-            row = data.where(originals).agg(*plan.aggs.values()).first()
+            row = data.where(_training(None)).agg(*plan.aggs.values()).first()
         for check, test in plan.rules:
             problem = test(row)
             if problem:
@@ -399,8 +555,7 @@ def _rows_rule(plan: _Plan, where: str, train: Column, fitted: int | None) -> No
 
 def _numeric_rules(plan: _Plan, where: str, train: Column, p: NumericParams, configured: dict[str, Any],
                    tolerance: _Tolerance) -> None:
-    x = _finite(F.col(p.column).cast("double"))
-    v = F.when(train, F.signum(x) * F.log1p(F.abs(x)) if p.log1p else x)
+    v = F.when(train, _fitted(p.column, p.log1p))
     n = plan.agg(F.count(v))
     tolerance.present.setdefault(p.column, []).append(n)
     plan.rule(TRANSFORM_ROWS, lambda r: None if p.count == r[n] else

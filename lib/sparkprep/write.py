@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
 from sparkprep.errors import InputError
-from sparkprep.io.fs import HadoopFS
+from sparkprep.io.fs import HadoopFS, relative_to
 from sparkprep.session import temporary_conf
 
 MANIFEST = "manifest.json"
 REPORT = "report.html"
 BLOCKED_DIR = "_blocked"
 _DICTIONARY_PAGE = "parquet.dictionary.page.size"
+#: The directories a run keeps beside `<out>` (`.<name>.<kind>-<run_id>`): its scratch data, the
+#: staged dataset, and the replaced one until it is deleted.
+_SIBLINGS = ("scratch", "staging", "old")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,34 @@ class OutputTarget:
         return f"{self.work}/{name}"
 
 
+def _sibling(final: str, kind: str, run_id: str) -> str:
+    parent, _, name = final.rpartition("/")
+    return f"{parent}/.{name}.{kind}-{run_id}"
+
+
+def refuse_overlap(fs: HadoopFS, inputs: list[str], final: str) -> None:
+    """Refuse, before anything is read or written, an input that a run would delete or mix with
+    its output: one inside `final` (publishing replaces the whole directory), inside a directory
+    the run keeps beside it (`_SIBLINGS`), or one that holds `final` (the run would write into its
+    own input). URIs are compared qualified, local paths with their symlinks resolved."""
+    output = fs.qualified(final.rstrip("/"))
+    parent, _, name = output.rpartition("/")
+    for given in inputs:
+        uri = fs.qualified(given)
+        beside = relative_to(uri, parent)
+        if relative_to(uri, output) is not None:
+            where = f"inside output.path {final}: publishing a run replaces that directory"
+        elif relative_to(output, uri) is not None:
+            where = f"a directory that holds output.path {final}: the run would write into its own input"
+        elif beside and any(beside.startswith(f".{name}.{kind}-") for kind in _SIBLINGS):
+            where = f"inside a directory that runs writing {final} create and delete"
+        else:
+            continue
+        raise InputError(f"input path {given} is {where}, so the input would be lost or mixed with the "
+                         f"output; nothing was read or written. Move the input out of {final}, or set "
+                         f"output.path to a directory outside every input path.")
+
+
 def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTarget:
     """Refuse to replace a directory that is not a sparkprep output; pick the work directory."""
     final = final.rstrip("/")
@@ -59,8 +90,7 @@ def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTar
                              f"(no {MANIFEST}, no data/, no {BLOCKED_DIR}/): refusing to replace it")
     if fmt == "delta":
         return OutputTarget(final, final, fmt)
-    parent, _, name = final.rpartition("/")
-    return OutputTarget(final, f"{parent}/.{name}.staging-{run_id}", fmt)
+    return OutputTarget(final, _sibling(final, "staging", run_id), fmt)
 
 
 def blocked_dir(target: OutputTarget, run_id: str) -> str:
@@ -70,8 +100,7 @@ def blocked_dir(target: OutputTarget, run_id: str) -> str:
 
 def scratch_dir(target: OutputTarget, run_id: str) -> str:
     """Intermediate data of one run, beside the output (same filesystem), removed at the end."""
-    parent, _, name = target.final.rpartition("/")
-    return f"{parent}/.{name}.scratch-{run_id}"
+    return _sibling(target.final, "scratch", run_id)
 
 
 def overwriting(df: DataFrame, dictionary_page_bytes: int) -> DataFrameWriter:
@@ -116,8 +145,7 @@ def publish(fs: HadoopFS, target: OutputTarget, run_id: str) -> None:
         return
     old = None
     if fs.exists(target.final):
-        parent, _, name = target.final.rpartition("/")
-        old = f"{parent}/.{name}.old-{run_id}"
+        old = _sibling(target.final, "old", run_id)
         fs.rename(target.final, old)
     fs.rename(target.work, target.final)
     if old:

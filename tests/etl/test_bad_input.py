@@ -3,7 +3,10 @@ non-zero exit, nothing that looks like a complete dataset."""
 
 import csv
 import json
+import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -155,3 +158,141 @@ def test_an_unreadable_file_is_quarantined_when_configured(spark, tmp_path, csv_
     entry = [q for q in quarantine if q["reason"] == "unreadable_file"]
     assert len(entry) == 1 and entry[0]["source_file"] == files[0] and entry[0]["raw"] is None
     assert manifest["quarantine"]["rows"] == rows["rejected"] + 1
+
+
+# The bad-input table (issue 28): every row runs `prepare` where a previous, good output already
+# is, and states the exit code, what the error says or which rows are quarantined why, and, for a
+# failing run, that the previous output and the input survive it byte for byte.
+
+@dataclass(frozen=True)
+class Case:
+    """One prepared case: the `--set`s of the run, its output.path, and paths that must survive."""
+
+    sets: list[str]
+    out: Path
+    kept: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BadInput:
+    name: str
+    #: (case directory, the good input, the previous output copied to <case>/out) -> Case
+    make: Callable[[Path, Path, Path], Case]
+    exit: int
+    #: Fragments of stderr ({case}: the case directory).
+    says: tuple[str, ...] = ()
+    #: exit 0: (reason, column) -> rows in the manifest's rejections.by_column
+    rejected: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: exit 0: rows.input
+    rows: int | None = None
+    #: exit 0: fragments of quarantine messages, each found in some message
+    messages: tuple[str, ...] = ()
+    #: exit 0: a SQL condition -> how many originals of the output data meet it
+    data: dict[str, int] = field(default_factory=dict)
+
+
+def _input_inside_output(case: Path, raw: Path, out: Path) -> Case:
+    shutil.copytree(raw, out / "raw")
+    return Case([f"input.paths=[{out / 'raw'}]"], out, [out / "raw"])
+
+
+def _input_inside_output_by_a_link(case: Path, raw: Path, out: Path) -> Case:
+    shutil.copytree(raw, out / "raw")
+    (case / "link").symlink_to(out / "raw")
+    # A file:// URI is taken as given (a bare path is resolved on the way in): the link is resolved by the check.
+    return Case([f"input.paths=[file://{case / 'link'}]"], out, [out / "raw"])
+
+
+def _output_inside_input(case: Path, raw: Path, out: Path) -> Case:
+    shutil.copytree(raw, case / "raw")
+    out.rename(case / "raw" / "out")
+    return Case([f"input.paths=[{case / 'raw'}]", f"output.path={case / 'raw' / 'out'}"], case / "raw" / "out",
+                [case / "raw"])
+
+
+def _input_in_a_staging_sibling(case: Path, raw: Path, out: Path) -> Case:
+    left = case / ".out.staging-20261201T000000Z-abcdef" / "raw"
+    shutil.copytree(raw, left)
+    return Case([f"input.paths=[{left}]"], out, [left])
+
+
+#: Six rows in the demo layout, good but for num_1 (and num_2, read as float) as given.
+_NUMBERS = [("1e309", "0.5"), ("-1e309", "0.5"), ("1.8e308", "0.5"), ("inf", "0.5"), ("NaN", "0.5"),
+            ("0.5", "1e39")]
+_TEXTS = ["amber falcon", "quiet harbour", "seven lanterns", "iron meadow", "paper comet", "violet tundra"]
+
+
+def _overflowing(case: Path, raw: Path, out: Path) -> Case:
+    shutil.copytree(raw, case / "raw")
+    lines = [f'{900_001 + i},0.5,{n1},{n2},0.25,0.75,a,0.1;0.2;0.3;0.4,"{text} {text}",g1,2024-05-01 10:00:00,class_0'
+             for i, ((n1, n2), text) in enumerate(zip(_NUMBERS, _TEXTS))]
+    (case / "raw" / "part-overflow.csv").write_text("\n".join(lines) + "\n")
+    return Case([f"input.paths=[{case / 'raw'}]", "input.schema.num_2=float"], out)
+
+
+def _overflowing_non_finite_rejected(case: Path, raw: Path, out: Path) -> Case:
+    made = _overflowing(case, raw, out)
+    return Case([*made.sets, "clean.non_finite=reject"], out)
+
+
+_NON_FINITE = "isnan(num_1) or abs(num_1) = double('inf') or isnan(num_2) or abs(num_2) = float('inf')"
+
+
+BAD_INPUTS = [
+    BadInput("input inside the output", _input_inside_output, 3,
+             ("{case}/out/raw is inside output.path", "{case}/out: publishing", "Move the input out of")),
+    BadInput("input inside the output through a symlink", _input_inside_output_by_a_link, 3,
+             ("{case}/link is inside output.path", "{case}/out")),
+    BadInput("output inside the input", _output_inside_input, 3,
+             ("{case}/raw is a directory that holds output.path", "{case}/raw/out")),
+    BadInput("input in a staging directory beside the output", _input_in_a_staging_sibling, 3,
+             (".out.staging-20261201T000000Z-abcdef/raw is inside a directory that runs writing",)),
+    BadInput("numbers beyond double and float, infinity and NaN literals kept", _overflowing, 0,
+             rejected={("out_of_range", "num_1"): 3, ("out_of_range", "num_2"): 1}, rows=406,
+             messages=("column num_1: '1e309' is beyond the range of double", "column num_1: '-1e309' is beyond",
+                       "column num_1: '1.8e308' is beyond", "column num_2: '1e39' is beyond the range of float"),
+             data={"num_1 = double('inf')": 1, "isnan(num_1)": 1, "num_1 = double('-inf')": 0}),
+    BadInput("infinity and NaN literals with clean.non_finite: reject", _overflowing_non_finite_rejected, 0,
+             rejected={("out_of_range", "num_1"): 5, ("out_of_range", "num_2"): 1}, rows=406,
+             messages=("column num_1: 'inf' is not a finite number, and non_finite is reject",
+                       "column num_1: 'NaN' is not a finite number"),
+             data={_NON_FINITE: 0}),
+]
+
+
+@pytest.fixture(scope="module")
+def previous_output(spark, small_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("previous") / "out"
+    assert main(["prepare", *BASE, "--set", f"output.path={out}", "--set", f"input.paths=[{small_csv}]"]) == 0
+    return out
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("bad", BAD_INPUTS, ids=[b.name for b in BAD_INPUTS])
+def test_bad_input(spark, tmp_path, small_csv, previous_output, capsys, bad):
+    shutil.copytree(previous_output, tmp_path / "out")
+    case = bad.make(tmp_path, small_csv, tmp_path / "out")
+    before = {p: _files(p) for p in [case.out, *case.kept]}
+    beside = sorted(os.listdir(case.out.parent))
+    code = main(["prepare", *BASE, "--set", f"output.path={case.out}", *[a for s in case.sets for a in ("--set", s)]])
+    err = capsys.readouterr().err.replace("file://", "").replace("file:", "")
+    assert code == bad.exit, err
+    for fragment in bad.says:
+        assert fragment.format(case=tmp_path) in err, err
+    if bad.exit:
+        # Neither the previous output nor the input changed, and nothing was left beside the output.
+        assert {p: _files(p) for p in before} == before
+        assert sorted(os.listdir(case.out.parent)) == beside
+        return
+    manifest = json.loads((case.out / "manifest.json").read_text())
+    by_column = {(r["reason"], r["column"]): r["rows"] for r in manifest["rejections"]["by_column"]}
+    assert {key: by_column.get(key, 0) for key in bad.rejected} == bad.rejected
+    assert manifest["rows"]["input"] == bad.rows
+    messages = [r["message"] for r in pq.read_table(case.out / "quarantine", columns=["message"]).to_pylist()]
+    for fragment in bad.messages:
+        assert any(fragment in m for m in messages), fragment
+    originals = spark.read.parquet(str(case.out / "data")).where("replica = 0")
+    assert {condition: originals.where(condition).count() for condition in bad.data} == bad.data

@@ -1,3 +1,4 @@
+import math
 import unicodedata
 
 import pytest
@@ -134,3 +135,84 @@ def test_blocking_schema_rules_become_cleaning_rules_and_warnings_do_not(spark):
     df = spark.createDataFrame([("5", "a", "l"), ("", "a", "l"), ("3", "z", "l")], "x string, cat string, label string")
     reasons = sorted(r["_sp_reason"] or "" for r in mark_rejections(df, {"x": "double"}, "label", rules=rules).collect())
     assert reasons == ["", "missing_value", "unexpected_category"]
+
+
+def _overflow_message(column, text, kind="double", largest="1.797693e+308"):
+    return (f"column {column}: '{text}' is beyond the range of {kind} (±{largest}) and would become infinity; "
+            f"correct the value, or read the column as string")
+
+
+def _kept(marked, column):
+    """The accepted values of `column`, as Python floats (or lists), sorted by their text."""
+    return sorted((r[0] for r in accepted(marked).select(column).collect()), key=str)
+
+
+def test_a_number_too_large_for_its_type_is_out_of_range_and_infinity_literals_are_kept(spark):
+    df = _raw(spark, [
+        ("1e309", "1", "a", None, "f"),           # overflows double
+        ("-1e309", "1", "a", None, "f"),          # overflows double, negative
+        ("1.8e308", "1", "a", None, "f"),         # just past the largest double
+        ("1.7e308", "1", "a", None, "f"),         # good: large but finite
+        ("inf", "1", "a", None, "f"),             # good: an infinity literal, kept by default
+        (" -Infinity ", "1", "a", None, "f"),     # good: Java's spelling, any case, spaces around
+        ("NaN", "1", "a", None, "f"),             # good: a NaN literal, kept by default
+        ("1", "1;1e400", "a", None, "f"),         # an array element overflows
+        ("2", "[INF; 2]", "a", None, "f"),        # good: an infinity literal in an array
+    ])
+    marked = mark_rejections(df, SCHEMA, "label")
+    expected = spark.createDataFrame([
+        ("out_of_range", "x", _overflow_message("x", "1e309")),
+        ("out_of_range", "x", _overflow_message("x", "-1e309")),
+        ("out_of_range", "x", _overflow_message("x", "1.8e308")),
+        ("out_of_range", "emb", _overflow_message("emb", "1;1e400")),
+    ], "reason string, column string, message string")
+    assert_df_equality(quarantine_rows(marked).select("reason", "column", "message"), expected,
+                       ignore_row_order=True, ignore_nullable=True)
+    x = _kept(marked, "x")
+    assert x[:4] == [-math.inf, 1.7e308, 2.0, math.inf] and math.isnan(x[4]) and len(x) == 5
+    assert _kept(marked, "emb")[-1] == [math.inf, 2.0]
+
+
+def test_a_float_column_overflows_past_float_s_range(spark):
+    df = spark.createDataFrame([("1e39", "a", "f"), ("3.4e38", "a", "f"), ("-Inf", "a", "f")],
+                               f"f string, label string, {SOURCE_FILE} string")
+    marked = mark_rejections(df, {"f": "float", "label": "string"}, "label")
+    assert [tuple(r) for r in quarantine_rows(marked).select("reason", "column", "message").collect()] == [
+        ("out_of_range", "f", _overflow_message("f", "1e39", "float", "3.402823e+38"))]
+    assert _kept(marked, "f") == [-math.inf, pytest.approx(3.4e38, rel=1e-7)]
+
+
+def _reject_message(column, text):
+    return (f"column {column}: '{text}' is not a finite number, and non_finite is reject; to keep NaN and "
+            f"infinities, set clean.non_finite or clean.rules.{column}.non_finite to keep")
+
+
+def test_non_finite_reject_quarantines_nan_and_infinity_unless_a_column_rule_keeps_them(spark):
+    df = _raw(spark, [
+        ("inf", "1", "a", None, "f"),
+        ("nan", "1", "a", None, "f"),
+        ("1", "[1; -Infinity]", "a", None, "f"),
+        ("1", "1;NaN", "a", None, "f"),
+        ("1", "1;2", "a", None, "f"),              # good
+    ])
+    marked = mark_rejections(df, SCHEMA, "label", non_finite="reject")
+    expected = spark.createDataFrame([
+        ("out_of_range", "x", _reject_message("x", "inf")),
+        ("out_of_range", "x", _reject_message("x", "nan")),
+        ("out_of_range", "emb", _reject_message("emb", "[1; -Infinity]")),
+        ("out_of_range", "emb", _reject_message("emb", "1;NaN")),
+    ], "reason string, column string, message string")
+    assert_df_equality(quarantine_rows(marked).select("reason", "column", "message"), expected,
+                       ignore_row_order=True, ignore_nullable=True)
+    kept = mark_rejections(df, SCHEMA, "label", rules={"x": ColumnRule(non_finite="keep")}, non_finite="reject")
+    assert sorted(r["message"] for r in quarantine_rows(kept).collect()) == sorted(
+        [_reject_message("emb", "[1; -Infinity]"), _reject_message("emb", "1;NaN")])
+
+
+def test_non_finite_reject_applies_to_typed_input_too(spark):
+    df = spark.createDataFrame([(math.nan, "a", "f"), (math.inf, "a", "f"), (1.0, "a", "f")],
+                               f"x double, label string, {SOURCE_FILE} string")
+    marked = mark_rejections(df, None, "label", non_finite="reject")
+    assert sorted(r["message"] for r in quarantine_rows(marked).collect()) == [
+        _reject_message("x", "Infinity"), _reject_message("x", "NaN")]
+    assert _kept(marked, "x") == [1.0]

@@ -143,9 +143,9 @@ def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out):
     assert manifest["rows"]["replicas"] > 0
     assert _trainer_counts(out, fold=0) == _expected_loader_counts(manifest, 0)
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name or ".scratch-" in p.name]
-    assert len(manifest["verified"]) == 14  # 10 on the data (undersampling: none), 4 on the transform
+    assert len(manifest["verified"]) == 18  # 13 on the data (undersampling: none), 1 on the quarantine, 4 on the transform
     report = _cli("verify", *SMALL[2:], str(out)).stdout
-    assert report.count("ok  ") == 15 and "FAIL" not in report  # and the transform file is there
+    assert report.count("ok  ") == 19 and "FAIL" not in report  # and the transform file is there
 
 
 def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):

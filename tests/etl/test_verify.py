@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ def _write(spark, tmp_path, rows, manifest=None, transform=None):
 def test_a_good_dataset_passes(spark, tmp_path):
     verdict = verify_output(spark, _write(spark, tmp_path, GOOD))
     assert verdict.ok, verdict.violations
-    assert len(verdict.checks) == 14
+    assert len(verdict.checks) == 17
 
 
 @pytest.mark.parametrize("rows, expected", [
@@ -198,3 +199,65 @@ def test_an_undersampled_copy_and_a_missing_column_are_found(spark, tmp_path):
     missing = verify_output(spark, _write(spark, tmp_path / "missing", GOOD, manifest))
     assert any("the data has no in_train column, but the manifest says rebalance.method undersample" in v
                for v in missing.violations)
+
+
+@pytest.fixture(scope="module")
+def prepared(spark, tmp_path_factory):
+    """One real output (demo config, oversampled), produced once; each case edits a copy."""
+    base = ["--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=4"]
+    root = tmp_path_factory.mktemp("prepared")
+    assert main(["generate", *base, "--set", "generate.rows=600", "--set", f"generate.path={root / 'raw'}"]) == 0
+    assert main(["prepare", *base, "--set", f"input.paths=[{root / 'raw'}]", "--set", f"output.path={root / 'out'}"]) == 0
+    return root / "out"
+
+
+def _scaled(i, factor):
+    return lambda values: [v * factor if j == i else v for j, v in enumerate(values)]
+
+
+def _plus(key, n=1):
+    return lambda d: {**d, key: d[key] + n}
+
+
+# Each number of the manifest that the data determines, edited in turn: (dotted key, edit, what
+# verify must say). The first three were caught before verify re-derived weights, priors,
+# replica/undersampling/per-fold counts, normalisation statistics and the quarantine's counts.
+EDITS = [
+    ("rows.input", lambda n: n + 1, "FAIL  row accounting"),
+    ("counts.per_fold_per_class.0", _plus("class_0"), "counts.per_fold_per_class"),
+    ("counts.undersampled_per_fold_per_class.0", _plus("class_0"), "undersampled_per_fold_per_class"),
+    ("class_weights.folds.0", lambda w: [1, 5, 1], "class_weights.folds.0"),
+    ("class_weights.final", _scaled(1, 1.01), "class_weights.final"),
+    ("class_priors.final", lambda p: p[::-1], "class_priors.final"),
+    ("class_priors.folds.2", _scaled(0, 0.999), "class_priors.folds.2"),
+    ("counts.replicas_per_fold_per_class.1", _plus("class_1"), "counts.replicas_per_fold_per_class"),
+    ("rows.replicas", lambda n: n + 1, "rows.replicas"),
+    ("rows.by_fold", _plus("0"), "rows.by_fold"),
+    ("rows.undersampled", lambda n: n + 2, "rows.undersampled"),
+    ("normalisation.final.num_1", lambda m: {**m, "mean": m["mean"] + m["std"] / 1000}, "normalisation.final.num_1.mean"),
+    ("normalisation.folds.3.num_2", lambda m: {**m, "std": m["std"] * 1.001}, "normalisation.folds.3.num_2.std"),
+    ("normalisation.folds.0.num_0", _plus("count", -1), "normalisation.folds.0.num_0.count"),
+    ("rejections.by_reason", lambda d: {**d, "missing_label": d.get("missing_label", 0) + 1}, "rejections.by_reason"),
+    ("rejections.by_column", lambda cs: [{**cs[0], "rows": cs[0]["rows"] + 1}, *cs[1:]], "rejections.by_column"),
+    ("quarantine.rows", lambda n: n - 1, "quarantine.rows"),
+]
+
+
+def test_the_untouched_output_passes(prepared, capsys):
+    assert main(["verify", str(prepared)]) == 0
+
+
+@pytest.mark.parametrize("key, edit, named", EDITS, ids=[e[0] for e in EDITS])
+def test_every_derivable_manifest_number_is_checked(spark, prepared, tmp_path, capsys, key, edit, named):
+    out = tmp_path / "out"
+    shutil.copytree(prepared, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    *parents, leaf = key.split(".")
+    holder = manifest
+    for part in parents:
+        holder = holder[part]
+    holder[leaf] = edit(holder[leaf])
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["verify", str(out)]) == 4
+    said = capsys.readouterr().out
+    assert named in said, said

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import posixpath
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from pyspark.sql import SparkSession
 
@@ -10,6 +13,29 @@ from pyspark.sql import SparkSession
 def qualify(path: str) -> str:
     """A bare local path becomes an absolute file:// URI; URIs are left alone."""
     return path if "://" in path else Path(path).resolve().as_uri()
+
+
+def _location(uri: str) -> tuple[str, str, str]:
+    """(scheme, authority, path) of a qualified URI; a local path with its symlinks resolved, so a
+    link cannot hide one directory inside another."""
+    parts = urlparse(uri)
+    path = unquote(parts.path) or "/"
+    path = os.path.realpath(path) if parts.scheme == "file" else posixpath.normpath(path)
+    return parts.scheme.lower(), parts.netloc.lower(), path
+
+
+def relative_to(inner: str, outer: str) -> str | None:
+    """The path of `inner` below `outer` ("" when they are the same place), None when `inner` is
+    not inside `outer`. Both are qualified URIs (`HadoopFS.qualified`): the same scheme and
+    authority, and `outer`'s path a prefix of `inner`'s on a `/` boundary, never a plain string
+    prefix (/data/out2 is not inside /data/out)."""
+    (scheme, authority, path), (o_scheme, o_authority, o_path) = _location(inner), _location(outer)
+    if (scheme, authority) != (o_scheme, o_authority):
+        return None
+    if path == o_path:
+        return ""
+    prefix = o_path.rstrip("/") + "/"
+    return path[len(prefix):] if path.startswith(prefix) else None
 
 
 class HadoopFS:
@@ -25,6 +51,15 @@ class HadoopFS:
 
     def _path(self, uri: str):  # noqa: ANN202 - a py4j Path
         return self._jvm.org.apache.hadoop.fs.Path(uri)
+
+    def qualified(self, uri: str) -> str:
+        """`uri` with the authority Hadoop would give it: hdfs:///x is hdfs://namenode:8020/x when
+        fs.defaultFS is hdfs://namenode:8020 (a URI of another scheme keeps what it says)."""
+        default = urlparse(self._conf.get("fs.defaultFS", "file:///"))
+        parts = urlparse(uri)
+        if parts.scheme == default.scheme and not parts.netloc and default.netloc:
+            return parts._replace(netloc=default.netloc).geturl()
+        return uri
 
     def exists(self, uri: str) -> bool:
         return bool(self._fs.exists(self._path(uri)))
