@@ -56,7 +56,8 @@ def _manifest(rows):
             "output": {"format": "parquet", "data_path": "data", "partition_by": ["fold"], "delta_version": None},
             "rows": {"input": len(originals) + 3, "rejected": 2, "duplicates": 1, "output": len(originals),
                      "replicas": len(rows) - len(originals)},
-            "classes": ["a", "b"], "split": {"k": 2, "holdout_fraction": 0.25, "seed": 1},
+            "classes": ["a", "b"], "class_counts": {c: sum(per[f][c] for f in per) for c in "ab"},
+            "split": {"k": 2, "holdout_fraction": 0.25, "seed": 1},
             "counts": {"per_fold_per_class": per}, "rebalance": {"method": "oversample", "target": 1.0},
             "config": {"normalise": NORMALISE}, "normalisation": {"transform": {"path": TRANSFORM}}}
 
@@ -206,7 +207,7 @@ def prepared(spark, tmp_path_factory):
     """One real output (demo config, oversampled), produced once; each case edits a copy."""
     base = ["--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=4"]
     root = tmp_path_factory.mktemp("prepared")
-    assert main(["generate", *base, "--set", "generate.rows=600", "--set", f"generate.path={root / 'raw'}"]) == 0
+    assert main(["generate", *base, "--set", "generate.rows=1000", "--set", f"generate.path={root / 'raw'}"]) == 0
     assert main(["prepare", *base, "--set", f"input.paths=[{root / 'raw'}]", "--set", f"output.path={root / 'out'}"]) == 0
     return root / "out"
 
@@ -228,7 +229,7 @@ EDITS = [
     ("counts.undersampled_per_fold_per_class.0", _plus("class_0"), "undersampled_per_fold_per_class"),
     ("class_weights.folds.0", lambda w: [1, 5, 1], "class_weights.folds.0"),
     ("class_weights.final", _scaled(1, 1.01), "class_weights.final"),
-    ("class_priors.final", lambda p: p[::-1], "class_priors.final"),
+    ("class_priors.final", _scaled(0, 1.001), "class_priors.final"),  # balanced classes: reversing changes nothing
     ("class_priors.folds.2", _scaled(0, 0.999), "class_priors.folds.2"),
     ("counts.replicas_per_fold_per_class.1", _plus("class_1"), "counts.replicas_per_fold_per_class"),
     ("rows.replicas", lambda n: n + 1, "rows.replicas"),
@@ -240,6 +241,7 @@ EDITS = [
     ("rejections.by_reason", lambda d: {**d, "missing_label": d.get("missing_label", 0) + 1}, "rejections.by_reason"),
     ("rejections.by_column", lambda cs: [{**cs[0], "rows": cs[0]["rows"] + 1}, *cs[1:]], "rejections.by_column"),
     ("quarantine.rows", lambda n: n - 1, "quarantine.rows"),
+    ("class_counts", _plus("class_1"), "class_counts"),
 ]
 
 
