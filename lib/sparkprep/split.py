@@ -12,6 +12,11 @@ into 2^B buckets. One small aggregation counts rows per (class, bucket); the dri
 counts into per-bucket offsets (at most classes x 2^B numbers, with B chosen so a bucket holds
 about `_BUCKET_ROWS` rows); a window partitioned by (class, bucket) then numbers rows inside a
 bucket only. Task size stays bounded however large a class grows.
+
+Rows that must share a fold (groups.py) keep those targets: the multi-row groups are placed first,
+then the single rows of each class, in the same hash-rank order, fill every (fold, class) up to
+its target in contiguous rank ranges. When every group fits under its targets the counts are the
+row split's exactly (within 1); the plan says whether they did and reports the deviation.
 """
 
 from __future__ import annotations
