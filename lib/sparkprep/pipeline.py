@@ -51,7 +51,7 @@ from sparkprep.quality import STATS, Blocked, gate, read_local, record
 from sparkprep.schema_rules import load_schema
 from sparkprep.rebalance import rebalance
 from sparkprep.report import render_blocked_report, render_report
-from sparkprep.split import (FOLD_RANK, GroupedPlan, SplitPlan, add_label_index, assign_folds,
+from sparkprep.split import (FOLD_RANK, SplitPlan, add_label_index, assign_folds,
                              assign_group_folds, holdout_by_column)
 from sparkprep.transform import transform_document
 from sparkprep.verify import verify_dataset
@@ -431,8 +431,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
             config=config, run_id=run_id, created_at=created.isoformat(timespec="seconds"),
             classes=classes, groups=groups, rows=counts, rejections=rejections,
             rejections_by_column=by_column, dedup_counts=deduped.counts,
-            split_method={"method": "group-stratified-blocks", "group_deviation_rows": plan.deviation}
-            if isinstance(plan, GroupedPlan) else {"method": "exact-stratified-rank"},
+            split_method=plan.method(),
             inputs=inputs,
             output={"format": out_cfg.format, "data_path": "data", "partition_by": ["fold"],
                     "delta_version": version},

@@ -126,7 +126,8 @@ def render_report(manifest: dict[str, Any], quality: dict[str, Any] | None = Non
                           list(duplicates["by_kind"]))
         rejected += _table([("rows with conflicting labels", conflicts["rows"]), ("conflict policy", conflicts["policy"]),
                             ("split", manifest["split"].get("method", "")),
-                            ("group deviation (rows)", manifest["split"].get("group_deviation_rows", "-"))])
+                            ("group deviation (rows)", manifest["split"].get("group_deviation_rows", "-")),
+                            ("groups allow within 1", manifest["split"].get("group_within_one_reachable", "-"))])
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in manifest.get("warnings", [])) or "<li>none</li>"
     return _page(manifest["run_id"], f"""<h1>sparkprep report</h1>{summary}
 <h2>Rows</h2>{accounting}{folds}{rejected}

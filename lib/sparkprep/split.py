@@ -12,16 +12,23 @@ into 2^B buckets. One small aggregation counts rows per (class, bucket); the dri
 counts into per-bucket offsets (at most classes x 2^B numbers, with B chosen so a bucket holds
 about `_BUCKET_ROWS` rows); a window partitioned by (class, bucket) then numbers rows inside a
 bucket only. Task size stays bounded however large a class grows.
+
+Rows that must share a fold (groups.py) keep those targets: the multi-row groups are placed first,
+then the single rows of each class, in the same hash-rank order, fill every (fold, class) up to
+its target in contiguous rank ranges. When every group fits under its targets the counts are the
+row split's exactly (within 1); the plan says whether they did and reports the deviation.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable
+from itertools import accumulate
+from typing import Any, Callable
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
@@ -39,6 +46,12 @@ _BUCKET = "_sp_split_bucket"
 _CLASS = "_sp_split_class"
 #: Index of a row within its (fold, class), in hash order; null in the holdout. Rebalancing uses it.
 FOLD_RANK = "_sp_fold_rank"
+#: Multi-row groups are placed in the driver up to this many (group, class) cells. Measured at
+#: the limit: the collected Rows take ~70 MB of Python memory, placing them peaks at ~145 MB and
+#: takes ~14 s (2 busy cores); the group -> fold table sent back is broadcast (~16 bytes a
+#: group). Above it, groups are placed in hash-ordered blocks, which scale without the driver
+#: but balance less well.
+_MAX_PLACED_CELLS = 200_000
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,10 @@ class SplitPlan:
 
     def bucket_bits(self) -> int:
         return _bits_for(max(self.class_counts.values(), default=0))
+
+    def method(self) -> dict[str, Any]:
+        """The manifest's `split` entries that say how the folds were made."""
+        return {"method": "exact-stratified-rank"}
 
     def warnings(self) -> list[str]:
         cv_rows = {c: n - self.holdout_size(c) for c, n in self.class_counts.items()}
@@ -155,6 +172,11 @@ class GroupedPlan(SplitPlan):
     sizes: dict[tuple[str, int], int] = field(default_factory=dict)
     #: Largest |rows of a class in a fold - its ideal share|: how far groups let stratification go.
     deviation: float = 0.0
+    #: Every group fit under its (fold, class) targets, so single rows filled each one exactly:
+    #: per-class fold counts within 1 of each other and holdout sizes as in the row split.
+    reachable: bool = True
+    #: "greedy" (groups collected and placed in the driver) or "hash-blocks" (too many for that).
+    placement: str = "greedy"
 
     def holdout_size(self, label: str) -> int:
         return self.sizes.get((label, HOLDOUT_FOLD), 0)
@@ -162,9 +184,14 @@ class GroupedPlan(SplitPlan):
     def fold_size(self, label: str, fold: int) -> int:
         return self.sizes.get((label, fold), 0)
 
+    def method(self) -> dict[str, Any]:
+        return {"method": "group-stratified-blocks", "group_placement": self.placement,
+                "group_within_one_reachable": self.reachable, "group_deviation_rows": self.deviation}
+
     def warnings(self) -> list[str]:
-        note = (f"groups kept whole: per-class fold counts deviate from an exact stratified split by "
-                f"up to {self.deviation:.1f} rows") if self.deviation > 1 else None
+        note = (f"groups kept whole: some group is larger than what its fold has left of a class, so "
+                f"per-class fold counts deviate from an exact stratified split by up to "
+                f"{self.deviation:.1f} rows") if not self.reachable or self.deviation > 1 else None
         return [*super().warnings(), *([note] if note else [])]
 
 
@@ -183,40 +210,175 @@ def _group_bounds(totals: dict[str, int], k: int, holdout_fraction: float) -> di
     return out
 
 
+def _block_of(pos: Column, bounds: Column, k: int) -> Column:
+    """The fold whose block of positions holds `pos`: -1 before bounds[0], else the number of the
+    fold ends bounds[1..k] at or before it."""
+    blocks = F.size(F.filter(F.slice(bounds, 2, k), lambda end: end <= pos))
+    return F.when(pos < F.get(bounds, 0), F.lit(HOLDOUT_FOLD)).otherwise(blocks).cast("int")
+
+
+def _group_cells(classed: DataFrame, seed: int) -> DataFrame:
+    """One row per (group, class): its rows `_sp_n`, the group's `_sp_size`, `_sp_held` when a
+    column rule holds any row of the group, and `_sp_tie`, the class's smallest row hash there
+    (SplitPlan's tie break). The window is per group over at most one cell per class."""
+    cells = classed.groupBy(GROUP, _CLASS).agg(
+        F.count(F.lit(1)).alias("_sp_n"), F.max("_sp_held").alias("_sp_h"),
+        F.min(F.xxhash64(F.col(ROW_ID), F.lit(seed))).alias("_sp_tie"))
+    group = Window.partitionBy(GROUP)
+    return cells.withColumns({"_sp_size": F.sum("_sp_n").over(group),
+                              "_sp_held": F.max("_sp_h").over(group)}).drop("_sp_h")
+
+
+def _measure_cells(cells: DataFrame, k: int, holdout_fraction: float, seed: int) -> tuple[SplitPlan, dict[str, int], int]:
+    """The row split's plan over the rows no column rule holds (its holdout and fold sizes are the
+    targets), the single rows per class, and how many cells multi-row groups have."""
+    free = ~F.col("_sp_held")
+    rows = cells.groupBy(_CLASS).agg(
+        F.sum(F.when(free, F.col("_sp_n")).otherwise(0)).alias("free"),
+        F.sum(F.when(free & (F.col("_sp_size") == 1), F.col("_sp_n")).otherwise(0)).alias("singles"),
+        F.count_if(F.col("_sp_size") > 1).alias("cells"), F.min("_sp_tie").alias("tie")).collect()
+    targets = SplitPlan(k, holdout_fraction, seed, {r[_CLASS]: int(r["free"]) for r in rows if r["free"]},
+                        {r[_CLASS]: int(r["tie"]) for r in rows if r["free"]})
+    return targets, {r[_CLASS]: int(r["singles"]) for r in rows if r["singles"]}, sum(int(r["cells"]) for r in rows)
+
+
+def _target(targets: SplitPlan, label: str, fold: int) -> int:
+    return targets.holdout_size(label) if fold == HOLDOUT_FOLD else targets.fold_size(label, fold)
+
+
+def _place_greedily(cells: list[Row], targets: SplitPlan) -> tuple[dict[int, int], dict[tuple[str, int], int]]:
+    """Each multi-row group's fold, and the groups' rows per (class, fold).
+
+    Largest group first (ties by xxhash64(group, seed)); each goes to the fold where it adds the
+    fewest rows beyond the (class, fold) targets (counted per class of its rows, so a group with
+    conflicting labels weighs on each of its classes), then to the fold least full relative to
+    its targets of the group's classes (so groups spread over the holdout and the folds in
+    proportion, and never into a holdout of size 0 while a fold has room), then the lowest fold.
+    Plain loops over per-class lists: this runs once per group, up to _MAX_PLACED_CELLS times."""
+    members: dict[int, dict[str, int]] = defaultdict(dict)
+    hashes: dict[int, int] = {}
+    for cell in cells:
+        members[cell[GROUP]][cell[_CLASS]] = int(cell["_sp_n"])
+        hashes[cell[GROUP]] = int(cell["_sp_hash"])
+    folds = [*range(targets.k), HOLDOUT_FOLD]
+    target = {c: [_target(targets, c, f) for f in folds] for c in targets.class_counts}
+    placed = {c: [0] * len(folds) for c in targets.class_counts}
+    chosen = {}
+    for group in sorted(members, key=lambda g: (-sum(members[g].values()), hashes[g], g)):
+        rows, best, best_cost = members[group].items(), 0, (math.inf, math.inf)
+        for i in range(len(folds)):
+            beyond, room, load = 0, 0, 0
+            for c, n in rows:
+                t, p = target[c][i], placed[c][i]
+                beyond, room, load = beyond + n - min(n, max(0, t - p)), room + t, load + p + n
+            cost = (beyond, load / room if room else math.inf)
+            if cost < best_cost:  # strictly: the first of equal folds stays
+                best, best_cost = i, cost
+        chosen[group] = folds[best]
+        for c, n in rows:
+            placed[c][best] += n
+    return chosen, {(c, f): placed[c][i] for c in placed for i, f in enumerate(folds)}
+
+
+def _place_in_blocks(cells: DataFrame, k: int, holdout_fraction: float, seed: int,
+                     materialise: Callable[[DataFrame, str], DataFrame]) -> DataFrame:
+    """(group, fold) of the multi-row groups when they are too many to collect: each counts for
+    its most frequent class (ties: the class whose name hashes lower) and weighs its rows; in
+    xxhash64(group, seed) order within the class it lands in the holdout or fold block that
+    holds its position (_group_bounds). Scales; a group can move a block end by its size - 1."""
+    units = cells.where((F.col("_sp_size") > 1) & ~F.col("_sp_held")).groupBy(GROUP).agg(
+        F.max("_sp_size").alias("_sp_size"),
+        F.max_by(_CLASS, F.struct("_sp_n", F.bitwise_not(F.xxhash64(_CLASS)))).alias(_CLASS))
+    totals = {r[_CLASS]: int(r["n"]) for r in units.groupBy(_CLASS).agg(F.sum("_sp_size").alias("n")).collect()}
+    ranked, _ = _positions(units, [_CLASS], GROUP, "_sp_size", seed, _bits_for(max(totals.values(), default=0)))
+    table = cells.sparkSession.createDataFrame(list(_group_bounds(totals, k, holdout_fraction).items()),
+                                               f"{_CLASS} string, _sp_bounds array<long>")
+    return materialise(ranked.join(F.broadcast(table), _CLASS)
+                       .select(GROUP, _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k).alias("fold")),
+                       "split-group-folds")
+
+
+def _level(floor: list[int], rows: int, order: list[int]) -> list[int]:
+    """Rows added to each of `floor` when `rows` rows go, one by one, to the lowest entry (ties:
+    the earliest in `order`). Closed form: the highest level L the rows can fill up to, then the
+    remainder one each to the entries at or below L, in `order`."""
+    def need(level: int) -> int:
+        return sum(max(0, level - x) for x in floor)
+    low, high = min(floor), min(floor) + rows
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if need(mid) <= rows else (low, mid - 1)
+    extra = [max(0, low - x) for x in floor]
+    for f in [f for f in order if floor[f] <= low][: rows - sum(extra)]:
+        extra[f] += 1
+    return extra
+
+
+def _single_counts(targets: SplitPlan, placed: dict[tuple[str, int], int], singles: dict[str, int]) -> dict[str, list[int]]:
+    """Per class, its single rows in the holdout and in folds 0..k-1. The holdout takes what its
+    target lacks; the folds are levelled from the lowest up, and a remainder goes to the folds
+    the row split makes larger (SplitPlan.start_fold), so fold totals stay level across classes.
+    When every group fit under its targets, this fills each (fold, class) to its target exactly."""
+    out = {}
+    for c, n in singles.items():
+        held = min(n, max(0, targets.holdout_size(c) - placed.get((c, HOLDOUT_FOLD), 0)))
+        start = targets.start_fold(c)
+        order = sorted(range(targets.k), key=lambda f: (f - start) % targets.k)
+        out[c] = [held, *_level([placed.get((c, f), 0) for f in range(targets.k)], n - held, order)]
+    return out
+
+
 def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: float, seed: int,
                        held_out: Column, materialise: Callable[[DataFrame, str], DataFrame]) -> tuple[DataFrame, GroupedPlan]:
     """Add `fold` and `FOLD_RANK` so that rows sharing `_sp_group` always share a fold.
 
-    A group counts for its most frequent class (ties: the class whose name hashes lower) and
-    weighs its rows. Groups are ordered by xxhash64(group, seed) within their class; a group's
-    position is the rows of the groups before it, and it lands in the holdout or fold block that
-    contains that position. With every group of one row this is an exact stratified split in
-    blocks; a group of m rows can move a block boundary by at most m - 1 (the plan reports the
-    largest deviation). A group with any row held out by a column rule is held out whole.
-    Then rows are ranked inside each (fold, class) for oversampling, as in the row split."""
+    The targets are the row split's holdout and fold sizes per class. Multi-row groups are placed
+    first (_place_greedily, or _place_in_blocks above _MAX_PLACED_CELLS cells); then the single
+    rows of each class, in xxhash64(row_id, seed) order, fill the holdout and the folds in
+    contiguous rank ranges (_single_counts). When every group fit under its targets, the result
+    is the row split's counts exactly; else the plan reports the deviation. A group with any row
+    held out by a column rule is held out whole. Then rows are ranked inside each (fold, class)
+    for oversampling, as in the row split."""
+    spark = df.sparkSession
     classed = df.withColumns({_CLASS: F.col(label).cast("string"), "_sp_held": held_out})
-    per_class = classed.groupBy(GROUP, _CLASS).agg(F.count(F.lit(1)).alias("_sp_n"), F.max("_sp_held").alias("_sp_h"))
-    units = materialise(per_class.groupBy(GROUP).agg(
-        F.sum("_sp_n").alias("_sp_size"), F.max("_sp_h").alias("_sp_held"),
-        F.max_by(_CLASS, F.struct("_sp_n", F.bitwise_not(F.xxhash64(_CLASS)))).alias(_CLASS)), "split-groups")
-    cv_units = units.where(~F.col("_sp_held"))
-    totals = {r[_CLASS]: int(r["n"]) for r in cv_units.groupBy(_CLASS).agg(F.sum("_sp_size").alias("n")).collect()}
-    ranked, _ = _positions(cv_units, [_CLASS], GROUP, "_sp_size", seed, _bits_for(max(totals.values(), default=0)))
-    bounds = _group_bounds(totals, k, holdout_fraction)
-    table = df.sparkSession.createDataFrame(list(bounds.items()), f"{_CLASS} string, _sp_bounds array<long>")
-    pos, b = F.col("_sp_pos"), F.col("_sp_bounds")
-    fold = F.when(pos < F.get(b, 0), F.lit(HOLDOUT_FOLD)).otherwise(F.size(F.filter(F.slice(b, 2, k), lambda x: x <= pos)))
-    unit_folds = (ranked.join(F.broadcast(table), _CLASS).select(GROUP, fold.cast("int").alias("fold"))
-                  .unionByName(units.where(F.col("_sp_held")).select(GROUP, F.lit(HOLDOUT_FOLD).alias("fold"))))
-    folded = materialise(classed.drop("_sp_held").join(unit_folds, GROUP), "split-folds")
+    cells = materialise(_group_cells(classed, seed), "split-cells")
+    targets, singles, group_cells = _measure_cells(cells, k, holdout_fraction, seed)
+    multi = F.col("_sp_size") > 1
+    held_groups = cells.where(multi & F.col("_sp_held")).select(GROUP, F.lit(HOLDOUT_FOLD).alias("fold")).distinct()
+    placement = "greedy" if group_cells <= _MAX_PLACED_CELLS else "hash-blocks"
+    if placement == "greedy":
+        chosen, placed = _place_greedily(cells.where(multi & ~F.col("_sp_held")).select(
+            GROUP, _CLASS, "_sp_n", F.xxhash64(GROUP, F.lit(seed)).alias("_sp_hash")).collect(), targets)
+        group_type = cells.schema[GROUP].dataType.simpleString()
+        folds = F.broadcast(spark.createDataFrame(list(chosen.items()), f"{GROUP} {group_type}, fold int")
+                            .unionByName(held_groups))
+    else:
+        in_blocks = _place_in_blocks(cells, k, holdout_fraction, seed, materialise)
+        placed = {(r[_CLASS], int(r["fold"])): int(r["n"]) for r in cells.join(in_blocks, GROUP)
+                  .groupBy(_CLASS, "fold").agg(F.sum("_sp_n").alias("n")).collect()}
+        folds = in_blocks.unionByName(held_groups)
+    reachable = all(n <= _target(targets, c, f) for (c, f), n in placed.items())
+    joined = classed.join(folds, GROUP, "left")
+    single = F.col("fold").isNull() & ~F.col("_sp_held")
+    ranked, running = _positions(joined.where(single).drop("fold"), [_CLASS], ROW_ID, None, seed,
+                                 _bits_for(max(singles.values(), default=0)))
+    if {c[0]: n for c, n in running.items()} != singles:
+        raise ContractError(f"split: single rows per class changed between passes: planned {singles}, found "
+                            f"{ {c[0]: n for c, n in running.items()} }; is the input being modified?")
+    table = spark.createDataFrame([(c, list(accumulate(n))) for c, n in _single_counts(targets, placed, singles).items()],
+                                  f"{_CLASS} string, _sp_bounds array<long>")
+    filled = (ranked.join(F.broadcast(table), _CLASS)
+              .withColumn("fold", _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k)).drop("_sp_pos", "_sp_bounds"))
+    rest = joined.where(~single).withColumn("fold", F.coalesce(F.col("fold"), F.lit(HOLDOUT_FOLD)))
+    folded = materialise(filled.unionByName(rest).drop("_sp_held"), "split-folds")
     counts = {(r[_CLASS], int(r["fold"])): int(r["n"])
               for r in folded.groupBy(_CLASS, "fold").agg(F.count(F.lit(1)).alias("n")).collect()}
     class_counts = {c: sum(n for (cc, _), n in counts.items() if cc == c) for c in {c for c, _ in counts}}
-    largest_cell = max(counts.values(), default=0)
-    rows, _ = _positions(folded, ["fold", _CLASS], ROW_ID, None, seed, _bits_for(largest_cell))
+    rows, _ = _positions(folded, ["fold", _CLASS], ROW_ID, None, seed, _bits_for(max(counts.values(), default=0)))
     ideal = {c: (n - counts.get((c, HOLDOUT_FOLD), 0)) / k for c, n in class_counts.items()}
     deviation = max((abs(counts.get((c, f), 0) - ideal[c]) for c in class_counts for f in range(k)), default=0.0)
-    plan = GroupedPlan(k, holdout_fraction, seed, class_counts, sizes=counts, deviation=round(deviation, 1))
+    plan = GroupedPlan(k, holdout_fraction, seed, class_counts, sizes=counts, deviation=round(deviation, 1),
+                       reachable=reachable, placement=placement)
     rank = F.when(F.col("fold") != HOLDOUT_FOLD, F.col("_sp_pos")).cast("long")
     return rows.withColumn(FOLD_RANK, rank).drop("_sp_pos", _CLASS), plan
 

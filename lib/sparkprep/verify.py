@@ -2,15 +2,17 @@
 
 Everything is re-derived from the written data and compared with manifest.json: row accounting,
 each `row_id` in exactly one fold (so every copy sits in its original's fold), every copy has its
-original, per-class fold counts within 1 of each other and holdout sizes as planned, and the
-manifest's per-fold per-class counts equal to the data; with `in_train`, only CV originals
-undersampled and exactly the planned number kept per (fold, class). Every other number of the
-manifest that the data determines is re-derived from the same per-(fold, class) counts: rows.replicas,
-rows.undersampled, rows.by_fold, counts.replicas_per_fold_per_class, and the class weights and priors
-of every training set (by manifest.py's own formulas, which are the definition; what is checked is
-that the manifest's numbers are those formulas applied to the written rows). Two aggregations over
-the data, whatever its size; violations are reported with up to five example row_ids, and each
-manifest number that disagrees is named by its key (class_weights.folds.0, rows.by_fold, ...).
+original, per-class fold counts within 1 of each other and holdout sizes as planned (with
+groups: wherever the manifest says the groups allowed it, and the largest deviation equal to the
+one it reports), groups whole, and the manifest's per-fold per-class counts equal to the data; with
+`in_train`, only CV originals undersampled and exactly the planned number kept per (fold, class).
+Every other number of the manifest that the data determines is re-derived from the same per-(fold,
+class) counts: class_counts, rows.replicas, rows.undersampled, rows.by_fold,
+counts.replicas_per_fold_per_class, and the class weights and priors of every training set (by
+manifest.py's own formulas, which are the definition; what is checked is that the manifest's
+numbers are those formulas applied to the written rows). Two aggregations over the data, whatever
+its size; violations are reported with up to five example row_ids, and each manifest number that
+disagrees is named by its key (class_weights.folds.0, rows.by_fold, ...).
 
 The fitted transform (the file manifest.json names) is checked the same way, with a third
 aggregation: parameters for folds 0..k-1 and final; each set fitted on exactly its training
@@ -171,7 +173,8 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     verdict.check("output rows equal the data",
                   [] if sum(counts.values()) == rows["output"] else [f"data has {sum(counts.values())} originals, manifest says {rows['output']}"])
     split = manifest["split"]
-    if split.get("method") == "group-stratified-blocks":
+    group_split = split.get("method") == "group-stratified-blocks"
+    if group_split:
         for column in _group_columns(manifest, data):
             spread = (data.where(F.col(column).isNotNull()).groupBy(column)
                       .agg(_in_several_folds().alias("split")).where("split").limit(_EXAMPLES).collect())
@@ -179,17 +182,22 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
                           [f"{column} values in several folds: {[r[column] for r in spread]}"] if spread else [])
         verdict.check("stratified as well as groups allow (deviation as reported)",
                       _deviation_problems(counts, classes, k, split.get("group_deviation_rows", 0.0)))
+        # Where every group fit under its targets, single rows filled them exactly: the row split's counts.
+        reachable = bool(split.get("group_within_one_reachable"))
+        verdict.check("within 1 where the groups allow it (group_within_one_reachable)", [] if not reachable else
+                      _stratification_problems(counts, classes, k) + ([] if split.get("holdout_column") else
+                      _holdout_problems(counts, classes, k, split["holdout_fraction"])))
     else:
         verdict.check("stratified: per-class fold counts within 1", _stratification_problems(counts, classes, k))
     if split.get("holdout_column"):
         rule = holdout_by_column(split["holdout_column"], split.get("holdout_values") or [], split.get("holdout_from"))
         held = F.col("fold") == HOLDOUT_FOLD
         # A group with one held-out row is held out whole, so with groups the rule only implies the holdout.
-        wrong = (rule & ~held) if split.get("method") == "group-stratified-blocks" else (rule != held)
+        wrong = (rule & ~held) if group_split else (rule != held)
         misplaced = data.where(wrong).select("row_id").limit(_EXAMPLES).collect()
         verdict.check(f"holdout = rows selected by {split['holdout_column']}",
                       [f"rows on the wrong side of the holdout rule: {_examples(misplaced)}"] if misplaced else [])
-    elif split.get("method") != "group-stratified-blocks":  # whole groups make the holdout approximate
+    elif not group_split:  # whole groups make the holdout exact only where they allow it (checked above)
         verdict.check("holdout size per class", _holdout_problems(counts, classes, k, split["holdout_fraction"]))
     verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
     if IN_TRAIN in data.columns or (manifest.get("rebalance") or {}).get("method") == "undersample":
@@ -344,14 +352,18 @@ def _group_columns(manifest: dict[str, Any], data: DataFrame) -> list[str]:
 
 
 def _deviation_problems(counts: dict[tuple[int, int], int], classes: list[str], k: int, reported: float) -> list[str]:
-    problems = []
+    """The largest |rows of a class in a fold - its CV rows / k| equals the reported one (rounded to 0.1)."""
+    problems, largest = [], 0.0
     for index, name in enumerate(classes):
         per_fold = [counts.get((f, index), 0) for f in range(k)]
         ideal = sum(per_fold) / k
         worst = max((abs(n - ideal) for n in per_fold), default=0.0)
+        largest = max(largest, worst)
         if worst > reported + 0.05:
             problems.append(f"class {name!r}: {per_fold} in folds 0..{k - 1} deviate by {worst:.1f} rows, "
                             f"the manifest reports {reported}")
+    if largest < reported - 0.05:
+        problems.append(f"the data deviate by at most {largest:.1f} rows, the manifest reports {reported}")
     return problems
 
 

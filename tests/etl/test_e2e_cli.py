@@ -139,13 +139,15 @@ def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out):
     assert dups["by_kind"]["exact"] > 0 and dups["by_kind"]["key"] > 0 and dups["by_kind"]["near"] == 0
     assert sum(dups["by_kind"].values()) == manifest["rows"]["duplicates"]
     assert dups["label_conflicts"]["rows"] > 0 and manifest["split"]["method"] == "group-stratified-blocks"
+    # Near-duplicate clusters are small beside every (fold, class) target: singles fill them exactly.
+    assert manifest["split"]["group_within_one_reachable"] and manifest["split"]["group_deviation_rows"] <= 1
     assert (out / "report.html").read_text().startswith("<!doctype html>")
     assert manifest["rows"]["replicas"] > 0
     assert _trainer_counts(out, fold=0) == _expected_loader_counts(manifest, 0)
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name or ".scratch-" in p.name]
-    assert len(manifest["verified"]) == 18  # 13 on the data (undersampling: none), 1 on the quarantine, 4 on the transform
+    assert len(manifest["verified"]) == 19  # 14 on the data (undersampling: none), 1 on the quarantine, 4 on the transform
     report = _cli("verify", *SMALL[2:], str(out)).stdout
-    assert report.count("ok  ") == 19 and "FAIL" not in report  # and the transform file is there
+    assert report.count("ok  ") == 20 and "FAIL" not in report  # and the transform file is there
 
 
 def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):

@@ -1,14 +1,19 @@
-"""Group-aware split: whole groups per fold, stratified as well as groups allow, exact when every
-group is one row, deterministic; oversampling stays exact on top of it."""
+"""Group-aware split: whole groups per fold, the row split's exact counts wherever the groups fit
+their targets (the deviation reported where they do not), deterministic; oversampling stays exact
+on top of it."""
 
 from collections import Counter, defaultdict
 
+import pytest
 from chispa import assert_df_equality
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from sparkprep import HOLDOUT_FOLD
 from sparkprep.groups import GROUP, add_groups
 from sparkprep.rebalance import oversample_training_rows
+from sparkprep import split
 from sparkprep.split import FOLD_RANK, assign_group_folds
 
 
@@ -105,3 +110,68 @@ def test_keys_link_rows_into_components_named_by_their_smallest_row(spark, mater
     single = add_groups(df, [F.col("user")], materialise).select("row_id", GROUP)
     expected = spark.createDataFrame([(1, 1), (2, 1), (3, 3), (4, 4), (5, 5), (6, 5)], f"row_id long, {GROUP} long")
     assert_df_equality(single, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def _by_fold(rows, k):
+    counts = Counter((r["label"], r["fold"]) for r in rows)
+    return {c: [counts[(c, f)] for f in (HOLDOUT_FOLD, *range(k))] for c in sorted({r["label"] for r in rows})}
+
+
+def test_groups_that_fit_their_targets_give_the_row_splits_exact_counts(spark, materialise):
+    # a: groups of 6 and 3, 2 a-rows of a conflict group (2 a + 2 b), 20 singles: 31 rows.
+    # b: the conflict group's 2, a group of 3, 9 singles: 14 rows.
+    labels = ["a"] * 6 + ["a"] * 3 + ["a", "a", "b", "b"] + ["b"] * 3 + ["a"] * 20 + ["b"] * 9
+    groups = [1] * 6 + [2] * 3 + [3] * 4 + [4] * 3 + list(range(100, 129))
+    rows, plan = _split(spark, materialise, labels, groups, k=3, holdout=0.1)
+    # By hand, the row split's sizes: a holds out round(3.1) = 3 and splits 28 as 10/9/9 from fold 0;
+    # b holds out round(1.4) = 1 and splits 13 from fold 28 mod 3 = 1: 4/5/4. Fold totals 14/14/13.
+    assert _by_fold(rows, 3) == {"a": [3, 10, 9, 9], "b": [1, 4, 5, 4]}
+    assert plan.reachable and plan.deviation <= 1
+    assert plan.method() == {"method": "group-stratified-blocks", "group_placement": "greedy",
+                             "group_within_one_reachable": True, "group_deviation_rows": plan.deviation}
+    assert not any("groups kept whole" in w for w in plan.warnings())
+    assert all(len({r["fold"] for r in rows if r[GROUP] == g}) == 1 for g in (1, 2, 3, 4))
+
+
+def test_groups_too_many_to_collect_go_in_blocks_and_singles_still_fill_exactly(spark, materialise, monkeypatch):
+    monkeypatch.setattr(split, "_MAX_PLACED_CELLS", 0)
+    # a: 5 groups of 2 + 50 singles; b: 3 groups of 2 + 24 singles. Groups are blocks of their
+    # class's 10 and 6 group rows, so no block can reach a target: a holds out round(6.0) = 6 and
+    # splits 54 as 18/18/18; b holds out round(3.0) = 3 and splits 27 as 9/9/9.
+    labels = ["a"] * 10 + ["b"] * 6 + ["a"] * 50 + ["b"] * 24
+    groups = [i // 2 for i in range(16)] + list(range(100, 174))
+    rows, plan = _split(spark, materialise, labels, groups, k=3, holdout=0.1)
+    assert _by_fold(rows, 3) == {"a": [6, 18, 18, 18], "b": [3, 9, 9, 9]}
+    assert plan.reachable and plan.placement == "hash-blocks"
+    assert all(len({r["fold"] for r in rows if r[GROUP] == g}) == 1 for g in range(8))
+
+
+def test_singles_level_the_folds_a_too_large_group_leaves(spark, materialise):
+    # a: a group of 6 and 6 singles, k = 3: the targets are 4/4/4, the group overshoots its fold by
+    # 2 and the singles level the other two folds: 3 and 3. The deviation is |6 - 4| = 2.
+    labels = ["a"] * 12
+    rows, plan = _split(spark, materialise, labels, [0] * 6 + list(range(1, 7)), k=3)
+    per_fold = _by_fold(rows, 3)["a"]
+    assert per_fold[0] == 0 and sorted(per_fold[1:]) == [3, 3, 6]
+    assert not plan.reachable and plan.deviation == 2.0
+    assert any("up to 2.0 rows" in w for w in plan.warnings())
+
+
+LABELLED_GROUPS = st.lists(st.lists(st.sampled_from("abc"), min_size=1, max_size=5), min_size=1, max_size=12)
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(groups=LABELLED_GROUPS, singles=st.tuples(*[st.integers(0, 25)] * 3), k=st.integers(2, 4),
+       holdout=st.sampled_from([0.0, 0.2]))
+def test_random_groups_stay_whole_and_within_1_whenever_they_fit(spark, materialise, groups, singles, k, holdout):
+    labels = [c for g in groups for c in g] + [c for c, n in zip("abc", singles) for _ in range(n)]
+    ids = [i for i, g in enumerate(groups) for _ in g] + list(range(1000, 1000 + sum(singles)))
+    rows, plan = _split(spark, materialise, labels, ids, k=k, holdout=holdout, partitions=1)
+    again, _ = _split(spark, materialise, labels, ids, k=k, holdout=holdout, partitions=5)
+    assert sorted(r["row_id"] for r in rows) == [i * 7919 + 13 for i in range(len(labels))]  # every row once
+    assert {r["row_id"]: r["fold"] for r in rows} == {r["row_id"]: r["fold"] for r in again}
+    assert all(len({r["fold"] for r in rows if r[GROUP] == g}) == 1 for g in set(ids))
+    if plan.reachable:
+        for c, (held, *per_fold) in _by_fold(rows, k).items():
+            assert held == int(holdout * labels.count(c) + 0.5) and max(per_fold) - min(per_fold) <= 1
+        assert plan.deviation <= 1

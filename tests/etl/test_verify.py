@@ -263,3 +263,40 @@ def test_every_derivable_manifest_number_is_checked(spark, prepared, tmp_path, c
     assert main(["verify", str(out)]) == 4
     said = capsys.readouterr().out
     assert named in said, said
+
+
+def _grouped(rows, deviation, reachable):
+    """GOOD-like rows with the manifest of a group split that reports `deviation` and `reachable`."""
+    manifest = _manifest(rows)
+    manifest["split"].update({"method": "group-stratified-blocks", "group_placement": "greedy",
+                              "group_within_one_reachable": reachable, "group_deviation_rows": deviation})
+    return manifest
+
+
+WITHIN_1 = "within 1 where the groups allow it (group_within_one_reachable)"
+DEVIATION = "stratified as well as groups allow (deviation as reported)"
+B_IN_FOLD_0 = [(r[0], 0, r[2], r[3]) if r[0] in (7, 8) else r for r in GOOD]  # b: 3 / 0 in folds 0 / 1
+A_NOT_HELD = [r if r[0] != 1 else (1, 0, 0, 0) for r in GOOD]  # a: 0 held, 3 / 1 in folds 0 / 1
+
+
+def test_a_good_group_split_passes(spark, tmp_path):
+    # GOOD: a 2 / 1 and b 1 / 2 in folds 0 / 1 (ideal 1.5: deviation 0.5), 1 of 4 held out per class.
+    verdict = verify_output(spark, _write(spark, tmp_path, GOOD, _grouped(GOOD, 0.5, True)))
+    assert verdict.ok, verdict.violations
+    assert WITHIN_1 in verdict.checks and DEVIATION in verdict.checks
+
+
+@pytest.mark.parametrize("rows, deviation, reachable, expected", [
+    (GOOD, 0.0, True, f"{DEVIATION}: class 'a': [2, 1] in folds 0..1 deviate by 0.5 rows, the manifest reports 0.0"),
+    (GOOD, 1.5, True, f"{DEVIATION}: the data deviate by at most 0.5 rows, the manifest reports 1.5"),
+    (B_IN_FOLD_0, 1.5, True, f"{WITHIN_1}: class 'b' has [3, 0] rows in folds 0..1"),
+    (A_NOT_HELD, 1.0, True, f"{WITHIN_1}: class 'a': 0 holdout rows, planned 1"),
+])
+def test_a_tampered_group_split_fails_verification(spark, tmp_path, rows, deviation, reachable, expected):
+    violations = verify_output(spark, _write(spark, tmp_path, rows, _grouped(rows, deviation, reachable))).violations
+    assert expected in violations, violations
+
+
+def test_a_group_split_the_groups_kept_from_within_1_passes_with_its_deviation(spark, tmp_path):
+    violations = verify_output(spark, _write(spark, tmp_path, B_IN_FOLD_0, _grouped(B_IN_FOLD_0, 1.5, False))).violations
+    assert not [v for v in violations if v.startswith((WITHIN_1, DEVIATION))], violations
