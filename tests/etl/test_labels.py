@@ -4,7 +4,6 @@ run that rejects everything says why and keeps the evidence, without touching th
 import json
 
 import pyarrow.parquet as pq
-import pytest
 
 from sparkprep.cli import main
 

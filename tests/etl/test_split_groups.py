@@ -4,7 +4,6 @@ on top of it."""
 
 from collections import Counter, defaultdict
 
-import pytest
 from chispa import assert_df_equality
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
