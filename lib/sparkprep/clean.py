@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import ColumnRule
 from sparkprep.errors import ConfigError
-from sparkprep.ingest import CORRUPT, INVALID_UTF8, POSITION, SOURCE_FILE
+from sparkprep.ingest import CORRUPT, INVALID_UTF8, LAYOUT, POSITION, SOURCE_FILE
 
 REASON = "_sp_reason"
 REASON_COLUMN = "_sp_column"
@@ -209,9 +209,10 @@ def rules_from_schema(schema: dict[str, Any]) -> dict[str, ColumnRule]:
 
 def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
                     classes: list[str] | None = None, rules: dict[str, ColumnRule] | None = None,
-                    non_finite: str = "keep") -> DataFrame:
+                    non_finite: str = "keep", raw_record: Column | None = None) -> DataFrame:
     """Coerce string columns to `schema` types, normalise strings, apply `rules`, and mark rows to
-    reject with reason, column and message (the first failing check, in `REASONS` order).
+    reject with reason, column and message (the first failing check, in `REASONS` order), and the
+    record as read: `raw_record` (ingest.raw_record: CSV's text), else the columns as JSON.
     A text too large for its floating type is out_of_range, never infinity; NaN and ±inf values
     are out_of_range too where `non_finite` (or the column rule's) is reject.
 
@@ -264,7 +265,8 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
     for i, check in enumerate(checks):
         message = F.when(index == i, check.message).otherwise(message)
     inputs = [c for c in df.columns if not c.startswith("_sp_")]
-    raw = F.to_json(F.struct(*[F.col(c) for c in inputs]))  # the columns as read, before the swap
+    # The record as read: CSV's text (ingest.raw_record), else the columns as read, before the swap, as JSON.
+    raw = raw_record if raw_record is not None else F.to_json(F.struct(*[F.col(c) for c in inputs]))
     if CORRUPT in df.columns:
         raw = F.coalesce(F.col(CORRUPT), raw)
     # F.get, not element_at: on Spark 4.2, element_at(literal array, NULL) returns the last
@@ -278,7 +280,7 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
     swapped = {n: _canonical(typed(n), (schema or {}).get(n, "string")) for n in typed_cols}
     swapped |= {n: _canonical(F.col(n), t) for n, t in (schema or {}).items()
                 if n not in typed_cols and t in ("double", "float")}
-    return marked.withColumns(swapped).drop(*[f"_sp_typed_{n}" for n in typed_cols], _CHECK)
+    return marked.withColumns(swapped).drop(*[f"_sp_typed_{n}" for n in typed_cols], _CHECK, LAYOUT)
 
 
 def accepted(df: DataFrame, keep_source: bool = False) -> DataFrame:

@@ -14,15 +14,15 @@ from urllib.parse import unquote, urlparse
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.errors.exceptions.captured import CapturedException
-from pyspark.sql import DataFrame, DataFrameReader, SparkSession
+from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from sparkprep import RESERVED_COLUMNS
 from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import InputError
-from sparkprep.io.csv_files import (has_header, read_headers, reader_options, reads_utf8, strips_line_end_cr,
-                                     whole_files)
+from sparkprep.io.csv_files import (has_header, read_headers, reader_options, reads_utf8, record_text,
+                                     strips_line_end_cr, whole_files)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ SOURCE_FILE = "_sp_source_file"
 #: reads whole in one task (multi-line records): the record's number in its file is its position
 #: less its file's first (clean.quarantine_rows). Null where files are split across tasks.
 POSITION = "_sp_position"
+#: CSV: the names of the file's columns in file order (a literal per file layout), from which
+#: `raw_record` writes a rejected row's record back as text. Dropped by clean.mark_rejections.
+LAYOUT = "_sp_layout"
 #: The names of a row's columns whose bytes are not valid UTF-8 (CSV read as UTF-8; see `_decoded`).
 INVALID_UTF8 = "_sp_invalid_utf8"
 _BYTES = "ISO-8859-1"  # one character per byte: reading with it loses nothing
@@ -95,6 +98,8 @@ def _load(spark: SparkSession, config: InputConfig, options: dict[str, str], ver
         df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
     if config.format == "csv" and reads_utf8(options):
         df = _decoded(df)
+    if config.format == "csv":
+        df = df.withColumn(LAYOUT, F.array(*[F.lit(c) for c in df.columns if not c.startswith("_sp_")]))
     positioned = config.format == "csv" and whole_files(options)
     return df.withColumns({SOURCE_FILE: F.col("_metadata.file_path"),
                            POSITION: F.monotonically_increasing_id() if positioned else F.lit(None).cast("long")})
@@ -118,6 +123,16 @@ def _decoded(df: DataFrame) -> DataFrame:
             invalid.append(F.when(~valid, F.lit(name)))
     return df.withColumns({**values, INVALID_UTF8: F.array_compact(F.array(*invalid)) if invalid
                            else F.array().cast("array<string>")})
+
+
+def raw_record(df: DataFrame, config: InputConfig) -> Column | None:
+    """CSV: a row's record as text, in its file's column order and the reader's dialect (what a
+    rejected row keeps as raw; clean evaluates it for rejected rows only). None for other formats,
+    whose rejected rows keep their columns as JSON."""
+    if LAYOUT not in df.columns:
+        return None
+    options = reader_options(config.options, typed_by_schema=bool(config.schema_))
+    return record_text(F.col(LAYOUT), [c for c in df.columns if not c.startswith("_sp_")], options)
 
 
 def _input_files(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> list[str]:
@@ -146,7 +161,7 @@ def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[
         if header:  # else empty or skipped unreadable files: nothing to match; Spark reads (or skips) them
             _check_header(list(header), wanted, uris, config.extra_columns)
         read = _load(spark, config, options, None, columns=list(header) or None, paths=uris)
-        parts.append(read.select(*wanted, CORRUPT, SOURCE_FILE, POSITION, INVALID_UTF8))
+        parts.append(read.select(*wanted, CORRUPT, SOURCE_FILE, POSITION, INVALID_UTF8, LAYOUT))
     if len(groups) > 1:
         log.info("CSV files in %d column orders, matched by name to input.schema", len(groups))
     return reduce(DataFrame.unionByName, parts)
@@ -224,6 +239,9 @@ def check_columns(df: DataFrame, columns: ColumnsConfig, source: str) -> DataFra
         if old not in df.columns:
             raise InputError(f"columns.rename: input column {old!r} does not exist in {source}")
         df = df.withColumnRenamed(old, new)
+    if columns.rename and LAYOUT in df.columns:
+        renamed = F.create_map(*[F.lit(x) for pair in columns.rename.items() for x in pair])
+        df = df.withColumn(LAYOUT, F.transform(LAYOUT, lambda n: F.coalesce(renamed[n], n)))
     present = [c for c in df.columns if not c.startswith("_sp_")]
     clash = sorted(set(present) & set(RESERVED_COLUMNS))
     if clash:

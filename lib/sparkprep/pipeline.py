@@ -40,8 +40,8 @@ from sparkprep.dedup import (ABSORBED, FEATURE_HASH, ROW_ID, add_feature_hash, a
                              deduplicate, mark_label_conflicts)
 from sparkprep.groups import add_groups
 from sparkprep.errors import ContractError, InputError, SparkprepError
-from sparkprep.ingest import (POSITION, SOURCE_FILE, check_columns, input_version, read_input, spark_error_summary,
-                              unread_files)
+from sparkprep.ingest import (POSITION, SOURCE_FILE, check_columns, input_version, raw_record, read_input,
+                              spark_error_summary, unread_files)
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_blocked_manifest, build_manifest
 from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
@@ -352,7 +352,8 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         # read them from the scratch copy (a few columns) instead of hashing every column again.
         features = [*cols.numeric, *cols.categorical, *cols.array, *cols.text]
         identified = add_feature_hash(add_row_id(mark_rejections(raw, input_cfg.schema_, cols.label, cols.classes,
-                                                                 _clean_rules(config), config.clean.non_finite)),
+                                                                 _clean_rules(config), config.clean.non_finite,
+                                                                 raw_record(raw, input_cfg))),
                                       cols.label, features)
         marked = _materialise(identified, f"{scratch}/marked", paths, out_cfg.dictionary_page_bytes)
         # Profile the typed scratch copy (rejected rows included), not the raw input again.

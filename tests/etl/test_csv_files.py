@@ -2,6 +2,7 @@
 matched by the header's names, never by the schema's order."""
 
 import csv
+import io
 import json
 
 import pandas as pd
@@ -35,6 +36,16 @@ def _write(path, writer: str, rows: list[list[str]]) -> None:
         w = csv.writer(f, quoting=quoting)
         w.writerow(HEADER)
         w.writerows(rows)
+
+
+def _records_as_written(rows: list[list[str]], which) -> set[str]:
+    """Each row's record as Python's csv module writes it (QUOTE_MINIMAL), without the line end."""
+    out = set()
+    for i in which:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerow(rows[i])
+        out.add(text.getvalue()[:-1])
+    return out
 
 
 def _python_reads(path) -> list[dict[str, str]]:
@@ -183,8 +194,30 @@ def test_invalid_utf8_is_quarantined_with_its_bytes_not_replaced(spark, tmp_path
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["rows"]["input"] == 43 and manifest["rejections"]["by_reason"] == {"invalid_encoding": 3}
     quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()
-    found = sorted((q["column"], json.loads(q["raw"])[q["column"]]) for q in quarantine)
-    assert found == sorted([("label", "0x" + b"go\xffod".hex().upper()), ("text", "0x" + b"\xc3\x28 two".hex().upper()),
-                            ("text", "0x" + b"bad\xff\xfe one".hex().upper())])
+    found = sorted((q["column"], q["raw"]) for q in quarantine)
+    one, two, label = ("0x" + b.hex().upper() for b in (b"bad\xff\xfe one", b"\xc3\x28 two", b"go\xffod"))
+    assert found == [("label", f"102,3.5,fine,{label}"), ("text", f"100,1.5,{one},good"), ("text", f"101,2.5,{two},bad")]
     texts = pq.read_table(tmp_path / "out" / "data", columns=["text", "replica"]).to_pylist()
     assert sorted(t["text"] for t in texts if t["replica"] == 0) == sorted(f"caf\u00e9 \u6771\u4eac {i}" for i in range(40))
+
+
+def test_a_rejected_rows_raw_is_its_record_and_reads_back_after_a_fix(spark, tmp_path, csv_config):
+    data = tmp_path / "first"
+    data.mkdir()
+    rows = _rows(48)
+    for i in (1, 2, 5, 8):  # texts with a quote, a line break, a CRLF, a comma
+        rows[i][1] = "n/a"
+    _write(data / "a.csv", "pandas_lf", rows)
+    schema = {"id": "bigint", "score": "double", "label": "string", "text": "string"}
+    assert main(["prepare", "--config", csv_config(data, schema)]) == 0
+    raws = {q["raw"] for q in pq.read_table(tmp_path / "out" / "quarantine").to_pylist()}
+    # One record each, as Python's csv writes it (a record may span lines: split records, not lines).
+    assert raws == _records_as_written(rows, (1, 2, 5, 8))
+    # Fixed and fed back under the file's header, they read as the rows they were.
+    fixed = tmp_path / "fixed"
+    fixed.mkdir()
+    (fixed / "b.csv").write_text(",".join(HEADER) + "\n" + "\n".join(r.replace(",n/a,", ",1.5,", 1) for r in raws) + "\n")
+    rows_back = read_input(spark, InputConfig(paths=[str(fixed)], format="csv", options={"header": "true"},
+                                              schema={c: "string" for c in HEADER})).collect()
+    assert sorted((r["id"], r["text"], r["label"]) for r in rows_back) == sorted(
+        (rows[i][0], rows[i][2], rows[i][3]) for i in (1, 2, 5, 8))

@@ -23,7 +23,8 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 
 from py4j.protocol import Py4JJavaError
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, SparkSession
+from pyspark.sql import functions as F
 
 #: What pandas' to_csv and Python's csv.writer produce (RFC 4180). A quote inside a quoted field
 #: that is neither doubled nor closing it (a line cut inside a quoted text, say) makes the record
@@ -57,6 +58,25 @@ def whole_files(options: dict[str, str]) -> bool:
 def strips_line_end_cr(options: dict[str, str]) -> bool:
     """Whether rows keep a CRLF's `\\r` on their last field (the pinned `\\n` separator in multi-line mode)."""
     return whole_files(options) and _lowered(options).get("linesep") == "\n"
+
+
+def record_text(layout: Column, columns: list[str], options: dict[str, str]) -> Column:
+    """The CSV record of a row, its `columns` in the file's order (`layout`, an array of their
+    names), as the reader's dialect writes it, quoting only where needed (Python's QUOTE_MINIMAL,
+    pandas' default); a null is an empty field. What a rejected row keeps as `raw`, so that it can
+    be fixed and read again. Interpreted (a lambda per field): meant for rejected rows only."""
+    lowered = _lowered(options)
+    delimiter = _unescape(lowered.get("sep", lowered.get("delimiter", ",")))
+    quote = lowered.get("quote", '"')
+    escape = lowered.get("escape", "\\")
+    values = F.create_map(*[x for c in columns for x in (F.lit(c), F.col(c))])
+
+    def field(name: Column) -> Column:
+        value = values[name]
+        special = value.contains(delimiter) | value.contains(quote) | value.contains("\n") | value.contains("\r")
+        escaped = F.replace(value, F.lit(quote), F.lit((quote if escape == quote else escape) + quote))
+        return F.coalesce(F.when(special, F.concat(F.lit(quote), escaped, F.lit(quote))).otherwise(value), F.lit(""))
+    return F.array_join(F.transform(layout, field), delimiter)
 
 
 def reads_utf8(options: dict[str, str]) -> bool:
