@@ -21,8 +21,8 @@ from pyspark.sql.types import StringType, StructField, StructType
 from sparkprep import RESERVED_COLUMNS
 from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import InputError
-from sparkprep.io.csv_files import (has_header, read_headers, reader_options, reads_utf8, record_text,
-                                     strips_line_end_cr, whole_files)
+from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, reader_options, reads_utf8,
+                                     record_text, strips_line_end_cr, whole_files)
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,11 @@ def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[
     parts = []
     for header, uris in sorted(groups.items(), key=lambda kv: kv[1][0]):
         if header:  # else empty or skipped unreadable files: nothing to match; Spark reads (or skips) them
-            _check_header(list(header), wanted, uris, config.extra_columns)
+            try:
+                _check_header(list(header), wanted, uris, config.extra_columns)
+            except InputError as exc:
+                cause = likely_cause(spark, uris[0], options)
+                raise InputError(f"{exc}{f'{chr(10)}Likely cause: {cause}' if cause else ''}") from None
         read = _load(spark, config, options, None, columns=list(header) or None, paths=uris)
         parts.append(read.select(*wanted, CORRUPT, SOURCE_FILE, POSITION, INVALID_UTF8, LAYOUT))
     if len(groups) > 1:

@@ -30,18 +30,19 @@ from typing import Any
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors.exceptions.captured import CapturedException
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep import HOLDOUT_FOLD, RESERVED_COLUMNS
 from sparkprep.clean import RARE_LABEL, REASON, REASON_COLUMN, accepted, mark_rejections, quarantine_rows, rules_from_schema
-from sparkprep.config import ColumnRule, Config, OutputConfig
+from sparkprep.config import ColumnRule, Config, InputConfig, OutputConfig
 from sparkprep.dedup import (ABSORBED, FEATURE_HASH, ROW_ID, add_feature_hash, add_row_id, collapse, conflicting_groups,
                              deduplicate, mark_label_conflicts)
 from sparkprep.groups import add_groups
 from sparkprep.errors import ContractError, InputError, SparkprepError
 from sparkprep.ingest import (POSITION, SOURCE_FILE, check_columns, input_version, raw_record, read_input,
                               spark_error_summary, unread_files)
+from sparkprep.io.csv_files import likely_cause, reader_options
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_blocked_manifest, build_manifest
 from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
@@ -105,7 +106,8 @@ def _materialise(df: DataFrame, uri: str, paths: list[str], dictionary_page_byte
     try:
         overwriting(df, dictionary_page_bytes).parquet(uri)
     except (CapturedException, Py4JJavaError) as exc:
-        raise InputError(f"cannot read input {paths}: {spark_error_summary(exc)}") from None
+        raise InputError(f"cannot read input {paths}: {spark_error_summary(exc)}; to skip files that cannot "
+                         f"be read at all (and list them in quarantine/), set input.on_unreadable_file: quarantine") from None
     return df.sparkSession.read.parquet(uri)
 
 
@@ -123,8 +125,28 @@ def _unreadable_rows(spark: SparkSession, files: list[str]) -> DataFrame:
                                  "reason string, column string, message string, source_file string, raw string")
 
 
+def _likely_cause(spark: SparkSession, uri: str, input_cfg: InputConfig) -> str | None:
+    """A guess at why a file's records fail (io/csv_files.likely_cause); CSV only."""
+    if input_cfg.format != "csv":
+        return None
+    return likely_cause(spark, uri, reader_options(input_cfg.options, typed_by_schema=bool(input_cfg.schema_)))
+
+
+def _warn_failing_files(spark: SparkSession, by_file: list[Row], input_cfg: InputConfig) -> None:
+    """Log the files that lost more than half their records, with the likely cause."""
+    totals: dict[str, list[int]] = {}
+    for r in by_file:
+        seen = totals.setdefault(r[SOURCE_FILE], [0, 0])
+        seen[0] += r["n"]
+        seen[1] += r["n"] if r[REASON] else 0
+    for uri, (n, rejected) in sorted(totals.items()):
+        if rejected * 2 > n:
+            cause = _likely_cause(spark, uri, input_cfg)
+            log.warning("%s: %d of %d records rejected%s", uri, rejected, n, f"; likely cause: {cause}" if cause else "")
+
+
 def _nothing_left(stage: str, counts: str, quarantine: DataFrame, fs: HadoopFS, target: OutputTarget,
-                  run_id: str, out_cfg: OutputConfig) -> InputError:
+                  run_id: str, out_cfg: OutputConfig, input_cfg: InputConfig) -> InputError:
     """The error for a run that has no row left after `stage`: the counts, the most common
     reasons with an example raw record each, and the quarantine kept where the user can read it
     (`<out>.failed-<run_id>/quarantine`; the dataset in force is not touched)."""
@@ -141,9 +163,12 @@ def _nothing_left(stage: str, counts: str, quarantine: DataFrame, fs: HadoopFS, 
         example = (f", e.g. {r['example']['source_file']}{f' record {at}' if at else ''}: "
                    f"{(r['example']['raw'] or '')[:200]!r}" if r["example"] else "")
         reasons += f"\n  {r['n']} x {r['reason']}{column}{example}"
+    example = top[0]["example"] if top else None
+    cause = _likely_cause(quarantine.sparkSession, example["source_file"], input_cfg) if example and example["source_file"] else None
     return InputError(f"no rows left after {stage}: {counts}; nothing was published"
                       f"{f' (the dataset at {target.final} is unchanged)' if fs.exists(target.final) else ''}."
-                      f"\nMost common reasons:{reasons}\nEvery rejected row, with its raw record: {kept} "
+                      f"\nMost common reasons:{reasons}{f'{chr(10)}Likely cause: {cause}' if cause else ''}"
+                      f"\nEvery rejected row, with its raw record: {kept} "
                       f"(remove it when done)")
 
 
@@ -371,9 +396,10 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         if n_input == 0:
             raise InputError(f"no rows in input {paths}: nothing to prepare")
         log.info("read %d rows, rejected %d while cleaning", n_input, n_input - by_reason.get(None, 0))
+        _warn_failing_files(spark, by_file, input_cfg)
         if not by_reason.get(None):
             raise _nothing_left("ingest+clean", f"{n_input} rows read, all rejected", quarantine_rows(marked, first_positions),
-                                fs, target, run_id, out_cfg)
+                                fs, target, run_id, out_cfg, input_cfg)
         unreadable = unread_files(raw, marked) if input_cfg.on_unreadable_file == "quarantine" else []
         for uri in unreadable:
             log.warning("skipped unreadable input file %s (input.on_unreadable_file=quarantine)", uri)
@@ -389,7 +415,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         n_duplicates = sum(deduped.counts[k] for k in ABSORBED)
         if not sum(deduped.remaining.values()):
             raise _nothing_left("dedup", f"{n_input} rows read, {sum(rejections.values())} rejected, "
-                                f"{n_duplicates} duplicates", quarantine, fs, target, run_id, out_cfg)
+                                f"{n_duplicates} duplicates", quarantine, fs, target, run_id, out_cfg, input_cfg)
         clock.lap("dedup", "quarantine")
         q_version = write_table(quarantine.unionByName(_unreadable_rows(spark, unreadable), allowMissingColumns=True), target.quarantine,
                                 out_cfg.format, [], out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)

@@ -221,3 +221,29 @@ def test_a_rejected_rows_raw_is_its_record_and_reads_back_after_a_fix(spark, tmp
                                               schema={c: "string" for c in HEADER})).collect()
     assert sorted((r["id"], r["text"], r["label"]) for r in rows_back) == sorted(
         (rows[i][0], rows[i][2], rows[i][3]) for i in (1, 2, 5, 8))
+
+
+@pytest.mark.parametrize("content, cause", [
+    (b"id;score;text;label\n1;0.5;fine;good\n", "set input.options.sep: ';'"),
+    (b"id\tscore\ttext\tlabel\n1\t0.5\tfine\tgood\n", "set input.options.sep: '\\t'"),
+    (b"PAR1\x15\x04\x15\x10\x15\x14L\x15\x04\x15\x00\x00\x00binary", "the file is a Parquet file: set input.format: parquet"),
+    (b"\x1f\x8b\x08\x00\x00\x00\x00\x00binary", "gzip-compressed, but its name does not end in .gz"),
+])
+def test_a_file_that_is_not_the_configured_csv_is_diagnosed(spark, tmp_path, content, cause):
+    (tmp_path / "data.csv").write_bytes(content)
+    config = InputConfig(paths=[str(tmp_path / "data.csv")], format="csv", options={"header": "true"},
+                         schema={"id": "string", "score": "string", "text": "string", "label": "string"})
+    with pytest.raises(InputError, match="Likely cause: ") as err:
+        read_input(spark, config)
+    assert cause in str(err.value) and "data.csv" in str(err.value)
+
+
+def test_everything_malformed_names_the_likely_delimiter(spark, tmp_path, csv_config, capsys):
+    data = tmp_path / "semi.csv"
+    data.write_text("".join(f"{i};{i}.5;text {i};good\n" for i in range(20)))
+    config = csv_config(data, {"id": "bigint", "score": "double", "text": "string", "label": "string"},
+                        input={"options": {"header": "false"}})
+    assert main(["prepare", "--config", config]) == 3
+    err = capsys.readouterr().err
+    assert "no rows left after ingest+clean: 20 rows read, all rejected" in err
+    assert "Likely cause: its first line has 3 x ';' and 0 x ','" in err

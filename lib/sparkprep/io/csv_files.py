@@ -127,6 +127,34 @@ def _header(spark: SparkSession, uri: str, options: dict[str, str]) -> list[str]
         size *= 4
 
 
+#: What a file that is not CSV at all starts with.
+_SIGNATURES = {b"PAR1": "a Parquet file: set input.format: parquet",
+               b"ORC": "an ORC file: set input.format: orc",
+               b"\x1f\x8b": "gzip-compressed, but its name does not end in .gz (Spark picks the codec by the name): rename it",
+               b"PK\x03\x04": "a ZIP archive: unpack it (Spark reads gzip, bzip2, xz and zstd by their extensions)"}
+
+
+def likely_cause(spark: SparkSession, uri: str, options: dict[str, str]) -> str | None:
+    """Why the records of a CSV file fail, guessed from its first bytes: another format, gzip
+    under another name, another delimiter than the configured one, or backslash-escaped quotes."""
+    head, _ = _first_bytes(spark, uri, 8192)  # decompressed only when the name says so
+    for signature, what in _SIGNATURES.items():
+        if head.startswith(signature):
+            return f"the file is {what}"
+    lowered = _lowered(options)
+    line = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
+    delimiter = _unescape(lowered.get("sep", lowered.get("delimiter", ",")))
+    counts = {d: line.count(d) for d in (",", ";", "\t", "|") if d != delimiter}
+    other = max(counts, key=lambda d: counts[d]) if counts else None
+    if other and counts[other] > line.count(delimiter):
+        return (f"its first line has {counts[other]} x {other!r} and {line.count(delimiter)} x {delimiter!r}: "
+                f"set input.options.sep: {other!r}")
+    quote = lowered.get("quote", '"')
+    if lowered.get("escape", quote) == quote and ("\\" + quote).encode() in head:
+        return f"it escapes quotes with a backslash (\\{quote}): set input.options.escape: '\\\\'"
+    return None
+
+
 def _first_bytes(spark: SparkSession, uri: str, size: int) -> tuple[bytes, bool]:
     """Up to `size` bytes from the start of the (decompressed) file; and whether that is all of it."""
     jvm = spark.sparkContext._jvm
