@@ -24,6 +24,12 @@ def _prepare(spark, tmp_path, *sets: str) -> int:
     return main(args)
 
 
+def _records(raw: Path) -> int:
+    """Records of the generated CSV files as Python's csv module reads them (RFC 4180): one per
+    line, but a line cut inside a quoted text runs on into the next."""
+    return sum(len(list(csv.reader(f.open(newline="")))) for f in raw.glob("part-*.txt"))
+
+
 def _nothing_complete(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "manifest.json").exists()
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".scratch-" in p.name]
@@ -151,9 +157,7 @@ def test_an_unreadable_file_is_quarantined_when_configured(spark, tmp_path, csv_
     files = manifest["quarantine"]["unreadable_files"]
     assert len(files) == 1 and files[0].endswith("part-corrupt.csv.gz")
     rows = manifest["rows"]
-    # 400 lines, read as RFC 4180 records: a line cut inside a quoted text runs on into the next.
-    records = sum(len(list(csv.reader(f.open(newline="")))) for f in csv_with_a_corrupt_file.glob("part-*.txt"))
-    assert rows["input"] == records == rows["rejected"] + rows["duplicates"] + rows["output"]
+    assert rows["input"] == _records(csv_with_a_corrupt_file) == rows["rejected"] + rows["duplicates"] + rows["output"]
     quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()
     entry = [q for q in quarantine if q["reason"] == "unreadable_file"]
     assert len(entry) == 1 and entry[0]["source_file"] == files[0] and entry[0]["raw"] is None
@@ -183,8 +187,8 @@ class BadInput:
     says: tuple[str, ...] = ()
     #: exit 0: (reason, column) -> rows in the manifest's rejections.by_column
     rejected: dict[tuple[str, str], int] = field(default_factory=dict)
-    #: exit 0: rows.input
-    rows: int | None = None
+    #: exit 0: rows.input beyond the good input's records
+    added_rows: int | None = None
     #: exit 0: fragments of quarantine messages, each found in some message
     messages: tuple[str, ...] = ()
     #: exit 0: a SQL condition -> how many originals of the output data meet it
@@ -248,12 +252,12 @@ BAD_INPUTS = [
     BadInput("input in a staging directory beside the output", _input_in_a_staging_sibling, 3,
              (".out.staging-20261201T000000Z-abcdef/raw is inside a directory that runs writing",)),
     BadInput("numbers beyond double and float, infinity and NaN literals kept", _overflowing, 0,
-             rejected={("out_of_range", "num_1"): 3, ("out_of_range", "num_2"): 1}, rows=406,
+             rejected={("out_of_range", "num_1"): 3, ("out_of_range", "num_2"): 1}, added_rows=6,
              messages=("column num_1: '1e309' is beyond the range of double", "column num_1: '-1e309' is beyond",
                        "column num_1: '1.8e308' is beyond", "column num_2: '1e39' is beyond the range of float"),
              data={"num_1 = double('inf')": 1, "isnan(num_1)": 1, "num_1 = double('-inf')": 0}),
     BadInput("infinity and NaN literals with clean.non_finite: reject", _overflowing_non_finite_rejected, 0,
-             rejected={("out_of_range", "num_1"): 5, ("out_of_range", "num_2"): 1}, rows=406,
+             rejected={("out_of_range", "num_1"): 5, ("out_of_range", "num_2"): 1}, added_rows=6,
              messages=("column num_1: 'inf' is not a finite number, and non_finite is reject",
                        "column num_1: 'NaN' is not a finite number"),
              data={_NON_FINITE: 0}),
@@ -290,7 +294,7 @@ def test_bad_input(spark, tmp_path, small_csv, previous_output, capsys, bad):
     manifest = json.loads((case.out / "manifest.json").read_text())
     by_column = {(r["reason"], r["column"]): r["rows"] for r in manifest["rejections"]["by_column"]}
     assert {key: by_column.get(key, 0) for key in bad.rejected} == bad.rejected
-    assert manifest["rows"]["input"] == bad.rows
+    assert manifest["rows"]["input"] == _records(small_csv) + bad.added_rows
     messages = [r["message"] for r in pq.read_table(case.out / "quarantine", columns=["message"]).to_pylist()]
     for fragment in bad.messages:
         assert any(fragment in m for m in messages), fragment
