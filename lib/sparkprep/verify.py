@@ -165,11 +165,13 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     counts, copies = by_group("originals"), by_group("copies")
     expected = {(int(f), classes.index(c)): n for f, per_class in manifest["counts"]["per_fold_per_class"].items()
                 for c, n in per_class.items() if n}
-    per_class = {c: sum(n for (_, i), n in counts.items() if i == classes.index(c)) for c in classes}
+    by_class = {c: sum(n for (_, i), n in counts.items() if i == classes.index(c)) for c in classes}
     verdict.check("manifest counts equal the data", ([] if counts == expected else
                   [f"counts.per_fold_per_class: per (fold, class) originals in data {sorted(counts.items())} "
-                   f"!= manifest {sorted(expected.items())}"]) + ([] if manifest.get("class_counts") == per_class else
-                  [f"class_counts: originals per class in data {per_class} != manifest {manifest.get('class_counts')}"]))
+                   f"!= manifest {sorted(expected.items())}"]) + (
+                  # A manifest written before class_counts existed has none to check.
+                  [] if manifest.get("class_counts", by_class) == by_class else
+                  [f"class_counts: originals per class in data {by_class} != manifest {manifest.get('class_counts')}"]))
     verdict.check("output rows equal the data",
                   [] if sum(counts.values()) == rows["output"] else [f"data has {sum(counts.values())} originals, manifest says {rows['output']}"])
     split = manifest["split"]

@@ -1,7 +1,6 @@
 """Bad input through the CLI entry point (in-process, sharing the test session): clear error,
 non-zero exit, nothing that looks like a complete dataset."""
 
-import csv
 import json
 import os
 import shutil
@@ -12,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import csv_records
 from sparkprep.cli import main
 
 BASE = ["--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=4"]
@@ -22,12 +22,6 @@ def _prepare(spark, tmp_path, *sets: str) -> int:
     for s in sets:
         args += ["--set", s]
     return main(args)
-
-
-def _records(raw: Path) -> int:
-    """Records of the generated CSV files as Python's csv module reads them (RFC 4180): one per
-    line, but a line cut inside a quoted text runs on into the next."""
-    return sum(len(list(csv.reader(f.open(newline="")))) for f in raw.glob("part-*.txt"))
 
 
 def _nothing_complete(tmp_path: Path) -> None:
@@ -157,7 +151,7 @@ def test_an_unreadable_file_is_quarantined_when_configured(spark, tmp_path, csv_
     files = manifest["quarantine"]["unreadable_files"]
     assert len(files) == 1 and files[0].endswith("part-corrupt.csv.gz")
     rows = manifest["rows"]
-    assert rows["input"] == _records(csv_with_a_corrupt_file) == rows["rejected"] + rows["duplicates"] + rows["output"]
+    assert rows["input"] == csv_records(csv_with_a_corrupt_file) == rows["rejected"] + rows["duplicates"] + rows["output"]
     quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()
     entry = [q for q in quarantine if q["reason"] == "unreadable_file"]
     assert len(entry) == 1 and entry[0]["source_file"] == files[0] and entry[0]["raw"] is None
@@ -294,7 +288,7 @@ def test_bad_input(spark, tmp_path, small_csv, previous_output, capsys, bad):
     manifest = json.loads((case.out / "manifest.json").read_text())
     by_column = {(r["reason"], r["column"]): r["rows"] for r in manifest["rejections"]["by_column"]}
     assert {key: by_column.get(key, 0) for key in bad.rejected} == bad.rejected
-    assert manifest["rows"]["input"] == _records(small_csv) + bad.added_rows
+    assert manifest["rows"]["input"] == csv_records(small_csv) + bad.added_rows
     messages = [r["message"] for r in pq.read_table(case.out / "quarantine", columns=["message"]).to_pylist()]
     for fragment in bad.messages:
         assert any(fragment in m for m in messages), fragment

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import csv_records
 from test_e2e_cli import ROOT, SMALL, SPARKPREP, TRAIN_PYTHON, _cli, _expected_loader_counts, _trainer_counts
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,7 @@ def test_a_blocked_prepare_publishes_nothing_keeps_the_previous_dataset_and_says
     assert set(FEATURES) <= set(nulls) and all(nulls[c]["severity"] == "error" and nulls[c]["value"] > 0.2 for c in FEATURES)
     assert manifest["validation"]["blocking"] == len([a for a in manifest["validation"]["anomalies"] if a["severity"] == "error"])
     assert all(manifest["stats_summary"]["columns"][c]["null_fraction"] > 0.2 for c in FEATURES)
-    assert json.loads((blocked / "stats.json").read_text())["rows"] == manifest["stats_summary"]["rows"] == 3000
+    assert json.loads((blocked / "stats.json").read_text())["rows"] == manifest["stats_summary"]["rows"] == csv_records(bad)
     report = html.unescape((blocked / "report.html").read_text())
     assert "run blocked" in report and f"run {published['run_id']}" in report
     assert all(nulls[c]["message"] in report for c in FEATURES)

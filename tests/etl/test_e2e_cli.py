@@ -1,6 +1,5 @@
 """End to end through the CLI: generate → prepare (Parquet and Delta) → trainer env reads the shards."""
 
-import csv
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import csv_records
 from sparkprep.verify import verify_output
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,16 +79,10 @@ def _trainer_counts(out: Path, fold: int) -> dict:
     return {split: sum(per_class) for split, per_class in _trainer_reads(out, fold).items()}
 
 
-def _records(raw: Path) -> int:
-    """Records in the generated CSV as Python's csv module reads them: 3000 lines, less the lines
-    that a line cut inside a quoted text runs on into (RFC 4180)."""
-    return sum(len(list(csv.reader(f.open(newline="")))) for f in raw.glob("part-*"))
-
-
 def _check_manifest_against_data(out: Path, raw: Path) -> dict:
     manifest = json.loads((out / "manifest.json").read_text())
     rows = manifest["rows"]
-    assert 2950 < rows["input"] == _records(raw) <= 3000
+    assert 2950 < rows["input"] == csv_records(raw) <= 3000
     assert rows["input"] == rows["rejected"] + rows["duplicates"] + rows["output"]
     assert rows["rejected"] > 0 and rows["duplicates"] > 0
     per_fold_class = manifest["counts"]["per_fold_per_class"]
@@ -122,7 +116,7 @@ def parquet_out(raw_csv, tmp_path_factory):
     return out
 
 
-def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out):
+def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out, raw_csv):
     out, tmp_path = parquet_out, parquet_out.parent
     manifest = _check_manifest_against_data(out, raw_csv)
     quarantine = ds.dataset(out / "quarantine", format="parquet").to_table().to_pylist()
@@ -187,7 +181,7 @@ def undersampled_out(raw_csv, tmp_path_factory):
     return out
 
 
-def test_prepare_undersampled_then_train_reads_balanced_classes_and_val_every_original(undersampled_out, spark):
+def test_prepare_undersampled_then_train_reads_balanced_classes_and_val_every_original(undersampled_out, raw_csv, spark):
     out = undersampled_out
     manifest = _check_manifest_against_data(out, raw_csv)
     classes, counts = manifest["classes"], manifest["counts"]
