@@ -56,6 +56,7 @@ def csv_config(tmp_path):
 
 
 def csv_records(raw: Path) -> int:
-    """Records of generated CSV files (part-*) as Python's csv module reads them (RFC 4180): one
-    per line, except that a line cut inside its quoted text runs on into the next."""
-    return sum(len(list(csv.reader(f.open(newline="")))) for f in Path(raw).glob("part-*"))
+    """Records of generated CSV files (part-*.txt, as `generate` names them) as Python's csv
+    module reads them (RFC 4180): one per line, except that a line cut inside its quoted text
+    runs on into the next."""
+    return sum(len(list(csv.reader(f.open(newline="")))) for f in Path(raw).glob("part-*.txt"))
