@@ -165,7 +165,7 @@ def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[
                 cause = likely_cause(spark, uris[0], options)
                 raise InputError(f"{exc}{f'{chr(10)}Likely cause: {cause}' if cause else ''}") from None
         read = _load(spark, config, options, None, columns=list(header) or None, paths=uris)
-        parts.append(read.select(*wanted, CORRUPT, SOURCE_FILE, POSITION, INVALID_UTF8, LAYOUT))
+        parts.append(read.select(*wanted, *[c for c in read.columns if c.startswith("_sp_")]))
     if len(groups) > 1:
         log.info("CSV files in %d column orders, matched by name to input.schema", len(groups))
     return reduce(DataFrame.unionByName, parts)

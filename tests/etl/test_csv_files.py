@@ -247,3 +247,11 @@ def test_everything_malformed_names_the_likely_delimiter(spark, tmp_path, csv_co
     err = capsys.readouterr().err
     assert "no rows left after ingest+clean: 20 rows read, all rejected" in err
     assert "Likely cause: its first line has 3 x ';' and 0 x ','" in err
+
+
+def test_a_file_in_another_encoding_reads_with_its_option(spark, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("id,text,label\n1,caf\u00e9 cr\u00e8me,x\n".encode("latin-1"))
+    config = InputConfig(paths=[str(path)], format="csv", options={"header": "true", "encoding": "ISO-8859-1"},
+                         schema={"label": "string", "id": "string", "text": "string"})
+    assert [(r["id"], r["text"], r["label"]) for r in read_input(spark, config).collect()] == [("1", "caf\u00e9 cr\u00e8me", "x")]
