@@ -115,14 +115,14 @@ def raw_s3(s3, raw_csv):
     return f"s3a://{BUCKET}/raw/csv"
 
 
-# Delta on s3a:// commits through S3SingleDriverLogStore, Delta's default for s3/s3a/s3n: one
-# writing driver per table at a time, which a sparkprep run is (README "S3" for several writers).
-@pytest.mark.parametrize("fmt", ["parquet", "delta"])
 def _records(raw: Path) -> int:
     """Records of the generated CSV as Python's csv module reads them (RFC 4180)."""
     return sum(len(list(csv.reader(f.open(newline="")))) for f in raw.glob("part-*.txt"))
 
 
+# Delta on s3a:// commits through S3SingleDriverLogStore, Delta's default for s3/s3a/s3n: one
+# writing driver per table at a time, which a sparkprep run is (README "S3" for several writers).
+@pytest.mark.parametrize("fmt", ["parquet", "delta"])
 def test_prepare_from_s3_to_s3_keeps_the_contract_and_never_logs_the_secret(s3, raw_csv, raw_s3, fmt):
     out = f"s3a://{BUCKET}/out/{fmt}"
     log = _submit(s3, PREPARE_JOB[0], *prepare_args(raw_s3, out, "--set", f"output.format={fmt}"))
