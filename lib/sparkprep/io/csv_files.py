@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 #: malformed (BACK_TO_DELIMITER) instead of silently running on into the following lines, as
 #: Spark's default (STOP_AT_DELIMITER) does.
 RFC4180 = {"quote": '"', "escape": '"', "multiLine": "true", "unescapedQuoteHandling": "BACK_TO_DELIMITER"}
-#: Header bytes read per try; doubled until a whole first record parses, up to the limit.
+#: Header bytes read per try; quadrupled until a whole first record parses, up to the limit.
 _HEAD_BYTES = 64 << 10
 _HEAD_LIMIT = 16 << 20
 _THREADS = 16
@@ -50,6 +50,18 @@ def _lowered(options: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in options.items()}
 
 
+def _dialect(options: dict[str, str]) -> tuple[str, str, str]:
+    """(delimiter, quote, escape) as Spark reads them from `options`, with Spark's defaults."""
+    lowered = _lowered(options)
+    return (_unescape(lowered.get("sep", lowered.get("delimiter", ","))), lowered.get("quote", '"'),
+            lowered.get("escape", "\\"))
+
+
+def _encoding(options: dict[str, str]) -> str:
+    lowered = _lowered(options)
+    return lowered.get("encoding", lowered.get("charset", "utf-8"))
+
+
 def whole_files(options: dict[str, str]) -> bool:
     """Whether Spark reads each file whole, in one task (multi-line records cannot be split)."""
     return _lowered(options).get("multiline", "false").lower() == "true"
@@ -65,10 +77,7 @@ def record_text(layout: Column, columns: list[str], options: dict[str, str]) -> 
     names), as the reader's dialect writes it, quoting only where needed (Python's QUOTE_MINIMAL,
     pandas' default); a null is an empty field. What a rejected row keeps as `raw`, so that it can
     be fixed and read again. Interpreted (a lambda per field): meant for rejected rows only."""
-    lowered = _lowered(options)
-    delimiter = _unescape(lowered.get("sep", lowered.get("delimiter", ",")))
-    quote = lowered.get("quote", '"')
-    escape = lowered.get("escape", "\\")
+    delimiter, quote, escape = _dialect(options)
     values = F.create_map(*[x for c in columns for x in (F.lit(c), F.col(c))])
 
     def field(name: Column) -> Column:
@@ -83,8 +92,7 @@ def reads_utf8(options: dict[str, str]) -> bool:
     """Whether the files are UTF-8 (the default): then Spark reads them byte for byte as
     ISO-8859-1 and ingest checks each value's bytes (`decoded_utf8`), so that an invalid byte is
     reported instead of replaced by U+FFFD."""
-    lowered = _lowered(options)
-    return lowered.get("encoding", lowered.get("charset", "utf-8")).lower().replace("_", "-") in ("utf-8", "utf8")
+    return _encoding(options).lower().replace("_", "-") in ("utf-8", "utf8")
 
 
 def has_header(options: dict[str, str]) -> bool:
@@ -108,11 +116,9 @@ def read_headers(spark: SparkSession, files: list[str],
 
 
 def _header(spark: SparkSession, uri: str, options: dict[str, str]) -> list[str]:
-    lowered = _lowered(options)
-    encoding = lowered.get("encoding", lowered.get("charset", "utf-8"))
-    dialect = {"delimiter": _unescape(lowered.get("sep", lowered.get("delimiter", ","))),
-               "quotechar": lowered.get("quote", '"') or None}
-    escape = lowered.get("escape", "\\")
+    encoding = _encoding(options)
+    delimiter, quote, escape = _dialect(options)
+    dialect = {"delimiter": delimiter, "quotechar": quote or None}
     dialect |= {"doublequote": True} if escape == dialect["quotechar"] else {"doublequote": False, "escapechar": escape}
     size = _HEAD_BYTES
     while True:
@@ -141,16 +147,14 @@ def likely_cause(spark: SparkSession, uri: str, options: dict[str, str]) -> str 
     for signature, what in _SIGNATURES.items():
         if head.startswith(signature):
             return f"the file is {what}"
-    lowered = _lowered(options)
+    delimiter, quote, escape = _dialect(options)
     line = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0] if head.strip() else ""
-    delimiter = _unescape(lowered.get("sep", lowered.get("delimiter", ",")))
     counts = {d: line.count(d) for d in (",", ";", "\t", "|") if d != delimiter}
     other = max(counts, key=lambda d: counts[d]) if counts else None
     if other and counts[other] > line.count(delimiter):
         return (f"its first line has {counts[other]} x {other!r} and {line.count(delimiter)} x {delimiter!r}: "
                 f"set input.options.sep: {other!r}")
-    quote = lowered.get("quote", '"')
-    if lowered.get("escape", quote) == quote and ("\\" + quote).encode() in head:
+    if escape == quote and ("\\" + quote).encode() in head:
         return f"it escapes quotes with a backslash (\\{quote}): set input.options.escape: '\\\\'"
     return None
 
