@@ -56,8 +56,8 @@ from sparkprep.split import (FOLD_RANK, SplitPlan, add_label_index, assign_folds
                              assign_group_folds, holdout_by_column)
 from sparkprep.transform import transform_document
 from sparkprep.verify import verify_dataset
-from sparkprep.write import (MANIFEST, REPORT, OutputTarget, abandon, blocked_dir, overwriting, prepare_target,
-                             publish, read_table, refuse_overlap, scratch_dir, write_table)
+from sparkprep.write import (MANIFEST, REPORT, OutputTarget, abandon, blocked_dir, failed_dir, overwriting,
+                             prepare_target, publish, read_table, refuse_overlap, scratch_dir, write_table)
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,7 @@ def _nothing_left(stage: str, counts: str, quarantine: DataFrame, fs: HadoopFS, 
     top = (quarantine.groupBy("reason", "column")
            .agg(F.count(F.lit(1)).alias("n"), F.min_by(F.struct("source_file", "record", "raw"), "raw").alias("example"))
            .orderBy(F.desc("n")).limit(3).collect())
-    parent, _, name = target.final.rpartition("/")
-    kept = f"{parent}/{name}.failed-{run_id}/quarantine"
+    kept = f"{failed_dir(target, run_id)}/quarantine"
     write_table(quarantine, kept, "parquet", [], out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
     reasons = ""
     for r in top:

@@ -98,6 +98,13 @@ def blocked_dir(target: OutputTarget, run_id: str) -> str:
     return f"{target.final}/{BLOCKED_DIR}/{run_id}"
 
 
+def failed_dir(target: OutputTarget, run_id: str) -> str:
+    """Where a run with no row left keeps its quarantine for the user: beside the output and
+    visible (no leading dot), never removed by sparkprep."""
+    parent, _, name = target.final.rpartition("/")
+    return f"{parent}/{name}.failed-{run_id}"
+
+
 def scratch_dir(target: OutputTarget, run_id: str) -> str:
     """Intermediate data of one run, beside the output (same filesystem), removed at the end."""
     return _sibling(target.final, "scratch", run_id)
