@@ -24,7 +24,7 @@ from results_table import insert_rows
 
 from sparkprep.config import Config, load_config
 from sparkprep.generate import write_generated
-from sparkprep.io.csv_files import reader_options
+from sparkprep.ingest import csv_options
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.pipeline import run
 from sparkprep.session import build_session
@@ -97,7 +97,7 @@ def floor(spark: SparkSession, config: Config, work: Path, *between: Callable[[D
     Parquet's dictionary limit (default: parquet-mr's 1 MB), as prepare's output.dictionary_page_bytes."""
     schema = ", ".join(f"{c} string" for c in config.input.schema_)
     # The same CSV options as prepare (RFC 4180: multi-line records, one task per file).
-    df = spark.read.schema(schema).options(**reader_options(config.input.options, typed_by_schema=True)).csv(str(work / "raw"))
+    df = spark.read.schema(schema).options(**csv_options(config.input)).csv(str(work / "raw"))
     for stage in reversed(between):
         df = stage(df)
     writer = overwriting(df, dictionary_page_bytes) if dictionary_page_bytes else df.write.mode("overwrite")

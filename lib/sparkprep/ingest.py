@@ -49,12 +49,19 @@ def read_input(spark: SparkSession, config: InputConfig, version: int | None = N
     A Delta input is read at `version` (default: the latest, pinned once at this call)."""
     if config.format != "csv":
         return _load(spark, config, config.options, version)
+    options = csv_options(config)
     if config.schema_:
-        options = reader_options(config.options, typed_by_schema=True)
         return _read_csv_by_header(spark, config, options) if has_header(options) else _load(spark, config, options, None)
-    options = {"header": "true", **reader_options(config.options, typed_by_schema=False)}
     _one_header(spark, config, options)
     return _load(spark, config, options, None)
+
+
+def csv_options(config: InputConfig) -> dict[str, str]:
+    """The options a CSV input is read with: RFC 4180 defaults under the user's (io/csv_files.py);
+    without a schema, a header by default (the inferred columns need names)."""
+    if config.schema_:
+        return reader_options(config.options, typed_by_schema=True)
+    return {"header": "true", **reader_options(config.options, typed_by_schema=False)}
 
 
 def _reader(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> DataFrameReader:
@@ -131,8 +138,7 @@ def raw_record(df: DataFrame, config: InputConfig) -> Column | None:
     whose rejected rows keep their columns as JSON."""
     if LAYOUT not in df.columns:
         return None
-    options = reader_options(config.options, typed_by_schema=bool(config.schema_))
-    return record_text(F.col(LAYOUT), [c for c in df.columns if not c.startswith("_sp_")], options)
+    return record_text(F.col(LAYOUT), [c for c in df.columns if not c.startswith("_sp_")], csv_options(config))
 
 
 def _input_files(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> list[str]:

@@ -40,9 +40,9 @@ from sparkprep.dedup import (ABSORBED, FEATURE_HASH, ROW_ID, add_feature_hash, a
                              deduplicate, mark_label_conflicts)
 from sparkprep.groups import add_groups
 from sparkprep.errors import ContractError, InputError, SparkprepError
-from sparkprep.ingest import (POSITION, SOURCE_FILE, check_columns, input_version, raw_record, read_input,
-                              spark_error_summary, unread_files)
-from sparkprep.io.csv_files import likely_cause, reader_options
+from sparkprep.ingest import (POSITION, SOURCE_FILE, check_columns, csv_options, input_version, raw_record,
+                              read_input, spark_error_summary, unread_files)
+from sparkprep.io.csv_files import likely_cause
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_blocked_manifest, build_manifest
 from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
@@ -129,7 +129,7 @@ def _likely_cause(spark: SparkSession, uri: str, input_cfg: InputConfig) -> str 
     """A guess at why a file's records fail (io/csv_files.likely_cause); CSV only."""
     if input_cfg.format != "csv":
         return None
-    return likely_cause(spark, uri, reader_options(input_cfg.options, typed_by_schema=bool(input_cfg.schema_)))
+    return likely_cause(spark, uri, csv_options(input_cfg))
 
 
 def _warn_failing_files(spark: SparkSession, by_file: list[Row], input_cfg: InputConfig) -> None:
