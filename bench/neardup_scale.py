@@ -23,9 +23,10 @@ from pathlib import Path
 from pyspark.sql import functions as F
 from results_table import insert_rows
 
+from sparkprep.contract import DUP_CLUSTER
 from sparkprep.config import GenerateConfig, NearDupConfig, SparkConfig
 from sparkprep.generate import generate_rows
-from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
+from sparkprep.neardup import add_dup_clusters
 from sparkprep.session import build_session
 
 HERE = Path(__file__).resolve().parent

@@ -17,8 +17,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from sparkprep.contract import CORRUPT
 from sparkprep.config import InputConfig, SparkConfig
-from sparkprep.ingest import CORRUPT, read_input
+from sparkprep.ingest import read_input
 from sparkprep.session import build_session
 
 

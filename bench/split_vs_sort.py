@@ -35,7 +35,7 @@ from pyspark.sql import functions as F
 from results_table import insert_rows
 from run import CSV_BYTES_PER_ROW, event_log_figures, replicated
 
-from sparkprep.dedup import ROW_ID
+from sparkprep.contract import ROW_ID
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep.session import build_session

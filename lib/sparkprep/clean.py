@@ -17,30 +17,12 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkprep.contract import (
+    CORRUPT, INVALID_ENCODING, INVALID_UTF8, LAYOUT, MALFORMED, MESSAGE, MISSING_LABEL, MISSING_VALUE,
+    OUT_OF_RANGE, POSITION, RAW, REASON, REASON_COLUMN, SOURCE_FILE, UNEXPECTED_CATEGORY, UNKNOWN_LABEL,
+    UNPARSABLE)
 from sparkprep.config import ColumnRule
 from sparkprep.errors import ConfigError
-from sparkprep.ingest import CORRUPT, INVALID_UTF8, LAYOUT, POSITION, SOURCE_FILE
-
-REASON = "_sp_reason"
-REASON_COLUMN = "_sp_column"
-MESSAGE = "_sp_message"
-RAW = "_sp_raw"
-
-#: Stable reason codes, in the order they are checked (the first that applies is recorded).
-MALFORMED = "malformed_record"
-INVALID_ENCODING = "invalid_encoding"
-UNPARSABLE = "unparsable_value"
-MISSING_LABEL = "missing_label"
-UNKNOWN_LABEL = "unknown_label"
-MISSING_VALUE = "missing_value"
-OUT_OF_RANGE = "out_of_range"
-UNEXPECTED_CATEGORY = "unexpected_category"
-#: Set by dedup, not here: identical features with different labels, quarantined by policy.
-CONFLICTING_LABEL = "conflicting_label"
-#: Set by the pipeline after dedup (columns.rare_classes: quarantine): too few rows to stratify.
-RARE_LABEL = "rare_label"
-REASONS = (MALFORMED, INVALID_ENCODING, UNPARSABLE, MISSING_LABEL, UNKNOWN_LABEL, MISSING_VALUE, OUT_OF_RANGE,
-           UNEXPECTED_CATEGORY, CONFLICTING_LABEL, RARE_LABEL)
 
 _CHECK = "_sp_check"
 

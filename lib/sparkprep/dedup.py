@@ -32,13 +32,12 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkprep.contract import CONFLICTING_LABEL, MESSAGE, RAW, REASON, REASON_COLUMN, ROW_ID
 from sparkprep import probe_filter
-from sparkprep.clean import CONFLICTING_LABEL, MESSAGE, RAW, REASON, REASON_COLUMN
 from sparkprep.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-ROW_ID = "row_id"
 MERGED = "_sp_merged"
 #: Rows absorbed by each dedup step (per surviving row); their sum is `rows.duplicates`.
 ABSORBED = {"exact": "_sp_dup_exact", "key": "_sp_dup_key", "near": "_sp_dup_near"}

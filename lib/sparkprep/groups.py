@@ -15,12 +15,11 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from sparkprep.dedup import ROW_ID
+from sparkprep.contract import GROUP, ROW_ID
 from sparkprep.errors import ContractError
 
 log = logging.getLogger(__name__)
 
-GROUP = "_sp_group"
 _MAX_ROUNDS = 64
 
 #: Writes a DataFrame somewhere durable and returns it read back (the pipeline's scratch Parquet).

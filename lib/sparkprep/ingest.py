@@ -18,7 +18,7 @@ from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from sparkprep import RESERVED_COLUMNS
+from sparkprep.contract import CORRUPT, INVALID_UTF8, LAYOUT, POSITION, RESERVED_COLUMNS, SOURCE_FILE
 from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import InputError
 from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, reader_options, reads_utf8,
@@ -26,18 +26,6 @@ from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, read
 
 log = logging.getLogger(__name__)
 
-#: Internal columns: they never reach the output (underscore = not part of the data contract).
-CORRUPT = "_sp_corrupt"
-SOURCE_FILE = "_sp_source_file"
-#: Where a record stands in its partition (monotonically_increasing_id), for CSV files that Spark
-#: reads whole in one task (multi-line records): the record's number in its file is its position
-#: less its file's first (clean.quarantine_rows). Null where files are split across tasks.
-POSITION = "_sp_position"
-#: CSV: the names of the file's columns in file order (a literal per file layout), from which
-#: `raw_record` writes a rejected row's record back as text. Dropped by clean.mark_rejections.
-LAYOUT = "_sp_layout"
-#: The names of a row's columns whose bytes are not valid UTF-8 (CSV read as UTF-8; see `_decoded`).
-INVALID_UTF8 = "_sp_invalid_utf8"
 _BYTES = "ISO-8859-1"  # one character per byte: reading with it loses nothing
 TEXT_FORMATS = ("csv", "json")
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sparkprep import BLOCKED, HOLDOUT_FOLD, MANIFEST_FORMAT_VERSION, PUBLISHED, RESERVED_COLUMNS, __version__
+from sparkprep.contract import (
+    BLOCKED, HOLDOUT_FOLD, MANIFEST_FORMAT_VERSION, PUBLISHED, RESERVED_COLUMNS, transform_file)
+from sparkprep import __version__
 from sparkprep.config import Config
 from sparkprep.errors import ContractError
 from sparkprep.normalise import FoldGroups, training_folds
-from sparkprep.transform import TRANSFORM_FORMAT_VERSION, transform_file
+from sparkprep.transform import TRANSFORM_FORMAT_VERSION
 
 
 @dataclass(frozen=True)

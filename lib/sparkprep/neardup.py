@@ -38,11 +38,10 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from sparkprep.contract import DUP_CLUSTER, ROW_ID
 from sparkprep.config import NearDupConfig
-from sparkprep.dedup import ROW_ID
 from sparkprep.groups import Materialise, connected_components
 
-DUP_CLUSTER = "dup_cluster"
 _PRIME = (1 << 31) - 1
 _CHUNK_SHINGLES = 1 << 13  # measured: 8192 columns keep the temporaries in cache
 

@@ -37,8 +37,7 @@ from dataclasses import field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep import HOLDOUT_FOLD, IN_TRAIN
-from sparkprep.dedup import ROW_ID
+from sparkprep.contract import HOLDOUT_FOLD, IN_TRAIN, ROW_ID
 from sparkprep.normalise_files import GroupSums, file_source, group_sums
 from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, NormaliseConfig,
                               NumericTransform)

@@ -33,22 +33,22 @@ from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep import HOLDOUT_FOLD, RESERVED_COLUMNS
-from sparkprep.clean import RARE_LABEL, REASON, REASON_COLUMN, accepted, mark_rejections, quarantine_rows, rules_from_schema
+from sparkprep.contract import (
+    DUP_CLUSTER, HOLDOUT_FOLD, MANIFEST, POSITION, RARE_LABEL, REASON, REASON_COLUMN, REPORT,
+    RESERVED_COLUMNS, ROW_ID, SOURCE_FILE, STATS)
+from sparkprep.clean import accepted, mark_rejections, quarantine_rows, rules_from_schema
 from sparkprep.config import ColumnRule, Config, InputConfig, OutputConfig
-from sparkprep.dedup import (ABSORBED, FEATURE_HASH, ROW_ID, add_feature_hash, add_row_id, collapse, conflicting_groups,
-                             deduplicate, mark_label_conflicts)
+from sparkprep.dedup import ABSORBED, FEATURE_HASH, add_feature_hash, add_row_id, collapse, conflicting_groups, deduplicate, mark_label_conflicts
 from sparkprep.groups import add_groups
 from sparkprep.errors import ContractError, InputError, SparkprepError
-from sparkprep.ingest import (POSITION, SOURCE_FILE, check_columns, csv_options, input_version, raw_record,
-                              read_input, spark_error_summary, unread_files)
+from sparkprep.ingest import check_columns, csv_options, input_version, raw_record, read_input, spark_error_summary, unread_files
 from sparkprep.io.csv_files import likely_cause
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import RowCounts, build_blocked_manifest, build_manifest
-from sparkprep.neardup import DUP_CLUSTER, add_dup_clusters
+from sparkprep.neardup import add_dup_clusters
 from sparkprep.normalise import (FitSpec, apply_spark, array_widths, count_categories, fit_transforms,
                                  measure_groups)
-from sparkprep.quality import STATS, Blocked, gate, read_local, record
+from sparkprep.quality import Blocked, gate, read_local, record
 from sparkprep.schema_rules import load_schema
 from sparkprep.rebalance import rebalance
 from sparkprep.report import render_blocked_report, render_report
@@ -56,8 +56,7 @@ from sparkprep.split import (FOLD_RANK, SplitPlan, add_label_index, assign_folds
                              assign_group_folds, holdout_by_column)
 from sparkprep.transform import transform_document
 from sparkprep.verify import verify_dataset
-from sparkprep.write import (MANIFEST, REPORT, OutputTarget, abandon, blocked_dir, failed_dir, overwriting,
-                             prepare_target, publish, read_table, refuse_overlap, scratch_dir, write_table)
+from sparkprep.write import OutputTarget, abandon, blocked_dir, failed_dir, overwriting, prepare_target, publish, read_table, refuse_overlap, scratch_dir, write_table
 
 log = logging.getLogger(__name__)
 

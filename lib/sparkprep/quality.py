@@ -15,6 +15,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from sparkprep.contract import STATS
 from sparkprep.clean import _coerce
 from sparkprep.config import ColumnsConfig, Config, InputConfig
 from sparkprep.errors import InputError, SparkprepError
@@ -68,8 +69,6 @@ def check(stats: Profile, schema_path: str, environment: str, baseline_path: str
     return result
 
 
-#: The statistics file `prepare` writes beside manifest.json.
-STATS = "stats.json"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparkprep import HOLDOUT_FOLD, IN_TRAIN
+from sparkprep.contract import HOLDOUT_FOLD, IN_TRAIN
 from sparkprep.split import FOLD_RANK, SplitPlan
 
 _CLASS = "_sp_rebalance_class"

@@ -32,10 +32,8 @@ from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from sparkprep import HOLDOUT_FOLD
-from sparkprep.dedup import ROW_ID
+from sparkprep.contract import GROUP, HOLDOUT_FOLD, ROW_ID
 from sparkprep.errors import ContractError
-from sparkprep.groups import GROUP
 
 log = logging.getLogger(__name__)
 

@@ -33,11 +33,6 @@ FITTED_ON = ("originals of the training rows: fold not in {k, -1} and replica ==
              "fold != -1 and replica == 0 for final")
 
 
-def transform_file(run_id: str) -> str:
-    """The name of a run's transform file, beside manifest.json (which names it)."""
-    return f"transform-{run_id}.json"
-
-
 def _bound(value: float | None, default: float) -> float:
     return default if value is None else value
 

@@ -35,7 +35,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep import BLOCKED, HOLDOUT_FOLD, IN_TRAIN
+from sparkprep.contract import BLOCKED, HOLDOUT_FOLD, IN_TRAIN, MANIFEST
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.manifest import class_priors, class_weights
@@ -43,7 +43,7 @@ from sparkprep.normalise import FoldGroups, sketch_sample_rate, training_folds
 from sparkprep.session import temporary_conf
 from sparkprep.split import holdout_by_column
 from sparkprep.transform import TRANSFORM_FORMAT_VERSION, ArrayParams, NumericParams, TransformParams
-from sparkprep.write import MANIFEST, read_table
+from sparkprep.write import read_table
 
 _EXAMPLES = 5
 

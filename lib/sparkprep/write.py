@@ -20,13 +20,11 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
+from sparkprep.contract import BLOCKED_DIR, MANIFEST
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, relative_to
 from sparkprep.session import temporary_conf
 
-MANIFEST = "manifest.json"
-REPORT = "report.html"
-BLOCKED_DIR = "_blocked"
 _DICTIONARY_PAGE = "parquet.dictionary.page.size"
 #: The directories a run keeps beside `<out>` (`.<name>.<kind>-<run_id>`): its scratch data, the
 #: staged dataset, and the replaced one until it is deleted.

@@ -26,6 +26,7 @@ import pytest
 from conftest import PREPARE_JOB, ROOT, prepare_args, run, submit_cmd
 
 from sparkprep.session import hadoop_aws_package
+from trainer_process import run_trainer
 
 pytestmark = pytest.mark.cluster
 
@@ -35,7 +36,6 @@ SECRET = "s3secret-" + secrets.token_hex(12)
 # path the venv was created at, so they break when .venv is moved or linked from another checkout.
 MOTO = [os.environ["SPARKPREP_MOTO_SERVER"]] if "SPARKPREP_MOTO_SERVER" in os.environ else \
     [str(ROOT / ".venv/s3/bin/python"), "-m", "moto.server"]
-TRAIN_PYTHON = ROOT / ".venv/train/bin/python"
 # The trainer side in its own environment (pyarrow 14, delta-rs; no Spark), given the s3a:// URL
 # the ETL wrote to: the rows of the final-training and test splits, through make_loader.
 TRAINER_ROWS = """
@@ -131,8 +131,7 @@ def test_prepare_from_s3_to_s3_keeps_the_contract_and_never_logs_the_secret(s3, 
 
     # Read back outside Spark, as a trainer does: its environment, the same URL, the endpoint and
     # credentials from the environment (AWS_ALLOW_HTTP: delta-rs refuses plain http otherwise).
-    trainer = run([str(TRAIN_PYTHON), "-c", TRAINER_ROWS, out],
-                  env={"AWS_ENDPOINT_URL": s3, "AWS_ALLOW_HTTP": "true"})
+    trainer = run_trainer(TRAINER_ROWS, out, env={"AWS_ENDPOINT_URL": s3, "AWS_ALLOW_HTTP": "true"})
     log += trainer.stdout + trainer.stderr
     assert SECRET not in log
     with _s3fs(s3).open_input_stream(f"{BUCKET}/out/{fmt}/manifest.json") as stream:

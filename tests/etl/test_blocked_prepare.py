@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import csv_records
-from test_e2e_cli import ROOT, SMALL, SPARKPREP, TRAIN_PYTHON, _cli, _expected_loader_counts, _trainer_counts
+from test_e2e_cli import ROOT, SMALL, SPARKPREP, _cli, _expected_loader_counts, _trainer_counts
+from trainer_process import run_trainer
 
 pytestmark = pytest.mark.e2e
 
@@ -65,6 +66,5 @@ def test_a_blocked_prepare_publishes_nothing_keeps_the_previous_dataset_and_says
     assert _trainer_counts(out, fold=0) == _expected_loader_counts(published, 0)
     script = ("import sys\nfrom sparkprep.errors import InputError\nfrom sparkprep.train import make_loader\n"
               "try:\n    make_loader(sys.argv[1], 0, 'train')\nexcept InputError as err:\n    print(err)\n")
-    refused = subprocess.run([TRAIN_PYTHON, "-c", script, str(blocked)], capture_output=True, text=True,
-                             timeout=600, cwd=ROOT)
+    refused = run_trainer(script, str(blocked))
     assert f"records run {blocked.name}, which validation blocked" in refused.stdout, refused.stderr[-2000:]

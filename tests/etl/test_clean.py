@@ -5,10 +5,10 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from sparkprep.contract import CORRUPT, SOURCE_FILE
 from sparkprep.clean import accepted, mark_rejections, quarantine_rows, rules_from_schema
 from sparkprep.config import ColumnRule
 from sparkprep.errors import ConfigError
-from sparkprep.ingest import CORRUPT, SOURCE_FILE
 
 SCHEMA = {"x": "double", "emb": "array<double>", "label": "string"}
 RAW = f"x string, emb string, label string, {CORRUPT} string, {SOURCE_FILE} string"

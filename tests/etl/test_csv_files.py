@@ -9,10 +9,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from sparkprep.contract import CORRUPT
 from sparkprep.cli import main
 from sparkprep.config import InputConfig
 from sparkprep.errors import InputError
-from sparkprep.ingest import CORRUPT, read_input
+from sparkprep.ingest import read_input
 
 HEADER = ["id", "score", "text", "label"]
 #: Every awkward thing a text field holds in real exports.

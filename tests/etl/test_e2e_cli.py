@@ -13,9 +13,9 @@ import pytest
 
 from conftest import csv_records
 from sparkprep.verify import verify_output
+from trainer_process import run_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAIN_PYTHON = os.environ.get("SPARKPREP_TRAIN_PYTHON", str(ROOT / ".venv/train/bin/python"))
 SPARKPREP = [sys.executable, "-m", "sparkprep.cli"]
 SMALL = ["--set", "generate.rows=3000", "--set", "generate.files=2", "--set", "spark.master=local[2]",
          "--set", "spark.shuffle_partitions=4"]
@@ -65,9 +65,7 @@ def _trainer_reads(out: Path, fold: int) -> dict:
         "                seen.update(batch['label_index'].tolist())\n"
         "        counts[backend + '/' + split] = [seen[c] for c in range(classes)]\n"
         "print(json.dumps(counts))\n")
-    proc = subprocess.run([TRAIN_PYTHON, "-c", script, str(out), str(fold)], capture_output=True,
-                          text=True, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_trainer(script, str(out), str(fold))
     counts = json.loads(proc.stdout.strip().splitlines()[-1])
     arrow = {k.split("/")[1]: v for k, v in counts.items() if k.startswith("arrow/")}
     assert arrow == {k.split("/")[1]: v for k, v in counts.items() if k.startswith("petastorm/")}
@@ -167,8 +165,7 @@ def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):
     (out / "manifest.json").write_text(json.dumps(first))
     script = ("import json, sys\nfrom sparkprep.train import load_transform\n"
               "print(json.dumps(load_transform(sys.argv[1], 0).to_dict()))\n")
-    proc = subprocess.run([TRAIN_PYTHON, "-c", script, str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_trainer(script, str(out))
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == documents[0]["folds"]["0"]
     assert _trainer_counts(out, fold=1) == _expected_loader_counts(first, 1)
 
@@ -271,7 +268,5 @@ def test_spark_trainer_and_serving_apply_the_same_transform(parquet_out):
         "    for batch in loader:\n"
         "        assert all(torch.isfinite(v.double()).all() for v in batch.values())\n"
         "print(seen)\n")
-    proc = subprocess.run([TRAIN_PYTHON, "-c", script, str(parquet_out)], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_trainer(script, str(parquet_out))
     assert int(proc.stdout.strip().splitlines()[-1]) == manifest["rows"]["by_fold"]["-1"]

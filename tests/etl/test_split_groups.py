@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from sparkprep import HOLDOUT_FOLD
-from sparkprep.groups import GROUP, add_groups
+from sparkprep.contract import GROUP, HOLDOUT_FOLD
+from sparkprep.groups import add_groups
 from sparkprep.rebalance import oversample_training_rows
 from sparkprep import split
 from sparkprep.split import FOLD_RANK, assign_group_folds

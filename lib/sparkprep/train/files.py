@@ -17,14 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from sparkprep import HOLDOUT_FOLD, IN_TRAIN
+from sparkprep.contract import HOLDOUT_FOLD, IN_TRAIN, REPLICA
 from sparkprep.errors import ContractError, InputError
 from sparkprep.train.location import OutputLocation
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "final", "test")
-REPLICA = "replica"
 _FOLD_DIR = "fold="
 
 

@@ -9,14 +9,13 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from sparkprep import BLOCKED, MANIFEST_FORMAT_VERSION
+from sparkprep.contract import BLOCKED, MANIFEST, MANIFEST_FORMAT_VERSION
 from sparkprep.errors import InputError
 from sparkprep.train.location import OutputLocation
 from sparkprep.transform import TransformParams, params_of
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 
 
 def load_manifest(out_dir: str) -> dict[str, Any]:

@@ -30,13 +30,13 @@ import numpy as np
 import pandas as pd
 from petastorm import TransformSpec, make_batch_reader
 
+from sparkprep.contract import REPLICA, ROW_ID
 from sparkprep.train.arrow_reader import Source
 from sparkprep.train.batching import Block
-from sparkprep.train.files import REPLICA, RowFilter
+from sparkprep.train.files import RowFilter
 from sparkprep.train.sharded_loader import ShardedLoader
 from sparkprep.train.sharding import Shard, Unit, epoch_rng
 
-ROW_ID = "row_id"
 _PETASTORM_STREAM = 2  # epoch_rng stream of Petastorm's row-group order (0: units, 1: window)
 
 
