@@ -16,6 +16,7 @@ run removes `_blocked/` (Parquet replaces the whole directory; Delta deletes it)
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
@@ -24,6 +25,8 @@ from sparkprep.contract import BLOCKED_DIR, MANIFEST
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, relative_to
 from sparkprep.session import temporary_conf
+
+log = logging.getLogger(__name__)
 
 _DICTIONARY_PAGE = "parquet.dictionary.page.size"
 #: The directories a run keeps beside `<out>` (`.<name>.<kind>-<run_id>`): its scratch data, the
@@ -80,8 +83,10 @@ def refuse_overlap(fs: HadoopFS, inputs: list[str], final: str) -> None:
 
 
 def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTarget:
-    """Refuse to replace a directory that is not a sparkprep output; pick the work directory."""
+    """Refuse to replace a directory that is not a sparkprep output; pick the work directory.
+    What earlier runs that were killed left beside the output goes first (`remove_stale_siblings`)."""
     final = final.rstrip("/")
+    remove_stale_siblings(fs, final, run_id)
     if fs.exists(final) and not fs.is_empty_dir(final):
         if not any(fs.exists(f"{final}/{name}") for name in (MANIFEST, "data", BLOCKED_DIR)):
             raise InputError(f"output.path {final} exists and is not a sparkprep output "
@@ -89,6 +94,38 @@ def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTar
     if fmt == "delta":
         return OutputTarget(final, final, fmt)
     return OutputTarget(final, _sibling(final, "staging", run_id), fmt)
+
+
+def remove_stale_siblings(fs: HadoopFS, final: str, run_id: str) -> list[str]:
+    """Remove the directories that earlier runs left beside `final` and returns their URIs.
+
+    A run removes its scratch and staging directories when it ends, even by an error; one that was
+    killed (SIGKILL, a lost driver, a cluster preempted) cannot, and without this each such run
+    would leave a hidden copy of its data beside the output for good. One writer per output at a
+    time (README, "Output") makes every other run's directory stale. An `old` directory is the
+    previous dataset of a run killed between publish's two renames: with no output in its place it
+    is renamed back, not removed.
+
+    Args:
+        fs: the output's filesystem.
+        final: the output directory (`output.path`).
+        run_id: this run's id, whose own directories are not touched.
+    """
+    parent, _, name = final.rpartition("/")
+    removed = []
+    for entry in sorted(fs.children(parent + "/")):  # "/": a parent that is a bucket or namenode root
+        kind, _, stale_run = entry.removeprefix(f".{name}.").partition("-")
+        if not entry.startswith(f".{name}.") or kind not in _SIBLINGS or stale_run == run_id:
+            continue
+        uri = f"{parent}/{entry}"
+        if kind == "old" and not fs.exists(final):
+            log.warning("restoring %s, the dataset that a killed run had moved away from %s", uri, final)
+            fs.rename(uri, final)
+            continue
+        log.warning("removing %s (%d bytes), left by run %s, which did not finish", uri, fs.total_size(uri), stale_run)
+        fs.delete(uri)
+        removed.append(uri)
+    return removed
 
 
 def blocked_dir(target: OutputTarget, run_id: str) -> str:

@@ -3,7 +3,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from sparkprep.write import write_table
+from sparkprep.io.fs import HadoopFS
+from sparkprep.write import remove_stale_siblings, write_table
 
 
 def _dictionary_encoded(root: Path) -> dict[str, bool]:
@@ -34,3 +35,28 @@ def test_the_dictionary_limit_drops_dictionaries_of_many_distinct_values_only(sp
     read = spark.read.format(fmt).load(str(tmp_path / "limited"))
     assert sorted(read.collect()) == sorted(one.collect())
     assert spark.conf.get("parquet.dictionary.page.size", None) is None  # Delta's limit was for its write only
+
+
+def test_a_run_removes_what_killed_runs_left_beside_the_output_and_restores_a_moved_dataset(spark, tmp_path):
+    # What runs killed at each step leave: scratch (mid-run), staging (before publish), old (after
+    # publish's second rename, before the delete); and beside another output, untouched.
+    out = tmp_path / "out"
+    (out / "data").mkdir(parents=True)
+    (out / "manifest.json").write_text("{}")
+    left = {".out.scratch-r1": "marked/part-0", ".out.staging-r2": "data/part-0", ".out.old-r3": "manifest.json",
+            ".other.staging-r1": "data/part-0", ".out.staging-now": "data/part-0", "out.failed-r4": "quarantine/q"}
+    for directory, file in left.items():
+        (tmp_path / directory / file).parent.mkdir(parents=True)
+        (tmp_path / directory / file).write_text("x" * 10)
+    fs = HadoopFS(spark, tmp_path.as_uri())
+    removed = remove_stale_siblings(fs, f"file:{out}", "now")
+    assert sorted(Path(u).name for u in removed) == [".out.old-r3", ".out.scratch-r1", ".out.staging-r2"]
+    # this run's own directory, another output's, and the visible kept quarantine stay
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.staging-r1", ".out.staging-now", "out", "out.failed-r4"]
+
+    # Killed between publish's two renames: the previous dataset sits in `old` and the output is gone.
+    (out / "manifest.json").rename(tmp_path / "kept.json")
+    out.rename(tmp_path / ".out.old-r5")
+    (tmp_path / ".out.staging-r5" / "data").mkdir(parents=True)
+    assert [Path(u).name for u in remove_stale_siblings(fs, f"file:{out}", "now")] == [".out.staging-r5"]
+    assert (out / "data").is_dir() and not (tmp_path / ".out.old-r5").exists()

@@ -67,6 +67,12 @@ class HadoopFS:
     def is_empty_dir(self, uri: str) -> bool:
         return len(self._fs.listStatus(self._path(uri))) == 0
 
+    def children(self, uri: str) -> list[str]:
+        """The names of the entries directly under directory `uri` (none if it does not exist)."""
+        if not self.exists(uri):
+            return []
+        return [str(status.getPath().getName()) for status in self._fs.listStatus(self._path(uri))]
+
     def delete(self, uri: str) -> None:
         self._fs.delete(self._path(uri), True)
 
