@@ -98,6 +98,11 @@ def build_session(config: SparkConfig, app_name: str = "sparkprep") -> SparkSess
         ivy = Path(config.conf.get("spark.jars.ivy", Path.home() / ".ivy2.5.2"))
         raise SparkprepError(_launch_failure_hint(exc, ivy)) from exc
     spark.sparkContext.setLogLevel("WARN")
+    # Looking for a streaming sink's metadata, a batch read logs a Java stack at WARN for an input
+    # path that does not exist, ahead of the error that says so; ingest raises a clear one itself.
+    spark.sparkContext._jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+        "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink",
+        spark.sparkContext._jvm.org.apache.logging.log4j.Level.ERROR)
     log.info("Spark %s, master %s", spark.version, spark.sparkContext.master)
     return spark
 

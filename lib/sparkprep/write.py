@@ -97,12 +97,12 @@ def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTar
 
 
 def remove_stale_siblings(fs: HadoopFS, final: str, run_id: str) -> list[str]:
-    """Remove the directories that earlier runs left beside `final` and returns their URIs.
+    """Remove the directories that earlier runs left beside `final`; return their URIs.
 
     A run removes its scratch and staging directories when it ends, even by an error; one that was
     killed (SIGKILL, a lost driver, a cluster preempted) cannot, and without this each such run
     would leave a hidden copy of its data beside the output for good. One writer per output at a
-    time (README, "Output") makes every other run's directory stale. An `old` directory is the
+    time (README, "S3") makes every other run's directory stale. An `old` directory is the
     previous dataset of a run killed between publish's two renames: with no output in its place it
     is renamed back, not removed.
 

@@ -4,6 +4,8 @@ non-zero exit, nothing that looks like a complete dataset."""
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +38,14 @@ def small_csv(spark, tmp_path_factory):
     return path
 
 
-def test_missing_input_path_is_named(spark, tmp_path, capsys):
+def test_missing_input_path_is_named_with_no_java_stack_before(tmp_path):
+    # A process of its own: the JVM's log lines go to the stderr it was started with.
     missing = tmp_path / "nowhere"
-    assert _prepare(spark, tmp_path, f"input.paths=[{missing}]") == 3
-    assert f"input path does not exist: file:{missing}" in capsys.readouterr().err
+    proc = subprocess.run([sys.executable, "-m", "sparkprep.cli", "prepare", *BASE, "--set", f"input.paths=[{missing}]",
+                           "--set", f"output.path={tmp_path / 'out'}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 3
+    assert f"input path does not exist: file:{missing}" in proc.stderr
+    assert "FileNotFoundException" not in proc.stderr and "\tat org.apache" not in proc.stderr
     _nothing_complete(tmp_path)
 
 
