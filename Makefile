@@ -37,12 +37,17 @@ $(VENV)/s3/.installed: requirements/s3.txt
 jars: $(VENV)/etl/.installed
 	$(ETL)/sparkprep jars
 
-demo: env
+demo: prerequisites-demo env
 	$(ETL)/sparkprep generate --config conf/demo.yaml
 	$(ETL)/sparkprep prepare --config conf/demo.yaml --set output.path=$(OUT)
 	$(TRAIN)/python jobs/train_tiny.py --out $(OUT) --steps 100
 
-test: env test-etl test-train test-cluster
+test: prerequisites-test env test-etl test-train test-cluster
+
+# What the machine itself must have (Python 3.11, Java 17; for the tests a JDK, Maven, Chromium):
+# one line naming what is missing and how to install it, before anything is built.
+prerequisites-%:
+	@PYTHON=$(PYTHON) scripts/prerequisites.sh $*
 
 test-etl:
 	$(ETL)/python -m pytest tests/etl
