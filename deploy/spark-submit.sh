@@ -48,6 +48,7 @@ export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
   --conf "spark.pyspark.python=$python" \
   --conf "spark.pyspark.driver.python=$python" \
   --conf "spark.cleaner.periodicGC.interval=2min" \
+  --driver-java-options "-Dlog4j2.configurationFile=$root/lib/sparkprep/log4j2.properties" \
   ${submit_conf[@]+"${submit_conf[@]}"} \
   "$root/$job" "$@" &
 child=$!

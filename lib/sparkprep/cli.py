@@ -182,6 +182,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--config", default="conf/demo.yaml", help="YAML config (default: %(default)s)")
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config value, e.g. --set split.k=3 (repeatable)")
+        cmd.add_argument("--verbose", action="store_true",
+                         help="everything Spark, Ivy and the JVM print (same as --set spark.verbose=true)")
         if name == "verify":
             cmd.add_argument("out", help="output root of a prepare run (any Hadoop URI)")
         _options(name, cmd)
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
-        config = load_config(args.config, args.set)
+        config = load_config(args.config, [*args.set, *(["spark.verbose=true"] if args.verbose else [])])
         extra = [args.out] if args.command == "verify" else [args] if args.command in _WITH_ARGS else []
         COMMANDS[args.command][0](config, *extra)
     except SparkprepError as exc:

@@ -37,6 +37,8 @@ class SparkConfig(_Section):
         "about this size at any input size (a fixed width sorted 11x the spill for 5x the data); null: fixed. "
         "Ignored when spark.conf sets spark.sql.shuffle.partitions.")
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark conf, applied last.")
+    verbose: bool = Field(False, description="Everything Spark, Ivy and the JVM print (`--verbose`); by default "
+                          "the console keeps what a user can act on (sparkprep/log4j2.properties).")
 
 
 class DefectRates(_Section):

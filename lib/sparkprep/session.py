@@ -13,7 +13,9 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
@@ -24,6 +26,8 @@ from sparkprep.errors import SparkprepError
 log = logging.getLogger(__name__)
 
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+#: The console's log configuration for a JVM that sparkprep starts (see the file for what it hides).
+QUIET_LOG4J = resources.files("sparkprep") / "log4j2.properties"
 
 # Settings every run needs, whoever launched the JVM.
 _SQL_CONF = {
@@ -69,42 +73,83 @@ def under_spark_submit() -> bool:
 
 
 def build_session(config: SparkConfig, app_name: str = "sparkprep") -> SparkSession:
-    """Return the session for a run; creates it with Delta configured unless one is active."""
+    """Return the session for a run; creates it with Delta configured unless one is active.
+
+    Args:
+        config: the run's `spark:` section.
+        app_name: the application name Spark's UI and logs show.
+    """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = SparkSession.builder.appName(app_name)
-    if not under_spark_submit():
-        builder = (
-            builder.master(config.master)
-            .config("spark.driver.memory", config.driver_memory)
-            .config("spark.jars.packages", DELTA_PACKAGE)
-            .config("spark.ui.showConsoleProgress", "true")
-            # A finished shuffle's files stay on disk until the driver's garbage collector drops
-            # its last reference, and Spark forces a collection only every 30 minutes: a long run
-            # would hold every stage's shuffle (several times the input) on disk at once.
-            .config("spark.cleaner.periodicGC.interval", "2min")
-        )
+    ivy = Path(config.conf.get("spark.jars.ivy", Path.home() / ".ivy2.5.2"))
     # Delta rebuilds a snapshot's file list in a fixed 50 partitions (Snapshot.scala), for every
     # version read and again for each query's file listing: 51 tasks a time whatever the table's
     # size. An output has a few files per fold, so the data's shuffle width is plenty; on 2 cores
     # the 50 made Delta prepare + verify on HDFS 263 s against Parquet's 138 s (tests/cluster).
     settings = {**_SQL_CONF, "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
-                "spark.databricks.delta.snapshotPartitions": str(config.shuffle_partitions)}
-    for key, value in {**settings, **config.conf}.items():
-        builder = builder.config(key, value)
+                "spark.databricks.delta.snapshotPartitions": str(config.shuffle_partitions), **config.conf}
+    builder = SparkSession.builder.appName(app_name)
+    launching = not under_spark_submit()
+    if launching:
+        settings = {**_launch_settings(config, ivy), **settings}
+    # Hadoop and Parquet keys are session settings: spark-submit would warn that it ignores them.
+    for key, value in settings.items():
+        if key.startswith("spark."):
+            builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
     except PySparkRuntimeError as exc:
-        ivy = Path(config.conf.get("spark.jars.ivy", Path.home() / ".ivy2.5.2"))
         raise SparkprepError(_launch_failure_hint(exc, ivy)) from exc
-    spark.sparkContext.setLogLevel("WARN")
-    # Looking for a streaming sink's metadata, a batch read logs a Java stack at WARN for an input
-    # path that does not exist, ahead of the error that says so; ingest raises a clear one itself.
-    spark.sparkContext._jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
-        "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink",
-        spark.sparkContext._jvm.org.apache.logging.log4j.Level.ERROR)
+    for key, value in settings.items():
+        if not key.startswith("spark."):
+            spark.conf.set(key, value)
+    if launching and "spark.jars.packages" in settings:
+        _remember_jars(spark, ivy)
+    spark.sparkContext.setLogLevel("INFO" if config.verbose else "WARN")
     log.info("Spark %s, master %s", spark.version, spark.sparkContext.master)
     return spark
+
+
+def _launch_settings(config: SparkConfig, ivy: Path) -> dict[str, str]:
+    """How sparkprep starts the JVM itself: master, memory, Delta's jars and the console's log
+    configuration (spark-submit's own settings take their place under spark-submit)."""
+    settings = {
+        "spark.master": config.master,
+        "spark.driver.memory": config.driver_memory,
+        "spark.ui.showConsoleProgress": "true",
+        # A finished shuffle's files stay on disk until the driver's garbage collector drops
+        # its last reference, and Spark forces a collection only every 30 minutes: a long run
+        # would hold every stage's shuffle (several times the input) on disk at once.
+        "spark.cleaner.periodicGC.interval": "2min",
+    }
+    # Once Ivy has resolved Delta, its jars are taken from the cache by name: Ivy's 100-line
+    # resolution report then appears only on the first run (or with --verbose).
+    jars = None if config.verbose else _remembered_jars(ivy)
+    settings |= {"spark.jars": jars} if jars else {"spark.jars.packages": DELTA_PACKAGE}
+    if not config.verbose:
+        options = config.conf.get("spark.driver.extraJavaOptions", "")
+        settings["spark.driver.extraJavaOptions"] = f"{options} -Dlog4j2.configurationFile={QUIET_LOG4J}".strip()
+    return settings
+
+
+def _jar_list(ivy: Path) -> Path:
+    return ivy / f"sparkprep-{DELTA_PACKAGE.replace(':', '_')}.jars"
+
+
+def _remembered_jars(ivy: Path) -> str | None:
+    """The jars an earlier run resolved for DELTA_PACKAGE, if each is still in Ivy's cache."""
+    listed = _jar_list(ivy)
+    if not listed.exists():
+        return None
+    jars = listed.read_text().strip()
+    present = jars and all(Path(urlparse(jar).path).is_file() for jar in jars.split(","))
+    return jars if present else None
+
+
+def _remember_jars(spark: SparkSession, ivy: Path) -> None:
+    jars = spark.sparkContext.getConf().get("spark.jars", "")
+    if jars and ivy.is_dir():
+        _jar_list(ivy).write_text(jars)
 
 
 def _launch_failure_hint(exc: Exception, ivy: Path) -> str:

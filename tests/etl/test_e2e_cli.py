@@ -22,6 +22,12 @@ SMALL = ["--set", "generate.rows=3000", "--set", "generate.files=2", "--set", "s
 
 pytestmark = pytest.mark.e2e
 
+#: What a run printed to the console before conf of its own: Ivy's resolution report (the jars are
+#: cached by `sparkprep jars`), Spark's launch chatter, and WARN/ERROR lines that ask nothing of a user.
+CONSOLE_NOISE = (":: resolving dependencies", "found io.delta", ":: retrieving ::", "Ignoring non-Spark config property",
+                 "Using Spark's default log4j profile", "Setting default log level", "WARN NativeCodeLoader",
+                 "ERROR CodeGenerator", "Truncated the string representation", "Broadcasting large task binary")
+
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([*SPARKPREP, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -111,6 +117,9 @@ def parquet_out(raw_csv, tmp_path_factory):
     proc = _cli("prepare", *SMALL, "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}",
                 "--set", "normalise.materialise=true")
     assert "output rows" in proc.stdout and "rejected: malformed_record" in proc.stdout
+    # The console keeps what a user can act on: none of what used to bury the summary table.
+    noise = [line for line in proc.stderr.splitlines() if any(n in line for n in CONSOLE_NOISE)]
+    assert not noise, noise
     return out
 
 
