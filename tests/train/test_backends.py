@@ -14,8 +14,9 @@ from torch.utils.data import DataLoader
 
 from handmade import BASE, K, generated_rows, manifest_for, table_of, write_manifest, write_parquet_output
 from sparkprep.errors import ContractError, InputError
-from sparkprep.train import DatasetFiles, load_manifest, make_loader, sharded_loader
-from sparkprep.train.arrow_reader import Source, count_units
+from sparkprep.train import DatasetFiles, load_manifest, make_loader
+from sparkprep.train.backends import base
+from sparkprep.train.backends.arrow import Source, count_units
 from sparkprep.train.files import TRAINING
 from sparkprep.train.location import OutputLocation
 from sparkprep.train.loader import BACKENDS
@@ -162,7 +163,7 @@ def test_it_works_as_an_iterable_dataset_in_a_dataloader(many: Path, monkeypatch
     through = [b["row_id"] for b in DataLoader(loader, batch_size=None)]
     assert len(through) == len(loader) and all(torch.equal(a, b) for a, b in zip(direct, through))
     # As inside a DataLoader worker process with num_workers=2 (real workers take seconds to shut down).
-    monkeypatch.setattr(sharded_loader, "get_worker_info", lambda: SimpleNamespace(num_workers=2))
+    monkeypatch.setattr(base, "get_worker_info", lambda: SimpleNamespace(num_workers=2))
     with pytest.raises(InputError, match="num_workers 0 or 1"):
         next(iter(loader))
 

@@ -10,7 +10,7 @@ Two backends with one API, both DDP-exact: "arrow" (default; pyarrow) and "petas
 from sparkprep.train.files import DatasetFiles
 from sparkprep.train.loader import feature_columns, make_loader
 from sparkprep.train.manifest import load_manifest, load_transform
-from sparkprep.train.petastorm_reader import PetastormOptions
+from sparkprep.train.backends.petastorm import PetastormOptions
 from sparkprep.train.serving import TransformModule
 
 __all__ = ["DatasetFiles", "PetastormOptions", "TransformModule", "feature_columns", "load_manifest",

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sparkprep.errors import InputError
-from sparkprep.train.arrow_reader import ArrowLoader, Source, check_columns, count_units
+from sparkprep.train.backends.arrow import ArrowLoader, Source, check_columns, count_units
 from sparkprep.train.files import DatasetFiles
 from sparkprep.train.location import OutputLocation
 from sparkprep.train.manifest import load_manifest, load_transform
-from sparkprep.train.petastorm_reader import PetastormLoader, PetastormOptions
+from sparkprep.train.backends.petastorm import PetastormLoader, PetastormOptions
 from sparkprep.train.sharding import ShardSpec, whole_files
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
 
     backend="arrow" (default): pyarrow, row group by row group; the units are row groups.
     backend="petastorm": Petastorm's batch reader decodes (options in `petastorm`); the units are
-    whole files, so a rank opens about 1/W of the files (petastorm_reader.py).
+    whole files, so a rank opens about 1/W of the files (backends/petastorm.py).
 
     transform="fold": apply fold k's fitted transform (the transform file the manifest names:
     fitted on fold k's training originals only) on the fly, to train and val alike; "final": the final model's (all

@@ -31,10 +31,10 @@ import pandas as pd
 from petastorm import TransformSpec, make_batch_reader
 
 from sparkprep.contract import REPLICA, ROW_ID
-from sparkprep.train.arrow_reader import Source
+from sparkprep.train.backends.arrow import Source
 from sparkprep.train.batching import Block
 from sparkprep.train.files import RowFilter
-from sparkprep.train.sharded_loader import ShardedLoader
+from sparkprep.train.backends.base import ShardedLoader
 from sparkprep.train.sharding import Shard, Unit, epoch_rng
 
 _PETASTORM_STREAM = 2  # epoch_rng stream of Petastorm's row-group order (0: units, 1: window)

@@ -23,7 +23,7 @@ from sparkprep.errors import ContractError, InputError
 from sparkprep.train.batching import Block
 from sparkprep.train.files import RowFilter
 from sparkprep.train.location import OutputLocation
-from sparkprep.train.sharded_loader import ShardedLoader
+from sparkprep.train.backends.base import ShardedLoader
 from sparkprep.train.sharding import Shard, Unit
 
 log = logging.getLogger(__name__)
