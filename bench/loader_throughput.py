@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import torch
 from results_table import insert_rows  # bench/ is sys.path[0] when a bench script runs
 
-from sparkprep.train import PetastormOptions, make_loader
+from sparkprep.train import PetastormOptions, Sampling, make_loader
 
 HERE = Path(__file__).resolve().parent
 K, NUMERIC, WIDTH, BATCH = 5, 10, 8, 1024
@@ -105,7 +105,7 @@ def rows_per_s(make: Callable[[], Iterable[dict[str, torch.Tensor]]], repeats: i
 
 def loader(out: Path, **kwargs) -> Callable[[], Iterable[dict[str, torch.Tensor]]]:
     def make() -> Iterable[dict[str, torch.Tensor]]:
-        with make_loader(str(out), 0, "final", batch_size=BATCH, num_epochs=1, **kwargs) as batches:
+        with make_loader(str(out), 0, "final", batch_size=BATCH, **kwargs) as batches:
             yield from batches
     return make
 
@@ -128,13 +128,13 @@ def main() -> None:
                 "raw row groups": rows_per_s(lambda: raw_row_groups(out, columns), args.repeats)}
         # The floor is the faster of the two raw readers: ours must beat plain pyarrow done well.
         runs = {"raw pyarrow": max(raws.values()), **raws,
-                "arrow, no shuffle": rows_per_s(loader(out, shuffle=False), args.repeats),
-                "arrow, shuffle": rows_per_s(loader(out, seed=1), args.repeats)}
+                "arrow, no shuffle": rows_per_s(loader(out, sampling=Sampling(shuffle=False)), args.repeats),
+                "arrow, shuffle": rows_per_s(loader(out, sampling=Sampling(seed=1)), args.repeats)}
         for pool, workers in [("thread", 10), ("thread", 4), ("thread", 1), ("dummy", 1), ("process", 2)]:
             options = PetastormOptions(workers_count=workers, reader_pool_type=pool)
             try:
                 runs[f"petastorm, {pool} x{workers}, no shuffle"] = rows_per_s(
-                    loader(out, shuffle=False, backend="petastorm", petastorm=options), 1)
+                    loader(out, sampling=Sampling(shuffle=False), backend=options), 1)
             except Exception as err:  # a pool Petastorm cannot start here is reported, not fatal
                 print(f"petastorm {pool} x{workers}: {type(err).__name__}: {err}")
     floor, rows = runs["raw pyarrow"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
-from sparkprep.train import load_manifest, make_loader
-from sparkprep.train.loader import LABEL
+from sparkprep.contract import LABEL_INDEX
+from sparkprep.train import Sampling, load_manifest, make_loader
+from sparkprep.train.loader import BACKENDS
 from sparkprep.train.tiny import FoldFeatures, batch_initial_loss, expected_initial_loss, prior_model
 
 
@@ -45,7 +47,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", default="arrow", choices=["arrow", "petastorm"])
+    parser.add_argument("--backend", default="arrow", choices=list(BACKENDS))
     parser.add_argument("--logdir", type=Path, help="TensorBoard runs: <logdir>/fold<k> (rank 0 writes them)")
     args = parser.parse_args()
 
@@ -73,10 +75,10 @@ def train_fold(args: argparse.Namespace, manifest: dict[str, Any], fold: int, wr
     features = FoldFeatures.from_manifest(manifest)
     priors = manifest["class_priors"]["folds"][str(fold)]
     weight = torch.tensor(manifest["class_weights"]["folds"][str(fold)], dtype=torch.float32)
-    common = dict(batch_size=args.batch_size, rank=rank, world_size=world, seed=args.seed, transform="fold",
-                  backend=args.backend)
-    train = make_loader(args.out, fold, "train", **common)
-    val = make_loader(args.out, fold, "val", shuffle=False, **common)
+    sampling = Sampling(rank=rank, world_size=world, seed=args.seed)
+    common = dict(batch_size=args.batch_size, transform="fold", backend=args.backend)
+    train = make_loader(args.out, fold, "train", sampling=sampling, **common)
+    val = make_loader(args.out, fold, "val", sampling=replace(sampling, shuffle=False), **common)
     batches = [0] * world
     dist.all_gather_object(batches, len(train))
     assert len(set(batches)) == 1, f"ranks have different batch counts {batches}: all-reduce would hang"
@@ -93,7 +95,7 @@ def train_fold(args: argparse.Namespace, manifest: dict[str, Any], fold: int, wr
         model.train()
         loss_sum = rows = correct = 0.0
         for step, batch in enumerate(train):
-            x, y = features.apply(batch), batch[LABEL].long()
+            x, y = features.apply(batch), batch[LABEL_INDEX].long()
             logits = model(x)
             loss = F.cross_entropy(logits, y, weight=weight)
             if epoch == step == 0:
@@ -125,7 +127,7 @@ def evaluate(model: torch.nn.Module, val, features: FoldFeatures, weight: torch.
     loss_sum = right = rows = 0.0
     with torch.no_grad():
         for batch in val:
-            y = batch[LABEL].long()
+            y = batch[LABEL_INDEX].long()
             logits = model(features.apply(batch))
             loss_sum += F.cross_entropy(logits, y, weight=weight).item() * len(y)
             right += float((logits.argmax(1) == y).sum())

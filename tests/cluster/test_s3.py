@@ -40,10 +40,10 @@ MOTO = [os.environ["SPARKPREP_MOTO_SERVER"]] if "SPARKPREP_MOTO_SERVER" in os.en
 # the ETL wrote to: the rows of the final-training and test splits, through make_loader.
 TRAINER_ROWS = """
 import json, sys
-from sparkprep.train import make_loader
+from sparkprep.train import Sampling, make_loader
 rows = {}
 for split in ("final", "test"):
-    with make_loader(sys.argv[1], split=split, columns=["replica"], shuffle=False) as loader:
+    with make_loader(sys.argv[1], split=split, columns=["replica"], sampling=Sampling(shuffle=False)) as loader:
         rows[split] = sum(len(batch["replica"]) for batch in loader)
 print(json.dumps(rows))
 """

@@ -14,8 +14,9 @@ from torch.utils.data import DataLoader
 
 from handmade import BASE, K, generated_rows, manifest_for, table_of, write_manifest, write_parquet_output
 from sparkprep.errors import ContractError, InputError
-from sparkprep.train import DatasetFiles, load_manifest, make_loader, sharded_loader
-from sparkprep.train.arrow_reader import Source, count_units
+from sparkprep.train import DatasetFiles, Sampling, load_manifest, make_loader
+from sparkprep.train.backends import base
+from sparkprep.train.backends.base import Source, count_units
 from sparkprep.train.files import TRAINING
 from sparkprep.train.location import OutputLocation
 from sparkprep.train.loader import BACKENDS
@@ -77,10 +78,11 @@ def test_val_and_test_counts_equal_the_manifests_originals_per_fold(many: Path, 
 def test_ranks_get_equal_batch_counts_and_disjoint_rows_covering_the_split_minus_the_dropped(
         many: Path, world_size: int, split: str, fold: int, backend: str) -> None:
     expected = contract_rows(many, split, fold)
-    loaders = [make_loader(str(many), fold, split, columns=["row_id", "replica"], batch_size=8, seed=11,
-                           rank=r, world_size=world_size, backend=backend) for r in range(world_size)]
-    ranks = [read_batches(many, fold, split, seed=11, rank=r, world_size=world_size, backend=backend)
-             for r in range(world_size)]
+    loaders = [make_loader(str(many), fold, split, columns=["row_id", "replica"], batch_size=8,
+                           sampling=Sampling(seed=11, rank=r, world_size=world_size), backend=backend)
+               for r in range(world_size)]
+    ranks = [read_batches(many, fold, split, sampling=Sampling(seed=11, rank=r, world_size=world_size),
+                          backend=backend) for r in range(world_size)]
     assert len({len(b) for b in ranks}) == 1 and len(ranks[0]) == len(loaders[0]) == len(loaders[-1])
     assert len({len(flat(b)) for b in ranks}) == 1
     dropped = loaders[0].dropped
@@ -94,9 +96,10 @@ def test_ranks_get_equal_batch_counts_and_disjoint_rows_covering_the_split_minus
 @pytest.mark.parametrize("world_size", [2, 3])
 def test_without_drop_last_ranks_are_filled_by_repeating_rows(many: Path, world_size: int, backend: str) -> None:
     expected = contract_rows(many, "val", 2)
-    ranks = [read_batches(many, 2, "val", rank=r, world_size=world_size, drop_last=False, backend=backend)
-             for r in range(world_size)]
-    loader = make_loader(str(many), 2, "val", rank=0, world_size=world_size, drop_last=False, backend=backend)
+    ranks = [read_batches(many, 2, "val", sampling=Sampling(rank=r, world_size=world_size, drop_last=False),
+                          backend=backend) for r in range(world_size)]
+    loader = make_loader(str(many), 2, "val", sampling=Sampling(rank=0, world_size=world_size, drop_last=False),
+                         backend=backend)
     assert len({len(flat(b)) for b in ranks}) == 1 and len({len(b) for b in ranks}) == 1
     rows = [row for batches in ranks for row in flat(batches)]
     assert set(rows) == set(expected)
@@ -109,8 +112,8 @@ def test_without_drop_last_ranks_are_filled_by_repeating_rows(many: Path, world_
 def test_more_ranks_than_rows_pads_every_rank_to_one_row_without_drop_last(many: Path, backend: str) -> None:
     n = len(contract_rows(many, "test", 0))
     world = n + 2
-    ranks = [flat(read_batches(many, 0, "test", rank=r, world_size=world, drop_last=False, backend=backend))
-             for r in range(world)]
+    ranks = [flat(read_batches(many, 0, "test", sampling=Sampling(rank=r, world_size=world, drop_last=False),
+                               backend=backend)) for r in range(world)]
     assert all(len(rows) == 1 for rows in ranks)
     assert {r for rows in ranks for r in rows} == set(contract_rows(many, "test", 0))
 
@@ -118,7 +121,7 @@ def test_more_ranks_than_rows_pads_every_rank_to_one_row_without_drop_last(many:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_same_seed_and_epoch_give_the_same_order_and_another_epoch_another(many: Path, backend: str) -> None:
     def order(**kwargs) -> list[tuple[int, int]]:
-        return flat(read_batches(many, 0, "train", backend=backend, **kwargs))
+        return flat(read_batches(many, 0, "train", backend=backend, sampling=Sampling(**kwargs)))
 
     first = order(seed=3, epoch=0)
     assert first == order(seed=3, epoch=0)
@@ -134,7 +137,8 @@ def test_the_same_seed_and_epoch_give_the_same_order_and_another_epoch_another(m
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_set_epoch_changes_the_order_of_the_next_pass_and_the_global_rng_plays_no_part(many: Path,
                                                                                        backend: str) -> None:
-    loader = make_loader(str(many), 0, "train", columns=["row_id"], batch_size=16, seed=9, backend=backend)
+    loader = make_loader(str(many), 0, "train", columns=["row_id"], batch_size=16, sampling=Sampling(seed=9),
+                         backend=backend)
 
     def ids() -> list[int]:
         return torch.cat([b["row_id"] for b in loader]).tolist()
@@ -152,17 +156,18 @@ def test_set_epoch_changes_the_order_of_the_next_pass_and_the_global_rng_plays_n
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_num_epochs_runs_consecutive_epochs_from_the_set_one(many: Path, backend: str) -> None:
-    one = [flat(read_batches(many, 1, "val", epoch=e, seed=2, backend=backend)) for e in (4, 5)]
-    assert flat(read_batches(many, 1, "val", epoch=4, seed=2, num_epochs=2, backend=backend)) == one[0] + one[1]
+    one = [flat(read_batches(many, 1, "val", sampling=Sampling(epoch=e, seed=2), backend=backend)) for e in (4, 5)]
+    assert flat(read_batches(many, 1, "val", sampling=Sampling(epoch=4, seed=2, num_epochs=2),
+                             backend=backend)) == one[0] + one[1]
 
 
 def test_it_works_as_an_iterable_dataset_in_a_dataloader(many: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    loader = make_loader(str(many), 0, "val", columns=["row_id"], batch_size=5, seed=1)
+    loader = make_loader(str(many), 0, "val", columns=["row_id"], batch_size=5, sampling=Sampling(seed=1))
     direct = [b["row_id"] for b in loader]
     through = [b["row_id"] for b in DataLoader(loader, batch_size=None)]
     assert len(through) == len(loader) and all(torch.equal(a, b) for a, b in zip(direct, through))
     # As inside a DataLoader worker process with num_workers=2 (real workers take seconds to shut down).
-    monkeypatch.setattr(sharded_loader, "get_worker_info", lambda: SimpleNamespace(num_workers=2))
+    monkeypatch.setattr(base, "get_worker_info", lambda: SimpleNamespace(num_workers=2))
     with pytest.raises(InputError, match="num_workers 0 or 1"):
         next(iter(loader))
 
@@ -198,7 +203,7 @@ def test_originals_are_counted_without_statistics_too(tmp_path: Path) -> None:
         pq.write_table(pq.read_table(part), part, row_group_size=7, write_statistics=False)
     write_manifest(out, manifest_for("parquet", k=K))
     for world in (1, 2):
-        rows = [flat(read_batches(out, 1, "val", rank=r, world_size=world)) for r in range(world)]
+        rows = [flat(read_batches(out, 1, "val", sampling=Sampling(rank=r, world_size=world))) for r in range(world)]
         assert len({len(r) for r in rows}) == 1
     assert sorted(flat(read_batches(out, 1, "val"))) == contract_rows(out, "val", 1)
 
@@ -267,8 +272,8 @@ def test_undersampled_originals_are_left_out_of_train_and_final_only(undersample
 @pytest.mark.parametrize("split", ["train", "final"])
 def test_undersampled_ranks_stay_exact(undersampled: Path, backend: str, world_size: int, split: str) -> None:
     expected = undersampled_rows(undersampled, split, 1)
-    ranks = [flat(read_batches(undersampled, 1, split, seed=3, rank=r, world_size=world_size, backend=backend))
-             for r in range(world_size)]
+    ranks = [flat(read_batches(undersampled, 1, split, sampling=Sampling(seed=3, rank=r, world_size=world_size),
+                               backend=backend)) for r in range(world_size)]
     assert len({len(r) for r in ranks}) == 1
     rows = [row for rank in ranks for row in rank]
     assert len(set(rows)) == len(rows) == len(expected) - len(expected) % world_size and set(rows) <= set(expected)

@@ -9,7 +9,7 @@ from pyarrow.fs import LocalFileSystem
 from handmade import (ROWS, manifest_for, table_of, transform_reference, write_manifest,
                       write_standard_transform)
 from sparkprep.errors import InputError
-from sparkprep.train import DatasetFiles, load_manifest, load_transform, make_loader
+from sparkprep.train import DatasetFiles, Sampling, load_manifest, load_transform, make_loader
 from sparkprep.train.files import _delta_files
 from sparkprep.train.location import OutputLocation
 from sparkprep.train.loader import BACKENDS
@@ -104,8 +104,8 @@ def test_a_pinned_version_reads_its_own_runs_transform(delta_out: Path) -> None:
 
 def _num_0(out: Path, transform: str | None) -> tuple[list[int], list[float]]:
     ids, values = [], []
-    with make_loader(str(out), 1, "val", columns=["row_id", "num_0"], batch_size=4, shuffle=False,
-                     transform=transform) as loader:
+    with make_loader(str(out), 1, "val", columns=["row_id", "num_0"], batch_size=4,
+                     sampling=Sampling(shuffle=False), transform=transform) as loader:
         for batch in loader:
             ids += batch["row_id"].tolist()
             values += batch["num_0"].tolist()

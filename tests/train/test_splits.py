@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sparkprep.errors import ContractError, InputError
-from sparkprep.train import DatasetFiles, load_manifest, make_loader
+from sparkprep.train import DatasetFiles, Sampling, load_manifest, make_loader
 from sparkprep.train.files import ORIGINALS
 from sparkprep.train.loader import BACKENDS
 from handmade import manifest_for, write_manifest
@@ -77,12 +77,13 @@ def test_a_dataset_without_manifest_is_refused_as_incomplete(parquet_out: Path, 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_more_ranks_than_rows_is_refused_clearly(parquet_out: Path, backend: str) -> None:
     with pytest.raises(InputError, match="3 row.*fewer than world_size=4"):
-        make_loader(str(parquet_out), 0, "test", rank=0, world_size=4, backend=backend)
+        make_loader(str(parquet_out), 0, "test", sampling=Sampling(rank=0, world_size=4), backend=backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_default_columns_are_the_features_and_the_label_with_nulls_as_nan(parquet_out: Path, backend: str) -> None:
-    with make_loader(str(parquet_out), 0, "val", batch_size=100, shuffle=False, backend=backend) as loader:
+    with make_loader(str(parquet_out), 0, "val", batch_size=100, sampling=Sampling(shuffle=False),
+                     backend=backend) as loader:
         (batch,) = list(loader)
     assert set(batch) == {"num_0", "num_1", "emb", "label_index"}
     order = (-batch["num_1"]).long().tolist()  # num_1 = -row_id

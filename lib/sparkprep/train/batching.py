@@ -16,6 +16,11 @@ def shuffled_windows(blocks: Iterable[Block], window_rows: int, rng: np.random.G
     Each window holds whole blocks (row groups), so rows mix within a row group whatever its size
     and across row groups up to the window. Memory: at most window_rows plus one block, twice
     (the concatenation and its permuted copy).
+
+    Args:
+        blocks: column blocks, in reading order.
+        window_rows: the rows a window holds at least before it is permuted (the last may hold fewer).
+        rng: the epoch's generator for this rank (sharding.epoch_rng).
     """
     pending: list[Block] = []
     held = 0
@@ -31,7 +36,12 @@ def shuffled_windows(blocks: Iterable[Block], window_rows: int, rng: np.random.G
 
 def rebatch(blocks: Iterable[Block], batch_size: int) -> Iterator[Block]:
     """Batches of exactly `batch_size` rows (the last one may be shorter); slices of the blocks,
-    so copies happen only for a batch that straddles two blocks."""
+    so copies happen only for a batch that straddles two blocks.
+
+    Args:
+        blocks: column blocks, in reading order.
+        batch_size: rows per batch.
+    """
     carry: Block | None = None
     for block in blocks:
         n, i = rows_of(block), 0
@@ -52,10 +62,20 @@ def rebatch(blocks: Iterable[Block], batch_size: int) -> Iterator[Block]:
 
 
 def rows_of(block: Block) -> int:
+    """The number of rows of a block (its columns have as many).
+
+    Args:
+        block: a block with at least one column.
+    """
     return len(next(iter(block.values())))
 
 
 def concat(blocks: list[Block]) -> Block:
+    """The blocks' rows, in order, as one block (the block itself when there is one).
+
+    Args:
+        blocks: blocks with the same columns.
+    """
     if len(blocks) == 1:
         return blocks[0]
     return {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}

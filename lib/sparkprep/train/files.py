@@ -17,19 +17,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from sparkprep.contract import HOLDOUT_FOLD, IN_TRAIN, REPLICA
+from sparkprep.contract import FOLD, FOLD_DIR, HOLDOUT_FOLD, IN_TRAIN, REPLICA, SPLITS
 from sparkprep.errors import ContractError, InputError
 from sparkprep.train.location import OutputLocation
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "final", "test")
-_FOLD_DIR = "fold="
-
 
 @dataclass(frozen=True)
 class DataFile:
-    """One Parquet file of the output and the fold its partition holds."""
+    """One Parquet file of the output and the fold its partition holds.
+
+    Args:
+        url: the file's URL.
+        fold: the fold of its partition (-1: the holdout).
+    """
 
     url: str
     fold: int
@@ -37,13 +39,22 @@ class DataFile:
 
 @dataclass(frozen=True)
 class RowFilter:
-    """The rows a split reads from its files: those whose `column` equals `value`."""
+    """The rows a split reads from its files: those whose `column` equals `value`.
+
+    Args:
+        column: the column the filter reads.
+        value: the value a row read has in it.
+    """
 
     column: str
     value: Any
 
     def mask(self, table: pa.Table) -> pa.ChunkedArray:
-        """True where a row is read (a null reads as false, as Table.filter drops it)."""
+        """True where a row is read (a null reads as false, as Table.filter drops it).
+
+        Args:
+            table: rows of the split's files, with `column` among their columns.
+        """
         return pc.equal(table.column(self.column), self.value)
 
 
@@ -55,11 +66,15 @@ TRAINING = RowFilter(IN_TRAIN, True)
 
 @dataclass(frozen=True)
 class DatasetFiles:
-    """The files one split reads, and which of their rows (None: every row).
+    """The files one split reads, and which of their rows.
 
     >>> files = DatasetFiles.for_split("/data/prepared", load_manifest("/data/prepared"), "val", fold=2)
     >>> files.urls[0], files.keep
     ('file:///data/prepared/data/fold=2/part-00000-….parquet', RowFilter(column='replica', value=0))
+
+    Args:
+        urls: the files, sorted.
+        keep: the rows of the files the split reads; None for every row.
     """
 
     urls: tuple[str, ...]
@@ -70,7 +85,18 @@ class DatasetFiles:
         """Select by the data contract (DESIGN.md), for fold k: train = fold not in {k, -1};
         val = fold == k and replica == 0; final = fold != -1; test = fold == -1 and replica == 0.
         When the run undersampled, train and final also need in_train (older outputs have no
-        such column and no undersampling)."""
+        such column and no undersampling).
+
+        Args:
+            out_dir: the output root (a local path or a URI).
+            manifest: its manifest (load_manifest), which says k, the format and undersampling.
+            split: "train", "val", "final" or "test".
+            fold: k, for train and val (0..k-1).
+
+        Raises:
+            InputError: an unknown split, a fold out of range, or no files for the split.
+            ContractError: a file lies in a fold the manifest does not know.
+        """
         k = int(manifest["split"]["k"])
         if split not in SPLITS:
             raise InputError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
@@ -96,7 +122,12 @@ class DatasetFiles:
 
 
 def list_data_files(location: OutputLocation, manifest: dict[str, Any]) -> list[DataFile]:
-    """Every data file of the output the manifest describes, with its fold."""
+    """Every data file of the output the manifest describes, with its fold.
+
+    Args:
+        location: the output root.
+        manifest: its manifest, which says the format (and the Delta version to read).
+    """
     output = manifest["output"]
     if output["format"] == "parquet":
         return _parquet_files(location, _data_path(manifest))
@@ -130,11 +161,11 @@ def _parquet_files(location: OutputLocation, data: str) -> list[DataFile]:
 
 
 def _fold_of_directory(directory: str, url: str) -> int:
-    value = directory[len(_FOLD_DIR):] if directory.startswith(_FOLD_DIR) else ""
+    value = directory[len(FOLD_DIR):] if directory.startswith(FOLD_DIR) else ""
     try:
         return int(value)
     except ValueError:
-        raise ContractError(f"{url} is not under a fold=<n>/ directory: the output is not "
+        raise ContractError(f"{url} is not under a {FOLD_DIR}<n>/ directory: the output is not "
                             f"partitioned by fold as the data contract requires") from None
 
 
@@ -161,7 +192,7 @@ def _delta_files(location: OutputLocation, data: str, version: int | None) -> li
                          f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)") from err
     files = [DataFile(url=p if "://" in p else f"{table_url}/{unquote(p)}", fold=int(f))
              for p, f in zip(actions.column("path").to_pylist(),
-                             actions.column("partition.fold").to_pylist())]
+                             actions.column(f"partition.{FOLD}").to_pylist())]
     _check_present(location, files, table_url, version)
     return files
 

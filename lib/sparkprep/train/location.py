@@ -12,7 +12,13 @@ _S3A = "s3a://"
 
 @dataclass(frozen=True)
 class OutputLocation:
-    """An output root `<out>/`; `url` has a scheme because Petastorm and delta-rs need URLs."""
+    """An output root `<out>/`; `url` has a scheme because Petastorm and delta-rs need URLs.
+
+    Args:
+        fs: the filesystem the output is on.
+        path: the root's path on `fs`, without a trailing slash.
+        url: the root's URL, without a trailing slash.
+    """
 
     fs: pafs.FileSystem
     path: str
@@ -26,6 +32,9 @@ class OutputLocation:
         Endpoint and credentials come from the environment, as for any AWS client:
         AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or a role), AWS_REGION, and for an S3-compatible
         server AWS_ENDPOINT_URL (plus AWS_ALLOW_HTTP=true for delta-rs on a plain-http endpoint).
+
+        Args:
+            out_dir: the output root, a local path or a URI.
         """
         if "://" not in out_dir:
             # Not Path.as_uri(): it percent-quotes, and Petastorm uses urlparse().path unquoted.
@@ -36,7 +45,17 @@ class OutputLocation:
         return cls(fs=fs, path=path.rstrip("/"), url=out_dir.rstrip("/"))
 
     def path_of(self, relative: str) -> str:
+        """The path on `fs` of a file of the output.
+
+        Args:
+            relative: the file's path under the root.
+        """
         return f"{self.path}/{relative}"
 
     def url_of(self, relative: str) -> str:
+        """The URL of a file of the output.
+
+        Args:
+            relative: the file's path under the root.
+        """
         return f"{self.url}/{relative}"

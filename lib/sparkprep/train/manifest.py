@@ -17,7 +17,6 @@ from sparkprep.transform import TransformParams, params_of
 log = logging.getLogger(__name__)
 
 
-
 def load_manifest(out_dir: str) -> dict[str, Any]:
     """The manifest of the sparkprep output at `out_dir` (a local path or a URI).
 
@@ -28,6 +27,9 @@ def load_manifest(out_dir: str) -> dict[str, Any]:
     >>> manifest = load_manifest("/data/prepared")
     >>> manifest["split"]["k"], manifest["classes"]
     (5, ['class_0', 'class_1', 'class_2'])
+
+    Args:
+        out_dir: the output root, a local path or a URI.
     """
     return _load(OutputLocation.of(out_dir))
 
@@ -68,6 +70,14 @@ def load_transform(out_dir: str, fold: int | None, manifest: dict[str, Any] | No
 
     >>> params = load_transform("/data/prepared", fold=0)
     >>> batch = params.apply_numpy(batch)
+
+    Args:
+        out_dir: the output root, a local path or a URI.
+        fold: the fold whose parameters to read; None for the final model's.
+        manifest: the manifest the data was selected with; None reads the current one.
+
+    Raises:
+        InputError: the manifest names no transform file, or it is missing or unreadable.
     """
     location = OutputLocation.of(out_dir)
     manifest = _load(location) if manifest is None else manifest

@@ -27,7 +27,11 @@ def _column(values: list[float]) -> torch.Tensor:
 class TransformModule(nn.Module):
     """forward(numeric, categorical, arrays) -> the transformed columns of those given (float64;
     categorical "index" as int64, "onehot" as float64 rows). Parameters are buffers, so `.to(device)`
-    moves them."""
+    moves them.
+
+    Args:
+        params: the fitted transform of one training set (load_transform).
+    """
 
     def __init__(self, params: TransformParams) -> None:
         super().__init__()
@@ -53,6 +57,13 @@ class TransformModule(nn.Module):
 
     def forward(self, numeric: Dict[str, torch.Tensor], categorical: Dict[str, List[str]],
                 arrays: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The transformed columns of those given that the transform knows.
+
+        Args:
+            numeric: numeric columns, NaN where missing.
+            categorical: categorical columns as strings ("" where missing).
+            arrays: array columns as (rows, width) tensors.
+        """
         out: Dict[str, torch.Tensor] = {}
         for i, name in enumerate(self.numeric_names):
             if name in numeric:

@@ -23,8 +23,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Unit:
-    """A row group of a file (or the whole file: row_group None), and how many of its rows the split
-    reads (originals only for val/test)."""
+    """A row group of a file (or the whole file), and how many of its rows the split reads.
+
+    Args:
+        file: the file's index in the split's list of files.
+        row_group: the row group's index in the file; None for the whole file.
+        rows: the rows the split reads from it (originals only for val/test).
+    """
 
     file: int
     row_group: int | None
@@ -33,7 +38,13 @@ class Unit:
 
 @dataclass(frozen=True)
 class Piece:
-    """Rows [start, stop) of a unit, counted among the rows the split reads from it."""
+    """Rows [start, stop) of a unit, counted among the rows the split reads from it.
+
+    Args:
+        unit: the unit the rows are in.
+        start: the first row, counted among the unit's rows that the split reads.
+        stop: one past the last row.
+    """
 
     unit: Unit
     start: int
@@ -41,20 +52,54 @@ class Piece:
 
 
 @dataclass(frozen=True)
-class ShardSpec:
-    """What every rank passes alike (seed, shuffle, drop_last) and what differs (rank)."""
+class Sampling:
+    """Which rows a DDP rank reads, and in what order: what torch's DistributedSampler takes.
 
-    rank: int
-    world_size: int
-    seed: int
-    shuffle: bool
-    drop_last: bool
+    Every rank gets the same number of rows and batches per epoch, disjoint, together the split
+    minus `loader.dropped` rows (drop_last) or plus `loader.padded` repeated ones (no drop_last);
+    dropped/padded are fewer than world_size. The order is a pure function of (seed, epoch): units
+    permuted, rows mixed in a window of 8 batches plus one row group.
+
+    >>> sampling = Sampling(rank=dist.get_rank(), world_size=dist.get_world_size(), seed=7)
+
+    Args:
+        rank: this process's rank, 0..world_size-1.
+        world_size: the number of ranks that read the split together.
+        shuffle: permute the units and mix rows per epoch; False reads in file order.
+        seed: what the order derives from; None takes the manifest's, so ranks agree without
+            being told.
+        drop_last: leave out the last rows of the epoch's order so that ranks are equal, rather
+            than repeat rows from its start.
+        epoch: the first epoch an iteration yields (`loader.set_epoch` picks another).
+        num_epochs: how many epochs an iteration yields; None repeats forever.
+
+    Raises:
+        InputError: rank is not in 0..world_size-1.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    shuffle: bool = True
+    seed: int | None = None
+    drop_last: bool = True
+    epoch: int = 0
+    num_epochs: int | None = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world_size:
+            raise InputError(f"rank {self.rank} is out of range for world_size {self.world_size}")
 
 
 @dataclass(frozen=True)
 class Shard:
-    """One rank's rows for one epoch, in reading order; `dropped` and `padded` count rows of the
-    whole split: dropped so that ranks are equal (drop_last) or repeated to fill the last rank."""
+    """One rank's rows for one epoch, in reading order.
+
+    Args:
+        pieces: the rank's rows, in reading order.
+        rows: how many rows the pieces hold, the same on every rank.
+        dropped: rows of the whole split left out so that ranks are equal (drop_last).
+        padded: rows of the whole split repeated to fill the last ranks (no drop_last).
+    """
 
     pieces: tuple[Piece, ...]
     rows: int
@@ -63,24 +108,42 @@ class Shard:
 
 
 def epoch_rng(seed: int, epoch: int, *stream: int) -> np.random.Generator:
-    """A generator that is a pure function of (seed, epoch, stream): never torch's or numpy's global one."""
+    """A generator that is a pure function of (seed, epoch, stream): never torch's or numpy's global one.
+
+    Args:
+        seed: the run's seed.
+        epoch: the epoch.
+        *stream: which of the epoch's random decisions it draws (and for which rank), so that
+            each has its own generator.
+    """
     return np.random.default_rng([seed, epoch, *stream])
 
 
-def plan_shard(units: Sequence[Unit], spec: ShardSpec, epoch: int) -> Shard:
-    """Rank `spec.rank`'s pieces for `epoch`. With `drop_last` the last n mod world_size rows of
-    the epoch's order are left out; otherwise ranks are filled up to ceil(n / world_size) rows by
-    repeating rows from the start of the epoch's order."""
-    world_size = spec.world_size
+def plan_shard(units: Sequence[Unit], sampling: Sampling, epoch: int) -> Shard:
+    """One rank's pieces for one epoch.
+
+    With `drop_last` the last n mod world_size rows of the epoch's order are left out; otherwise
+    ranks are filled up to ceil(n / world_size) rows by repeating rows from the start of the
+    epoch's order.
+
+    Args:
+        units: the split's units, in file order.
+        sampling: the rank and how ranks share the split; its seed must be set.
+        epoch: the epoch whose order is planned.
+
+    Raises:
+        InputError: the split has fewer rows than ranks, and drop_last would leave them none.
+    """
+    world_size = sampling.world_size
     units = [u for u in units if u.rows]
     total = sum(u.rows for u in units)
-    per_rank = total // world_size if spec.drop_last else -(-total // world_size)
+    per_rank = total // world_size if sampling.drop_last else -(-total // world_size)
     if per_rank == 0:
         raise InputError(f"the split has {total} row(s), fewer than world_size={world_size}: "
                          f"use fewer ranks or drop_last=False")
-    if spec.shuffle:
-        units = [units[i] for i in epoch_rng(spec.seed, epoch).permutation(len(units))]
-    start = spec.rank * per_rank
+    if sampling.shuffle:
+        units = [units[i] for i in epoch_rng(sampling.seed, epoch).permutation(len(units))]
+    start = sampling.rank * per_rank
     pieces = tuple(p for a, b in _wrapped(start, start + per_rank, total) for p in _pieces(units, a, b))
     covered = per_rank * world_size
     return Shard(pieces=pieces, rows=per_rank, dropped=max(0, total - covered), padded=max(0, covered - total))
@@ -88,7 +151,11 @@ def plan_shard(units: Sequence[Unit], spec: ShardSpec, epoch: int) -> Shard:
 
 def whole_files(units: Sequence[Unit]) -> list[Unit]:
     """The row-group units merged into one unit per file, in file order: the plan of a reader that
-    opens whole files (Petastorm), so that a rank opens about 1/W of the files."""
+    opens whole files (Petastorm), so that a rank opens about 1/W of the files.
+
+    Args:
+        units: row-group units, as count_units gives them.
+    """
     rows: dict[int, int] = {}
     for unit in units:
         rows[unit.file] = rows.get(unit.file, 0) + unit.rows

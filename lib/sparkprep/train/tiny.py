@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +21,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sparkprep.contract import FOLD, LABEL_INDEX
 from sparkprep.errors import ContractError
-from sparkprep.train.loader import LABEL, make_loader
+from sparkprep.train.loader import make_loader
 from sparkprep.train.manifest import load_manifest
+from sparkprep.train.sharding import Sampling
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +36,32 @@ CLIP = 10.0  # transformed values beyond ±CLIP are outliers; clipping keeps one
 @dataclass(frozen=True)
 class FoldFeatures:
     """The model input: numeric then array columns of batches that `make_loader(...,
-    transform="fold")` has already transformed with the fold's fitted parameters (transform.json)."""
+    transform=FOLD)` has already transformed with the fold's fitted parameters (transform.json).
+
+    Args:
+        numeric: the numeric feature columns, in manifest order.
+        arrays: the array feature columns, in manifest order.
+    """
 
     numeric: tuple[str, ...]
     arrays: tuple[str, ...]
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> FoldFeatures:
+        """The manifest's numeric and array feature columns.
+
+        Args:
+            manifest: the output's manifest (load_manifest).
+        """
         return cls(tuple(manifest["columns"]["numeric"]), tuple(manifest["columns"]["array"]))
 
     def apply(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(rows, features) float32, clipped to ±CLIP."""
-        rows = len(batch[LABEL])
+        """The batch's features as one (rows, features) float32 tensor, clipped to ±CLIP.
+
+        Args:
+            batch: a batch of the loader, with these columns and label_index.
+        """
+        rows = len(batch[LABEL_INDEX])
         parts = [torch.stack([batch[c].double() for c in self.numeric], dim=1)] if self.numeric else []
         parts += [batch[c].double().reshape(rows, -1) for c in self.arrays]
         return torch.cat(parts, dim=1).clamp(-CLIP, CLIP).float()
@@ -52,6 +69,21 @@ class FoldFeatures:
 
 @dataclass(frozen=True)
 class TinyRun:
+    """What a tiny run measured (train_tiny).
+
+    Args:
+        steps: optimiser steps taken.
+        initial_loss: the first batch's loss, before any step.
+        expected_initial_loss: the priors' (class-weighted) entropy, the population's initial loss.
+        uniform_loss: ln(C), a model's initial loss that ignores the priors.
+        final_loss: the last step's batch loss.
+        val_rows: rows evaluated.
+        val_accuracy: the share of them predicted right.
+        val_majority_baseline: the accuracy of always predicting the most frequent val class.
+        val_balanced_accuracy: the mean per-class recall, 1/C for a constant prediction.
+        wall_s: seconds the run took.
+    """
+
     steps: int
     initial_loss: float
     expected_initial_loss: float
@@ -59,8 +91,8 @@ class TinyRun:
     final_loss: float
     val_rows: int
     val_accuracy: float
-    val_majority_baseline: float  # accuracy of always predicting the most frequent val class
-    val_balanced_accuracy: float  # mean per-class recall: 1/C for a constant prediction
+    val_majority_baseline: float
+    val_balanced_accuracy: float
     wall_s: float
 
 
@@ -69,6 +101,10 @@ def expected_initial_loss(priors: list[float], weights: list[float] | None = Non
 
     Unweighted this is the prior's entropy -sum(p log p); PyTorch's weighted mean divides by the
     summed weights, hence sum(p w (-log p)) / sum(p w).
+
+    Args:
+        priors: the class priors, in class order.
+        weights: the class weights of the loss; None for an unweighted loss.
     """
     w = weights or [1.0] * len(priors)
     num = sum(p * wc * -math.log(p) for p, wc in zip(priors, w) if p > 0)
@@ -82,6 +118,18 @@ def train_tiny(out_dir: str, fold: int = 0, steps: int = 30, *, batch_size: int 
     >>> run = train_tiny("/data/prepared", fold=0, steps=30)
     >>> run.initial_loss - run.expected_initial_loss < 0.05
     True
+
+    Args:
+        out_dir: the sparkprep output (a local path or a URI).
+        fold: the fold whose training rows train and whose val rows evaluate.
+        steps: optimiser steps; the training split repeats as often as they need.
+        batch_size: rows per step and per evaluation batch.
+        class_weights: weight the loss by the manifest's class weights of the fold.
+        lr: Adam's learning rate.
+        seed: the model's init and the training order.
+
+    Raises:
+        ContractError: the first loss is not the priors' (verify at init), or the split is empty.
     """
     started = time.perf_counter()
     torch.manual_seed(seed)
@@ -92,57 +140,74 @@ def train_tiny(out_dir: str, fold: int = 0, steps: int = 30, *, batch_size: int 
     expected = expected_initial_loss(priors, weights)
     log.info("expected initial loss %.4f (prior entropy%s); ln(C) = %.4f",
              expected, ", class-weighted" if weights else "", math.log(len(priors)))
-    weight = torch.tensor(weights, dtype=torch.float32) if weights else None
-
-    model: nn.Module | None = None
-    initial = loss = math.nan
-    every = max(1, steps // 10)
-    with make_loader(out_dir, fold, "train", batch_size=batch_size, seed=seed, num_epochs=None,
-                     transform="fold") as train:
-        for step, batch in zip(range(steps), train):
-            x, y = features.apply(batch), batch[LABEL].long()
-            if model is None:
-                model = prior_model(x.shape[1], priors)
-                optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-            batch_loss = F.cross_entropy(model(x), y, weight=weight)
-            if step == 0:
-                initial = batch_loss.item()
-                _verify_at_init(initial, y, priors, weights)
-                log.info("initial loss %.4f; priors' entropy %.4f; ln(C) %.4f",
-                         initial, expected, math.log(len(priors)))
-            optimiser.zero_grad()
-            batch_loss.backward()
-            optimiser.step()
-            loss = batch_loss.item()
-            if step % every == 0 or step == steps - 1:
-                log.info("step %d loss %.4f", step, loss)
+    with make_loader(out_dir, fold, "train", batch_size=batch_size, transform=FOLD,
+                     sampling=Sampling(seed=seed, num_epochs=None)) as train:
+        model, initial, loss = _fit(train, features, priors, weights, steps, lr)
     if model is None:
         raise ContractError(f"the training split of fold {fold} in {out_dir} yielded no rows")
-
-    correct = rows = 0
-    per_class = torch.zeros(len(priors), dtype=torch.long)
-    hits = torch.zeros(len(priors), dtype=torch.long)
-    model.eval()
-    with torch.no_grad(), make_loader(out_dir, fold, "val", batch_size=batch_size, shuffle=False,
-                                             transform="fold") as val:
-        for batch in val:
-            y = batch[LABEL].long()
-            right = model(features.apply(batch)).argmax(1) == y
-            correct += int(right.sum())
-            per_class += torch.bincount(y, minlength=len(priors))
-            hits += torch.bincount(y[right], minlength=len(priors))
-            rows += len(y)
+    with torch.no_grad(), make_loader(out_dir, fold, "val", batch_size=batch_size, transform=FOLD,
+                                      sampling=Sampling(shuffle=False)) as val:
+        scores = _evaluate(model, val, features, len(priors))
     return TinyRun(steps=steps, initial_loss=initial, expected_initial_loss=expected,
-                   uniform_loss=math.log(len(priors)), final_loss=loss, val_rows=rows,
-                   val_accuracy=correct / rows if rows else math.nan,
-                   val_majority_baseline=int(per_class.max()) / rows if rows else math.nan,
-                   val_balanced_accuracy=float((hits[per_class > 0] / per_class[per_class > 0]).mean())
-                   if rows else math.nan,
+                   uniform_loss=math.log(len(priors)), final_loss=loss, **scores,
                    wall_s=time.perf_counter() - started)
 
 
+def _fit(train: Iterable[dict[str, torch.Tensor]], features: FoldFeatures, priors: list[float],
+         weights: list[float] | None, steps: int, lr: float) -> tuple[nn.Module | None, float, float]:
+    """The model after `steps` steps (None when the split yields no batch), its first loss and its last."""
+    model: nn.Module | None = None
+    weight = torch.tensor(weights, dtype=torch.float32) if weights else None
+    initial = loss = math.nan
+    every = max(1, steps // 10)
+    for step, batch in zip(range(steps), train):
+        x, y = features.apply(batch), batch[LABEL_INDEX].long()
+        if model is None:
+            model = prior_model(x.shape[1], priors)
+            optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+        batch_loss = F.cross_entropy(model(x), y, weight=weight)
+        if step == 0:
+            initial = batch_loss.item()
+            _verify_at_init(initial, y, priors, weights)
+            log.info("initial loss %.4f; priors' entropy %.4f; ln(C) %.4f",
+                     initial, expected_initial_loss(priors, weights), math.log(len(priors)))
+        optimiser.zero_grad()
+        batch_loss.backward()
+        optimiser.step()
+        loss = batch_loss.item()
+        if step % every == 0 or step == steps - 1:
+            log.info("step %d loss %.4f", step, loss)
+    return model, initial, loss
+
+
+def _evaluate(model: nn.Module, val: Iterable[dict[str, torch.Tensor]], features: FoldFeatures,
+              classes: int) -> dict[str, float]:
+    """TinyRun's val_ fields: rows, accuracy, the majority baseline and the balanced accuracy."""
+    correct = rows = 0
+    per_class = torch.zeros(classes, dtype=torch.long)
+    hits = torch.zeros(classes, dtype=torch.long)
+    model.eval()
+    for batch in val:
+        y = batch[LABEL_INDEX].long()
+        right = model(features.apply(batch)).argmax(1) == y
+        correct += int(right.sum())
+        per_class += torch.bincount(y, minlength=classes)
+        hits += torch.bincount(y[right], minlength=classes)
+        rows += len(y)
+    return dict(val_rows=rows, val_accuracy=correct / rows if rows else math.nan,
+                val_majority_baseline=int(per_class.max()) / rows if rows else math.nan,
+                val_balanced_accuracy=float((hits[per_class > 0] / per_class[per_class > 0]).mean())
+                if rows else math.nan)
+
+
 def prior_model(width: int, priors: list[float], hidden: int = 16) -> nn.Module:
-    """A small MLP whose first prediction is the priors: zero last-layer weights, bias log p."""
+    """A small MLP whose first prediction is the priors: zero last-layer weights, bias log p.
+
+    Args:
+        width: the number of input features.
+        priors: the class priors, in class order.
+        hidden: the width of the hidden layer.
+    """
     last = nn.Linear(hidden, len(priors))
     with torch.no_grad():
         last.weight.zero_()
@@ -152,7 +217,13 @@ def prior_model(width: int, priors: list[float], hidden: int = 16) -> nn.Module:
 
 
 def batch_initial_loss(labels: torch.Tensor, priors: list[float], weights: list[float] | None = None) -> float:
-    """The loss a model that predicts exactly the priors must have on these labels."""
+    """The loss a model that predicts exactly the priors must have on these labels.
+
+    Args:
+        labels: a batch's label indices.
+        priors: the class priors, in class order.
+        weights: the class weights of the loss; None for an unweighted loss.
+    """
     log_p = torch.tensor(priors, dtype=torch.float64).clamp_min(1e-12).log()[labels]
     w = torch.tensor(weights or [1.0] * len(priors), dtype=torch.float64)[labels]
     return float(-(w * log_p).sum() / w.sum())

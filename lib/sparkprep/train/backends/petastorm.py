@@ -22,69 +22,85 @@ vocabulary holds the string "None" itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from petastorm import TransformSpec, make_batch_reader
 
 from sparkprep.contract import REPLICA, ROW_ID
-from sparkprep.train.arrow_reader import Source
+from sparkprep.train.backends.base import BackendOptions, ReadPlan, ShardedLoader
 from sparkprep.train.batching import Block
 from sparkprep.train.files import RowFilter
-from sparkprep.train.sharded_loader import ShardedLoader
-from sparkprep.train.sharding import Shard, Unit, epoch_rng
+from sparkprep.train.sharding import Shard, epoch_rng, whole_files
 
 _PETASTORM_STREAM = 2  # epoch_rng stream of Petastorm's row-group order (0: units, 1: window)
 
 
 @dataclass(frozen=True)
-class PetastormOptions:
-    """Petastorm's decoding pool: "dummy" (no threads), "thread" or "process", and its workers.
+class PetastormOptions(BackendOptions):
+    """The Petastorm backend and its decoding pool; `make_loader(..., backend=PetastormOptions())`.
 
-    The default, "dummy", is as fast as any here (bench/RESULTS.md) and the only one whose order is
-    a pure function of (seed, epoch): thread and process pools deliver row groups in completion
-    order, so with them the order varies from run to run (the rows of each rank do not).
+    The default pool, "dummy", is as fast as any here (bench/RESULTS.md) and the only one whose
+    order is a pure function of (seed, epoch): thread and process pools deliver row groups in
+    completion order, so with them the order varies from run to run (the rows of each rank do not).
+
+    Args:
+        workers_count: the pool's workers.
+        reader_pool_type: "dummy" (no threads), "thread" or "process".
     """
 
     workers_count: int = 1
     reader_pool_type: str = "dummy"
 
+    def loader(self, plan: ReadPlan) -> PetastormLoader:
+        """A PetastormLoader of the split with these options.
+
+        Args:
+            plan: what to read, and how ranks share it.
+        """
+        return PetastormLoader(plan, self)
+
 
 class PetastormLoader(ShardedLoader):
     """One rank's exact shard read by Petastorm's `make_batch_reader`, one reader per epoch; see
-    `ShardedLoader`. `units` are whole files (sharding.whole_files)."""
+    `ShardedLoader`.
 
-    def __init__(self, sources: Sequence[Source], units: Sequence[Unit], columns: Sequence[str], *,
-                 keep: RowFilter | None, options: PetastormOptions, **common: Any) -> None:
-        self._sources, self._keep, self._options = tuple(sources), keep, options
-        super().__init__(units, columns, **common)
+    Args:
+        plan: what to read, and how ranks share it; its row-group units are merged into whole
+            files, which is what Petastorm opens.
+        options: Petastorm's decoding pool.
+    """
+
+    def __init__(self, plan: ReadPlan, options: PetastormOptions) -> None:
+        self._options = options
+        super().__init__(replace(plan, units=tuple(whole_files(plan.units))))
 
     def _blocks(self, shard: Shard, epoch: int) -> Iterator[Block]:
         files = sorted({piece.unit.file for piece in shard.pieces})
         repeats = self._repeats(shard)
         keys = [*([ROW_ID, REPLICA] if repeats is not None else []), *self._filtered_on()]
-        read = list(dict.fromkeys([*self._columns, *keys]))
-        transform = (TransformSpec(_RankRows(self._keep, repeats),
-                                   removed_fields=[c for c in read if c not in self._columns]) if keys else None)
-        seed = int(epoch_rng(self.spec.seed, epoch, _PETASTORM_STREAM, self.spec.rank).integers(2**31))
+        columns, sampling = self.plan.columns, self.plan.sampling
+        read = list(dict.fromkeys([*columns, *keys]))
+        transform = (TransformSpec(_RankRows(self.plan.keep, repeats),
+                                   removed_fields=[c for c in read if c not in columns]) if keys else None)
+        seed = int(epoch_rng(sampling.seed, epoch, _PETASTORM_STREAM, sampling.rank).integers(2**31))
         with make_batch_reader(
-                [self._sources[i].url for i in files],
+                [self.plan.sources[i].url for i in files],
                 # schema_fields are regexes: escape the names, and anchor them so that Petastorm's
                 # legacy prefix match agrees with its full match (else it warns for "num_1"/"num_10").
                 schema_fields=[re.escape(c) + "$" for c in read],
                 # Rows are mixed by our seeded window, not Petastorm's (its queue draws from torch's
                 # global generator); Petastorm permutes the row groups, seeded per epoch and rank.
-                shuffle_row_groups=self.spec.shuffle, shuffle_rows=False, seed=seed, num_epochs=1,
+                shuffle_row_groups=sampling.shuffle, shuffle_rows=False, seed=seed, num_epochs=1,
                 transform_spec=transform, workers_count=self._options.workers_count,
                 reader_pool_type=self._options.reader_pool_type) as reader:
             for batch in reader:
-                yield {name: getattr(batch, name) for name in self._columns}
+                yield {name: getattr(batch, name) for name in columns}
 
     def _filtered_on(self) -> list[str]:
-        return [self._keep.column] if self._keep else []
+        return [self.plan.keep.column] if self.plan.keep else []
 
     def _repeats(self, shard: Shard) -> pd.Series | None:
         """How often the rank yields each row of the files it shares (0: another rank's row; 2 or
@@ -96,10 +112,11 @@ class PetastormLoader(ShardedLoader):
         if not shared:
             return None
         ids, replicas, times = [], [], []
+        keep = self.plan.keep
         for file, count in shared.items():
-            table = self._sources[file].open().read(columns=list(dict.fromkeys([ROW_ID, REPLICA, *self._filtered_on()])))
-            if self._keep:
-                table = table.filter(self._keep.mask(table))
+            table = self.plan.sources[file].open().read(columns=list(dict.fromkeys([ROW_ID, REPLICA, *self._filtered_on()])))
+            if keep:
+                table = table.filter(keep.mask(table))
             differs = count != 1
             ids.append(table.column(ROW_ID).to_numpy()[differs])
             replicas.append(table.column(REPLICA).to_numpy()[differs])

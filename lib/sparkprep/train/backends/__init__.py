@@ -1,0 +1,1 @@
+"""The readers behind `make_loader`, one module each, on the base they share (`base.ShardedLoader`)."""
