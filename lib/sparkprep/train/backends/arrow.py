@@ -7,7 +7,6 @@ without shuffle, one row group plus one batch.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,9 +19,6 @@ from sparkprep.train.backends.base import BackendOptions, ReadPlan, ShardedLoade
 from sparkprep.train.batching import Block
 from sparkprep.train.sharding import Shard
 
-# Batches share the decoded Arrow buffers (zero-copy), which numpy marks read-only; they belong to
-# this loader alone, so torch's warning about them says nothing to act on.
-warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
 
 
 @dataclass(frozen=True)

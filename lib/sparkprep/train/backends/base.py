@@ -7,6 +7,7 @@ torch tensors (`ShardedLoader`). A backend supplies its options, which build its
 from __future__ import annotations
 
 import logging
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from sparkprep.train.location import OutputLocation
 from sparkprep.train.sharding import Sampling, Shard, Unit, epoch_rng, plan_shard
 
 log = logging.getLogger(__name__)
+# Batches share the decoded Arrow buffers (zero-copy), which numpy marks read-only; they belong to
+# the loader alone, so torch's warning about them (raised here, by from_numpy) says nothing to act on.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
 
 SHUFFLE_BATCHES = 8  # rows held for mixing across row groups, in batches
 _WINDOW_STREAM = 1  # epoch_rng stream of the in-memory shuffle (stream 0 permutes the units)
