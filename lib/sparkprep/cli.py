@@ -19,14 +19,14 @@ from sparkprep.errors import InputError, SparkprepError
 
 if TYPE_CHECKING:
     from sparkprep.config import InputConfig
-    from sparkprep.profile import Profile
+    from sparkprep.quality.profile import Profile
 
 log = logging.getLogger("sparkprep")
 
 
 def _generate(config: Config) -> None:
     from sparkprep.generate import write_generated
-    from sparkprep.session import build_session
+    from sparkprep.io.session import build_session
 
     config.require("generate")
     assert config.generate is not None
@@ -36,7 +36,7 @@ def _generate(config: Config) -> None:
 
 def _prepare(config: Config) -> None:
     from sparkprep.pipeline import run
-    from sparkprep.session import build_session
+    from sparkprep.io.session import build_session
 
     config.require("input", "columns", "output")
     result = run(build_session(config.spark, "sparkprep-prepare"), config)
@@ -44,7 +44,7 @@ def _prepare(config: Config) -> None:
 
 
 def _jars(config: Config) -> None:
-    from sparkprep.session import DELTA_PACKAGE, build_session
+    from sparkprep.io.session import DELTA_PACKAGE, build_session
 
     build_session(config.spark, "sparkprep-jars").stop()
     print(f"Delta jars ready ({DELTA_PACKAGE})")
@@ -52,8 +52,8 @@ def _jars(config: Config) -> None:
 
 def _verify(config: Config, out: str) -> None:
     from sparkprep.errors import ContractError
-    from sparkprep.session import build_session
-    from sparkprep.verify import verify_output
+    from sparkprep.io.session import build_session
+    from sparkprep.publish.verify import verify_output
 
     verdict = verify_output(build_session(config.spark, "sparkprep-verify"), out)
     for check in verdict.checks:
@@ -78,8 +78,8 @@ def _input_config(config: Config, args: argparse.Namespace) -> "InputConfig":
 
 
 def _profile_input(config: Config, args: argparse.Namespace, app: str) -> "Profile":
-    from sparkprep.quality import profile_frame, typed_input
-    from sparkprep.session import build_session
+    from sparkprep.quality.gate import profile_frame, typed_input
+    from sparkprep.io.session import build_session
 
     spark = build_session(config.spark, app)
     stats = profile_frame(typed_input(spark, _input_config(config, args)), config.columns)
@@ -96,16 +96,16 @@ def _profile(config: Config, args: argparse.Namespace) -> None:
 
 
 def _infer_schema(config: Config, args: argparse.Namespace) -> None:
-    from sparkprep.quality import load_stats
-    from sparkprep.schema_rules import dump_schema, infer_schema
+    from sparkprep.quality.gate import load_stats
+    from sparkprep.quality.schema_rules import dump_schema, infer_schema
 
     Path(args.out).write_text(dump_schema(infer_schema(load_stats(args.stats), args.domain_cap)))
     print(f"schema written to {args.out}; review and edit it (severities, environments, ranges)")
 
 
 def _validate(config: Config, args: argparse.Namespace) -> None:
-    from sparkprep.quality import Checked, check, load_stats
-    from sparkprep.report import render_validation_report
+    from sparkprep.quality.gate import Checked, check, load_stats
+    from sparkprep.publish.report import render_validation_report
 
     stats = load_stats(args.stats) if args.stats else _profile_input(config, args, "sparkprep-validate")
     result = check(stats, args.schema, args.environment, args.baseline)

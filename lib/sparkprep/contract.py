@@ -32,7 +32,7 @@ SOURCE_FILE = "_sp_source_file"
 #: less its file's first (clean.quarantine_rows). Null where files are split across tasks.
 POSITION = "_sp_position"
 #: CSV: the names of the file's columns in file order (a literal per file layout), from which
-#: ingest.raw_record writes a rejected row's record back as text. Dropped by clean.mark_rejections.
+#: read.raw_record writes a rejected row's record back as text. Dropped by clean.mark_rejections.
 LAYOUT = "_sp_layout"
 #: The names of a row's columns whose bytes are not valid UTF-8 (CSV read as UTF-8).
 INVALID_UTF8 = "_sp_invalid_utf8"

@@ -4,17 +4,17 @@ Passes over the input: ONE. The cleaned input is materialised once as Parquet in
 directory beside the output, with each row's identity (row_id) and feature hashes; rejection
 counts, the quarantine, deduplication and the split read that copy (column pruning makes the
 counts nearly free). Rows without a duplicate are read from it as they are; only the rows that
-may have one are collapsed and materialised (dedup.deduplicate). Parquet on disk rather than
+may have one are collapsed and materialised (exact.deduplicate). Parquet on disk rather than
 `persist()`: on this stack Spark's in-memory columnar cache cost 4x a Parquet write of the same
 rows, and a disk copy scales past memory by construction. Statistics, per-fold counts and the
 output row count are then measured on the written data, independently of the code path that
 produced it, and the row accounting law is checked before the manifest exists. The transforms of
-every fold come from the same aggregation (normalise.py; categorical columns add one more), are
-checked against the data by verify.py and written to transform-<run_id>.json before the manifest.
+every fold come from the same aggregation (normalise/fit.py; categorical columns add one more), are
+checked against the data by publish/verify.py and written to transform-<run_id>.json before the manifest.
 
 With a `validation:` section the typed input is profiled and validated first; a blocking anomaly
 (stop_on: error) stops the run before any data is written, and only a blocked manifest.json and
-report.html are left, under `<out>/_blocked/<run_id>/` (write.py), beside the dataset in force.
+report.html are left, under `<out>/_blocked/<run_id>/` (io/write.py), beside the dataset in force.
 """
 
 from __future__ import annotations
@@ -36,27 +36,27 @@ from pyspark.sql import functions as F
 from sparkprep.contract import (
     DUP_CLUSTER, HOLDOUT_FOLD, MANIFEST, POSITION, RARE_LABEL, REASON, REASON_COLUMN, REPORT,
     RESERVED_COLUMNS, ROW_ID, SOURCE_FILE, STATS)
-from sparkprep.clean import accepted, mark_rejections, quarantine_rows, rules_from_schema
+from sparkprep.stages.clean import accepted, mark_rejections, quarantine_rows, rules_from_schema
 from sparkprep.config import ColumnRule, Config, InputConfig, OutputConfig
-from sparkprep.dedup import ABSORBED, FEATURE_HASH, add_feature_hash, add_row_id, collapse, conflicting_groups, deduplicate, mark_label_conflicts
-from sparkprep.groups import add_groups
+from sparkprep.stages.dedup.exact import ABSORBED, FEATURE_HASH, add_feature_hash, add_row_id, collapse, conflicting_groups, deduplicate, mark_label_conflicts
+from sparkprep.stages.groups import add_groups
 from sparkprep.errors import ContractError, InputError, SparkprepError
-from sparkprep.ingest import check_columns, csv_options, input_version, raw_record, read_input, spark_error_summary, unread_files
+from sparkprep.io.read import check_columns, csv_options, input_version, raw_record, read_input, spark_error_summary, unread_files
 from sparkprep.io.csv_files import likely_cause
 from sparkprep.io.fs import HadoopFS, qualify
-from sparkprep.manifest import RowCounts, build_blocked_manifest, build_manifest
-from sparkprep.neardup import add_dup_clusters
-from sparkprep.normalise import (FitSpec, apply_spark, array_widths, count_categories, fit_transforms,
+from sparkprep.publish.manifest import RowCounts, build_blocked_manifest, build_manifest
+from sparkprep.stages.dedup.near import add_dup_clusters
+from sparkprep.stages.normalise.fit import (FitSpec, apply_spark, array_widths, count_categories, fit_transforms,
                                  measure_groups)
-from sparkprep.quality import Blocked, gate, read_local, record
-from sparkprep.schema_rules import load_schema
-from sparkprep.rebalance import rebalance
-from sparkprep.report import render_blocked_report, render_report
-from sparkprep.split import (FOLD_RANK, SplitPlan, add_label_index, assign_folds,
+from sparkprep.quality.gate import Blocked, gate, read_local, record
+from sparkprep.quality.schema_rules import load_schema
+from sparkprep.stages.rebalance import rebalance
+from sparkprep.publish.report import render_blocked_report, render_report
+from sparkprep.stages.split import (FOLD_RANK, SplitPlan, add_label_index, assign_folds,
                              assign_group_folds, holdout_by_column)
 from sparkprep.transform import transform_document
-from sparkprep.verify import verify_dataset
-from sparkprep.write import OutputTarget, abandon, blocked_dir, failed_dir, overwriting, prepare_target, publish, read_table, refuse_overlap, scratch_dir, write_table
+from sparkprep.publish.verify import verify_dataset
+from sparkprep.io.write import OutputTarget, abandon, blocked_dir, failed_dir, overwriting, prepare_target, publish, read_table, refuse_overlap, scratch_dir, write_table
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +235,9 @@ def _held_out(config: Config) -> Column:
 
 
 def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]) -> _Deduplicated:
-    """Exact and by key (only rows whose key repeats are shuffled: dedup.deduplicate) → label
+    """Exact and by key (only rows whose key repeats are shuffled: exact.deduplicate) → label
     conflicts (groups broadcast when few) → near duplicates. Counters carried by each row (see
-    dedup.py) give every count in one aggregation."""
+    stages/dedup/exact.py) give every count in one aggregation."""
     dedup, label = config.dedup, config.columns.label  # type: ignore[union-attr]
 
     def materialise(df: DataFrame, name: str) -> DataFrame:

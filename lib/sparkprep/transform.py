@@ -1,6 +1,6 @@
 """Fitted feature transforms: the numbers (`TransformParams`) and the numpy applier.
 
-Importable without pyspark or torch: the ETL side fits the numbers (sparkprep.normalise, which also
+Importable without pyspark or torch: the ETL side fits the numbers (sparkprep.stages.normalise.fit, which also
 applies them in Spark), the trainer applies them on the fly with numpy (`apply_numpy`), and
 `sparkprep.train.serving.TransformModule` is the same transform as a torch module for serving.
 The three appliers compute the same float64 expressions in the same order:

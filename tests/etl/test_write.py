@@ -3,7 +3,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from sparkprep.write import write_table
+from sparkprep.io.write import write_table
 
 
 def _dictionary_encoded(root: Path) -> dict[str, bool]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sparkprep.profile import ColumnStats, bucket_value
+from sparkprep.quality.profile import ColumnStats, bucket_value
 
 #: PSI smoothing for a bin that is empty on one side (the usual 1e-4 floor).
 _PSI_FLOOR = 1e-4

@@ -5,7 +5,7 @@ One pass over a chunk instead of numpy's forty (classify, hash, HyperLogLog, mom
 code): numpy goes through memory once per operation, the loop keeps each value in registers. The
 chunk (CHUNK_ROWS values, in cache) is read a second time for the squared deviations.
 
-Same results as the numpy formulas in `sparkprep.profile_state` (tests/etl/test_profile_state.py
+Same results as the numpy formulas in `sparkprep.quality.state` (tests/etl/test_profile_state.py
 compares them value by value): the HLL hash and rank, and every bucket code but those within _EDGE
 of a bucket edge, which the loop hands back for the fdlibm check. numba caches the compiled code on
 disk (__pycache__ beside this file, else the user's cache directory), so a new Python worker loads

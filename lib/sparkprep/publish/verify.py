@@ -18,7 +18,7 @@ The fitted transform (the file manifest.json names) is checked the same way, wit
 aggregation: parameters for folds 0..k-1 and final; each set fitted on exactly its training
 originals (`fold not in {k, -1}`, `replica == 0`; final: every non-holdout original); means, stds
 and min/max recomputed with Spark's own avg/stddev_pop/min/max (conditional aggregates, every set
-in the one pass), not normalise.py's merged moments; quantile parameters checked by their rank in
+in the one pass), not normalise/fit.py's merged moments; quantile parameters checked by their rank in
 the data, within the KLL sketch's rank error (plus the sampling error when the sketches were fed a
 hash sample of a large output, `normalise.sketch_sample_rows`). The manifest's normalisation
 statistics (count, mean, std per column, final and per fold) are recomputed in the same pass.
@@ -38,12 +38,12 @@ from pyspark.sql import functions as F
 from sparkprep.contract import BLOCKED, HOLDOUT_FOLD, IN_TRAIN, MANIFEST
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
-from sparkprep.manifest import class_priors, class_weights
-from sparkprep.normalise import FoldGroups, sketch_sample_rate, training_folds
-from sparkprep.session import temporary_conf
-from sparkprep.split import holdout_by_column
+from sparkprep.publish.manifest import class_priors, class_weights
+from sparkprep.stages.normalise.fit import FoldGroups, sketch_sample_rate, training_folds
+from sparkprep.io.session import temporary_conf
+from sparkprep.stages.split import holdout_by_column
 from sparkprep.transform import TRANSFORM_FORMAT_VERSION, ArrayParams, NumericParams, TransformParams
-from sparkprep.write import read_table
+from sparkprep.io.write import read_table
 
 _EXAMPLES = 5
 
@@ -489,7 +489,7 @@ def _transform_rules(verdict: Verdict, plan: _Plan, manifest: dict[str, Any], do
         for a in params.arrays:
             _array_rules(plan, f"{_set_label(name)} {a.column}", train, a)
     # Categorical vocabularies are not re-derived here: that takes a group per distinct value (the
-    # second aggregation of normalise.py), and their counts are not in transform.json to compare.
+    # second aggregation of normalise/fit.py), and their counts are not in transform.json to compare.
 
 
 def _configured(normalise: dict[str, Any], column: str) -> dict[str, Any]:
@@ -512,7 +512,7 @@ def _training(fold: int | None) -> Column:
 def _normalisation_rules(plan: _Plan, manifest: dict[str, Any]) -> None:
     """normalisation.final and .folds.<k>: per numeric column the count, mean and population std
     of its present training values (on the log scale with log1p), recomputed with Spark's
-    count/avg/stddev_pop, not normalise.py's merged moments."""
+    count/avg/stddev_pop, not normalise/fit.py's merged moments."""
     recorded = manifest.get("normalisation") or {}
     normalise = (manifest.get("config") or {}).get("normalise") or {}
     sets = {"final": (recorded.get("final"), None),

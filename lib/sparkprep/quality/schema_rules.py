@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from sparkprep.errors import ConfigError
-from sparkprep.profile import Profile
+from sparkprep.quality.profile import Profile
 
 SCHEMA_FORMAT_VERSION = 1
 ENVIRONMENTS = ("TRAINING", "SERVING")

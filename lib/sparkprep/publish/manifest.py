@@ -10,7 +10,7 @@ from sparkprep.contract import (
 from sparkprep import __version__
 from sparkprep.config import Config
 from sparkprep.errors import ContractError
-from sparkprep.normalise import FoldGroups, training_folds
+from sparkprep.stages.normalise.fit import FoldGroups, training_folds
 from sparkprep.transform import TRANSFORM_FORMAT_VERSION
 
 
@@ -135,7 +135,7 @@ def build_blocked_manifest(*, config: Config, run_id: str, created_at: str, inpu
                            output: dict[str, Any], message: str, previous_run_id: str | None,
                            stats: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
     """The record of a run the quality gate stopped: why (message, stats summary; the anomalies are
-    added by quality.record), with what (config, inputs), and which dataset stays in force."""
+    added by gate.record), with what (config, inputs), and which dataset stays in force."""
     return {
         **_identity(config, BLOCKED, run_id, created_at, inputs, output),
         "blocked": {"by": "validation", "message": message, "previous_run_id": previous_run_id},

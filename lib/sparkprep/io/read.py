@@ -223,7 +223,7 @@ def input_version(spark: SparkSession, config: InputConfig) -> int | None:
     """The Delta table version a run reads (None for file formats)."""
     if config.format != "delta":
         return None
-    from sparkprep.write import delta_version
+    from sparkprep.io.write import delta_version
 
     try:
         return delta_version(spark, config.paths[0])

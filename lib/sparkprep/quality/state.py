@@ -1,10 +1,10 @@
 """Mergeable partial statistics of profiled columns, computed over Arrow batches.
 
-The computing core of `sparkprep.profile` (no Spark here: it runs in Python tasks on the
-executors, fed by `mapInArrow` or by `sparkprep.profile_files` reading Parquet itself). One
+The computing core of `sparkprep.quality.profile` (no Spark here: it runs in Python tasks on the
+executors, fed by `mapInArrow` or by `sparkprep.io.arrow_tasks` reading Parquet itself). One
 `PartialProfile` holds one state per column; `add` folds a chunk of rows (numbers as float64
 arrays, strings as Arrow arrays) into it, `merge` combines two partials. Numeric columns go through
-one compiled loop per chunk (`sparkprep.profile_kernels`), the others through numpy and Arrow.
+one compiled loop per chunk (`sparkprep.quality.kernels`), the others through numpy and Arrow.
 Every merged field is independent of the order of batches and partials except the floating-point
 moments (Chan's formula), which differ in the last bits only (stats.json rounds them):
 - integer counts (nulls, NaN, inf, DDSketch bucket counts, length counts, categorical counts) add;
@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.util import hash_array
 
-from sparkprep.profile_kernels import _BIAS, _EDGE, _HLL_Q, _LOG_GAMMA, ALPHA, GAMMA, HLL_P, HLL_RSE, TINY, fold_numbers, tally
+from sparkprep.quality.kernels import _BIAS, _EDGE, _HLL_Q, _LOG_GAMMA, ALPHA, GAMMA, HLL_P, HLL_RSE, TINY, fold_numbers, tally
 
 #: Categorical columns keep exact counts up to this many distinct values per column; beyond it
 #: only the most frequent are kept (their counts become lower bounds) and `distinct` is estimated.
@@ -212,7 +212,7 @@ class NumericState:
 
     def add(self, x: np.ndarray, valid: np.ndarray | None) -> None:
         """Fold a chunk of values `x` (float64, C-contiguous) of which those where `valid` is
-        false (`valid` None: none) are nulls, in one compiled pass (`profile_kernels`)."""
+        false (`valid` None: none) are nulls, in one compiled pass (`kernels`)."""
         codes, near = np.empty(len(x), np.int64), np.empty(len(x), np.int64)
         logs = np.abs(x)
         with np.errstate(divide="ignore", invalid="ignore"):

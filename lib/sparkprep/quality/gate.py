@@ -16,13 +16,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep.contract import STATS
-from sparkprep.clean import _coerce
+from sparkprep.stages.clean import _coerce
 from sparkprep.config import ColumnsConfig, Config, InputConfig
 from sparkprep.errors import InputError, SparkprepError
-from sparkprep.ingest import read_input
-from sparkprep.profile import Profile, histogram, profile
-from sparkprep.schema_rules import load_schema
-from sparkprep.validate import Validation, validate
+from sparkprep.io.read import read_input
+from sparkprep.quality.profile import Profile, histogram, profile
+from sparkprep.quality.schema_rules import load_schema
+from sparkprep.quality.validate import Validation, validate
 
 log = logging.getLogger(__name__)
 

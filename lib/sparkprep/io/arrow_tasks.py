@@ -62,7 +62,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkprep.errors import InputError
-from sparkprep.profile_state import NUMBER_KINDS, PartialProfile
+from sparkprep.quality.state import NUMBER_KINDS, PartialProfile
 
 #: Arrow batches (Spark sends 10,000 rows each; the Parquet path reads batches of this size) are
 #: folded in chunks of this many rows, so the numpy calls amortise their fixed costs yet their

@@ -40,7 +40,7 @@ from pyspark.sql import functions as F
 
 from sparkprep.contract import DUP_CLUSTER, ROW_ID
 from sparkprep.config import NearDupConfig
-from sparkprep.groups import Materialise, connected_components
+from sparkprep.stages.groups import Materialise, connected_components
 
 _PRIME = (1 << 31) - 1
 _CHUNK_SHINGLES = 1 << 13  # measured: 8192 columns keep the temporaries in cache

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from sparkprep.contract import BLOCKED_DIR, MANIFEST
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, relative_to
-from sparkprep.session import temporary_conf
+from sparkprep.io.session import temporary_conf
 
 _DICTIONARY_PAGE = "parquet.dictionary.page.size"
 #: The directories a run keeps beside `<out>` (`.<name>.<kind>-<run_id>`): its scratch data, the

@@ -4,7 +4,7 @@ All folds' numeric and array statistics come from ONE aggregation over the writt
 grouped by (fold, label_index): count and shifted sums of values and squares per column, min/max
 where a method needs them (when the written output is local Parquet or Delta, the same sums come
 from one job that reads the files with pyarrow and adds them up in a compiled loop:
-`sparkprep.normalise_files`, about a third of Spark's grouped aggregation's CPU); KLL sketches where a method needs quantiles come from a second
+`sparkprep.stages.normalise.parquet`, about a third of Spark's grouped aggregation's CPU); KLL sketches where a method needs quantiles come from a second
 aggregation over a hash sample of the originals (every value up to `normalise.sketch_sample_rows`
 present values in a column's smallest training set; see `_sketch_groups` for why two). The statistics of fold k are the merge of every group
 whose fold is not k and not the holdout (train_k = all groups minus fold k's and the holdout's):
@@ -38,7 +38,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep.contract import HOLDOUT_FOLD, IN_TRAIN, ROW_ID
-from sparkprep.normalise_files import GroupSums, file_source, group_sums
+from sparkprep.stages.normalise.parquet import GroupSums, file_source, group_sums
 from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, NormaliseConfig,
                               NumericTransform)
 from sparkprep.transform import (ArrayParams, CategoricalParams, NumericParams, TransformParams,

@@ -194,7 +194,7 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
                     non_finite: str = "keep", raw_record: Column | None = None) -> DataFrame:
     """Coerce string columns to `schema` types, normalise strings, apply `rules`, and mark rows to
     reject with reason, column and message (the first failing check, in `REASONS` order), and the
-    record as read: `raw_record` (ingest.raw_record: CSV's text), else the columns as JSON.
+    record as read: `raw_record` (read.raw_record: CSV's text), else the columns as JSON.
     A text too large for its floating type is out_of_range, never infinity; NaN and ±inf values
     are out_of_range too where `non_finite` (or the column rule's) is reject.
 
@@ -247,7 +247,7 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
     for i, check in enumerate(checks):
         message = F.when(index == i, check.message).otherwise(message)
     inputs = [c for c in df.columns if not c.startswith("_sp_")]
-    # The record as read: CSV's text (ingest.raw_record), else the columns as read, before the swap, as JSON.
+    # The record as read: CSV's text (read.raw_record), else the columns as read, before the swap, as JSON.
     raw = raw_record if raw_record is not None else F.to_json(F.struct(*[F.col(c) for c in inputs]))
     if CORRUPT in df.columns:
         raw = F.coalesce(F.col(CORRUPT), raw)

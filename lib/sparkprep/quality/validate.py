@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparkprep.drift import Distances, distances
-from sparkprep.profile import ColumnStats, Profile
+from sparkprep.quality.drift import Distances, distances
+from sparkprep.quality.profile import ColumnStats, Profile
 
 #: Examples of unexpected categorical values kept in a message.
 _EXAMPLES = 5

@@ -5,12 +5,12 @@ Spark's grouped HashAggregate updates each of the 3-5 buffers per column through
 row (about 8 ns an update, against about 3 ns for the ungrouped sums of a plain `df.agg`); here
 the groups are a handful of slots per chunk, so one loop per column and chunk adds each value to
 plain arrays. When the output `measure_groups` reads is a bare read of local Parquet files or a
-Delta table's snapshot (`profile_files.plan`: the same conditions as `profile`'s Parquet path,
+Delta table's snapshot (`arrow_tasks.plan`: the same conditions as `profile`'s Parquet path,
 which say when pyarrow reads exactly what Spark reads), ONE Spark job runs tasks of file pieces,
-each folding its row groups, chunk by chunk, into a `GroupSums`; `profile_files.tree_merge` merges them.
+each folding its row groups, chunk by chunk, into a `GroupSums`; `arrow_tasks.tree_merge` merges them.
 
-The sums are those of the Spark aggregation in `normalise._stat_aggs`, over the same projected
-values (`normalise._value`: present values of originals, symlog where log1p is set) and around the
+The sums are those of the Spark aggregation in `fit._stat_aggs`, over the same projected
+values (`fit._value`: present values of originals, symlog where log1p is set) and around the
 same shifts; they differ from Spark's in the last bits only (the order of additions), which the
 tests bound. Not taken (Spark's aggregation instead, logged): array positions (element i of a list
 column), and value columns other than byte/short/int/long/float/double.
@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkprep.contract import IN_TRAIN
-from sparkprep.profile_files import CHUNK_ROWS, ParquetSource, Piece, chunk_numbers, plan, read_chunks, run_tasks
+from sparkprep.io.arrow_tasks import CHUNK_ROWS, ParquetSource, Piece, chunk_numbers, plan, read_chunks, run_tasks
 
 #: Spark types whose cast to double numpy's float64 conversion gives exactly.
 _NUMBER_TYPES = (T.ByteType(), T.ShortType(), T.IntegerType(), T.LongType(), T.FloatType(), T.DoubleType())
@@ -55,7 +55,7 @@ def _add_column(x, valid, slots, original, shift, symlog, n, s1, s2, lo, hi):  #
         if not original[i] or (valid is not None and not valid[i]):
             continue
         v = x[i]
-        if v - v != 0.0:  # NaN or ±inf: missing, as `normalise._present`
+        if v - v != 0.0:  # NaN or ±inf: missing, as `fit._present`
             continue
         if symlog:
             v = math.copysign(math.log1p(abs(v)), v)

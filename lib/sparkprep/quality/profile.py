@@ -1,10 +1,10 @@
 """`profile`: per-column statistics of a DataFrame in ONE scan of the input (format: docs/stats.md).
 
 Two paths fold the rows into the same mergeable state (`PartialProfile`, numpy/pyarrow,
-`sparkprep.profile_state`), fed the same thing by both: per chunk of about CHUNK_ROWS rows, a
+`sparkprep.quality.state`), fed the same thing by both: per chunk of about CHUNK_ROWS rows, a
 float64 matrix of the numeric values and array sizes with validity masks, and the categorical/text
 columns as Arrow strings. `profile` picks one, and logs at INFO which and why:
-- Parquet path (`sparkprep.profile_files`), when `df` is the bare read of local (`file:`) Parquet
+- Parquet path (`sparkprep.io.arrow_tasks`), when `df` is the bare read of local (`file:`) Parquet
   files or of a Delta table and every profiled column converts in Arrow exactly as in Spark (ints,
   float, double, string, boolean, arrays, INT64 timestamps, and dates/timestamp_ntz in a UTC
   session; an integer, string or boolean label; the full list and what falls back is in that module). The driver plans pieces of files (row-group ranges, about
@@ -20,7 +20,7 @@ columns as Arrow strings. `profile` picks one, and logs at INFO which and why:
   array<double> per row, which Spark hands to Arrow about twice as fast as as many columns;
   categorical and text -> string), then `mapInArrow` folds each partition's Arrow batches into
   ONE `PartialProfile` and yields it pickled as one row.
-Either way `profile_files.tree_merge` merges the partials on the executors (a tree level, for more
+Either way `arrow_tasks.tree_merge` merges the partials on the executors (a tree level, for more
 than four partitions) and the driver merges the last ones (about sqrt(partitions) of them, each of
 bounded size: no row-sized state), then turns the result into `ColumnStats` (top-k, quantiles and
 histograms from the bucket counts).
@@ -55,9 +55,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
+from sparkprep.quality.state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
-from sparkprep.profile_files import CHUNK_ROWS, TIME_TYPES, fold_task, plan, run_tasks, tree_merge
+from sparkprep.io.arrow_tasks import CHUNK_ROWS, TIME_TYPES, fold_task, plan, run_tasks, tree_merge
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sparkprep.contract import CONFLICTING_LABEL, MESSAGE, RAW, REASON, REASON_COLUMN, ROW_ID
-from sparkprep import probe_filter
+from sparkprep.stages.dedup import probe_filter
 from sparkprep.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
     if not (exact or key):
         return df.drop(CONTENT_HASH2)
     # Identical content implies an identical key, so the key's probe also finds exact duplicates.
-    probe = F.xxhash64(F.lit("sparkprep/dedup-key"), *[F.col(c) for c in key]) if key else F.col(ROW_ID)
+    probe = F.xxhash64(F.lit("sparkprep/stages/dedup/exact-key"), *[F.col(c) for c in key]) if key else F.col(ROW_ID)
     probed = df.withColumn(_PROBE, probe)
     repeated = materialise(probed.groupBy(_PROBE).count().where(F.col("count") > 1).select(_PROBE), "repeated")
     n_repeated, kind = repeated.count(), "keys" if key else "contents"

@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparkprep.contract import HOLDOUT_FOLD, IN_TRAIN
-from sparkprep.split import FOLD_RANK, SplitPlan
+from sparkprep.stages.split import FOLD_RANK, SplitPlan
 
 _CLASS = "_sp_rebalance_class"
 
