@@ -42,6 +42,9 @@ MESSAGE = "_sp_message"
 RAW = "_sp_raw"
 GROUP = "_sp_group"
 CONFLICT = "_sp_conflict"
+#: Index of a row within its (fold, class), in hash order, set by the split; null in the holdout.
+#: Rebalancing undersamples and oversamples by it.
+FOLD_RANK = "_sp_fold_rank"
 
 # Quarantine reason codes, in the order clean checks them (the first that applies is recorded).
 MALFORMED = "malformed_record"

@@ -34,8 +34,8 @@ from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep.contract import (
-    DUP_CLUSTER, HOLDOUT_FOLD, MANIFEST, POSITION, RARE_LABEL, REASON, REASON_COLUMN, REPORT,
-    RESERVED_COLUMNS, ROW_ID, SOURCE_FILE, STATS)
+    CONFLICT, DUP_CLUSTER, FOLD, HOLDOUT_FOLD, MANIFEST, MESSAGE, POSITION, RARE_LABEL, RAW, REASON,
+    REASON_COLUMN, REPORT, RESERVED_COLUMNS, ROW_ID, SOURCE_FILE, STATS, UNREADABLE_FILE)
 from sparkprep.stages.clean import accepted, mark_rejections, quarantine_rows, rules_from_schema
 from sparkprep.config import ColumnRule, Config, InputConfig, OutputConfig
 from sparkprep.stages.dedup.exact import ABSORBED, FEATURE_HASH, add_feature_hash, add_row_id, collapse, conflicting_groups, deduplicate, mark_label_conflicts
@@ -43,12 +43,12 @@ from sparkprep.stages.groups import add_groups
 from sparkprep.errors import ContractError, InputError, SparkprepError
 from sparkprep.io.read import check_columns, csv_options, input_version, raw_record, read_input, spark_error_summary, unread_files
 from sparkprep.io.csv_files import likely_cause
-from sparkprep.io.fs import HadoopFS, qualify
+from sparkprep.io.fs import HadoopFS, qualify, read_local
 from sparkprep.publish.manifest import RowCounts, build_blocked_manifest, build_manifest
 from sparkprep.stages.dedup.near import add_dup_clusters
 from sparkprep.stages.normalise.fit import (FitSpec, apply_spark, array_widths, count_categories, fit_transforms,
                                  measure_groups)
-from sparkprep.quality.gate import Blocked, gate, read_local, record
+from sparkprep.quality.gate import Blocked, gate, record
 from sparkprep.quality.schema_rules import load_schema
 from sparkprep.stages.rebalance import rebalance
 from sparkprep.publish.report import render_blocked_report, render_report
@@ -120,7 +120,7 @@ def _clean_rules(config: Config) -> dict[str, ColumnRule]:
 def _unreadable_rows(spark: SparkSession, files: list[str]) -> DataFrame:
     """Quarantine entries for whole input files that could not be read (no rows, no raw line)."""
     message = "the file could not be read and gave no rows; skipped (input.on_unreadable_file=quarantine)"
-    return spark.createDataFrame([("unreadable_file", None, message, f, None) for f in files],
+    return spark.createDataFrame([(UNREADABLE_FILE, None, message, f, None) for f in files],
                                  "reason string, column string, message string, source_file string, raw string")
 
 
@@ -257,7 +257,7 @@ def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]
     cls, held = F.col(label).cast("string").alias("_sp_class"), _held_out(config).alias("_sp_held")
     found = rows.groupBy(cls, held, F.col(REASON).isNull().alias("_sp_kept")).agg(
         *[F.sum(c).alias(k) for k, c in ABSORBED.items() if k != "near"],
-        F.count_if("_sp_conflict").alias("conflicting_rows"), F.count(F.lit(1)).alias("_sp_n")).collect()
+        F.count_if(CONFLICT).alias("conflicting_rows"), F.count(F.lit(1)).alias("_sp_n")).collect()
     sums = {k: sum(r[k] or 0 for r in found) for k in [*ABSORBED, "conflicting_rows"] if k != "near"}
     remaining = {(r["_sp_class"], r["_sp_held"]): r["_sp_n"] for r in found if r["_sp_kept"]}
     if dedup.near:
@@ -267,9 +267,9 @@ def _deduplicate(rows: DataFrame, config: Config, scratch: str, paths: list[str]
     else:
         sums["near"] = 0
     rejected = rows.where(F.col(REASON).isNotNull()).select(
-        F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"), F.col("_sp_message").alias("message"),
-        F.col(SOURCE_FILE).alias("source_file"), F.col("_sp_raw").alias("raw"))
-    return _Deduplicated(kept.drop(REASON, REASON_COLUMN, "_sp_message", "_sp_raw"), rejected,
+        F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"), F.col(MESSAGE).alias("message"),
+        F.col(SOURCE_FILE).alias("source_file"), F.col(RAW).alias("raw"))
+    return _Deduplicated(kept.drop(REASON, REASON_COLUMN, MESSAGE, RAW), rejected,
                          {k: int(v or 0) for k, v in sums.items()}, remaining)
 
 
@@ -280,7 +280,7 @@ def _group_keys(config: Config, counts: dict[str, int]) -> list[Column]:
     if config.dedup.near and config.dedup.near.keep == "all":
         keys.append(F.col(DUP_CLUSTER))
     if config.dedup.conflicts == "keep_all" and counts.get("conflicting_rows"):
-        keys.append(F.when(F.col("_sp_conflict"), F.col(FEATURE_HASH)))
+        keys.append(F.when(F.col(CONFLICT), F.col(FEATURE_HASH)))
     return keys
 
 
@@ -303,7 +303,7 @@ def _split(deduped: _Deduplicated, config: Config, scratch: str, paths: list[str
         plan = SplitPlan.measure(cross_validated, label, split.k, split.holdout_fraction, split.seed)
         folded, found, n_kept = assign_folds(cross_validated, label, plan), set(plan.class_counts), sum(plan.class_counts.values())
         if split.holdout_column:
-            holdout = deduped.rows.where(held_out).withColumns({"fold": F.lit(HOLDOUT_FOLD), FOLD_RANK: F.lit(None).cast("long")})
+            holdout = deduped.rows.where(held_out).withColumns({FOLD: F.lit(HOLDOUT_FOLD), FOLD_RANK: F.lit(None).cast("long")})
             held = {r["c"]: int(r["count"]) for r in holdout.groupBy(F.col(label).cast("string").alias("c")).count().collect()}
             folded, found, n_kept = folded.unionByName(holdout), found | set(held), n_kept + sum(held.values())
     for warning in plan.warnings():
@@ -426,8 +426,8 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         # Within each file, rows in hash order rather than the split's (class, bucket) order, so a
         # reader's row group is a fair mix of classes even before it shuffles.
         mixed = final.select(_output_columns(final)).sortWithinPartitions(
-            "fold", F.xxhash64("row_id", F.lit(config.split.seed), F.lit("file-order")))
-        version = write_table(mixed, target.data, out_cfg.format, ["fold"], out_cfg.max_rows_per_file,
+            FOLD, F.xxhash64(ROW_ID, F.lit(config.split.seed), F.lit("file-order")))
+        version = write_table(mixed, target.data, out_cfg.format, [FOLD], out_cfg.max_rows_per_file,
                               out_cfg.dictionary_page_bytes)
         clock.lap("split+write", "measure")
     except Blocked as stop:
@@ -458,7 +458,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
             rejections_by_column=by_column, dedup_counts=deduped.counts,
             split_method=plan.method(),
             inputs=inputs,
-            output={"format": out_cfg.format, "data_path": "data", "partition_by": ["fold"],
+            output={"format": out_cfg.format, "data_path": "data", "partition_by": [FOLD],
                     "delta_version": version},
             schema=[{"name": f.name, "type": f.dataType.simpleString()} for f in written.schema.fields],
             quarantine={"path": "quarantine", "rows": counts.rejected + len(unreadable), "delta_version": q_version,
@@ -475,7 +475,7 @@ def _run(spark: SparkSession, config: Config, clock: _Clock) -> RunResult:
         if config.normalise.materialise:
             manifest["normalisation"]["transform"]["materialised"] = {
                 "path": NORMALISED, "with": "final", "delta_version": write_table(
-                    apply_spark(written, transforms[0]), target.file(NORMALISED), out_cfg.format, ["fold"],
+                    apply_spark(written, transforms[0]), target.file(NORMALISED), out_cfg.format, [FOLD],
                     out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)}
         stats_text = record(checked, manifest)
         if stats_text:

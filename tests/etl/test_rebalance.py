@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from sparkprep.stages.rebalance import kept_counts, oversample_training_rows, rebalance, replica_counts
-from sparkprep.stages.split import FOLD_RANK, SplitPlan, assign_folds
+from sparkprep.contract import FOLD_RANK
+from sparkprep.stages.split import SplitPlan, assign_folds
 from sparkprep.publish.verify import verify_dataset
 
 

@@ -9,6 +9,16 @@ from urllib.parse import unquote, urlparse
 
 from pyspark.sql import SparkSession
 
+from sparkprep.errors import InputError
+
+
+def read_local(path: str, what: str) -> str:
+    """A small local file the user named on the command line (stats.json, schema.yaml)."""
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+
 
 def qualify(path: str) -> str:
     """A bare local path becomes an absolute file:// URI; URIs are left alone."""

@@ -35,7 +35,9 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep.contract import BLOCKED, HOLDOUT_FOLD, IN_TRAIN, MANIFEST
+from sparkprep.contract import (
+    BLOCKED, DUP_CLUSTER, FOLD, HOLDOUT_FOLD, IN_TRAIN, LABEL_INDEX, MANIFEST, REPLICA, ROW_ID,
+    UNREADABLE_FILE)
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.publish.manifest import class_priors, class_weights
@@ -124,7 +126,7 @@ def _read_transform(spark: SparkSession, out: str, manifest: dict[str, Any]) -> 
 
 def _in_several_folds() -> Column:
     """Aggregate: the group's rows lie in more than one fold."""
-    return F.min("fold") != F.max("fold")
+    return F.min(FOLD) != F.max(FOLD)
 
 
 def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[str, Any] | None = None,
@@ -138,9 +140,9 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
                         f"{rows['duplicates']} + output {rows['output']}"])
 
     # One shuffle by row_id answers all three; examples are fetched only for a check that failed.
-    per_id = data.groupBy("row_id").agg(
-        _in_several_folds().alias("split"), (F.min("replica") > 0).alias("orphan"),
-        (F.count_if(F.col("replica") == 0) > 1).alias("twin"))
+    per_id = data.groupBy(ROW_ID).agg(
+        _in_several_folds().alias("split"), (F.min(REPLICA) > 0).alias("orphan"),
+        (F.count_if(F.col(REPLICA) == 0) > 1).alias("twin"))
     found = per_id.agg(*[F.count_if(kind).alias(kind) for kind in ("split", "orphan", "twin")]).first()
 
     def examples(kind: str, what: str) -> list[str]:
@@ -153,14 +155,14 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     classes, k = manifest["classes"], manifest["split"]["k"]
     # A null in_train counts as skipped, as the trainer's filter (== true) skips it.
     skipped = ~F.coalesce(F.col(IN_TRAIN), F.lit(False)) if IN_TRAIN in data.columns else F.lit(False)
-    grouped = data.groupBy("fold", "label_index").agg(
-        F.count(F.when(F.col("replica") == 0, 1)).alias("originals"),
-        F.count(F.when(F.col("replica") > 0, 1)).alias("copies"),
-        F.count(F.when(skipped & (F.col("replica") == 0), 1)).alias("skipped"),
-        F.count(F.when(skipped & (F.col("replica") > 0), 1)).alias("skipped_copies")).collect()
+    grouped = data.groupBy(FOLD, LABEL_INDEX).agg(
+        F.count(F.when(F.col(REPLICA) == 0, 1)).alias("originals"),
+        F.count(F.when(F.col(REPLICA) > 0, 1)).alias("copies"),
+        F.count(F.when(skipped & (F.col(REPLICA) == 0), 1)).alias("skipped"),
+        F.count(F.when(skipped & (F.col(REPLICA) > 0), 1)).alias("skipped_copies")).collect()
 
     def by_group(column: str) -> dict[tuple[int, int], int]:
-        return {(int(r["fold"]), int(r["label_index"])): int(r[column]) for r in grouped if r[column]}
+        return {(int(r[FOLD]), int(r[LABEL_INDEX])): int(r[column]) for r in grouped if r[column]}
 
     counts, copies = by_group("originals"), by_group("copies")
     expected = {(int(f), classes.index(c)): n for f, per_class in manifest["counts"]["per_fold_per_class"].items()
@@ -193,10 +195,10 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
         verdict.check("stratified: per-class fold counts within 1", _stratification_problems(counts, classes, k))
     if split.get("holdout_column"):
         rule = holdout_by_column(split["holdout_column"], split.get("holdout_values") or [], split.get("holdout_from"))
-        held = F.col("fold") == HOLDOUT_FOLD
+        held = F.col(FOLD) == HOLDOUT_FOLD
         # A group with one held-out row is held out whole, so with groups the rule only implies the holdout.
         wrong = (rule & ~held) if group_split else (rule != held)
-        misplaced = data.where(wrong).select("row_id").limit(_EXAMPLES).collect()
+        misplaced = data.where(wrong).select(ROW_ID).limit(_EXAMPLES).collect()
         verdict.check(f"holdout = rows selected by {split['holdout_column']}",
                       [f"rows on the wrong side of the holdout rule: {_examples(misplaced)}"] if misplaced else [])
     elif not group_split:  # whole groups make the holdout exact only where they allow it (checked above)
@@ -224,8 +226,6 @@ RECORDED_COUNTS = "manifest replica, undersampling and per-fold row counts equal
 CLASS_BALANCE = "class weights and priors re-derived from the data (final and per fold)"
 NORMALISATION_STATS = "normalisation statistics (mean, std, count) recomputed from the data (rel 1e-6)"
 QUARANTINE_COUNTS = "rejection counts equal the quarantine"
-#: A quarantine entry that stands for a whole input file (no rows read), not for a rejected row.
-_UNREADABLE_FILE = "unreadable_file"
 
 
 def _summed(a: dict[tuple[int, int], int], b: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
@@ -259,7 +259,7 @@ def _quarantine_problems(manifest: dict[str, Any], quarantine: DataFrame) -> lis
     table, counted per (reason, column); an unreadable file's entry counts in quarantine.rows only."""
     entries = {(r["reason"], r["column"]): int(r["count"])
                for r in quarantine.groupBy("reason", "column").count().collect()}
-    rejected = {key: n for key, n in entries.items() if key[0] != _UNREADABLE_FILE}
+    rejected = {key: n for key, n in entries.items() if key[0] != UNREADABLE_FILE}
     by_reason: dict[str, int] = {}
     for (reason, _), n in rejected.items():
         by_reason[reason] = by_reason.get(reason, 0) + n
@@ -349,7 +349,7 @@ def _undersample_problems(counts: dict[tuple[int, int], int], skipped: dict[tupl
 
 def _group_columns(manifest: dict[str, Any], data: DataFrame) -> list[str]:
     near = ((manifest.get("config") or {}).get("dedup") or {}).get("near") or {}
-    candidates = [manifest["split"].get("group_column"), "dup_cluster" if near.get("keep") == "all" else None]
+    candidates = [manifest["split"].get("group_column"), DUP_CLUSTER if near.get("keep") == "all" else None]
     return [c for c in candidates if c and c in data.columns]
 
 
@@ -505,8 +505,8 @@ def _fitted(column: str, log1p: bool) -> Column:
 
 def _training(fold: int | None) -> Column:
     """The training originals of fold `fold` (None: the final model's, every non-holdout original)."""
-    originals = (F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD)
-    return originals if fold is None else originals & (F.col("fold") != fold)
+    originals = (F.col(REPLICA) == 0) & (F.col(FOLD) != HOLDOUT_FOLD)
+    return originals if fold is None else originals & (F.col(FOLD) != fold)
 
 
 def _normalisation_rules(plan: _Plan, manifest: dict[str, Any]) -> None:

@@ -9,16 +9,16 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep.contract import STATS
-from sparkprep.stages.clean import _coerce
+from sparkprep.stages.clean import coerce
 from sparkprep.config import ColumnsConfig, Config, InputConfig
 from sparkprep.errors import InputError, SparkprepError
+from sparkprep.io.fs import read_local
 from sparkprep.io.read import read_input
 from sparkprep.quality.profile import Profile, histogram, profile
 from sparkprep.quality.schema_rules import load_schema
@@ -32,7 +32,7 @@ def typed_input(spark: SparkSession, config: InputConfig) -> DataFrame:
     becomes null, so it shows up in the null counts; `prepare` quarantines it later)."""
     df = read_input(spark, config)
     string_input = {f.name for f in df.schema.fields if f.dataType.simpleString() == "string"}
-    coerced = {n: _coerce(F.col(n), t) for n, t in (config.schema_ or {}).items()
+    coerced = {n: coerce(F.col(n), t) for n, t in (config.schema_ or {}).items()
                if n in string_input and t != "string"}
     return df.withColumns(coerced)
 
@@ -42,14 +42,6 @@ def profile_frame(df: DataFrame, columns: ColumnsConfig | None) -> Profile:
     if columns is None:
         return profile(df)
     return profile(df, label=columns.label, text=tuple(columns.text))
-
-
-def read_local(path: str, what: str) -> str:
-    """A small local file the user named on the command line (stats.json, schema.yaml)."""
-    try:
-        return Path(path).read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 def load_stats(path: str) -> Profile:

@@ -36,7 +36,7 @@ def _elements(text: Column) -> Column:
     return F.split(F.translate(unbracketed, ";", ","), ",")
 
 
-def _coerce(raw: Column, target: str) -> Column:
+def coerce(raw: Column, target: str) -> Column:
     """The typed value of a string column; empty text is null."""
     text = F.trim(raw)
     if target.startswith("array<"):
@@ -209,7 +209,7 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
         raise ConfigError(f"clean.rules name columns that are not in the input: {unknown}")
     string_input = {f.name for f in df.schema.fields if f.dataType.simpleString() == "string"}
     coerced = {n: t for n, t in (schema or {}).items() if n in string_input and t != "string"}
-    typed_cols = {n: _coerce(F.col(n), t) for n, t in coerced.items()}
+    typed_cols = {n: coerce(F.col(n), t) for n, t in coerced.items()}
     typed_cols |= {n: _normalised(typed_cols.get(n, F.col(n)), r.normalise) for n, r in rules.items() if r.normalise}
     parsed = df.withColumns({f"_sp_typed_{n}": c for n, c in typed_cols.items()})
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparkprep.contract import HOLDOUT_FOLD, IN_TRAIN
-from sparkprep.stages.split import FOLD_RANK, SplitPlan
+from sparkprep.contract import FOLD, FOLD_RANK, HOLDOUT_FOLD, IN_TRAIN, REPLICA
+from sparkprep.stages.split import SplitPlan
 
 _CLASS = "_sp_rebalance_class"
 
@@ -60,7 +60,7 @@ def rebalance(df: DataFrame, label: str, plan: SplitPlan, method: str, target: f
         return oversample_training_rows(df, label, plan, target).withColumn(IN_TRAIN, F.lit(True))
     if method == "undersample":
         return undersample_training_rows(df, label, plan, target)
-    return df.withColumns({"replica": F.lit(0), IN_TRAIN: F.lit(True)})
+    return df.withColumns({REPLICA: F.lit(0), IN_TRAIN: F.lit(True)})
 
 
 def undersample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target: float = 1.0) -> DataFrame:
@@ -68,10 +68,10 @@ def undersample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target
     table = df.sparkSession.createDataFrame(
         [(fold, c, t) for (fold, c), t in kept_counts(plan, target).items()], f"fold int, {_CLASS} string, _sp_t long")
     joined = (df.withColumn(_CLASS, F.col(label).cast("string"))
-              .join(F.broadcast(table), ["fold", _CLASS], "left"))
+              .join(F.broadcast(table), [FOLD, _CLASS], "left"))
     # The holdout has no rank and no entry in the table: it stays whole.
     kept = F.coalesce(F.col(FOLD_RANK) < F.col("_sp_t"), F.lit(True))
-    return joined.withColumns({"replica": F.lit(0), IN_TRAIN: kept}).drop(_CLASS, "_sp_t")
+    return joined.withColumns({REPLICA: F.lit(0), IN_TRAIN: kept}).drop(_CLASS, "_sp_t")
 
 
 def oversample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target: float = 1.0) -> DataFrame:
@@ -82,7 +82,7 @@ def oversample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target:
     n, r, i = F.col("_sp_n"), F.col("_sp_r"), F.col(FOLD_RANK)
     copies = F.coalesce(F.floor(r / n) + F.when(i < r % n, 1).otherwise(0), F.lit(0)).cast("int")
     joined = (df.withColumn(_CLASS, F.col(label).cast("string"))
-              .join(F.broadcast(table), ["fold", _CLASS], "left"))
-    copies = F.when(F.col("fold") == HOLDOUT_FOLD, 0).otherwise(copies)
-    return (joined.withColumn("replica", F.explode(F.sequence(F.lit(0), copies)))
+              .join(F.broadcast(table), [FOLD, _CLASS], "left"))
+    copies = F.when(F.col(FOLD) == HOLDOUT_FOLD, 0).otherwise(copies)
+    return (joined.withColumn(REPLICA, F.explode(F.sequence(F.lit(0), copies)))
             .drop(_CLASS, "_sp_n", "_sp_r"))

@@ -32,7 +32,7 @@ from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from sparkprep.contract import GROUP, HOLDOUT_FOLD, ROW_ID
+from sparkprep.contract import FOLD, FOLD_RANK, GROUP, HOLDOUT_FOLD, LABEL_INDEX, ROW_ID
 from sparkprep.errors import ContractError
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,6 @@ _MAX_BUCKET_BITS = 20
 _HASH = "_sp_split_hash"
 _BUCKET = "_sp_split_bucket"
 _CLASS = "_sp_split_class"
-#: Index of a row within its (fold, class), in hash order; null in the holdout. Rebalancing uses it.
-FOLD_RANK = "_sp_fold_rank"
 #: Multi-row groups are placed in the driver up to this many (group, class) cells. Measured at
 #: the limit: the collected Rows take ~70 MB of Python memory, placing them peaks at ~145 MB and
 #: takes ~14 s (2 busy cores); the group -> fold table sent back is broadcast (~16 bytes a
@@ -158,7 +156,7 @@ def assign_folds(df: DataFrame, label: str, plan: SplitPlan) -> DataFrame:
     fold = F.when(cv_rank < 0, F.lit(HOLDOUT_FOLD)).otherwise(F.pmod(cv_rank + F.col("_sp_start"), F.lit(plan.k)))
     # Round-robin: the row of cv rank r is the (r div k)-th of its (fold, class), in hash order.
     return (ranked.join(F.broadcast(table), _CLASS)
-            .withColumns({"fold": fold.cast("int"),
+            .withColumns({FOLD: fold.cast("int"),
                           FOLD_RANK: F.when(cv_rank >= 0, F.floor(cv_rank / plan.k)).cast("long")})
             .drop(_CLASS, "_sp_pos", "_sp_holdout", "_sp_start"))
 
@@ -292,7 +290,7 @@ def _place_in_blocks(cells: DataFrame, k: int, holdout_fraction: float, seed: in
     table = cells.sparkSession.createDataFrame(list(_group_bounds(totals, k, holdout_fraction).items()),
                                                f"{_CLASS} string, _sp_bounds array<long>")
     return materialise(ranked.join(F.broadcast(table), _CLASS)
-                       .select(GROUP, _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k).alias("fold")),
+                       .select(GROUP, _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k).alias(FOLD)),
                        "split-group-folds")
 
 
@@ -342,7 +340,7 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
     cells = materialise(_group_cells(classed, seed), "split-cells")
     targets, singles, group_cells = _measure_cells(cells, k, holdout_fraction, seed)
     multi = F.col("_sp_size") > 1
-    held_groups = cells.where(multi & F.col("_sp_held")).select(GROUP, F.lit(HOLDOUT_FOLD).alias("fold")).distinct()
+    held_groups = cells.where(multi & F.col("_sp_held")).select(GROUP, F.lit(HOLDOUT_FOLD).alias(FOLD)).distinct()
     placement = "greedy" if group_cells <= _MAX_PLACED_CELLS else "hash-blocks"
     if placement == "greedy":
         chosen, placed = _place_greedily(cells.where(multi & ~F.col("_sp_held")).select(
@@ -352,13 +350,13 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
                             .unionByName(held_groups))
     else:
         in_blocks = _place_in_blocks(cells, k, holdout_fraction, seed, materialise)
-        placed = {(r[_CLASS], int(r["fold"])): int(r["n"]) for r in cells.join(in_blocks, GROUP)
-                  .groupBy(_CLASS, "fold").agg(F.sum("_sp_n").alias("n")).collect()}
+        placed = {(r[_CLASS], int(r[FOLD])): int(r["n"]) for r in cells.join(in_blocks, GROUP)
+                  .groupBy(_CLASS, FOLD).agg(F.sum("_sp_n").alias("n")).collect()}
         folds = in_blocks.unionByName(held_groups)
     reachable = all(n <= _target(targets, c, f) for (c, f), n in placed.items())
     joined = classed.join(folds, GROUP, "left")
-    single = F.col("fold").isNull() & ~F.col("_sp_held")
-    ranked, running = _positions(joined.where(single).drop("fold"), [_CLASS], ROW_ID, None, seed,
+    single = F.col(FOLD).isNull() & ~F.col("_sp_held")
+    ranked, running = _positions(joined.where(single).drop(FOLD), [_CLASS], ROW_ID, None, seed,
                                  _bits_for(max(singles.values(), default=0)))
     if {c[0]: n for c, n in running.items()} != singles:
         raise ContractError(f"split: single rows per class changed between passes: planned {singles}, found "
@@ -366,18 +364,18 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
     table = spark.createDataFrame([(c, list(accumulate(n))) for c, n in _single_counts(targets, placed, singles).items()],
                                   f"{_CLASS} string, _sp_bounds array<long>")
     filled = (ranked.join(F.broadcast(table), _CLASS)
-              .withColumn("fold", _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k)).drop("_sp_pos", "_sp_bounds"))
-    rest = joined.where(~single).withColumn("fold", F.coalesce(F.col("fold"), F.lit(HOLDOUT_FOLD)))
+              .withColumn(FOLD, _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k)).drop("_sp_pos", "_sp_bounds"))
+    rest = joined.where(~single).withColumn(FOLD, F.coalesce(F.col(FOLD), F.lit(HOLDOUT_FOLD)))
     folded = materialise(filled.unionByName(rest).drop("_sp_held"), "split-folds")
-    counts = {(r[_CLASS], int(r["fold"])): int(r["n"])
-              for r in folded.groupBy(_CLASS, "fold").agg(F.count(F.lit(1)).alias("n")).collect()}
+    counts = {(r[_CLASS], int(r[FOLD])): int(r["n"])
+              for r in folded.groupBy(_CLASS, FOLD).agg(F.count(F.lit(1)).alias("n")).collect()}
     class_counts = {c: sum(n for (cc, _), n in counts.items() if cc == c) for c in {c for c, _ in counts}}
-    rows, _ = _positions(folded, ["fold", _CLASS], ROW_ID, None, seed, _bits_for(max(counts.values(), default=0)))
+    rows, _ = _positions(folded, [FOLD, _CLASS], ROW_ID, None, seed, _bits_for(max(counts.values(), default=0)))
     ideal = {c: (n - counts.get((c, HOLDOUT_FOLD), 0)) / k for c, n in class_counts.items()}
     deviation = max((abs(counts.get((c, f), 0) - ideal[c]) for c in class_counts for f in range(k)), default=0.0)
     plan = GroupedPlan(k, holdout_fraction, seed, class_counts, sizes=counts, deviation=round(deviation, 1),
                        reachable=reachable, placement=placement)
-    rank = F.when(F.col("fold") != HOLDOUT_FOLD, F.col("_sp_pos")).cast("long")
+    rank = F.when(F.col(FOLD) != HOLDOUT_FOLD, F.col("_sp_pos")).cast("long")
     return rows.withColumn(FOLD_RANK, rank).drop("_sp_pos", _CLASS), plan
 
 
@@ -394,4 +392,4 @@ def holdout_by_column(column: str, values: list[str], start: str | None) -> Colu
 def add_label_index(df: DataFrame, label: str, classes: list[str]) -> DataFrame:
     """`label_index` = position of the label in `classes` (the manifest's order)."""
     index = F.array_position(F.array(*[F.lit(c) for c in classes]), F.col(label).cast("string")) - 1
-    return df.withColumn("label_index", index.cast("int"))
+    return df.withColumn(LABEL_INDEX, index.cast("int"))

@@ -37,7 +37,7 @@ from dataclasses import field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep.contract import HOLDOUT_FOLD, IN_TRAIN, ROW_ID
+from sparkprep.contract import FOLD, HOLDOUT_FOLD, IN_TRAIN, LABEL_INDEX, REPLICA, ROW_ID
 from sparkprep.stages.normalise.parquet import GroupSums, file_source, group_sums
 from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, NormaliseConfig,
                               NumericTransform)
@@ -253,7 +253,7 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
     projected once per row (null unless an original's present value), then aggregated.
     """
     spec = spec or FitSpec({c: NumericTransform() for c in numeric})
-    original = F.col("replica") == 0
+    original = F.col(REPLICA) == 0
     projected = {c: _value(c, spec) for c in numeric}
     for c in spec.arrays:
         for i in range(spec.widths[c]):
@@ -261,7 +261,7 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
             projected[_element(c, i)] = _present(F.try_element_at(F.col(c), F.lit(i + 1)).cast("double"))
     # Data without `in_train` (hand-built frames, outputs older than undersampling) trains on every row.
     in_train = F.col(IN_TRAIN) if IN_TRAIN in df.columns else F.lit(True)
-    values = df.select("fold", "label_index", original.alias("_original"), in_train.alias("_in_train"),
+    values = df.select(FOLD, LABEL_INDEX, original.alias("_original"), in_train.alias("_in_train"),
                        *([ROW_ID] if ROW_ID in df.columns else []),
                        *[F.when(original, v).alias(n) for n, v in projected.items()])
     stats = list(projected)
@@ -296,8 +296,8 @@ def _aggregate(values: DataFrame, stats: list[str], shifts: dict[str, float], wi
     for name in stats:
         aggs += _stat_aggs(name, shifts[name], name in with_extent)
     rows, copies, undersampled, moments, extents = {}, {}, {}, {}, {}
-    for r in values.groupBy("fold", "label_index").agg(*aggs).collect():
-        key = (int(r["fold"]), int(r["label_index"]))
+    for r in values.groupBy(FOLD, LABEL_INDEX).agg(*aggs).collect():
+        key = (int(r[FOLD]), int(r[LABEL_INDEX]))
         rows[key], copies[key], undersampled[key] = int(r["_rows"]), int(r["_copies"]), int(r["_undersampled"])
         moments[key] = {c: _moments(int(r[f"{c}__n"]), r[f"{c}__s1"], r[f"{c}__s2"], shifts[c]) for c in stats}
         extents[key] = {c: Extent(r[f"{c}__min"], r[f"{c}__max"]) if r[f"{c}__n"] else Extent() for c in with_extent}
@@ -333,8 +333,8 @@ def _sketch_groups(values: DataFrame, moments: dict[tuple[int, int], dict[str, M
     aggs = [F.kll_sketch_agg_double(F.col(f"`{c}`") if rate == widest else F.when(in_sketch_sample(rate), F.col(f"`{c}`")),
                                     F.lit(k)).alias(c) for c, rate in rates.items()]
     out = {}
-    for r in sampled.groupBy("fold", "label_index").agg(*aggs).collect():
-        key = (int(r["fold"]), int(r["label_index"]))
+    for r in sampled.groupBy(FOLD, LABEL_INDEX).agg(*aggs).collect():
+        key = (int(r[FOLD]), int(r[LABEL_INDEX]))
         out[key] = {c: bytes(r[c]) for c in rates if moments[key][c].count}
     return out
 
@@ -351,12 +351,12 @@ def count_categories(df: DataFrame, columns: list[str]) -> dict[str, dict[int, d
     pairs = [F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in columns]
     # One column needs no explode (a row per value and column), which costs as much as the count.
     pair = pairs[0] if len(pairs) == 1 else F.explode(F.array(*pairs))
-    counted = (df.where((F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD))
-               .select("fold", pair.alias("pair")).select("fold", "pair.column", "pair.value")
-               .where(F.col("value").isNotNull()).groupBy("fold", "column", "value").count())
+    counted = (df.where((F.col(REPLICA) == 0) & (F.col(FOLD) != HOLDOUT_FOLD))
+               .select(FOLD, pair.alias("pair")).select(FOLD, "pair.column", "pair.value")
+               .where(F.col("value").isNotNull()).groupBy(FOLD, "column", "value").count())
     out: dict[str, dict[int, dict[str, int]]] = {c: {} for c in columns}
     for r in counted.collect():
-        out[r["column"]].setdefault(int(r["fold"]), {})[r["value"]] = int(r["count"])
+        out[r["column"]].setdefault(int(r[FOLD]), {})[r["value"]] = int(r["count"])
     return out
 
 

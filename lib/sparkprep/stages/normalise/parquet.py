@@ -27,12 +27,12 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from sparkprep.contract import IN_TRAIN
+from sparkprep.contract import FOLD, IN_TRAIN, LABEL_INDEX, REPLICA
 from sparkprep.io.arrow_tasks import CHUNK_ROWS, ParquetSource, Piece, chunk_numbers, plan, read_chunks, run_tasks
 
 #: Spark types whose cast to double numpy's float64 conversion gives exactly.
 _NUMBER_TYPES = (T.ByteType(), T.ShortType(), T.IntegerType(), T.LongType(), T.FloatType(), T.DoubleType())
-_CONTROL = ("fold", "label_index", "replica")
+_CONTROL = (FOLD, LABEL_INDEX, REPLICA)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -158,8 +158,8 @@ def fold_task(source: FitSource, task: list[Piece]) -> GroupSums:
             for control in _CONTROL:
                 if by_name[control][1] is not None:
                     raise ValueError(f"{piece.path}: column {control!r} has nulls (not a sparkprep output?)")
-            slots = sums.slots_of(by_name["fold"][0], by_name["label_index"][0])
-            original = by_name["replica"][0] == 0
+            slots = sums.slots_of(by_name[FOLD][0], by_name[LABEL_INDEX][0])
+            original = by_name[REPLICA][0] == 0
             in_train = np.ones(len(slots), bool)
             if source.has_in_train:
                 values, ok = by_name[IN_TRAIN]
