@@ -42,6 +42,8 @@ MESSAGE = "_sp_message"
 RAW = "_sp_raw"
 GROUP = "_sp_group"
 CONFLICT = "_sp_conflict"
+#: 64 bits of a row's feature hash (dedup), by which the split keeps a conflicting group in one fold.
+FEATURE_HASH = "_sp_features1"
 #: Index of a row within its (fold, class), in hash order, set by the split; null in the holdout.
 #: Rebalancing undersamples and oversamples by it.
 FOLD_RANK = "_sp_fold_rank"
@@ -71,7 +73,10 @@ QUARANTINE_SCHEMA = (("reason", "string"), ("column", "string"), ("message", "st
 MANIFEST = "manifest.json"
 REPORT = "report.html"
 STATS = "stats.json"
+DATA_DIR = "data"
 QUARANTINE_DIR = "quarantine"
+#: The optional Spark-transformed copy of the data (normalise.materialise).
+NORMALISED_DIR = "normalised"
 BLOCKED_DIR = "_blocked"
 #: A fold's data directory is `<data>/fold=<k>`.
 FOLD_DIR = FOLD + "="

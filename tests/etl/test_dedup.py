@@ -6,8 +6,8 @@ from pyspark.sql import functions as F
 from sklearn.datasets import load_iris
 
 from sparkprep.stages.dedup import probe_filter
-from sparkprep.stages.dedup.exact import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key,
-                             mark_label_conflicts)
+from sparkprep.stages.dedup.exact import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key)
+from sparkprep.stages.dedup.conflicts import mark_label_conflicts
 from sparkprep.errors import ConfigError
 
 COUNTERS = [MERGED, *ABSORBED.values()]

@@ -6,7 +6,8 @@ import pytest
 
 from sparkprep.publish.manifest import RowCounts, class_priors, class_weights
 from sparkprep.errors import ContractError
-from sparkprep.stages.normalise.fit import Moments, measure_groups, training_folds
+from sparkprep.stages.normalise.fit import Moments, measure_groups
+from sparkprep.stages.split import training_folds
 
 
 def _moments(values):
@@ -69,7 +70,8 @@ from sklearn.datasets import load_breast_cancer, load_wine  # noqa: E402
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler  # noqa: E402
 
 from sparkprep.config import ArrayTransform, CategoricalTransform, NumericTransform  # noqa: E402
-from sparkprep.stages.normalise.fit import FitSpec, apply_spark, count_categories, fit_transforms  # noqa: E402
+from sparkprep.stages.normalise.fit import FitSpec, count_categories, fit_transforms  # noqa: E402
+from sparkprep.stages.normalise.spark import apply_spark  # noqa: E402
 from sparkprep.transform import TransformParams, params_of, transform_document  # noqa: E402
 
 K = 3

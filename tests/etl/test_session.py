@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 from sparkprep.config import load_config
-from sparkprep.pipeline import scale_shuffle_partitions
+from sparkprep.io.session import scale_shuffle_partitions
 from sparkprep.io.session import DELTA_PACKAGE, under_spark_submit
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,15 +17,24 @@ run removes `_blocked/` (Parquet replaces the whole directory; Delta deletes it)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+from py4j.protocol import Py4JJavaError
+from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+from pyspark.sql import functions as F
 
-from sparkprep.contract import BLOCKED_DIR, MANIFEST
+from sparkprep.contract import (
+    BLOCKED_DIR, DATA_DIR, FOLD, INTERNAL_PREFIX, MANIFEST, QUARANTINE_DIR, RESERVED_COLUMNS, ROW_ID)
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, relative_to
+from sparkprep.io.read import delta_version, spark_error_summary
 from sparkprep.io.session import temporary_conf
 
 _DICTIONARY_PAGE = "parquet.dictionary.page.size"
+#: `materialise(df, name)`: write a scratch copy of `df` named `name` and read it back.
+Materialise = Callable[[DataFrame, str], DataFrame]
+
 #: The directories a run keeps beside `<out>` (`.<name>.<kind>-<run_id>`): its scratch data, the
 #: staged dataset, and the replaced one until it is deleted.
 _SIBLINGS = ("scratch", "staging", "old")
@@ -41,11 +50,11 @@ class OutputTarget:
 
     @property
     def data(self) -> str:
-        return f"{self.work}/data"
+        return f"{self.work}/{DATA_DIR}"
 
     @property
     def quarantine(self) -> str:
-        return f"{self.work}/quarantine"
+        return f"{self.work}/{QUARANTINE_DIR}"
 
     def file(self, name: str) -> str:
         return f"{self.work}/{name}"
@@ -83,7 +92,7 @@ def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTar
     """Refuse to replace a directory that is not a sparkprep output; pick the work directory."""
     final = final.rstrip("/")
     if fs.exists(final) and not fs.is_empty_dir(final):
-        if not any(fs.exists(f"{final}/{name}") for name in (MANIFEST, "data", BLOCKED_DIR)):
+        if not any(fs.exists(f"{final}/{name}") for name in (MANIFEST, DATA_DIR, BLOCKED_DIR)):
             raise InputError(f"output.path {final} exists and is not a sparkprep output "
                              f"(no {MANIFEST}, no data/, no {BLOCKED_DIR}/): refusing to replace it")
     if fmt == "delta":
@@ -114,6 +123,24 @@ def overwriting(df: DataFrame, dictionary_page_bytes: int) -> DataFrameWriter:
     return df.write.mode("overwrite").option(_DICTIONARY_PAGE, dictionary_page_bytes)
 
 
+def materialise(df: DataFrame, uri: str, paths: list[str], dictionary_page_bytes: int) -> DataFrame:
+    """Write `df` to scratch Parquet and read it back. The first write is the first action on the
+    input: unreadable files surface here, so name them.
+
+    Args:
+        df: the rows to keep a copy of.
+        uri: where the copy goes (a scratch directory).
+        paths: the run's input paths, named when the input cannot be read.
+        dictionary_page_bytes: output.dictionary_page_bytes.
+    """
+    try:
+        overwriting(df, dictionary_page_bytes).parquet(uri)
+    except (CapturedException, Py4JJavaError) as exc:
+        raise InputError(f"cannot read input {paths}: {spark_error_summary(exc)}; to skip files that cannot "
+                         f"be read at all (and list them in quarantine/), set input.on_unreadable_file: quarantine") from None
+    return df.sparkSession.read.parquet(uri)
+
+
 def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_rows: int,
                 dictionary_page_bytes: int) -> int | None:
     """Overwrite `uri` with `df`; returns the Delta version committed (None for Parquet)."""
@@ -130,10 +157,18 @@ def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_
     return delta_version(df.sparkSession, uri)
 
 
-def delta_version(spark: SparkSession, uri: str) -> int:
-    from delta.tables import DeltaTable  # the JVM side exists only once the session has the jars
+def output_order(rows: DataFrame, seed: int) -> DataFrame:
+    """The output columns (reserved first, then data; no internal column) and, within each file,
+    the rows in hash order rather than the split's (class, bucket) order, so a reader's row group
+    is a fair mix of classes even before it shuffles.
 
-    return int(DeltaTable.forPath(spark, uri).history(1).collect()[0]["version"])
+    Args:
+        rows: the rows to write, with every reserved column.
+        seed: split.seed, so the order is reproducible.
+    """
+    data = [c for c in rows.columns if c not in RESERVED_COLUMNS and not c.startswith(INTERNAL_PREFIX)]
+    return rows.select(*RESERVED_COLUMNS, *data).sortWithinPartitions(
+        FOLD, F.xxhash64(ROW_ID, F.lit(seed), F.lit("file-order")))
 
 
 def read_table(spark: SparkSession, uri: str, fmt: str, version: int | None) -> DataFrame:

@@ -10,7 +10,8 @@ from sparkprep.contract import (
 from sparkprep import __version__
 from sparkprep.config import Config
 from sparkprep.errors import ContractError
-from sparkprep.stages.normalise.fit import FoldGroups, training_folds
+from sparkprep.stages.normalise.fit import FoldGroups
+from sparkprep.stages.split import training_folds
 from sparkprep.transform import TRANSFORM_FORMAT_VERSION
 
 
@@ -88,11 +89,15 @@ def _identity(config: Config, status: str, run_id: str, created_at: str, inputs:
 
 def build_manifest(*, config: Config, run_id: str, created_at: str, classes: list[str],
                    groups: FoldGroups, rows: RowCounts, rejections: dict[str, int],
-                   rejections_by_column: dict[tuple[str, str | None], int], dedup_counts: dict[str, int],
+                   rejections_by_column: dict[tuple[str, str | None], int], duplicates: dict[str, int],
+                   conflicting_rows: int,
                    split_method: dict[str, Any],
                    inputs: list[dict[str, Any]], output: dict[str, Any], schema: list[dict[str, str]],
                    quarantine: dict[str, Any], warnings: list[str], timings: dict[str, float]) -> dict[str, Any]:
-    """Assemble the manifest; raises ContractError when the row accounting does not hold."""
+    """Assemble the manifest; raises ContractError when the row accounting does not hold.
+
+    `duplicates`: input rows absorbed per dedup rule, in the rules' order; `conflicting_rows`: rows
+    in a feature group with more than one label."""
     rows.check()
     assert config.columns is not None
     k = config.split.k
@@ -122,8 +127,8 @@ def build_manifest(*, config: Config, run_id: str, created_at: str, classes: lis
         "rejections": {"by_reason": rejections,
                        "by_column": [{"reason": r, "column": c, "rows": n}
                                      for (r, c), n in sorted(rejections_by_column.items(), key=str)]},
-        "duplicates": {"by_kind": {k: dedup_counts.get(k, 0) for k in ("exact", "key", "near")},
-                       "label_conflicts": {"rows": dedup_counts.get("conflicting_rows", 0),
+        "duplicates": {"by_kind": duplicates,
+                       "label_conflicts": {"rows": conflicting_rows,
                                            "policy": config.dedup.conflicts}},
         "quarantine": quarantine,
         "warnings": warnings,
@@ -142,3 +147,33 @@ def build_blocked_manifest(*, config: Config, run_id: str, created_at: str, inpu
         "stats_summary": stats,
         "timings_s": timings,
     }
+
+
+def record_verification(manifest: dict[str, Any], checks: list[str]) -> None:
+    """The checks the dataset passed before publishing (`verified`).
+
+    Args:
+        manifest: the run's manifest, changed in place.
+        checks: the names of the checks run (publish.verify).
+    """
+    manifest["verified"] = checks
+
+
+def record_materialised(manifest: dict[str, Any], path: str, version: int | None) -> None:
+    """The Spark-transformed copy of the data (normalise.materialise), with the final transform.
+
+    Args:
+        manifest: the run's manifest, changed in place.
+        path: the copy's directory, relative to the output.
+        version: its Delta version (None for Parquet).
+    """
+    manifest["normalisation"]["transform"]["materialised"] = {"path": path, "with": "final", "delta_version": version}
+
+
+def transform_path(manifest: dict[str, Any]) -> str:
+    """Where the run's transform document goes, relative to the output.
+
+    Args:
+        manifest: the run's manifest.
+    """
+    return manifest["normalisation"]["transform"]["path"]

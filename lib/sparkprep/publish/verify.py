@@ -41,9 +41,9 @@ from sparkprep.contract import (
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.publish.manifest import class_priors, class_weights
-from sparkprep.stages.normalise.fit import FoldGroups, sketch_sample_rate, training_folds
+from sparkprep.stages.normalise.fit import FoldGroups, sketch_sample_rate
 from sparkprep.io.session import temporary_conf
-from sparkprep.stages.split import holdout_by_column
+from sparkprep.stages.split import holdout_by_column, training_folds
 from sparkprep.transform import TRANSFORM_FORMAT_VERSION, ArrayParams, NumericParams, TransformParams
 from sparkprep.io.write import read_table
 
@@ -132,13 +132,46 @@ def _in_several_folds() -> Column:
 def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[str, Any] | None = None,
                    quarantine: DataFrame | None = None) -> Verdict:
     """Run every check on `data` against `manifest`, and on the transform document and the
-    quarantine table when given (prepare calls it before publishing)."""
+    quarantine table when given (prepare calls it before publishing).
+
+    Args:
+        manifest: the manifest to check (a dict, as written to manifest.json).
+        data: the dataset's rows.
+        transform: the transform document, if there is one to check.
+        quarantine: the quarantine table, if there is one to check.
+    """
     verdict = Verdict()
     rows = manifest["rows"]
     verdict.check("row accounting", [] if rows["input"] == rows["rejected"] + rows["duplicates"] + rows["output"]
                   else [f"input {rows['input']} != rejected {rows['rejected']} + duplicates "
                         f"{rows['duplicates']} + output {rows['output']}"])
+    _identity_checks(verdict, data)
+    counted = _per_fold_and_class(data)
+    counts, copies = counted["originals"], counted["copies"]
+    _count_checks(verdict, manifest, counts)
+    _split_checks(verdict, manifest, data, counts)
+    classes, k = manifest["classes"], manifest["split"]["k"]
+    verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
+    if IN_TRAIN in data.columns or (manifest.get("rebalance") or {}).get("method") == "undersample":
+        verdict.check("undersampling as planned (training portions balanced to the target)",
+                      _undersample_problems(counts, counted["skipped"], counted["skipped_copies"], manifest,
+                                            IN_TRAIN in data.columns))
+    as_read = FoldGroups(counts, copies, {}, undersampled=_summed(counted["skipped"], counted["skipped_copies"]))
+    verdict.check(RECORDED_COUNTS, _recorded_count_problems(manifest, as_read))
+    verdict.check(CLASS_BALANCE, _class_balance_problems(manifest, as_read))
+    plan = _Plan()
+    if transform is not None:
+        _transform_rules(verdict, plan, manifest, transform)
+    _normalisation_rules(plan, manifest)
+    _run_plan(verdict, plan, data, [*([TRANSFORM_ROWS, TRANSFORM_MOMENTS, TRANSFORM_QUANTILES] if transform is not None
+                                      else []), NORMALISATION_STATS])
+    if quarantine is not None:
+        verdict.check(QUARANTINE_COUNTS, _quarantine_problems(manifest, quarantine))
+    return verdict
 
+
+def _identity_checks(verdict: Verdict, data: DataFrame) -> None:
+    """One fold per row_id, every copy with its original, row_id unique among originals."""
     # One shuffle by row_id answers all three; examples are fetched only for a check that failed.
     per_id = data.groupBy(ROW_ID).agg(
         _in_several_folds().alias("split"), (F.min(REPLICA) > 0).alias("orphan"),
@@ -146,13 +179,15 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     found = per_id.agg(*[F.count_if(kind).alias(kind) for kind in ("split", "orphan", "twin")]).first()
 
     def examples(kind: str, what: str) -> list[str]:
-        return [f"{what}: {_examples(per_id.where(kind).select('row_id').limit(_EXAMPLES).collect())}"] if found[kind] else []
+        return [f"{what}: {_examples(per_id.where(kind).select(ROW_ID).limit(_EXAMPLES).collect())}"] if found[kind] else []
 
     verdict.check("one fold per row_id (copies in their original's fold)", examples("split", "row_ids in more than one fold"))
     verdict.check("every copy has its original", examples("orphan", "copies without an original"))
     verdict.check("row_id unique among originals", examples("twin", "row_ids of several originals"))
 
-    classes, k = manifest["classes"], manifest["split"]["k"]
+
+def _per_fold_and_class(data: DataFrame) -> dict[str, dict[tuple[int, int], int]]:
+    """Per (fold, label_index): originals, copies, and those of each that training skips."""
     # A null in_train counts as skipped, as the trainer's filter (== true) skips it.
     skipped = ~F.coalesce(F.col(IN_TRAIN), F.lit(False)) if IN_TRAIN in data.columns else F.lit(False)
     grouped = data.groupBy(FOLD, LABEL_INDEX).agg(
@@ -160,11 +195,13 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
         F.count(F.when(F.col(REPLICA) > 0, 1)).alias("copies"),
         F.count(F.when(skipped & (F.col(REPLICA) == 0), 1)).alias("skipped"),
         F.count(F.when(skipped & (F.col(REPLICA) > 0), 1)).alias("skipped_copies")).collect()
+    return {column: {(int(r[FOLD]), int(r[LABEL_INDEX])): int(r[column]) for r in grouped if r[column]}
+            for column in ("originals", "copies", "skipped", "skipped_copies")}
 
-    def by_group(column: str) -> dict[tuple[int, int], int]:
-        return {(int(r[FOLD]), int(r[LABEL_INDEX])): int(r[column]) for r in grouped if r[column]}
 
-    counts, copies = by_group("originals"), by_group("copies")
+def _count_checks(verdict: Verdict, manifest: dict[str, Any], counts: dict[tuple[int, int], int]) -> None:
+    """The manifest's per (fold, class) and per class counts, and its output rows, against the data."""
+    classes = manifest["classes"]
     expected = {(int(f), classes.index(c)): n for f, per_class in manifest["counts"]["per_fold_per_class"].items()
                 for c, n in per_class.items() if n}
     by_class = {c: sum(n for (_, i), n in counts.items() if i == classes.index(c)) for c in classes}
@@ -174,23 +211,18 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
                   # A manifest written before class_counts existed has none to check.
                   [] if manifest.get("class_counts", by_class) == by_class else
                   [f"class_counts: originals per class in data {by_class} != manifest {manifest.get('class_counts')}"]))
+    output = manifest["rows"]["output"]
     verdict.check("output rows equal the data",
-                  [] if sum(counts.values()) == rows["output"] else [f"data has {sum(counts.values())} originals, manifest says {rows['output']}"])
-    split = manifest["split"]
+                  [] if sum(counts.values()) == output else [f"data has {sum(counts.values())} originals, manifest says {output}"])
+
+
+def _split_checks(verdict: Verdict, manifest: dict[str, Any], data: DataFrame, counts: dict[tuple[int, int], int]) -> None:
+    """Groups whole, stratification and the holdout, as the split's method promises them."""
+    classes, split = manifest["classes"], manifest["split"]
+    k = split["k"]
     group_split = split.get("method") == "group-stratified-blocks"
     if group_split:
-        for column in _group_columns(manifest, data):
-            spread = (data.where(F.col(column).isNotNull()).groupBy(column)
-                      .agg(_in_several_folds().alias("split")).where("split").limit(_EXAMPLES).collect())
-            verdict.check(f"groups whole: one fold per {column}",
-                          [f"{column} values in several folds: {[r[column] for r in spread]}"] if spread else [])
-        verdict.check("stratified as well as groups allow (deviation as reported)",
-                      _deviation_problems(counts, classes, k, split.get("group_deviation_rows", 0.0)))
-        # Where every group fit under its targets, single rows filled them exactly: the row split's counts.
-        reachable = bool(split.get("group_within_one_reachable"))
-        verdict.check("within 1 where the groups allow it (group_within_one_reachable)", [] if not reachable else
-                      _stratification_problems(counts, classes, k) + ([] if split.get("holdout_column") else
-                      _holdout_problems(counts, classes, k, split["holdout_fraction"])))
+        _group_checks(verdict, manifest, data, counts)
     else:
         verdict.check("stratified: per-class fold counts within 1", _stratification_problems(counts, classes, k))
     if split.get("holdout_column"):
@@ -203,23 +235,24 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
                       [f"rows on the wrong side of the holdout rule: {_examples(misplaced)}"] if misplaced else [])
     elif not group_split:  # whole groups make the holdout exact only where they allow it (checked above)
         verdict.check("holdout size per class", _holdout_problems(counts, classes, k, split["holdout_fraction"]))
-    verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
-    if IN_TRAIN in data.columns or (manifest.get("rebalance") or {}).get("method") == "undersample":
-        verdict.check("undersampling as planned (training portions balanced to the target)",
-                      _undersample_problems(counts, by_group("skipped"), by_group("skipped_copies"), manifest,
-                                            IN_TRAIN in data.columns))
-    as_read = FoldGroups(counts, copies, {}, undersampled=_summed(by_group("skipped"), by_group("skipped_copies")))
-    verdict.check(RECORDED_COUNTS, _recorded_count_problems(manifest, as_read))
-    verdict.check(CLASS_BALANCE, _class_balance_problems(manifest, as_read))
-    plan = _Plan()
-    if transform is not None:
-        _transform_rules(verdict, plan, manifest, transform)
-    _normalisation_rules(plan, manifest)
-    _run_plan(verdict, plan, data, [*([TRANSFORM_ROWS, TRANSFORM_MOMENTS, TRANSFORM_QUANTILES] if transform is not None
-                                      else []), NORMALISATION_STATS])
-    if quarantine is not None:
-        verdict.check(QUARANTINE_COUNTS, _quarantine_problems(manifest, quarantine))
-    return verdict
+
+
+def _group_checks(verdict: Verdict, manifest: dict[str, Any], data: DataFrame, counts: dict[tuple[int, int], int]) -> None:
+    """A group split: every group in one fold, and the counts as stratified as the plan reported."""
+    classes, split = manifest["classes"], manifest["split"]
+    k = split["k"]
+    for column in _group_columns(manifest, data):
+        spread = (data.where(F.col(column).isNotNull()).groupBy(column)
+                  .agg(_in_several_folds().alias("split")).where("split").limit(_EXAMPLES).collect())
+        verdict.check(f"groups whole: one fold per {column}",
+                      [f"{column} values in several folds: {[r[column] for r in spread]}"] if spread else [])
+    verdict.check("stratified as well as groups allow (deviation as reported)",
+                  _deviation_problems(counts, classes, k, split.get("group_deviation_rows", 0.0)))
+    # Where every group fit under its targets, single rows filled them exactly: the row split's counts.
+    reachable = bool(split.get("group_within_one_reachable"))
+    verdict.check("within 1 where the groups allow it (group_within_one_reachable)", [] if not reachable else
+                  _stratification_problems(counts, classes, k) + ([] if split.get("holdout_column") else
+                  _holdout_problems(counts, classes, k, split["holdout_fraction"])))
 
 
 RECORDED_COUNTS = "manifest replica, undersampling and per-fold row counts equal the data"

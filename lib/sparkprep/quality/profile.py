@@ -55,6 +55,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparkprep.contract import INTERNAL_PREFIX
 from sparkprep.quality.state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
 from sparkprep.io.arrow_tasks import CHUNK_ROWS, TIME_TYPES, fold_task, plan, run_tasks, tree_merge
@@ -130,7 +131,7 @@ def column_kinds(df: DataFrame, label: str | None = None, text: tuple[str, ...] 
     """The kind each column is profiled as, from its Spark type (`text` names free-text strings)."""
     kinds = {}
     for f in df.schema.fields:
-        if f.name.startswith("_sp_"):
+        if f.name.startswith(INTERNAL_PREFIX):
             continue
         if f.name == label:
             kinds[f.name] = "categorical"

@@ -10,20 +10,17 @@ with one row and a near-duplicate text with another keeps all three in one fold.
 from __future__ import annotations
 
 import logging
-from typing import Callable
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sparkprep.contract import GROUP, ROW_ID
 from sparkprep.errors import ContractError
+from sparkprep.io.write import Materialise
 
 log = logging.getLogger(__name__)
 
 _MAX_ROUNDS = 64
-
-#: Writes a DataFrame somewhere durable and returns it read back (the pipeline's scratch Parquet).
-Materialise = Callable[[DataFrame, str], DataFrame]
 
 
 def _jump(labels: DataFrame) -> DataFrame:

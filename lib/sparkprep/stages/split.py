@@ -32,8 +32,12 @@ from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from sparkprep.contract import FOLD, FOLD_RANK, GROUP, HOLDOUT_FOLD, LABEL_INDEX, ROW_ID
+from sparkprep.config import Config
+from sparkprep.contract import (
+    CONFLICT, DUP_CLUSTER, FEATURE_HASH, FOLD, FOLD_RANK, GROUP, HOLDOUT_FOLD, LABEL_INDEX, ROW_ID)
 from sparkprep.errors import ContractError
+from sparkprep.stages.context import Context
+from sparkprep.stages.groups import add_groups
 
 log = logging.getLogger(__name__)
 
@@ -339,20 +343,8 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
     classed = df.withColumns({_CLASS: F.col(label).cast("string"), "_sp_held": held_out})
     cells = materialise(_group_cells(classed, seed), "split-cells")
     targets, singles, group_cells = _measure_cells(cells, k, holdout_fraction, seed)
-    multi = F.col("_sp_size") > 1
-    held_groups = cells.where(multi & F.col("_sp_held")).select(GROUP, F.lit(HOLDOUT_FOLD).alias(FOLD)).distinct()
     placement = "greedy" if group_cells <= _MAX_PLACED_CELLS else "hash-blocks"
-    if placement == "greedy":
-        chosen, placed = _place_greedily(cells.where(multi & ~F.col("_sp_held")).select(
-            GROUP, _CLASS, "_sp_n", F.xxhash64(GROUP, F.lit(seed)).alias("_sp_hash")).collect(), targets)
-        group_type = cells.schema[GROUP].dataType.simpleString()
-        folds = F.broadcast(spark.createDataFrame(list(chosen.items()), f"{GROUP} {group_type}, fold int")
-                            .unionByName(held_groups))
-    else:
-        in_blocks = _place_in_blocks(cells, k, holdout_fraction, seed, materialise)
-        placed = {(r[_CLASS], int(r[FOLD])): int(r["n"]) for r in cells.join(in_blocks, GROUP)
-                  .groupBy(_CLASS, FOLD).agg(F.sum("_sp_n").alias("n")).collect()}
-        folds = in_blocks.unionByName(held_groups)
+    folds, placed = _place_groups(cells, targets, placement, k, holdout_fraction, seed, materialise)
     reachable = all(n <= _target(targets, c, f) for (c, f), n in placed.items())
     joined = classed.join(folds, GROUP, "left")
     single = F.col(FOLD).isNull() & ~F.col("_sp_held")
@@ -379,6 +371,25 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
     return rows.withColumn(FOLD_RANK, rank).drop("_sp_pos", _CLASS), plan
 
 
+def _place_groups(cells: DataFrame, targets: SplitPlan, placement: str, k: int, holdout_fraction: float, seed: int,
+                  materialise: Callable[[DataFrame, str], DataFrame]) -> tuple[DataFrame, dict[tuple[str, int], int]]:
+    """The fold of every multi-row group (held out whole where a row of it is held out by a column
+    rule), and the rows placed per (class, fold)."""
+    multi = F.col("_sp_size") > 1
+    held_groups = cells.where(multi & F.col("_sp_held")).select(GROUP, F.lit(HOLDOUT_FOLD).alias(FOLD)).distinct()
+    if placement == "greedy":
+        chosen, placed = _place_greedily(cells.where(multi & ~F.col("_sp_held")).select(
+            GROUP, _CLASS, "_sp_n", F.xxhash64(GROUP, F.lit(seed)).alias("_sp_hash")).collect(), targets)
+        group_type = cells.schema[GROUP].dataType.simpleString()
+        folds = F.broadcast(cells.sparkSession.createDataFrame(list(chosen.items()), f"{GROUP} {group_type}, {FOLD} int")
+                            .unionByName(held_groups))
+        return folds, placed
+    in_blocks = _place_in_blocks(cells, k, holdout_fraction, seed, materialise)
+    placed = {(r[_CLASS], int(r[FOLD])): int(r["n"]) for r in cells.join(in_blocks, GROUP)
+              .groupBy(_CLASS, FOLD).agg(F.sum("_sp_n").alias("n")).collect()}
+    return in_blocks.unionByName(held_groups), placed
+
+
 def holdout_by_column(column: str, values: list[str], start: str | None) -> Column:
     """True for rows that a column rule puts in the holdout (a null value is never held out).
 
@@ -393,3 +404,102 @@ def add_label_index(df: DataFrame, label: str, classes: list[str]) -> DataFrame:
     """`label_index` = position of the label in `classes` (the manifest's order)."""
     index = F.array_position(F.array(*[F.lit(c) for c in classes]), F.col(label).cast("string")) - 1
     return df.withColumn(LABEL_INDEX, index.cast("int"))
+
+
+def training_folds(k: int, fold: int | None) -> list[int]:
+    """Folds whose originals train fold `fold` (None: the final model, every non-holdout fold).
+
+    Args:
+        k: the number of cross-validation folds.
+        fold: the validation fold, or None for the final model.
+    """
+    return [f for f in range(k) if f != fold and f != HOLDOUT_FOLD]
+
+
+def held_out(config: Config) -> Column:
+    """Rows that a column rule puts in the holdout (none with the fraction rule).
+
+    Args:
+        config: the run's config (its split section).
+    """
+    split = config.split
+    return (holdout_by_column(split.holdout_column, split.holdout_values, split.holdout_from)
+            if split.holdout_column else F.lit(False))
+
+
+def group_keys(config: Config, counts: dict[str, int]) -> list[Column]:
+    """What must stay in one fold: the group column, near-duplicate clusters kept whole, and rows
+    whose features conflict in their label (when they are all kept).
+
+    Args:
+        config: the run's config (split.group_column, dedup.near, dedup.conflicts).
+        counts: the dedup stage's counts (conflicting_rows).
+    """
+    keys = [F.col(config.split.group_column)] if config.split.group_column else []
+    if config.dedup.near and config.dedup.near.keep == "all":
+        keys.append(F.col(DUP_CLUSTER))
+    if config.dedup.conflicts == "keep_all" and counts.get("conflicting_rows"):
+        keys.append(F.when(F.col(CONFLICT), F.col(FEATURE_HASH)))
+    return keys
+
+
+@dataclass(frozen=True)
+class Folded:
+    """What the split stage leaves.
+
+    Args:
+        rows: every row with its fold (and FOLD_RANK) and label_index.
+        plan: the split's plan (its targets, method and warnings).
+        classes: the classes in label_index order.
+        rows_kept: the number of rows split (the row accounting checks it).
+    """
+
+    rows: DataFrame
+    plan: SplitPlan
+    classes: list[str]
+    rows_kept: int
+
+
+def run(rows: DataFrame, counts: dict[str, int], config: Config, ctx: Context) -> Folded:
+    """Folds (holdout by per-class fraction or by a column rule), label_index. Whole groups per
+    fold when anything groups rows (`group_keys`), else the exact row split.
+
+    Args:
+        rows: the deduplicated rows.
+        counts: the dedup stage's counts (`group_keys` reads them).
+        config: the run's config (split, columns).
+        ctx: the run's scratch space.
+    """
+    label, configured = config.columns.label, config.columns.classes  # type: ignore[union-attr]
+    keys = group_keys(config, counts)
+    folded, plan, found = (_group_split if keys else _row_split)(rows, keys, config, ctx)
+    for warning in plan.warnings():
+        log.warning(warning)
+    classes = list(configured) if configured else sorted(found)
+    return Folded(add_label_index(folded, label, classes), plan, classes, sum(found.values()))
+
+
+def _group_split(rows: DataFrame, keys: list[Column], config: Config,
+                 ctx: Context) -> tuple[DataFrame, SplitPlan, dict[str, int]]:
+    split, label = config.split, config.columns.label  # type: ignore[union-attr]
+    materialise = ctx.under("groups")
+    grouped = materialise(add_groups(rows, keys, materialise), "grouped")
+    folded, plan = assign_group_folds(grouped, label, split.k, split.holdout_fraction, split.seed,
+                                      held_out(config), materialise)
+    return folded, plan, dict(plan.class_counts)
+
+
+def _row_split(rows: DataFrame, keys: list[Column], config: Config,
+               ctx: Context) -> tuple[DataFrame, SplitPlan, dict[str, int]]:
+    split, label = config.split, config.columns.label  # type: ignore[union-attr]
+    held = held_out(config)
+    cross_validated = rows.where(~held)
+    plan = SplitPlan.measure(cross_validated, label, split.k, split.holdout_fraction, split.seed)
+    folded, found = assign_folds(cross_validated, label, plan), dict(plan.class_counts)
+    if split.holdout_column:
+        holdout = rows.where(held).withColumns({FOLD: F.lit(HOLDOUT_FOLD), FOLD_RANK: F.lit(None).cast("long")})
+        by_class = holdout.groupBy(F.col(label).cast("string").alias("c")).count().collect()
+        folded = folded.unionByName(holdout)
+        for r in by_class:
+            found[r["c"]] = found.get(r["c"], 0) + int(r["count"])
+    return folded, plan, found

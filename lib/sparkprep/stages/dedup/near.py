@@ -39,8 +39,11 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from sparkprep.contract import DUP_CLUSTER, ROW_ID
-from sparkprep.config import NearDupConfig
-from sparkprep.stages.groups import Materialise, connected_components
+from sparkprep.config import Config, NearDupConfig
+from sparkprep.io.write import Materialise
+from sparkprep.stages.context import Context
+from sparkprep.stages.dedup.exact import collapse
+from sparkprep.stages.groups import connected_components
 
 _PRIME = (1 << 31) - 1
 _CHUNK_SHINGLES = 1 << 13  # measured: 8192 columns keep the temporaries in cache
@@ -198,3 +201,21 @@ def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Material
     components = connected_components(edges, materialise)
     joined = df.join(components.withColumnRenamed("node", ROW_ID), ROW_ID, "left")
     return joined.withColumn(DUP_CLUSTER, F.coalesce(F.col("component"), F.col(ROW_ID))).drop("component")
+
+
+def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
+    """The dedup rule: near-duplicate clusters (dedup.near), collapsed to one row each with
+    keep: representative (the smallest row_id), else kept whole (the split keeps a cluster in one fold).
+
+    Args:
+        rows: rows through the previous dedup rules, none of them rejected.
+        config: the run's config (dedup.near).
+        ctx: the run's scratch space, for the signatures, buckets, pairs and the result.
+    """
+    near = config.dedup.near
+    if not near:
+        return rows
+    clustered = add_dup_clusters(rows, near, ctx.under("dedup/near"))
+    if near.keep == "representative":
+        clustered = collapse(clustered, [DUP_CLUSTER], F.col(ROW_ID), "near", largest=False)
+    return ctx.materialise(clustered, "dedup/unique")

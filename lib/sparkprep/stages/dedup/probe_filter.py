@@ -54,9 +54,9 @@ def _bit(position: Column) -> tuple[Column, Column]:
 def build(members: DataFrame, probe: str, bits: int) -> DataFrame:
     """The filter of `members`' long column `probe`, for `bits` (`filter_bits`): one row per block
     with a bit set, (`BLOCK`, `WORDS`: 64 longs)."""
-    word, bit = _bit(F.col("_sp_position"))
+    word, bit = _bit(F.col("_sp_filter_position"))
     positions = members.select(_block(F.col(probe), bits).alias(BLOCK),
-                               F.explode(F.array(*_positions(F.col(probe)))).alias("_sp_position"))
+                               F.explode(F.array(*_positions(F.col(probe)))).alias("_sp_filter_position"))
     words = positions.groupBy(BLOCK, word.alias("_sp_word")).agg(
         F.bit_or(F.call_function("shiftleft", F.lit(1).cast("long"), bit)).alias("_sp_bits"))
     by_word = words.groupBy(BLOCK).agg(F.map_from_entries(F.collect_list(F.struct("_sp_word", "_sp_bits"))).alias("_sp_map"))

@@ -1,4 +1,4 @@
-"""Per-fold transforms fitted on training rows only, and their Spark applier.
+"""Per-fold transforms fitted on training rows only (their Spark applier: spark.py).
 
 All folds' numeric and array statistics come from ONE aggregation over the written originals,
 grouped by (fold, label_index): count and shifted sums of values and squares per column, min/max
@@ -27,22 +27,20 @@ Where one pass is not enough, and what we do instead:
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import logging
-from collections.abc import Callable
-from dataclasses import field
+import math
+from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, Config, NormaliseConfig,
+                              NumericTransform)
 from sparkprep.contract import FOLD, HOLDOUT_FOLD, IN_TRAIN, LABEL_INDEX, REPLICA, ROW_ID
 from sparkprep.stages.normalise.parquet import GroupSums, file_source, group_sums
-from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, NormaliseConfig,
-                              NumericTransform)
-from sparkprep.transform import (ArrayParams, CategoricalParams, NumericParams, TransformParams,
-                                 UNKNOWN)
+from sparkprep.stages.normalise.spark import present, symlog
+from sparkprep.stages.split import training_folds
+from sparkprep.transform import ArrayParams, CategoricalParams, NumericParams, TransformParams
 
 log = logging.getLogger(__name__)
 
@@ -167,21 +165,11 @@ class FoldGroups:
         return out
 
 
-def _present(x: Column) -> Column:
-    """x where it is a number; null for null, NaN and ±inf (they count as missing). x - x is 0 for
-    every finite x and NaN otherwise: one subtraction, cheaper than isnan + abs per value."""
-    return F.when(x - x == 0, x)
-
-
-def _symlog(x: Column) -> Column:
-    return F.signum(x) * F.log1p(F.abs(x))
-
-
 def _value(column: str, spec: FitSpec) -> Column:
     """The value the statistics of a numeric column are fitted on (present values only)."""
-    x = _present(F.col(column).cast("double"))
+    x = present(F.col(column).cast("double"))
     t = spec.numeric.get(column)
-    return _symlog(x) if t is not None and t.log1p else x
+    return symlog(x) if t is not None and t.log1p else x
 
 
 def _element(column: str, i: int) -> str:
@@ -258,7 +246,7 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
     for c in spec.arrays:
         for i in range(spec.widths[c]):
             # try_element_at: a shorter array gives a missing element here, not an ANSI error.
-            projected[_element(c, i)] = _present(F.try_element_at(F.col(c), F.lit(i + 1)).cast("double"))
+            projected[_element(c, i)] = present(F.try_element_at(F.col(c), F.lit(i + 1)).cast("double"))
     # Data without `in_train` (hand-built frames, outputs older than undersampling) trains on every row.
     in_train = F.col(IN_TRAIN) if IN_TRAIN in df.columns else F.lit(True)
     values = df.select(FOLD, LABEL_INDEX, original.alias("_original"), in_train.alias("_in_train"),
@@ -358,11 +346,6 @@ def count_categories(df: DataFrame, columns: list[str]) -> dict[str, dict[int, d
     for r in counted.collect():
         out[r["column"]].setdefault(int(r[FOLD]), {})[r["value"]] = int(r["count"])
     return out
-
-
-def training_folds(k: int, fold: int | None) -> list[int]:
-    """Folds whose originals train fold `fold` (None: the final model, every non-holdout fold)."""
-    return [f for f in range(k) if f != fold and f != HOLDOUT_FOLD]
 
 
 def _set_name(fold: int | None) -> str:
@@ -468,39 +451,18 @@ def fit_transforms(spark: SparkSession, groups: FoldGroups, categories: dict[str
     return fitted["final"], {f: fitted[str(f)] for f in range(k)}
 
 
-def apply_spark(df: DataFrame, params: TransformParams) -> DataFrame:
-    """`df` with every column of `params` replaced by its transformed value (sparkprep.transform
-    gives the formulas; the numpy and torch appliers compute the same float64 expressions).
+def fit(written: DataFrame, config: Config, k: int) -> tuple[FoldGroups, tuple[TransformParams, dict[int, TransformParams]]]:
+    """The normalise stage: the groups measured on the written data (counts, moments, sketches)
+    and the transforms of the final model and of each fold fitted from them.
 
-    >>> normalised = apply_spark(spark.read.parquet(out + "/data").where("fold = -1"), final)
+    Args:
+        written: the published rows, read back.
+        config: the run's config (normalise, columns).
+        k: the number of cross-validation folds.
     """
-    replaced: dict[str, Column] = {}
-    for p in params.numeric:
-        x = _present(F.col(p.column).cast("double"))
-        v = F.coalesce(_symlog(x) if p.log1p else x, F.lit(p.fill))
-        clipped = F.least(F.greatest(v, F.lit(p.lower)), F.lit(p.upper))
-        replaced[p.column] = (clipped - F.lit(p.center)) / F.lit(p.scale)
-    for p in params.categorical:
-        index = (F.coalesce(F.try_element_at(F.map_from_arrays(F.lit(list(p.vocabulary)),
-                                                                F.lit(list(range(1, p.width)))),
-                                             F.col(p.column).cast("string")), F.lit(UNKNOWN))
-                 if p.vocabulary else F.lit(UNKNOWN)).cast("long")
-        replaced[p.column] = index if p.encoding == "index" else F.transform(
-            F.sequence(F.lit(0), F.lit(p.width - 1)), _one_hot(index))
-    for p in params.arrays:
-        replaced[p.column] = F.transform(F.col(p.column).cast("array<double>"), _array_scaler(p))
-    return df.withColumns(replaced)
-
-
-def _one_hot(index: Column) -> Callable[[Column], Column]:
-    return lambda j: (j == index).cast("double")
-
-
-def _array_scaler(p: ArrayParams) -> Callable[[Column, Column], Column]:
-    center, scale = F.lit(list(p.center)), F.lit(list(p.scale))
-
-    def scaled(x: Column, i: Column) -> Column:
-        c = F.element_at(center, i + 1)
-        return (F.coalesce(_present(x), c) - c) / F.element_at(scale, i + 1)
-
-    return scaled
+    cols = config.columns
+    assert cols is not None
+    spec = FitSpec.of(config.normalise, cols, array_widths(written, cols.array))
+    groups = measure_groups(written, cols.numeric, spec)
+    transforms = fit_transforms(written.sparkSession, groups, count_categories(written, cols.categorical), spec, k)
+    return groups, transforms

@@ -55,7 +55,7 @@ def _add_column(x, valid, slots, original, shift, symlog, n, s1, s2, lo, hi):  #
         if not original[i] or (valid is not None and not valid[i]):
             continue
         v = x[i]
-        if v - v != 0.0:  # NaN or ±inf: missing, as `fit._present`
+        if v - v != 0.0:  # NaN or ±inf: missing, as `spark.present`
             continue
         if symlog:
             v = math.copysign(math.log1p(abs(v)), v)
