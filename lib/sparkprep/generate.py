@@ -17,7 +17,7 @@ import math
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep.config import GenerateConfig
+from sparkprep.config import DefectRates, GenerateConfig
 
 NUMERIC = [f"num_{j}" for j in range(5)]
 EMBEDDING_SIZE = 4
@@ -84,6 +84,16 @@ def _typo(seed: int, text: Column, row: Column) -> Column:
     return F.overlay(text, F.lit("q"), at, F.lit(1))
 
 
+def _numeric_features(seed: int, src: Column, rates: DefectRates) -> dict[str, Column]:
+    """Each numeric column: a class-dependent mean, outliers and nulls at their rates."""
+    numeric = {}
+    for j, name in enumerate(NUMERIC):
+        value = _gaussian(seed, name, src) + F.col("src_label") * (0.8 + 0.3 * j)
+        value = F.when(_uniform(seed, f"outlier/{name}", src) < rates.outliers, value * 1e6).otherwise(value)
+        numeric[name] = F.when(_uniform(seed, f"null/{name}", src) < rates.nulls, F.lit(None)).otherwise(value)
+    return numeric
+
+
 def generate_rows(spark: SparkSession, config: GenerateConfig) -> DataFrame:
     """Typed rows (numbers as doubles, emb as array<double>), before text-format defects."""
     seed, rates = config.seed, config.defects
@@ -106,11 +116,7 @@ def generate_rows(spark: SparkSession, config: GenerateConfig) -> DataFrame:
     # Features follow the source's class; only a conflict's label column differs from it.
     df = df.withColumns({"src_label": label, "label_i": F.when(is_conflict, flipped).otherwise(label)})
     # Class-dependent means make the features informative, so a model can learn from them.
-    numeric = {}
-    for j, name in enumerate(NUMERIC):
-        value = _gaussian(seed, name, src) + F.col("src_label") * (0.8 + 0.3 * j)
-        value = F.when(_uniform(seed, f"outlier/{name}", src) < rates.outliers, value * 1e6).otherwise(value)
-        numeric[name] = F.when(_uniform(seed, f"null/{name}", src) < rates.nulls, F.lit(None)).otherwise(value)
+    numeric = _numeric_features(seed, src, rates)
     category = F.element_at(
         F.array(*[F.lit(c) for c in CATEGORIES]),
         (F.pmod(_pick(seed, "cat", src, len(CATEGORIES)) + F.col("src_label"), F.lit(len(CATEGORIES))) + 1).cast("int"),

@@ -58,6 +58,31 @@ def splitmix64(z: np.uint64) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 
+# Helpers of fold_numbers, inlined into it by numba (inline="always"), so the compiled loop is
+# the same as when they were written out in it.
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _hll_add(registers, h):  # pragma: no cover (compiled)
+    """Update the HLL register that the hash `h` selects with its rank."""
+    index = h >> np.uint64(_HLL_Q)
+    rest = h & _LOW
+    rank = np.uint8(_HLL_Q + 1) if rest == 0 else np.uint8(leading_zeros(rest) - (64 - _HLL_Q) + 1)
+    if rank > registers[index]:
+        registers[index] = rank
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _squared_deviations(x, valid, mean):  # pragma: no cover (compiled)
+    """Sum of (v - mean)^2 over the finite valid values: the second pass that keeps m2 exact."""
+    m2 = 0.0
+    for i in range(x.shape[0]):
+        if valid is not None and not valid[i]:
+            continue
+        v = x[i]
+        if abs(v) < math.inf:
+            m2 += (v - mean) * (v - mean)
+    return m2
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def fold_numbers(x, bits, logs, valid, registers, codes, near):  # pragma: no cover (compiled)
     """Fold the values of `x` (float64; `bits`, the same memory as uint64; `logs`, ln|x|) whose
@@ -98,20 +123,9 @@ def fold_numbers(x, bits, logs, valid, registers, codes, near):  # pragma: no co
                     codes[n_codes] = code
                     n_codes += 1
                     code_lo, code_hi = min(code_lo, code), max(code_hi, code)
-        h = splitmix64(h)
-        index = h >> np.uint64(_HLL_Q)
-        rest = h & _LOW
-        rank = np.uint8(_HLL_Q + 1) if rest == 0 else np.uint8(leading_zeros(rest) - (64 - _HLL_Q) + 1)
-        if rank > registers[index]:
-            registers[index] = rank
+        _hll_add(registers, splitmix64(h))
     mean = total / finite if finite else 0.0
-    m2 = 0.0
-    for i in range(x.shape[0]):
-        if valid is not None and not valid[i]:
-            continue
-        v = x[i]
-        if abs(v) < math.inf:
-            m2 += (v - mean) * (v - mean)
+    m2 = _squared_deviations(x, valid, mean)
     return nulls, nan, inf, finite, mean, m2, lo, hi, n_codes, n_near, code_lo, code_hi
 
 
