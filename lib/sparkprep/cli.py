@@ -118,8 +118,9 @@ def _validate(config: Config, args: argparse.Namespace) -> None:
     for a in result.anomalies:
         print(f"{a.severity.upper():7}  {a.type:26}  {a.message}")
     for column, d in result.distances.items():
-        print(f"distance {column}: linf {d.linf:.4g} ({d.moved_most}) js {d.js:.4g} psi {d.psi:.4g} "
-              f"wasserstein {'-' if d.wasserstein is None else f'{d.wasserstein:.4g}'}")
+        print(f"distance {column}: " + " ".join(
+            f"{name} {'-' if v is None else f'{v:.4g}'}{f' ({d.moved_most})' if name == 'linf' else ''}"
+            for name, v in d.values.items()))
     if result.blocking:
         raise SparkprepError(f"{len(result.blocking)} blocking anomal{'y' if len(result.blocking) == 1 else 'ies'}")
     print(f"clean: {len(result.anomalies)} non-blocking anomalies")

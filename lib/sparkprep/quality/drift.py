@@ -3,12 +3,18 @@
 Numeric columns are compared on their DDSketch buckets (same ALPHA on both sides, so the buckets
 line up exactly); categorical columns on their value frequencies (values beyond both sides' top-k
 are not seen). Every distance is always computed; thresholds decide what becomes an anomaly.
+
+METRICS is the one list of distances: validation, the thresholds an inferred schema starts with
+(schema_rules), the CLI and the report read it. Adding a metric: a module with its function and
+its line in METRICS.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sparkprep.quality.profile import ColumnStats, bucket_value
 
@@ -18,16 +24,27 @@ _PSI_FLOOR = 1e-4
 
 @dataclass(frozen=True)
 class Distances:
-    """All distances of one column; `moved_most` is the value/bucket with the largest |p - q|."""
+    """Every METRICS distance of one column, by name (None where the metric does not apply to the
+    column's kind), read as attributes (`d.psi`); `moved_most` is the value/bucket with the
+    largest |p - q|.
 
-    linf: float
-    js: float
-    psi: float
-    wasserstein: float | None
+    Args:
+        values: the distance per metric name, in METRICS order.
+        moved_most: the value or bucket that moved most (linf's).
+    """
+
+    values: dict[str, float | None]
     moved_most: str | None
 
-    def to_dict(self) -> dict:
-        return dict(vars(self))
+    def __getattr__(self, name: str) -> float | None:
+        values = self.__dict__.get("values") or {}
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The distances and `moved_most`, as stats.json and the report record them."""
+        return {**self.values, "moved_most": self.moved_most}
 
 
 def _frequencies(col: ColumnStats) -> dict[str, float]:
@@ -77,10 +94,38 @@ def wasserstein(p: dict[str, float], q: dict[str, float]) -> float:
     return distance
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A distance between two frequency distributions (value or bucket -> fraction).
+
+    Args:
+        distance: the distance of (baseline, current).
+        threshold: the drift threshold an inferred schema starts with (None: not checked).
+        numeric_only: the metric needs ordered buckets, so categorical columns have none.
+    """
+
+    distance: Callable[[dict[str, float], dict[str, float]], float]
+    threshold: float | None
+    numeric_only: bool = False
+
+
+#: The drift distances, in the order they are reported.
+METRICS: dict[str, Metric] = {
+    "linf": Metric(lambda p, q: linf(p, q)[0], 0.1),
+    "js": Metric(jensen_shannon, 0.1),
+    "psi": Metric(psi, 0.25),
+    "wasserstein": Metric(wasserstein, None, numeric_only=True),
+}
+
+
 def distances(baseline: ColumnStats, current: ColumnStats) -> Distances:
-    """All distances between two profiles of the same column."""
+    """All METRICS distances between two profiles of the same column.
+
+    Args:
+        baseline: the column in the baseline profile.
+        current: the column in the profile being checked.
+    """
     p, q = _frequencies(baseline), _frequencies(current)
-    worst, key = linf(p, q)
     numeric = baseline.kind == current.kind == "numeric"
-    return Distances(linf=worst, js=jensen_shannon(p, q), psi=psi(p, q),
-                     wasserstein=wasserstein(p, q) if numeric else None, moved_most=key)
+    values = {name: None if m.numeric_only and not numeric else m.distance(p, q) for name, m in METRICS.items()}
+    return Distances(values, moved_most=linf(p, q)[1])

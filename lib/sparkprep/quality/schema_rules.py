@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from sparkprep.errors import ConfigError
+from sparkprep.quality.drift import METRICS
 from sparkprep.quality.profile import Profile
 
 SCHEMA_FORMAT_VERSION = 1
@@ -35,7 +36,7 @@ _RULES = ("nulls", "nan_inf", "range", "domain", "distinct", "length", "drift")
 #: A categorical column with more distinct values than this gets no domain rule.
 DOMAIN_CAP = 100
 #: Default drift thresholds (the usual PSI 0.25 "significant shift"; L-inf/JS 0.1).
-DRIFT_DEFAULTS = {"linf": 0.1, "js": 0.1, "psi": 0.25, "wasserstein": None, "severity": "warning"}
+DRIFT_DEFAULTS = {**{name: metric.threshold for name, metric in METRICS.items()}, "severity": "warning"}
 
 
 def infer_schema(stats: Profile, domain_cap: int = DOMAIN_CAP) -> dict[str, Any]:

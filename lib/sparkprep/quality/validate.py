@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparkprep.quality.drift import Distances, distances
+from sparkprep.quality.drift import METRICS, Distances, distances
 from sparkprep.quality.profile import ColumnStats, Profile
 
 #: Examples of unexpected categorical values kept in a message.
@@ -124,7 +124,7 @@ def _column_anomalies(col: ColumnStats, rules: dict[str, Any], rows: int) -> lis
 
 def _drift_anomalies(name: str, d: Distances, thresholds: dict[str, Any] | None) -> list[Anomaly]:
     out = []
-    for metric in ("linf", "js", "psi", "wasserstein"):
+    for metric in METRICS:
         limit, value = (thresholds or {}).get(metric), getattr(d, metric)
         if limit is not None and value is not None and value > limit:
             moved = f"; {d.moved_most!r} moved most" if metric == "linf" else ""
