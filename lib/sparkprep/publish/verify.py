@@ -62,12 +62,23 @@ class Verdict:
         return not self.violations
 
     def check(self, name: str, problems: list[str]) -> None:
+        """Record a check and its problems (none: it passed).
+
+        Args:
+            name: what was checked.
+            problems: what failed, one sentence each.
+        """
         self.checks.append(name)
         self.violations += [f"{name}: {p}" for p in problems]
 
 
 def load_output(spark: SparkSession, out: str) -> tuple[dict[str, Any], DataFrame]:
-    """The manifest and the data it pins; an output without a manifest is incomplete."""
+    """The manifest and the data it pins; an output without a manifest is incomplete.
+
+    Args:
+        spark: the session.
+        out: the output directory.
+    """
     out = qualify(out).rstrip("/")
     fs = HadoopFS(spark, out)
     if not fs.exists(f"{out}/{MANIFEST}"):
@@ -87,7 +98,12 @@ def _examples(rows: list[Any]) -> str:
 
 
 def verify_output(spark: SparkSession, out: str) -> Verdict:
-    """Run every check on the finished dataset at `out`."""
+    """Run every check on the finished dataset at `out`.
+
+    Args:
+        spark: the session.
+        out: the output directory.
+    """
     manifest, data = load_output(spark, out)
     transform, problems = _read_transform(spark, qualify(out).rstrip("/"), manifest)
     quarantine, missing = _read_quarantine(spark, qualify(out).rstrip("/"), manifest)

@@ -41,7 +41,12 @@ def _elements(text: Column) -> Column:
 
 
 def coerce(raw: Column, target: str) -> Column:
-    """The typed value of a string column; empty text is null."""
+    """The typed value of a string column; empty text is null.
+
+    Args:
+        raw: a string column.
+        target: the Spark SQL type to parse it as (array<...> too).
+    """
     text = F.trim(raw)
     if target.startswith("array<"):
         # A cast of the whole array (the cast trims the spaces around each element), not a
@@ -175,7 +180,11 @@ def _rule_checks(name: str, value: Column, rule: ColumnRule) -> list[_Check]:
 def rules_from_schema(schema: dict[str, Any]) -> dict[str, ColumnRule]:
     """Cleaning rules from a validation schema (schema_rules format): a rule with severity
     `error` rejects rows: `range` -> min/max, `domain` -> allowed, `nulls.max_fraction: 0` ->
-    nulls: reject. Warning-severity rules only describe the batch; they reject nothing."""
+    nulls: reject. Warning-severity rules only describe the batch; they reject nothing.
+
+    Args:
+        schema: a loaded schema (schema_rules.load_schema).
+    """
     rules = {}
     for name, spec in (schema.get("columns") or {}).items():
         def blocking(rule: str) -> dict[str, Any] | None:
@@ -299,7 +308,12 @@ def _first_failing(parsed: DataFrame, checks: list[_Check], raw: Column) -> Data
 
 def accepted(df: DataFrame, keep_source: bool = False) -> DataFrame:
     """Rows without a rejection, with the internal columns removed (but the source file with
-    `keep_source`, for rows that a later stage may still quarantine)."""
+    `keep_source`, for rows that a later stage may still quarantine).
+
+    Args:
+        df: `mark_rejections` rows.
+        keep_source: keep `_sp_source_file`.
+    """
     drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, POSITION, INVALID_UTF8,
                         *([] if keep_source else [SOURCE_FILE]))
             if c in df.columns]
@@ -309,7 +323,12 @@ def accepted(df: DataFrame, keep_source: bool = False) -> DataFrame:
 def quarantine_rows(df: DataFrame, first_positions: DataFrame | None = None) -> DataFrame:
     """Rejected rows in the quarantine schema: reason, column, message, source_file, raw (as read)
     and record, the row's number among its file's records (1 = the first after a header) where
-    `first_positions` (source file -> its first `_sp_position`) gives it."""
+    `first_positions` (source file -> its first `_sp_position`) gives it.
+
+    Args:
+        df: `mark_rejections` rows.
+        first_positions: `tally`'s first position per source file, if any.
+    """
     rejected = df.where(F.col(REASON).isNotNull())
     record = F.lit(None).cast("long")
     if first_positions is not None and POSITION in df.columns:

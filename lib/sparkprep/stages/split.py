@@ -68,7 +68,15 @@ class SplitPlan:
 
     @classmethod
     def measure(cls, df: DataFrame, label: str, k: int, holdout_fraction: float, seed: int) -> "SplitPlan":
-        """Class counts (and tie breaks) from one small aggregation over deduplicated rows."""
+        """Class counts (and tie breaks) from one small aggregation over deduplicated rows.
+
+        Args:
+            df: deduplicated rows (not held out by a column rule).
+            label: the label column.
+            k: the number of folds.
+            holdout_fraction: split.holdout_fraction.
+            seed: split.seed.
+        """
         rows = df.groupBy(F.col(label).cast("string").alias("c")).agg(
             F.count(F.lit(1)).alias("n"), F.min(F.xxhash64(F.col(ROW_ID), F.lit(seed))).alias("h")).collect()
         return cls(k, holdout_fraction, seed, {r["c"]: int(r["n"]) for r in rows}, {r["c"]: int(r["h"]) for r in rows})
@@ -78,16 +86,30 @@ class SplitPlan:
         return sorted(self.class_counts, key=lambda c: (-self.class_counts[c], self.tie_breaks.get(c, 0), c))
 
     def holdout_size(self, label: str) -> int:
+        """Rows of class `label` in the holdout.
+
+        Args:
+            label: a class.
+        """
         return int(math.floor(self.holdout_fraction * self.class_counts[label] + 0.5))
 
     def start_fold(self, label: str) -> int:
-        """Where the class's round-robin starts: after all earlier classes' cross-validation rows."""
+        """Where the class's round-robin starts: after all earlier classes' cross-validation rows.
+
+        Args:
+            label: a class.
+        """
         order = self.class_order()
         earlier = order[: order.index(label)]
         return sum(self.class_counts[c] - self.holdout_size(c) for c in earlier) % self.k
 
     def fold_size(self, label: str, fold: int) -> int:
-        """Rows of class `label` in cross-validation fold `fold` (round-robin from start_fold)."""
+        """Rows of class `label` in cross-validation fold `fold` (round-robin from start_fold).
+
+        Args:
+            label: a class.
+            fold: a cross-validation fold.
+        """
         rows = self.class_counts[label] - self.holdout_size(label)
         return rows // self.k + (1 if (fold - self.start_fold(label)) % self.k < rows % self.k else 0)
 
@@ -146,7 +168,13 @@ def _positions(df: DataFrame, within: list[str], key: str, weight: str | None, s
 
 
 def assign_folds(df: DataFrame, label: str, plan: SplitPlan) -> DataFrame:
-    """Add `fold` (int, -1 for holdout) to deduplicated rows with a non-null label."""
+    """Add `fold` (int, -1 for holdout) to deduplicated rows with a non-null label.
+
+    Args:
+        df: deduplicated rows.
+        label: the label column.
+        plan: `SplitPlan.measure` of the same rows.
+    """
     classed = df.withColumn(_CLASS, F.col(label).cast("string"))
     ranked, running = _positions(classed, [_CLASS], ROW_ID, None, plan.seed, plan.bucket_bits())
     if {c[0]: n for c, n in running.items()} != plan.class_counts:
@@ -179,9 +207,20 @@ class GroupedPlan(SplitPlan):
     placement: str = "greedy"
 
     def holdout_size(self, label: str) -> int:
+        """Rows of class `label` the group placement put in the holdout.
+
+        Args:
+            label: a class.
+        """
         return self.sizes.get((label, HOLDOUT_FOLD), 0)
 
     def fold_size(self, label: str, fold: int) -> int:
+        """Rows of class `label` the group placement put in `fold`.
+
+        Args:
+            label: a class.
+            fold: a cross-validation fold.
+        """
         return self.sizes.get((label, fold), 0)
 
     def method(self) -> dict[str, Any]:
@@ -338,7 +377,17 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
     contiguous rank ranges (_single_counts). When every group fit under its targets, the result
     is the row split's counts exactly; else the plan reports the deviation. A group with any row
     held out by a column rule is held out whole. Then rows are ranked inside each (fold, class)
-    for oversampling, as in the row split."""
+    for oversampling, as in the row split.
+
+    Args:
+        df: rows with `_sp_group` (`groups.add_groups`).
+        label: the label column.
+        k: the number of folds.
+        holdout_fraction: split.holdout_fraction.
+        seed: split.seed.
+        held_out: true for rows a column rule holds out.
+        materialise: where the cells and the folded rows are kept.
+    """
     spark = df.sparkSession
     classed = df.withColumns({_CLASS: F.col(label).cast("string"), "_sp_held": held_out})
     cells = materialise(_group_cells(classed, seed), "split-cells")
@@ -361,14 +410,21 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
     folded = materialise(filled.unionByName(rest).drop("_sp_held"), "split-folds")
     counts = {(r[_CLASS], int(r[FOLD])): int(r["n"])
               for r in folded.groupBy(_CLASS, FOLD).agg(F.count(F.lit(1)).alias("n")).collect()}
-    class_counts = {c: sum(n for (cc, _), n in counts.items() if cc == c) for c in {c for c, _ in counts}}
     rows, _ = _positions(folded, [FOLD, _CLASS], ROW_ID, None, seed, _bits_for(max(counts.values(), default=0)))
-    ideal = {c: (n - counts.get((c, HOLDOUT_FOLD), 0)) / k for c, n in class_counts.items()}
-    deviation = max((abs(counts.get((c, f), 0) - ideal[c]) for c in class_counts for f in range(k)), default=0.0)
-    plan = GroupedPlan(k, holdout_fraction, seed, class_counts, sizes=counts, deviation=round(deviation, 1),
-                       reachable=reachable, placement=placement)
+    plan = _grouped_plan(counts, k, holdout_fraction, seed, reachable, placement)
     rank = F.when(F.col(FOLD) != HOLDOUT_FOLD, F.col("_sp_pos")).cast("long")
     return rows.withColumn(FOLD_RANK, rank).drop("_sp_pos", _CLASS), plan
+
+
+def _grouped_plan(counts: dict[tuple[str, int], int], k: int, holdout_fraction: float, seed: int, reachable: bool,
+                  placement: str) -> GroupedPlan:
+    """The plan of a group split from its rows per (class, fold), with its largest deviation from
+    an even split of each class."""
+    class_counts = {c: sum(n for (cc, _), n in counts.items() if cc == c) for c in {c for c, _ in counts}}
+    ideal = {c: (n - counts.get((c, HOLDOUT_FOLD), 0)) / k for c, n in class_counts.items()}
+    deviation = max((abs(counts.get((c, f), 0) - ideal[c]) for c in class_counts for f in range(k)), default=0.0)
+    return GroupedPlan(k, holdout_fraction, seed, class_counts, sizes=counts, deviation=round(deviation, 1),
+                       reachable=reachable, placement=placement)
 
 
 def _place_groups(cells: DataFrame, targets: SplitPlan, placement: str, k: int, holdout_fraction: float, seed: int,
@@ -394,14 +450,26 @@ def holdout_by_column(column: str, values: list[str], start: str | None) -> Colu
     """True for rows that a column rule puts in the holdout (a null value is never held out).
 
     `start` is compared in the column's type (Spark casts the literal), so '2024-10-01' is a time
-    cut on a timestamp column and '10' a numeric cut on a number."""
+    cut on a timestamp column and '10' a numeric cut on a number.
+
+    Args:
+        column: split.holdout_column.
+        values: split.holdout_values (held out when the value is one of them).
+        start: split.holdout_from (held out from this value on), when no values are given.
+    """
     value = F.col(column)
     rule = value.cast("string").isin(values) if values else value >= F.lit(start)
     return F.coalesce(rule, F.lit(False))
 
 
 def add_label_index(df: DataFrame, label: str, classes: list[str]) -> DataFrame:
-    """`label_index` = position of the label in `classes` (the manifest's order)."""
+    """`label_index` = position of the label in `classes` (the manifest's order).
+
+    Args:
+        df: split rows.
+        label: the label column.
+        classes: the classes in label_index order.
+    """
     index = F.array_position(F.array(*[F.lit(c) for c in classes]), F.col(label).cast("string")) - 1
     return df.withColumn(LABEL_INDEX, index.cast("int"))
 

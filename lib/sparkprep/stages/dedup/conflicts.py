@@ -38,7 +38,13 @@ def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
 
 
 def add_feature_hash(df: DataFrame, label: str, features: list[str] | None = None) -> DataFrame:
-    """128-bit hash of the feature columns (default: every data column but the label)."""
+    """128-bit hash of the feature columns (default: every data column but the label).
+
+    Args:
+        df: rows with `row_id`.
+        label: the label column.
+        features: the feature columns (default: every data column but the label).
+    """
     features = [F.col(c) for c in (features or [c for c in data_columns(df) if c not in (label, ROW_ID)])]
     return df.withColumns({_FEATURES[0]: F.xxhash64(F.lit("sparkprep/features/1"), *features),
                            _FEATURES[1]: F.xxhash64(F.lit("sparkprep/features/2"), *features)})
@@ -48,7 +54,13 @@ def conflicting_groups(df: DataFrame, label: str, features: list[str] | None = N
     """Feature groups (by the 128-bit feature hash) that carry more than one label, with the
     label counts that decide a majority: small (one row per conflicting group). Two aggregations
     of narrow columns, hash-based (fixed-width buffers) except the second, which sees one row
-    per (group, label)."""
+    per (group, label).
+
+    Args:
+        df: rows with the merged-row counts of `add_row_id`.
+        label: the label column.
+        features: the feature columns, where the rows have no feature hash yet.
+    """
     hashed = df if _FEATURES[0] in df.columns else add_feature_hash(df, label, features)
     per_label = hashed.groupBy(*_FEATURES, label).agg(F.sum(MERGED).alias("_sp_label_rows"))
     per_group = per_label.groupBy(*_FEATURES).agg(
@@ -72,7 +84,15 @@ def mark_label_conflicts(df: DataFrame, label: str, policy: str, features: list[
     columns (`_sp_reason` ...) for the rows the policy rejects: `drop_all` rejects the whole group,
     `keep_majority` all but the label with the most input rows (a tie has no majority: all go),
     `keep_all` none. `groups`: `conflicting_groups` of the same rows, computed beforehand (the
-    pipeline materialises it and broadcasts it when small, so the rows are not shuffled)."""
+    pipeline materialises it and broadcasts it when small, so the rows are not shuffled).
+
+    Args:
+        df: rows with the merged-row counts of `add_row_id`.
+        label: the label column.
+        policy: dedup.conflicts: keep_all, drop_all or keep_majority.
+        features: the feature columns, where the rows have no feature hash yet.
+        groups: `conflicting_groups` of the same rows, computed beforehand.
+    """
     hashed = df if _FEATURES[0] in df.columns else add_feature_hash(df, label, features)
     conflicting = conflicting_groups(hashed, label) if groups is None else groups
     joined = hashed.join(conflicting, list(_FEATURES), "left")

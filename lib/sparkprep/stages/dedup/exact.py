@@ -77,7 +77,11 @@ def data_columns(df: DataFrame) -> list[str]:
 
 def add_row_id(df: DataFrame) -> DataFrame:
     """Add `row_id` (and the internal second hash) from every data column of `df`, and start the
-    dedup counters (each row stands for itself)."""
+    dedup counters (each row stands for itself).
+
+    Args:
+        df: accepted rows (data columns and internal ones).
+    """
     content = [F.col(c) for c in data_columns(df)]
     return df.withColumns({
         ROW_ID: F.xxhash64(*content),
@@ -99,7 +103,15 @@ def counters(df: DataFrame) -> list[str]:
 def collapse(df: DataFrame, keys: list[str], order: Column, step: str, largest: bool = True) -> DataFrame:
     """One row per `keys` (counted as `step` duplicates): the one with the largest (or smallest)
     `order`; counters summed. The key columns are the aggregation's own, so the result stays
-    partitioned and ordered by them for a following step."""
+    partitioned and ordered by them for a following step.
+
+    Args:
+        df: rows with the dedup counters.
+        keys: the columns whose equal values make one row.
+        order: the survivor is the row with the largest (or smallest) order.
+        step: the rule counting the absorbed rows (its counter: `_sp_dup_<step>`).
+        largest: keep the largest `order` (else the smallest).
+    """
     absorbed = ABSORBED_PREFIX + step
     if absorbed not in df.columns:
         df = df.withColumn(absorbed, F.lit(0).cast("long"))
@@ -115,7 +127,12 @@ def collapse(df: DataFrame, keys: list[str], order: Column, step: str, largest: 
 
 def drop_exact_duplicates(df: DataFrame, within: list[str] | None = None) -> DataFrame:
     """Keep one row per identical content (any copy: they are equal in every output column).
-    `within`: the dedup key of a following `keep_one_per_key`, to partition by it once for both."""
+    `within`: the dedup key of a following `keep_one_per_key`, to partition by it once for both.
+
+    Args:
+        df: `add_row_id` rows.
+        within: the dedup key of a following `keep_one_per_key`.
+    """
     keys = [*(within or []), ROW_ID, CONTENT_HASH2]
     spread = df.repartition(*[F.col(c) for c in (within or keys)])
     return collapse(spread, keys, F.lit(0), "exact").drop(CONTENT_HASH2)
@@ -124,7 +141,14 @@ def drop_exact_duplicates(df: DataFrame, within: list[str] | None = None) -> Dat
 def keep_one_per_key(df: DataFrame, key: list[str], keep: str, order_by: str | None) -> DataFrame:
     """One row per `key`: the latest (largest `order_by`) or the first (smallest). A null
     `order_by` loses to any value; ties go to the smallest row_id, so the survivor never depends
-    on partitioning."""
+    on partitioning.
+
+    Args:
+        df: `add_row_id` rows.
+        key: dedup.key.
+        keep: dedup.keep: latest or first.
+        order_by: dedup.order_by.
+    """
     missing = [c for c in [*key, *([order_by] if order_by else [])] if c not in df.columns]
     if missing:
         raise ConfigError(f"dedup.key/order_by name columns that are not in the input: {missing}")
@@ -140,7 +164,16 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
                 materialise: Callable[[DataFrame, str], DataFrame]) -> DataFrame:
     """Exact (`exact`) and by-key (`key`) deduplication of `add_row_id` rows, shuffling only the
     rows that can have a duplicate (module docstring). `materialise(df, name)` writes a scratch
-    copy and reads it back: the repeated probes, their filter, and the collapsed rows."""
+    copy and reads it back: the repeated probes, their filter, and the collapsed rows.
+
+    Args:
+        df: `add_row_id` rows.
+        exact: dedup.exact.
+        key: dedup.key.
+        keep: dedup.keep.
+        order_by: dedup.order_by.
+        materialise: where the scratch copies go.
+    """
     if not (exact or key):
         return df.drop(CONTENT_HASH2)
     # Identical content implies an identical key, so the key's probe also finds exact duplicates.
