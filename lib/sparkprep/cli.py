@@ -160,7 +160,12 @@ _WITH_ARGS = ("profile", "infer-schema", "validate")
 
 
 def summary_table(manifest: dict, out: str) -> str:
-    """The end-of-run table printed for humans."""
+    """The end-of-run table printed for humans.
+
+    Args:
+        manifest: the published manifest.
+        out: the output directory.
+    """
     rows = manifest["rows"]
     lines = [("output", out), ("format", manifest["output"]["format"]),
              ("input rows", rows["input"]), ("rejected", rows["rejected"]),
@@ -190,6 +195,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `sparkprep` command; returns its exit status (errors map to codes by kind).
+
+    Args:
+        argv: the arguments (default: the process's).
+    """
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)

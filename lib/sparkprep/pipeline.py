@@ -117,7 +117,12 @@ class _Written:
 
 
 def run(spark: SparkSession, config: Config) -> RunResult:
-    """Run `prepare` end to end; returns the published output URI and its manifest."""
+    """Run `prepare` end to end; returns the published output URI and its manifest.
+
+    Args:
+        spark: the session.
+        config: the run's config (input, columns and output required).
+    """
     config.require("input", "columns", "output")
     clock = _Clock(spark, "ingest+clean")
     try:

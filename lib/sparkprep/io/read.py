@@ -102,7 +102,11 @@ def _read_csv(spark: SparkSession, config: InputConfig, options: dict[str, str],
 
 def csv_options(config: InputConfig) -> dict[str, str]:
     """The options a CSV input is read with: RFC 4180 defaults under the user's (io/csv_files.py);
-    without a schema, a header by default (the inferred columns need names)."""
+    without a schema, a header by default (the inferred columns need names).
+
+    Args:
+        config: the input section.
+    """
     if config.schema_:
         return reader_options(config.options, typed_by_schema=True)
     return {"header": "true", **reader_options(config.options, typed_by_schema=False)}
@@ -191,7 +195,12 @@ def _decoded(df: DataFrame) -> DataFrame:
 def raw_record(df: DataFrame, config: InputConfig) -> Column | None:
     """CSV: a row's record as text, in its file's column order and the reader's dialect (what a
     rejected row keeps as raw; clean evaluates it for rejected rows only). None for other formats,
-    whose rejected rows keep their columns as JSON."""
+    whose rejected rows keep their columns as JSON.
+
+    Args:
+        df: the input as read.
+        config: the input section.
+    """
     if LAYOUT not in df.columns:
         return None
     return record_text(F.col(LAYOUT), [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)], csv_options(config))
@@ -271,7 +280,12 @@ def unread_files(raw: DataFrame, read: DataFrame) -> list[str]:
     """Input files of `raw` (from its file index, no data read) that gave no row to `read` (its
     rows, with `_sp_source_file`), ignoring empty files: with `ignoreCorruptFiles`, these are
     the files Spark skipped. (A file cut part-way may yield the rows before the damage; Spark
-    does not report that, so only a whole unreadable file is caught here.)"""
+    does not report that, so only a whole unreadable file is caught here.)
+
+    Args:
+        raw: the input as read (its file index).
+        read: its rows, read.
+    """
     def path(uri: str) -> str:
         return unquote(urlparse(uri).path).rstrip("/")
 
@@ -288,14 +302,24 @@ def unread_files(raw: DataFrame, read: DataFrame) -> list[str]:
 
 
 def delta_version(spark: SparkSession, uri: str) -> int:
-    """The latest version of the Delta table at `uri`."""
+    """The latest version of the Delta table at `uri`.
+
+    Args:
+        spark: the session.
+        uri: the table's directory.
+    """
     from delta.tables import DeltaTable  # the JVM side exists only once the session has the jars
 
     return int(DeltaTable.forPath(spark, uri).history(1).collect()[0]["version"])
 
 
 def input_version(spark: SparkSession, config: InputConfig) -> int | None:
-    """The Delta table version a run reads (None for file formats)."""
+    """The Delta table version a run reads (None for file formats).
+
+    Args:
+        spark: the session.
+        config: the input section.
+    """
     if config.format != "delta":
         return None
     try:
@@ -305,7 +329,13 @@ def input_version(spark: SparkSession, config: InputConfig) -> int | None:
 
 
 def check_columns(df: DataFrame, columns: ColumnsConfig, source: str) -> DataFrame:
-    """Apply renames, then fail early on reserved names and on configured columns that are absent."""
+    """Apply renames, then fail early on reserved names and on configured columns that are absent.
+
+    Args:
+        df: the input as read.
+        columns: the columns section.
+        source: the input, named in errors.
+    """
     for old, new in columns.rename.items():
         if old not in df.columns:
             raise InputError(f"columns.rename: input column {old!r} does not exist in {source}")
@@ -331,7 +361,11 @@ def check_columns(df: DataFrame, columns: ColumnsConfig, source: str) -> DataFra
 
 
 def spark_error_summary(exc: Exception) -> str:
-    """The first line of what the JVM said (it names the file), without the stack trace."""
+    """The first line of what the JVM said (it names the file), without the stack trace.
+
+    Args:
+        exc: what Spark raised.
+    """
     text = exc.java_exception.getMessage() if isinstance(exc, Py4JJavaError) else str(exc)
     return (str(text).strip().splitlines() or [type(exc).__name__])[0][:600]
 

@@ -69,7 +69,12 @@ def under_spark_submit() -> bool:
 
 
 def build_session(config: SparkConfig, app_name: str = "sparkprep") -> SparkSession:
-    """Return the session for a run; creates it with Delta configured unless one is active."""
+    """Return the session for a run; creates it with Delta configured unless one is active.
+
+    Args:
+        config: the spark section.
+        app_name: the application's name in Spark's UI.
+    """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName(app_name)
@@ -113,7 +118,13 @@ def _launch_failure_hint(exc: Exception, ivy: Path) -> str:
 
 @contextmanager
 def temporary_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """`key` set to `value` in the session for the block, then put back."""
+    """`key` set to `value` in the session for the block, then put back.
+
+    Args:
+        spark: the session.
+        key: a SQL conf key.
+        value: its value inside the block.
+    """
     before = spark.conf.get(key, None)
     spark.conf.set(key, value)
     try:

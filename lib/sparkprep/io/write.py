@@ -57,6 +57,11 @@ class OutputTarget:
         return f"{self.work}/{QUARANTINE_DIR}"
 
     def file(self, name: str) -> str:
+        """The path of file `name` in the work directory.
+
+        Args:
+            name: a file name (manifest.json, a transform document).
+        """
         return f"{self.work}/{name}"
 
 
@@ -69,7 +74,13 @@ def refuse_overlap(fs: HadoopFS, inputs: list[str], final: str) -> None:
     """Refuse, before anything is read or written, an input that a run would delete or mix with
     its output: one inside `final` (publishing replaces the whole directory), inside a directory
     the run keeps beside it (`_SIBLINGS`), or one that holds `final` (the run would write into its
-    own input). URIs are compared qualified, local paths with their symlinks resolved."""
+    own input). URIs are compared qualified, local paths with their symlinks resolved.
+
+    Args:
+        fs: the output's filesystem.
+        inputs: the input paths, qualified.
+        final: the output directory, qualified.
+    """
     output = fs.qualified(final.rstrip("/"))
     parent, _, name = output.rpartition("/")
     for given in inputs:
@@ -89,7 +100,14 @@ def refuse_overlap(fs: HadoopFS, inputs: list[str], final: str) -> None:
 
 
 def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTarget:
-    """Refuse to replace a directory that is not a sparkprep output; pick the work directory."""
+    """Refuse to replace a directory that is not a sparkprep output; pick the work directory.
+
+    Args:
+        fs: the output's filesystem.
+        final: the output directory.
+        fmt: output.format.
+        run_id: the run's id.
+    """
     final = final.rstrip("/")
     if fs.exists(final) and not fs.is_empty_dir(final):
         if not any(fs.exists(f"{final}/{name}") for name in (MANIFEST, DATA_DIR, BLOCKED_DIR)):
@@ -101,25 +119,45 @@ def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTar
 
 
 def blocked_dir(target: OutputTarget, run_id: str) -> str:
-    """Where a run stopped by the quality gate leaves its manifest and report (see the module doc)."""
+    """Where a run stopped by the quality gate leaves its manifest and report (see the module doc).
+
+    Args:
+        target: the run's output target.
+        run_id: the run's id.
+    """
     return f"{target.final}/{BLOCKED_DIR}/{run_id}"
 
 
 def failed_dir(target: OutputTarget, run_id: str) -> str:
     """Where a run with no row left keeps its quarantine for the user: beside the output and
-    visible (no leading dot), never removed by sparkprep."""
+    visible (no leading dot), never removed by sparkprep.
+
+    Args:
+        target: the run's output target.
+        run_id: the run's id.
+    """
     parent, _, name = target.final.rpartition("/")
     return f"{parent}/{name}.failed-{run_id}"
 
 
 def scratch_dir(target: OutputTarget, run_id: str) -> str:
-    """Intermediate data of one run, beside the output (same filesystem), removed at the end."""
+    """Intermediate data of one run, beside the output (same filesystem), removed at the end.
+
+    Args:
+        target: the run's output target.
+        run_id: the run's id.
+    """
     return _sibling(target.final, "scratch", run_id)
 
 
 def overwriting(df: DataFrame, dictionary_page_bytes: int) -> DataFrameWriter:
     """`df.write` in overwrite mode, Parquet's dictionary limited to `dictionary_page_bytes` per
-    column chunk (output.dictionary_page_bytes says why)."""
+    column chunk (output.dictionary_page_bytes says why).
+
+    Args:
+        df: the rows to write.
+        dictionary_page_bytes: output.dictionary_page_bytes.
+    """
     return df.write.mode("overwrite").option(_DICTIONARY_PAGE, dictionary_page_bytes)
 
 
@@ -143,7 +181,16 @@ def materialise(df: DataFrame, uri: str, paths: list[str], dictionary_page_bytes
 
 def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_rows: int,
                 dictionary_page_bytes: int) -> int | None:
-    """Overwrite `uri` with `df`; returns the Delta version committed (None for Parquet)."""
+    """Overwrite `uri` with `df`; returns the Delta version committed (None for Parquet).
+
+    Args:
+        df: the rows to write.
+        uri: the table's directory.
+        fmt: parquet or delta.
+        partition_by: the partition columns.
+        max_rows: output.max_rows_per_file.
+        dictionary_page_bytes: output.dictionary_page_bytes.
+    """
     writer = overwriting(df, dictionary_page_bytes).option("maxRecordsPerFile", max_rows)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
@@ -172,6 +219,14 @@ def output_order(rows: DataFrame, seed: int) -> DataFrame:
 
 
 def read_table(spark: SparkSession, uri: str, fmt: str, version: int | None) -> DataFrame:
+    """A table written by `write_table`, at `version` for Delta.
+
+    Args:
+        spark: the session.
+        uri: the table's directory.
+        fmt: parquet or delta.
+        version: the Delta version (None: Parquet).
+    """
     if fmt == "parquet":
         return spark.read.parquet(uri)
     return spark.read.format("delta").option("versionAsOf", version).load(uri)
@@ -179,7 +234,13 @@ def read_table(spark: SparkSession, uri: str, fmt: str, version: int | None) -> 
 
 def publish(fs: HadoopFS, target: OutputTarget, run_id: str) -> None:
     """Make the work directory the output (Parquet); Delta output is already in place. Either way
-    the record of an earlier blocked run goes (Parquet: with the replaced directory)."""
+    the record of an earlier blocked run goes (Parquet: with the replaced directory).
+
+    Args:
+        fs: the output's filesystem.
+        target: the run's output target.
+        run_id: the run's id.
+    """
     if target.work == target.final:
         fs.delete(f"{target.final}/{BLOCKED_DIR}")
         return
@@ -193,6 +254,11 @@ def publish(fs: HadoopFS, target: OutputTarget, run_id: str) -> None:
 
 
 def abandon(fs: HadoopFS, target: OutputTarget) -> None:
-    """Remove what a failed run staged (Delta tables keep their committed history)."""
+    """Remove what a failed run staged (Delta tables keep their committed history).
+
+    Args:
+        fs: the output's filesystem.
+        target: the run's output target.
+    """
     if target.work != target.final and fs.exists(target.work):
         fs.delete(target.work)

@@ -55,7 +55,12 @@ def _frequencies(col: ColumnStats) -> dict[str, float]:
 
 def linf(p: dict[str, float], q: dict[str, float]) -> tuple[float, str | None]:
     """max |p - q| and the key where it occurs; ties go to the larger relative change
-    |p - q| / max(p, q) (the value that moved most for its size), then to the smaller key."""
+    |p - q| / max(p, q) (the value that moved most for its size), then to the smaller key.
+
+    Args:
+        p: the baseline's frequencies.
+        q: the batch's.
+    """
     def score(k: str) -> tuple[float, float]:
         a, b = p.get(k, 0.0), q.get(k, 0.0)
         return round(abs(a - b), 12), abs(a - b) / max(a, b)
@@ -66,7 +71,12 @@ def linf(p: dict[str, float], q: dict[str, float]) -> tuple[float, str | None]:
 
 
 def jensen_shannon(p: dict[str, float], q: dict[str, float]) -> float:
-    """Jensen–Shannon divergence with log base 2 (0 = same, 1 = disjoint)."""
+    """Jensen–Shannon divergence with log base 2 (0 = same, 1 = disjoint).
+
+    Args:
+        p: the baseline's frequencies.
+        q: the batch's.
+    """
     total = 0.0
     for k in set(p) | set(q):
         a, b = p.get(k, 0.0), q.get(k, 0.0)
@@ -76,7 +86,12 @@ def jensen_shannon(p: dict[str, float], q: dict[str, float]) -> float:
 
 
 def psi(p: dict[str, float], q: dict[str, float]) -> float:
-    """Population stability index sum (q - p) ln(q / p), empty bins floored at 1e-4."""
+    """Population stability index sum (q - p) ln(q / p), empty bins floored at 1e-4.
+
+    Args:
+        p: the baseline's frequencies.
+        q: the batch's.
+    """
     total = 0.0
     for k in set(p) | set(q):
         a, b = max(p.get(k, 0.0), _PSI_FLOOR), max(q.get(k, 0.0), _PSI_FLOOR)
@@ -85,7 +100,12 @@ def psi(p: dict[str, float], q: dict[str, float]) -> float:
 
 
 def wasserstein(p: dict[str, float], q: dict[str, float]) -> float:
-    """1-D earth mover's distance between bucket distributions at their representative values."""
+    """1-D earth mover's distance between bucket distributions at their representative values.
+
+    Args:
+        p: the baseline's bucket frequencies.
+        q: the batch's.
+    """
     keys = sorted(set(p) | set(q), key=bucket_value)
     distance, cdf_gap = 0.0, 0.0
     for left, right in zip(keys, keys[1:]):

@@ -29,7 +29,12 @@ log = logging.getLogger(__name__)
 
 def typed_input(spark: SparkSession, config: InputConfig) -> DataFrame:
     """The input with text columns coerced to their configured types (a value that does not parse
-    becomes null, so it shows up in the null counts; `prepare` quarantines it later)."""
+    becomes null, so it shows up in the null counts; `prepare` quarantines it later).
+
+    Args:
+        spark: the session.
+        config: the input section.
+    """
     df = read_input(spark, config)
     string_input = {f.name for f in df.schema.fields if f.dataType.simpleString() == "string"}
     coerced = {n: coerce(F.col(n), t) for n, t in (config.schema_ or {}).items()
@@ -38,13 +43,23 @@ def typed_input(spark: SparkSession, config: InputConfig) -> DataFrame:
 
 
 def profile_frame(df: DataFrame, columns: ColumnsConfig | None) -> Profile:
-    """Profile with the roles from the config (label, free-text columns) when there is one."""
+    """Profile with the roles from the config (label, free-text columns) when there is one.
+
+    Args:
+        df: the rows to profile.
+        columns: the columns section, if any.
+    """
     if columns is None:
         return profile(df)
     return profile(df, label=columns.label, text=tuple(columns.text))
 
 
 def load_stats(path: str) -> Profile:
+    """A stats.json written by `sparkprep profile`, read back.
+
+    Args:
+        path: its local path.
+    """
     try:
         return Profile.from_dict(json.loads(read_local(path, "stats")))
     except (ValueError, KeyError, TypeError) as exc:
@@ -52,7 +67,14 @@ def load_stats(path: str) -> Profile:
 
 
 def check(stats: Profile, schema_path: str, environment: str, baseline_path: str | None) -> Validation:
-    """Validate profiled stats against a schema file (and a baseline stats.json), logging anomalies."""
+    """Validate profiled stats against a schema file (and a baseline stats.json), logging anomalies.
+
+    Args:
+        stats: the batch's profile.
+        schema_path: the schema file.
+        environment: TRAINING or SERVING.
+        baseline_path: a previous batch's stats.json, for drift.
+    """
     schema = load_schema(read_local(schema_path, "schema"), schema_path)
     baseline = load_stats(baseline_path) if baseline_path else None
     result = validate(stats, schema, environment, baseline)
@@ -105,7 +127,12 @@ class Blocked(SparkprepError):
 
 def gate(df: DataFrame, config: Config) -> Checked | None:
     """Profile + validate `df` when a `validation:` section is configured; a blocking anomaly
-    stops the run (stop_on: error) before anything is written, by raising `Blocked`."""
+    stops the run (stop_on: error) before anything is written, by raising `Blocked`.
+
+    Args:
+        df: the typed rows (rejected ones included).
+        config: the run's config.
+    """
     cfg = config.validation
     if cfg is None:
         return None
@@ -121,7 +148,12 @@ def gate(df: DataFrame, config: Config) -> Checked | None:
 
 
 def record(checked: Checked | None, manifest: dict[str, Any]) -> str | None:
-    """Put the verdict in the manifest; returns the stats.json text to write beside it."""
+    """Put the verdict in the manifest; returns the stats.json text to write beside it.
+
+    Args:
+        checked: the gate's verdict, if the run validated.
+        manifest: the run's manifest, changed in place.
+    """
     if checked is None:
         return None
     manifest["validation"] = {**checked.validation.to_dict(), "stats": STATS}

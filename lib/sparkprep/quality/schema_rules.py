@@ -40,7 +40,12 @@ DRIFT_DEFAULTS = {**{name: metric.threshold for name, metric in METRICS.items()}
 
 
 def infer_schema(stats: Profile, domain_cap: int = DOMAIN_CAP) -> dict[str, Any]:
-    """Rules that the profiled batch satisfies, as a starting point for hand editing."""
+    """Rules that the profiled batch satisfies, as a starting point for hand editing.
+
+    Args:
+        stats: the batch's profile.
+        domain_cap: the most distinct values a categorical domain rule lists.
+    """
     columns = {}
     for name, col in stats.columns.items():
         rules: dict[str, Any] = {"type": col.type, "kind": col.kind,
@@ -63,11 +68,21 @@ def infer_schema(stats: Profile, domain_cap: int = DOMAIN_CAP) -> dict[str, Any]
 
 
 def dump_schema(schema: dict[str, Any]) -> str:
+    """The schema as YAML, for hand editing.
+
+    Args:
+        schema: a schema (`infer_schema`).
+    """
     return yaml.safe_dump(schema, sort_keys=False, default_flow_style=None, width=100)
 
 
 def load_schema(text: str, source: str) -> dict[str, Any]:
-    """Parse and check the top level of a schema file (a bad file is a usage error: exit 2)."""
+    """Parse and check the top level of a schema file (a bad file is a usage error: exit 2).
+
+    Args:
+        text: the file's YAML.
+        source: its name, in errors.
+    """
     try:
         schema = yaml.safe_load(text)
     except yaml.YAMLError as exc:

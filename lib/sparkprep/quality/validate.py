@@ -54,6 +54,12 @@ def validate(stats: Profile, schema: dict[str, Any], environment: str = "TRAININ
 
     >>> result = validate(profile(df), load_schema(text, "schema.yaml"), baseline=previous)
     >>> [a.message for a in result.blocking]
+
+    Args:
+        stats: the batch's profile.
+        schema: a loaded schema.
+        environment: TRAINING or SERVING.
+        baseline: a previous batch's profile, for drift.
     """
     found: list[Anomaly] = []
     if stats.rows < schema.get("min_rows", 0):

@@ -56,6 +56,11 @@ class Moments:
     m2: float = 0.0
 
     def merge(self, other: "Moments") -> "Moments":
+        """The moments of both groups together (Chan et al.).
+
+        Args:
+            other: another group's moments.
+        """
         n = self.count + other.count
         if n == 0:
             return Moments()
@@ -78,6 +83,11 @@ class Extent:
     high: float = -math.inf
 
     def merge(self, other: "Extent") -> "Extent":
+        """The min/max of both groups together.
+
+        Args:
+            other: another group's extent.
+        """
         return Extent(min(self.low, other.low), max(self.high, other.high))
 
 
@@ -96,14 +106,24 @@ class FitSpec:
 
     @classmethod
     def of(cls, config: NormaliseConfig, columns: ColumnsConfig, widths: dict[str, int]) -> "FitSpec":
-        """Per-column overrides over the per-role defaults."""
+        """Per-column overrides over the per-role defaults.
+
+        Args:
+            config: the normalise section.
+            columns: the columns section.
+            widths: the array columns' lengths.
+        """
         return cls({c: config.numeric_columns.get(c, config.numeric) for c in columns.numeric},
                    {c: config.categorical_columns.get(c, config.categorical) for c in columns.categorical},
                    {c: config.array_columns.get(c, config.array) for c in columns.array},
                    widths, config.sketch_k, config.sketch_sample_rows)
 
     def ranks(self, column: str) -> list[float]:
-        """The quantiles column `column` needs (empty: no sketch)."""
+        """The quantiles column `column` needs (empty: no sketch).
+
+        Args:
+            column: a numeric column.
+        """
         t = self.numeric[column]
         ranks = {0.5} if t.impute == "median" else set()
         if t.method == "robust":
@@ -114,7 +134,12 @@ class FitSpec:
 
 
 def array_widths(df: DataFrame, arrays: list[str]) -> dict[str, int]:
-    """Lengths of the (fixed-length) array columns, from one row that has them all."""
+    """Lengths of the (fixed-length) array columns, from one row that has them all.
+
+    Args:
+        df: the written rows.
+        arrays: the array columns.
+    """
     if not arrays:
         return {}
     first = df.where(F.greatest(*[F.size(c) for c in arrays], F.lit(-1)) >= 0).select(
@@ -142,7 +167,13 @@ class FoldGroups:
 
     def class_counts(self, folds: list[int], classes: int, as_read: bool = False) -> list[int]:
         """Rows per class in `folds`: originals; with `as_read`, what a training portion reads
-        (plus copies, minus undersampled originals)."""
+        (plus copies, minus undersampled originals).
+
+        Args:
+            folds: the folds to count.
+            classes: the number of classes.
+            as_read: count what a training portion reads.
+        """
         def rows(key: tuple[int, int]) -> int:
             extra = self.copies.get(key, 0) - self.undersampled.get(key, 0) if as_read else 0
             return self.rows.get(key, 0) + extra
@@ -150,6 +181,12 @@ class FoldGroups:
         return [sum(rows((f, c)) for f in folds) for c in range(classes)]
 
     def merged(self, folds: list[int], columns: list[str]) -> dict[str, Moments]:
+        """Each column's moments over `folds` (one training set).
+
+        Args:
+            folds: the folds to merge.
+            columns: the numeric columns.
+        """
         out = {c: Moments() for c in columns}
         for (fold, _), per_column in sorted(self.moments.items()):
             if fold in folds:
@@ -157,7 +194,12 @@ class FoldGroups:
         return out
 
     def extent(self, folds: list[int], column: str) -> Extent:
-        """Min/max over `folds` (measured only for the columns of minmax methods)."""
+        """Min/max over `folds` (measured only for the columns of minmax methods).
+
+        Args:
+            folds: the folds to merge.
+            column: a numeric column.
+        """
         out = Extent()
         for (fold, _), per_column in sorted(self.extents.items()):
             if fold in folds and column in per_column:
@@ -200,13 +242,23 @@ def _stat_aggs(name: str, shift: float, extent: bool) -> list[Column]:
 
 def sketch_sample_rate(present: int, sample: int | None) -> float:
     """The fraction of a column's values fed to its quantile sketches: every value while its
-    smallest training set has at most `sample` present values, else that set gets about `sample`."""
+    smallest training set has at most `sample` present values, else that set gets about `sample`.
+
+    Args:
+        present: present values in the column's smallest training set.
+        sample: normalise.sketch_sample_rows (None: every value).
+    """
     return 1.0 if sample is None or present <= sample else sample / present
 
 
 def smallest_training_set(moments: dict[tuple[int, int], dict[str, Moments]], column: str) -> int:
     """Present values of `column` in its smallest training set (final or any fold's), from the
-    per-(fold, class) counts."""
+    per-(fold, class) counts.
+
+    Args:
+        moments: per (fold, class), each column's moments.
+        column: a numeric column.
+    """
     per_fold: dict[int, int] = {}
     for (fold, _), per_column in moments.items():
         if fold != HOLDOUT_FOLD:
@@ -217,7 +269,11 @@ def smallest_training_set(moments: dict[tuple[int, int], dict[str, Moments]], co
 
 def in_sketch_sample(rate: float) -> Column:
     """Whether a row is in the sketches' sample: a salted hash of its row_id below `rate`, so the
-    sample depends on the rows only (not on partitioning or order), and the verifier redraws it."""
+    sample depends on the rows only (not on partitioning or order), and the verifier redraws it.
+
+    Args:
+        rate: `sketch_sample_rate`.
+    """
     if rate >= 1.0:
         return F.lit(True)
     return F.xxhash64(F.lit("sparkprep/sketch-sample"), F.col(ROW_ID)).bitwiseAND(F.lit(_MASK53)) < \
@@ -239,6 +295,11 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
     Without `spec`, every numeric column gets the moments of its present values; with it, also
     min/max (minmax methods), sketches (quantile methods) and array positions as the spec needs. The fitted values are
     projected once per row (null unless an original's present value), then aggregated.
+
+    Args:
+        df: the written rows.
+        numeric: the numeric columns.
+        spec: what each column's transform needs measured.
     """
     spec = spec or FitSpec({c: NumericTransform() for c in numeric})
     original = F.col(REPLICA) == 0
@@ -333,6 +394,10 @@ def count_categories(df: DataFrame, columns: list[str]) -> dict[str, dict[int, d
     A second aggregation (see the module docstring): one group per (fold, column, value), all
     categorical columns in one job; map-side partial aggregation keeps the shuffle to the distinct
     values of each task.
+
+    Args:
+        df: the written rows.
+        columns: the categorical columns.
     """
     if not columns:
         return {}
@@ -434,7 +499,15 @@ def _vocabulary(t: CategoricalTransform, counts: dict[int, dict[str, int]], fold
 
 def fit_transforms(spark: SparkSession, groups: FoldGroups, categories: dict[str, dict[int, dict[str, int]]],
                    spec: FitSpec, k: int) -> tuple[TransformParams, dict[int, TransformParams]]:
-    """The final and per-fold parameters from measured groups and category counts (no data pass)."""
+    """The final and per-fold parameters from measured groups and category counts (no data pass).
+
+    Args:
+        spark: the session (merges the sketches).
+        groups: `measure_groups`.
+        categories: `count_categories`.
+        spec: the transforms asked for.
+        k: the number of folds.
+    """
     sets = {_set_name(f): training_folds(k, f) for f in [None, *range(k)]}
     quantiles = _quantiles(spark, groups, spec, sets)
     fitted = {}

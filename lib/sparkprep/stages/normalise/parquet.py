@@ -119,12 +119,21 @@ class GroupSums:
         return np.array([self.slots[p] for p in pairs], np.int64)
 
     def slots_of(self, fold: np.ndarray, label: np.ndarray) -> np.ndarray:
-        """The slot of each row's (fold, label_index)."""
+        """The slot of each row's (fold, label_index).
+
+        Args:
+            fold: each row's fold.
+            label: each row's label_index.
+        """
         pairs, inverse = _group_keys(fold, label)
         return self._add_slots([(int(f), int(c)) for f, c in pairs.tolist()])[inverse]
 
     def merge(self, other: "GroupSums") -> "GroupSums":
-        """Add `other` into this one (and return it: the shape of an RDD fold)."""
+        """Add `other` into this one (and return it: the shape of an RDD fold).
+
+        Args:
+            other: another task's sums.
+        """
         at = self._add_slots(list(other.slots))
         for mine, theirs in ((self.rows, other.rows), (self.copies, other.copies),
                              (self.undersampled, other.undersampled)):
@@ -148,7 +157,12 @@ class FitSource:
 
 
 def fold_task(source: FitSource, task: list[Piece]) -> GroupSums:
-    """One task: its pieces, row group by row group in chunks of CHUNK_ROWS rows, summed."""
+    """One task: its pieces, row group by row group in chunks of CHUNK_ROWS rows, summed.
+
+    Args:
+        source: the files and what to sum.
+        task: the task's pieces.
+    """
     sums = GroupSums(source.stats)
     names = source.parquet.columns
     for piece in task:
@@ -174,7 +188,14 @@ def fold_task(source: FitSource, task: list[Piece]) -> GroupSums:
 
 def file_source(df: DataFrame, stats: list[str], shifts: dict[str, float],
                 symlog: set[str]) -> tuple[FitSource | None, list[list[Piece]] | None, str]:
-    """The Parquet files and tasks to sum `stats` of `df` from, or None and why not."""
+    """The Parquet files and tasks to sum `stats` of `df` from, or None and why not.
+
+    Args:
+        df: the written rows, read back.
+        stats: the sums asked for.
+        shifts: each column's shift (for stable sums of squares).
+        symlog: the columns fitted on symlog values.
+    """
     types = {f.name: f.dataType for f in df.schema.fields}
     for name in stats:
         if name not in types:
@@ -191,5 +212,11 @@ def file_source(df: DataFrame, stats: list[str], shifts: dict[str, float],
 
 
 def group_sums(df: DataFrame, source: FitSource, tasks: list[list[Piece]]) -> GroupSums:
-    """One Spark job: every task's sums, merged."""
+    """One Spark job: every task's sums, merged.
+
+    Args:
+        df: the written rows, read back.
+        source: `file_source`'s files.
+        tasks: its tasks.
+    """
     return run_tasks(df, tasks, functools.partial(fold_task, source), GroupSums(source.stats))
