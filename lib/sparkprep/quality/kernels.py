@@ -52,6 +52,11 @@ _LOW = np.uint64((1 << _HLL_Q) - 1)
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def splitmix64(z: np.uint64) -> np.uint64:
+    """The splitmix64 finaliser of `z`: a well-mixed 64-bit hash.
+
+    Args:
+        z: a 64-bit value.
+    """
     z = z + _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
@@ -85,12 +90,19 @@ def _squared_deviations(x, valid, mean):  # pragma: no cover (compiled)
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def fold_numbers(x, bits, logs, valid, registers, codes, near):  # pragma: no cover (compiled)
-    """Fold the values of `x` (float64; `bits`, the same memory as uint64; `logs`, ln|x|) whose
-    `valid` is true (None: all): HLL `registers` updated in place; each finite value's bucket code
-    written to `codes` and the positions of values on a bucket edge to `near` (both as long as `x`).
-    (numpy's vectorised log takes a fifth of the time of a scalar one in the loop.)
-    Returns (nulls, nan, inf, finite, mean, m2, min, max, number of codes, number of near,
-    smallest code, largest code)."""
+    """Fold the valid values of `x` (`logs` comes in: numpy's vectorised log takes a fifth of the
+    time of a scalar one in the loop). Returns (nulls, nan, inf, finite, mean, m2, min, max,
+    number of codes, number of near, smallest code, largest code).
+
+    Args:
+        x: the values (float64).
+        bits: the same memory as uint64.
+        logs: ln|x|.
+        valid: false for nulls (None: none).
+        registers: the HLL registers, updated in place.
+        codes: out, as long as `x`: each finite value's bucket code.
+        near: out, as long as `x`: the positions of values on a bucket edge.
+    """
     nulls = nan = inf = finite = n_codes = n_near = 0
     total, lo, hi = 0.0, math.inf, -math.inf
     code_lo, code_hi = 1 << 30, -(1 << 30)
@@ -131,6 +143,12 @@ def fold_numbers(x, bits, logs, valid, registers, codes, near):  # pragma: no co
 
 @numba.njit(cache=True, nogil=True)
 def tally(counts, first, codes):  # pragma: no cover (compiled)
-    """counts[code - first] += 1 for each code."""
+    """counts[code - first] += 1 for each code.
+
+    Args:
+        counts: the counts, updated in place.
+        first: the code of counts[0].
+        codes: bucket codes.
+    """
     for c in codes:
         counts[c - first] += 1

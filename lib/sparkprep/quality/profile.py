@@ -112,6 +112,11 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Profile":
+        """A stats.json document read back (another `version` is refused).
+
+        Args:
+            data: the parsed document.
+        """
         if data.get("version") != STATS_FORMAT_VERSION:
             raise ValueError(f"stats format version {data.get('version')!r} is not {STATS_FORMAT_VERSION}")
         return cls(rows=data["rows"], columns={n: ColumnStats(**c) for n, c in data["columns"].items()})
@@ -128,7 +133,13 @@ def _round(value: Any) -> Any:
 
 
 def column_kinds(df: DataFrame, label: str | None = None, text: tuple[str, ...] = ()) -> dict[str, str]:
-    """The kind each column is profiled as, from its Spark type (`text` names free-text strings)."""
+    """The kind each column is profiled as, from its Spark type (`text` names free-text strings).
+
+    Args:
+        df: the DataFrame to profile.
+        label: the label column, if any.
+        text: the free-text columns.
+    """
     kinds = {}
     for f in df.schema.fields:
         if f.name.startswith(INTERNAL_PREFIX):
@@ -164,7 +175,12 @@ def _projections(kinds: dict[str, str], types: dict[str, T.DataType]) -> list[Co
 
 def add_projected(partial: PartialProfile, table: pa.Table) -> None:
     """Fold a table of `_projections`' layout: the numbers of each row as one list<double>, then
-    the strings. One transposing copy makes each column's values contiguous for the passes over them."""
+    the strings. One transposing copy makes each column's values contiguous for the passes over them.
+
+    Args:
+        partial: the partial profile to fold into.
+        table: rows in `_projections`' layout.
+    """
     n, rows = sum(k in NUMBER_KINDS for k in partial.kinds), table.num_rows
     numbers, valid = np.empty((0, rows)), []
     if n:
@@ -204,6 +220,12 @@ def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (),
 
     >>> stats = profile(spark.read.parquet("data/"), label="label")
     >>> stats.columns["num_0"].quantiles["0.5"]
+
+    Args:
+        df: the rows to profile.
+        label: the label column, if any.
+        text: the free-text columns.
+        top_k: the most frequent values kept per categorical column.
     """
     kinds = column_kinds(df, label, text)
     types = {f.name: f.dataType for f in df.schema.fields}
@@ -258,7 +280,11 @@ def _lengths(state: LengthState) -> dict[str, Any]:
 
 
 def bucket_value(key: str) -> float:
-    """The representative value of a DDSketch bucket key (within ALPHA of every value in it)."""
+    """The representative value of a DDSketch bucket key (within ALPHA of every value in it).
+
+    Args:
+        key: a stats.json bucket key.
+    """
     if key == "0":
         return 0.0
     i = int(key[1:])
@@ -268,7 +294,14 @@ def bucket_value(key: str) -> float:
 
 def quantiles(buckets: dict[str, int], lo: float | None, hi: float | None,
               qs: tuple[float, ...] = QUANTILES) -> dict[str, float]:
-    """Quantiles from DDSketch bucket counts (buckets in value order), clamped to [min, max]."""
+    """Quantiles from DDSketch bucket counts (buckets in value order), clamped to [min, max].
+
+    Args:
+        buckets: bucket key -> count.
+        lo: the column's min.
+        hi: its max.
+        qs: the quantiles wanted.
+    """
     total = sum(buckets.values())
     if not total or lo is None or hi is None:
         return {}
@@ -285,7 +318,14 @@ def quantiles(buckets: dict[str, int], lo: float | None, hi: float | None,
 
 def histogram(buckets: dict[str, int], lo: float | None, hi: float | None, bins: int = HISTOGRAM_BINS) -> dict[str, list]:
     """Equal-width bins over [min, max]; each DDSketch bucket's count goes to the bin of its
-    representative value (so bin edges are exact, membership within ALPHA)."""
+    representative value (so bin edges are exact, membership within ALPHA).
+
+    Args:
+        buckets: bucket key -> count.
+        lo: the column's min.
+        hi: its max.
+        bins: the number of bins.
+    """
     if lo is None or hi is None or not buckets:
         return {}
     if hi == lo:
