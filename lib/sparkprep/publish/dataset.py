@@ -16,11 +16,11 @@ from sparkprep.contract import FOLD, MANIFEST, NORMALISED_DIR, REPORT, STATS
 from sparkprep.errors import ContractError
 from sparkprep.io.fs import HadoopFS
 from sparkprep.io.write import OutputTarget, blocked_dir, publish, read_table, write_table
-from sparkprep.publish.manifest import (build_blocked_manifest, record_materialised, record_verification,
-                                        transform_path)
+from sparkprep.publish.manifest import (build_blocked_manifest, record_materialised, record_validation,
+                                        record_verification, transform_path)
 from sparkprep.publish.report import render_blocked_report, render_report
 from sparkprep.publish.verify import verify_dataset
-from sparkprep.quality.gate import Blocked, Checked, record
+from sparkprep.quality.gate import Blocked, Checked, stats_text
 from sparkprep.stages.normalise.spark import apply_spark
 from sparkprep.transform import TransformParams, transform_document
 
@@ -56,9 +56,9 @@ def publish_dataset(fs: HadoopFS, target: OutputTarget, config: Config, manifest
         version = write_table(apply_spark(written, transforms[0]), target.file(NORMALISED_DIR), out_cfg.format,
                               [FOLD], out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
         record_materialised(manifest, NORMALISED_DIR, version)
-    stats_text = record(checked, manifest)
-    if stats_text:
-        fs.write_text(target.file(STATS), stats_text)
+    if checked:
+        record_validation(manifest, checked.validation.to_dict())
+        fs.write_text(target.file(STATS), stats_text(checked))
     fs.write_text(target.file(REPORT), render_report(manifest, checked.for_report() if checked else None))
     fs.write_text(target.file(MANIFEST), json.dumps(manifest, indent=2, sort_keys=False))
     publish(fs, target, manifest["run_id"])
@@ -87,7 +87,8 @@ def record_blocked(fs: HadoopFS, config: Config, target: OutputTarget, stop: Blo
         config=config, run_id=run_id, created_at=created_at, inputs=inputs,
         output={"format": config.output.format, "path": target.final, "published": False},
         message=str(stop), previous_run_id=previous, stats=stop.checked.summary(), timings=timings)
-    fs.write_text(f"{where}/{STATS}", record(stop.checked, manifest) or "")
+    record_validation(manifest, stop.checked.validation.to_dict())
+    fs.write_text(f"{where}/{STATS}", stats_text(stop.checked))
     fs.write_text(f"{where}/{REPORT}", render_blocked_report(manifest, stop.checked.for_report()))
     fs.write_text(f"{where}/{MANIFEST}", json.dumps(manifest, indent=2))
     log.error("run %s blocked by validation; nothing published; report at %s/%s", run_id, where, REPORT)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sparkprep.contract import (
-    BLOCKED, HOLDOUT_FOLD, MANIFEST_FORMAT_VERSION, PUBLISHED, RESERVED_COLUMNS, transform_file)
+    BLOCKED, HOLDOUT_FOLD, MANIFEST_FORMAT_VERSION, PUBLISHED, RESERVED_COLUMNS, STATS, transform_file)
 from sparkprep import __version__
 from sparkprep.config import Config
 from sparkprep.errors import ContractError
@@ -172,7 +172,7 @@ def build_blocked_manifest(*, config: Config, run_id: str, created_at: str, inpu
                            output: dict[str, Any], message: str, previous_run_id: str | None,
                            stats: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
     """The record of a run the quality gate stopped: why (message, stats summary; the anomalies are
-    added by gate.record), with what (config, inputs), and which dataset stays in force.
+    added by record_validation), with what (config, inputs), and which dataset stays in force.
 
     Args:
         config: the run's config.
@@ -191,6 +191,16 @@ def build_blocked_manifest(*, config: Config, run_id: str, created_at: str, inpu
         "stats_summary": stats,
         "timings_s": timings,
     }
+
+
+def record_validation(manifest: dict[str, Any], validation: dict[str, Any]) -> None:
+    """The quality gate's verdict (`validation`), with the stats.json it was made from.
+
+    Args:
+        manifest: the run's manifest, changed in place.
+        validation: the verdict (`Validation.to_dict()`).
+    """
+    manifest["validation"] = {**validation, "stats": STATS}
 
 
 def record_verification(manifest: dict[str, Any], checks: list[str]) -> None:

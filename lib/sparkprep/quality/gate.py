@@ -14,7 +14,6 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep.contract import STATS
 from sparkprep.stages.clean import coerce
 from sparkprep.config import ColumnsConfig, Config, InputConfig
 from sparkprep.errors import InputError, SparkprepError
@@ -147,14 +146,10 @@ def gate(df: DataFrame, config: Config) -> Checked | None:
     return checked
 
 
-def record(checked: Checked | None, manifest: dict[str, Any]) -> str | None:
-    """Put the verdict in the manifest; returns the stats.json text to write beside it.
+def stats_text(checked: Checked) -> str:
+    """The stats.json a validated run writes beside its manifest.
 
     Args:
-        checked: the gate's verdict, if the run validated.
-        manifest: the run's manifest, changed in place.
+        checked: the gate's verdict.
     """
-    if checked is None:
-        return None
-    manifest["validation"] = {**checked.validation.to_dict(), "stats": STATS}
     return json.dumps(checked.stats.to_dict(), indent=1)
