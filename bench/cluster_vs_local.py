@@ -28,7 +28,7 @@ from prepare_vs_floor import bench_config
 from results_table import insert_rows
 from run import CSV_BYTES_PER_ROW, replicated
 
-from sparkprep.session import build_session
+from sparkprep.io.session import build_session
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

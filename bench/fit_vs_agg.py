@@ -34,8 +34,8 @@ from results_table import insert_rows
 
 from sparkprep.config import ArrayTransform, CategoricalTransform, NormaliseConfig, NumericTransform, SparkConfig
 from sparkprep.io.fs import HadoopFS, qualify
-from sparkprep.normalise import FitSpec, count_categories, fit_transforms, measure_groups
-from sparkprep.session import build_session
+from sparkprep.stages.normalise.fit import FitSpec, count_categories, fit_transforms, measure_groups
+from sparkprep.io.session import build_session
 
 HERE = Path(__file__).resolve().parent
 NUMERIC = [f"num_{i}" for i in range(10)]

@@ -26,8 +26,8 @@ from results_table import insert_rows
 from sparkprep.contract import DUP_CLUSTER
 from sparkprep.config import GenerateConfig, NearDupConfig, SparkConfig
 from sparkprep.generate import generate_rows
-from sparkprep.neardup import add_dup_clusters
-from sparkprep.session import build_session
+from sparkprep.stages.dedup.near import add_dup_clusters
+from sparkprep.io.session import build_session
 
 HERE = Path(__file__).resolve().parent
 

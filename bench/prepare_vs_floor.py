@@ -24,11 +24,11 @@ from results_table import insert_rows
 
 from sparkprep.config import Config, load_config
 from sparkprep.generate import write_generated
-from sparkprep.ingest import csv_options
+from sparkprep.io.read import csv_options
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.pipeline import run
-from sparkprep.session import build_session
-from sparkprep.write import overwriting
+from sparkprep.io.session import build_session
+from sparkprep.io.write import overwriting
 
 HERE = Path(__file__).resolve().parent
 

@@ -27,11 +27,11 @@ from results_table import insert_rows
 
 from sparkprep.config import InputConfig, load_config
 from sparkprep.generate import write_generated
-from sparkprep.ingest import read_input
+from sparkprep.io.read import read_input
 from sparkprep.io.fs import HadoopFS, qualify
-from sparkprep.profile import column_kinds, profile
-from sparkprep.profile_files import plan
-from sparkprep.session import build_session
+from sparkprep.quality.profile import column_kinds, profile
+from sparkprep.io.arrow_tasks import plan
+from sparkprep.io.session import build_session
 
 HERE = Path(__file__).resolve().parent
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from sparkprep.contract import CORRUPT
 from sparkprep.config import InputConfig, SparkConfig
-from sparkprep.ingest import read_input
-from sparkprep.session import build_session
+from sparkprep.io.read import read_input
+from sparkprep.io.session import build_session
 
 
 def _python_rows(path: Path) -> tuple[list[str], list[tuple[str, ...]]]:

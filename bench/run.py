@@ -47,11 +47,11 @@ from pyspark.sql import functions as F
 from results_table import insert_rows
 
 from sparkprep.config import GenerateConfig
-from sparkprep.dedup import add_row_id, drop_exact_duplicates
+from sparkprep.stages.dedup.exact import add_row_id, drop_exact_duplicates
 from sparkprep.generate import write_generated
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.pipeline import run
-from sparkprep.session import build_session
+from sparkprep.io.session import build_session
 
 #: Bytes of generated CSV per row (264.1 MB for 1,000,000 rows, RESULTS.md).
 CSV_BYTES_PER_ROW = 264.1

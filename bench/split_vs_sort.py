@@ -35,11 +35,11 @@ from pyspark.sql import functions as F
 from results_table import insert_rows
 from run import CSV_BYTES_PER_ROW, event_log_figures, replicated
 
-from sparkprep.contract import ROW_ID
+from sparkprep.contract import FOLD_RANK, ROW_ID
 from sparkprep.io.fs import HadoopFS, qualify
-from sparkprep.rebalance import oversample_training_rows
-from sparkprep.session import build_session
-from sparkprep.split import FOLD_RANK, SplitPlan, assign_folds
+from sparkprep.stages.rebalance import oversample_training_rows
+from sparkprep.io.session import build_session
+from sparkprep.stages.split import SplitPlan, assign_folds
 
 BENCHES = ("sort", "split", "split+rebalance")
 

@@ -3,7 +3,7 @@
 #   deploy/spark-submit.sh [--master URL] [--conf K=V ...] [--packages G:A:V,...] jobs/prepare.py --config conf/demo.yaml [--set k=v ...]
 # The package travels as a zip (--py-files), the config as a file (--files), Delta's jars as
 # --packages (resolved by Ivy from Maven Central, cached in ~/.ivy2.5.2), plus any --packages given
-# (for s3a://: `--packages "$(python -c 'from sparkprep.session import hadoop_aws_package as p; print(p())')"`).
+# (for s3a://: `--packages "$(python -c 'from sparkprep.io.session import hadoop_aws_package as p; print(p())')"`).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 master="${SPARK_MASTER:-local[*]}"
@@ -23,7 +23,7 @@ python="${PYSPARK_PYTHON:-$root/.venv/etl/bin/python}"
 # pip's pyspark is a full Spark distribution; use it unless the cluster provides SPARK_HOME.
 export SPARK_HOME="${SPARK_HOME:-$("$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')}"
 spark_submit="$SPARK_HOME/bin/spark-submit"
-delta="$("$python" -c 'from sparkprep.session import DELTA_PACKAGE; print(DELTA_PACKAGE)')"
+delta="$("$python" -c 'from sparkprep.io.session import DELTA_PACKAGE; print(DELTA_PACKAGE)')"
 
 build="$(mktemp -d)"
 trap 'rm -rf "$build"' EXIT
@@ -38,7 +38,7 @@ done
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 # Not `exec`: the EXIT trap must still remove the zip. A TERM or INT sent to this script is passed
 # on to spark-submit, and its exit status is returned. Finished shuffles leave the disk within 2
-# minutes, as when sparkprep starts Spark itself (session.py); a --conf given to this script wins.
+# minutes, as when sparkprep starts Spark itself (io/session.py); a --conf given to this script wins.
 "$spark_submit" \
   --master "$master" \
   --name "sparkprep-$(basename "$job" .py)" \

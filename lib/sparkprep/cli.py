@@ -19,14 +19,14 @@ from sparkprep.errors import InputError, SparkprepError
 
 if TYPE_CHECKING:
     from sparkprep.config import InputConfig
-    from sparkprep.profile import Profile
+    from sparkprep.quality.profile import Profile
 
 log = logging.getLogger("sparkprep")
 
 
 def _generate(config: Config) -> None:
     from sparkprep.generate import write_generated
-    from sparkprep.session import build_session
+    from sparkprep.io.session import build_session
 
     config.require("generate")
     assert config.generate is not None
@@ -36,7 +36,7 @@ def _generate(config: Config) -> None:
 
 def _prepare(config: Config) -> None:
     from sparkprep.pipeline import run
-    from sparkprep.session import build_session
+    from sparkprep.io.session import build_session
 
     config.require("input", "columns", "output")
     result = run(build_session(config.spark, "sparkprep-prepare"), config)
@@ -44,7 +44,7 @@ def _prepare(config: Config) -> None:
 
 
 def _jars(config: Config) -> None:
-    from sparkprep.session import DELTA_PACKAGE, build_session
+    from sparkprep.io.session import DELTA_PACKAGE, build_session
 
     build_session(config.spark, "sparkprep-jars").stop()
     print(f"Delta jars ready ({DELTA_PACKAGE})")
@@ -52,8 +52,8 @@ def _jars(config: Config) -> None:
 
 def _verify(config: Config, out: str) -> None:
     from sparkprep.errors import ContractError
-    from sparkprep.session import build_session
-    from sparkprep.verify import verify_output
+    from sparkprep.io.session import build_session
+    from sparkprep.publish.verify import verify_output
 
     verdict = verify_output(build_session(config.spark, "sparkprep-verify"), out)
     for check in verdict.checks:
@@ -78,8 +78,8 @@ def _input_config(config: Config, args: argparse.Namespace) -> "InputConfig":
 
 
 def _profile_input(config: Config, args: argparse.Namespace, app: str) -> "Profile":
-    from sparkprep.quality import profile_frame, typed_input
-    from sparkprep.session import build_session
+    from sparkprep.quality.gate import profile_frame, typed_input
+    from sparkprep.io.session import build_session
 
     spark = build_session(config.spark, app)
     stats = profile_frame(typed_input(spark, _input_config(config, args)), config.columns)
@@ -96,16 +96,16 @@ def _profile(config: Config, args: argparse.Namespace) -> None:
 
 
 def _infer_schema(config: Config, args: argparse.Namespace) -> None:
-    from sparkprep.quality import load_stats
-    from sparkprep.schema_rules import dump_schema, infer_schema
+    from sparkprep.quality.gate import load_stats
+    from sparkprep.quality.schema_rules import dump_schema, infer_schema
 
     Path(args.out).write_text(dump_schema(infer_schema(load_stats(args.stats), args.domain_cap)))
     print(f"schema written to {args.out}; review and edit it (severities, environments, ranges)")
 
 
 def _validate(config: Config, args: argparse.Namespace) -> None:
-    from sparkprep.quality import Checked, check, load_stats
-    from sparkprep.report import render_validation_report
+    from sparkprep.quality.gate import Checked, check, load_stats
+    from sparkprep.publish.report import render_validation_report
 
     stats = load_stats(args.stats) if args.stats else _profile_input(config, args, "sparkprep-validate")
     result = check(stats, args.schema, args.environment, args.baseline)
@@ -118,8 +118,9 @@ def _validate(config: Config, args: argparse.Namespace) -> None:
     for a in result.anomalies:
         print(f"{a.severity.upper():7}  {a.type:26}  {a.message}")
     for column, d in result.distances.items():
-        print(f"distance {column}: linf {d.linf:.4g} ({d.moved_most}) js {d.js:.4g} psi {d.psi:.4g} "
-              f"wasserstein {'-' if d.wasserstein is None else f'{d.wasserstein:.4g}'}")
+        print(f"distance {column}: " + " ".join(
+            f"{name} {'-' if v is None else f'{v:.4g}'}{f' ({d.moved_most})' if name == 'linf' else ''}"
+            for name, v in d.values.items()))
     if result.blocking:
         raise SparkprepError(f"{len(result.blocking)} blocking anomal{'y' if len(result.blocking) == 1 else 'ies'}")
     print(f"clean: {len(result.anomalies)} non-blocking anomalies")
@@ -159,7 +160,12 @@ _WITH_ARGS = ("profile", "infer-schema", "validate")
 
 
 def summary_table(manifest: dict, out: str) -> str:
-    """The end-of-run table printed for humans."""
+    """The end-of-run table printed for humans.
+
+    Args:
+        manifest: the published manifest.
+        out: the output directory.
+    """
     rows = manifest["rows"]
     lines = [("output", out), ("format", manifest["output"]["format"]),
              ("input rows", rows["input"]), ("rejected", rows["rejected"]),
@@ -191,6 +197,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `sparkprep` command; returns its exit status (errors map to codes by kind).
+
+    Args:
+        argv: the arguments (default: the process's).
+    """
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)

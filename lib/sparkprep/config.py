@@ -378,6 +378,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read a YAML config, apply `a.b=c` overrides and validate.
 
     >>> cfg = load_config("conf/demo.yaml", ["split.k=3"])
+
+    Args:
+        path: the YAML file.
+        overrides: `a.b=c` settings applied over it.
     """
     path = Path(path)
     try:

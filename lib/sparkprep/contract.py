@@ -32,7 +32,7 @@ SOURCE_FILE = "_sp_source_file"
 #: less its file's first (clean.quarantine_rows). Null where files are split across tasks.
 POSITION = "_sp_position"
 #: CSV: the names of the file's columns in file order (a literal per file layout), from which
-#: ingest.raw_record writes a rejected row's record back as text. Dropped by clean.mark_rejections.
+#: read.raw_record writes a rejected row's record back as text. Dropped by clean.mark_rejections.
 LAYOUT = "_sp_layout"
 #: The names of a row's columns whose bytes are not valid UTF-8 (CSV read as UTF-8).
 INVALID_UTF8 = "_sp_invalid_utf8"
@@ -42,6 +42,11 @@ MESSAGE = "_sp_message"
 RAW = "_sp_raw"
 GROUP = "_sp_group"
 CONFLICT = "_sp_conflict"
+#: 64 bits of a row's feature hash (dedup), by which the split keeps a conflicting group in one fold.
+FEATURE_HASH = "_sp_features1"
+#: Index of a row within its (fold, class), in hash order, set by the split; null in the holdout.
+#: Rebalancing undersamples and oversamples by it.
+FOLD_RANK = "_sp_fold_rank"
 
 # Quarantine reason codes, in the order clean checks them (the first that applies is recorded).
 MALFORMED = "malformed_record"
@@ -68,7 +73,10 @@ QUARANTINE_SCHEMA = (("reason", "string"), ("column", "string"), ("message", "st
 MANIFEST = "manifest.json"
 REPORT = "report.html"
 STATS = "stats.json"
+DATA_DIR = "data"
 QUARANTINE_DIR = "quarantine"
+#: The optional Spark-transformed copy of the data (normalise.materialise).
+NORMALISED_DIR = "normalised"
 BLOCKED_DIR = "_blocked"
 #: A fold's data directory is `<data>/fold=<k>`.
 FOLD_DIR = FOLD + "="

@@ -17,7 +17,7 @@ import math
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep.config import GenerateConfig
+from sparkprep.config import DefectRates, GenerateConfig
 
 NUMERIC = [f"num_{j}" for j in range(5)]
 EMBEDDING_SIZE = 4
@@ -84,8 +84,31 @@ def _typo(seed: int, text: Column, row: Column) -> Column:
     return F.overlay(text, F.lit("q"), at, F.lit(1))
 
 
+def _event_time(seed: int, src: Column, row: Column, earlier: Column, is_update: Column) -> Column:
+    """A time in one year; a key update's comes after the time of the record it updates (`earlier`)."""
+    epoch = F.lit(1_700_000_000)
+    time = F.timestamp_seconds(epoch + _pick(seed, "time", src, 365 * 86400))
+    updated_time = F.timestamp_seconds(epoch + _pick(seed, "time", earlier, 365 * 86400) + 1 + _pick(seed, "later", row, 86400))
+    return F.when(is_update, updated_time).otherwise(time)
+
+
+def _numeric_features(seed: int, src: Column, rates: DefectRates) -> dict[str, Column]:
+    """Each numeric column: a class-dependent mean, outliers and nulls at their rates."""
+    numeric = {}
+    for j, name in enumerate(NUMERIC):
+        value = _gaussian(seed, name, src) + F.col("src_label") * (0.8 + 0.3 * j)
+        value = F.when(_uniform(seed, f"outlier/{name}", src) < rates.outliers, value * 1e6).otherwise(value)
+        numeric[name] = F.when(_uniform(seed, f"null/{name}", src) < rates.nulls, F.lit(None)).otherwise(value)
+    return numeric
+
+
 def generate_rows(spark: SparkSession, config: GenerateConfig) -> DataFrame:
-    """Typed rows (numbers as doubles, emb as array<double>), before text-format defects."""
+    """Typed rows (numbers as doubles, emb as array<double>), before text-format defects.
+
+    Args:
+        spark: the session.
+        config: the generate section.
+    """
     seed, rates = config.seed, config.defects
     ids = spark.range(0, config.rows, numPartitions=config.files).withColumnRenamed("id", "row")
     row = F.col("row")
@@ -106,11 +129,7 @@ def generate_rows(spark: SparkSession, config: GenerateConfig) -> DataFrame:
     # Features follow the source's class; only a conflict's label column differs from it.
     df = df.withColumns({"src_label": label, "label_i": F.when(is_conflict, flipped).otherwise(label)})
     # Class-dependent means make the features informative, so a model can learn from them.
-    numeric = {}
-    for j, name in enumerate(NUMERIC):
-        value = _gaussian(seed, name, src) + F.col("src_label") * (0.8 + 0.3 * j)
-        value = F.when(_uniform(seed, f"outlier/{name}", src) < rates.outliers, value * 1e6).otherwise(value)
-        numeric[name] = F.when(_uniform(seed, f"null/{name}", src) < rates.nulls, F.lit(None)).otherwise(value)
+    numeric = _numeric_features(seed, src, rates)
     category = F.element_at(
         F.array(*[F.lit(c) for c in CATEGORIES]),
         (F.pmod(_pick(seed, "cat", src, len(CATEGORIES)) + F.col("src_label"), F.lit(len(CATEGORIES))) + 1).cast("int"),
@@ -119,11 +138,8 @@ def generate_rows(spark: SparkSession, config: GenerateConfig) -> DataFrame:
     df = df.withColumns({**_word_picks(seed, src, "_w"), **_word_picks(seed, _earlier_id(seed, "near-src", row), "_nw")})
     df = df.withColumn("_near_text", _text_of("_nw"))
     text = F.when(near, _typo(seed, F.col("_near_text"), row))
-    epoch = F.lit(1_700_000_000)
-    time = F.timestamp_seconds(epoch + _pick(seed, "time", src, 365 * 86400))
     # A key update: an earlier id, a time after that record's, and this row's own features.
     earlier = _earlier_id(seed, "update-of", row)
-    updated_time = F.timestamp_seconds(epoch + _pick(seed, "time", earlier, 365 * 86400) + 1 + _pick(seed, "later", row, 86400))
     return df.select(
         F.when(is_update, earlier).when(is_conflict, row).otherwise(src).alias("id"),
         *[numeric[n].alias(n) for n in NUMERIC],
@@ -131,7 +147,7 @@ def generate_rows(spark: SparkSession, config: GenerateConfig) -> DataFrame:
         F.array(*[_gaussian(seed, f"emb{j}", src) + F.col("src_label") * 0.5 for j in range(EMBEDDING_SIZE)]).alias("emb"),
         text.otherwise(_text_of("_w")).alias("text"),
         F.concat(F.lit("g"), _pick(seed, "group", src, config.groups).cast("string")).alias("grp"),
-        F.when(is_update, updated_time).otherwise(time).alias("event_time"),
+        _event_time(seed, src, row, earlier, is_update).alias("event_time"),
         F.when((_uniform(seed, "nolabel", src) < rates.missing_labels) & ~is_conflict, F.lit(None))
         .otherwise(F.concat(F.lit("class_"), F.col("label_i").cast("string"))).alias("label"),
         row,
@@ -167,7 +183,12 @@ def _json_line(df: DataFrame) -> Column:
 
 
 def write_generated(spark: SparkSession, config: GenerateConfig) -> int:
-    """Generate the dataset and write it to `config.path`; returns the number of rows written."""
+    """Generate the dataset and write it to `config.path`; returns the number of rows written.
+
+    Args:
+        spark: the session.
+        config: the generate section.
+    """
     df = generate_rows(spark, config)
     if config.format == "parquet":
         df.drop("row").write.mode("overwrite").parquet(config.path)

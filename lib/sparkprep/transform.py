@@ -1,6 +1,6 @@
 """Fitted feature transforms: the numbers (`TransformParams`) and the numpy applier.
 
-Importable without pyspark or torch: the ETL side fits the numbers (sparkprep.normalise, which also
+Importable without pyspark or torch: the ETL side fits the numbers (sparkprep.stages.normalise.fit, which also
 applies them in Spark), the trainer applies them on the fly with numpy (`apply_numpy`), and
 `sparkprep.train.serving.TransformModule` is the same transform as a torch module for serving.
 The three appliers compute the same float64 expressions in the same order:
@@ -62,11 +62,21 @@ class NumericParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NumericParams:
+        """The parameters as a transform file writes them.
+
+        Args:
+            d: one column's entry.
+        """
         return cls(d["column"], d["method"], bool(d["log1p"]), float(d["fill"]),
                    _bound(d["lower"], -math.inf), _bound(d["upper"], math.inf),
                    float(d["center"]), float(d["scale"]), int(d["count"]))
 
     def apply_numpy(self, x: np.ndarray) -> np.ndarray:
+        """The transformed values: filled, clipped, centred and scaled.
+
+        Args:
+            x: the column's values.
+        """
         x = np.asarray(x, dtype=np.float64)
         present = np.isfinite(x)
         with np.errstate(invalid="ignore"):
@@ -93,9 +103,19 @@ class CategoricalParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CategoricalParams:
+        """The parameters as a transform file writes them.
+
+        Args:
+            d: one column's entry.
+        """
         return cls(d["column"], d["encoding"], tuple(d["vocabulary"]))
 
     def apply_numpy(self, values: np.ndarray) -> np.ndarray:
+        """Each value's index in the vocabulary (UNKNOWN where it has none), one-hot where the encoding says.
+
+        Args:
+            values: the column's values.
+        """
         lookup = {v: i + 1 for i, v in enumerate(self.vocabulary)}
         index = np.fromiter((lookup.get(v, UNKNOWN) if isinstance(v, str) else UNKNOWN for v in values),
                             dtype=np.int64, count=len(values))
@@ -120,10 +140,20 @@ class ArrayParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ArrayParams:
+        """The parameters as a transform file writes them.
+
+        Args:
+            d: one column's entry.
+        """
         return cls(d["column"], d["method"], bool(d["per_element"]),
                    tuple(float(v) for v in d["center"]), tuple(float(v) for v in d["scale"]))
 
     def apply_numpy(self, x: np.ndarray) -> np.ndarray:
+        """Each element filled, centred and scaled by its position's parameters.
+
+        Args:
+            x: the arrays, one row each (2-D).
+        """
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.center):
             raise ContractError(f"array column {self.column!r} has shape {x.shape}; the transform was "
@@ -153,6 +183,11 @@ class TransformParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TransformParams:
+        """The parameters of one training set as a transform file writes them.
+
+        Args:
+            d: the set's entry.
+        """
         return cls(d["fitted_on"], tuple(NumericParams.from_dict(p) for p in d["numeric"]),
                    tuple(CategoricalParams.from_dict(p) for p in d["categorical"]),
                    tuple(ArrayParams.from_dict(p) for p in d["arrays"]), d.get("rows"))
@@ -161,6 +196,9 @@ class TransformParams:
         """A new batch: the transformed columns replaced, every other column as it was.
 
         >>> params.apply_numpy({"num_0": np.array([1.0, np.nan]), "cat_0": np.array(["a", None], object)})
+
+        Args:
+            batch: column name -> values.
         """
         out = dict(batch)
         for p in (*self.numeric, *self.categorical, *self.arrays):
@@ -170,13 +208,24 @@ class TransformParams:
 
 
 def transform_document(final: TransformParams, folds: dict[int, TransformParams]) -> dict[str, Any]:
-    """The content of a transform file."""
+    """The content of a transform file.
+
+    Args:
+        final: the final model's parameters.
+        folds: each fold's.
+    """
     return {"format_version": TRANSFORM_FORMAT_VERSION, "fitted_on": FITTED_ON, "final": final.to_dict(),
             "folds": {str(f): p.to_dict() for f, p in sorted(folds.items())}}
 
 
 def params_of(document: dict[str, Any], fold: int | None, source: str = "transform file") -> TransformParams:
-    """The parameters of fold `fold` (None: final) from a transform file's document."""
+    """The parameters of fold `fold` (None: final) from a transform file's document.
+
+    Args:
+        document: a transform file's parsed content.
+        fold: the fold (None: the final model).
+        source: the file, named in errors.
+    """
     version = document.get("format_version")
     if version != TRANSFORM_FORMAT_VERSION:
         raise InputError(f"{source} has format_version {version!r}; this reader knows only "

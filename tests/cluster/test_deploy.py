@@ -15,7 +15,7 @@ import yaml
 
 from conftest import PREPARE_JOB, ROOT
 
-from sparkprep.session import DELTA_PACKAGE, hadoop_aws_package
+from sparkprep.io.session import DELTA_PACKAGE, hadoop_aws_package
 
 DEPLOY = ROOT / "deploy"
 IMAGE_WORKDIR = "/opt/sparkprep"

@@ -1,5 +1,5 @@
 """The pipeline against a real S3-compatible server on loopback, through `s3a://` (hadoop-aws
-matching pyspark's Hadoop, sparkprep.session.hadoop_aws_package()).
+matching pyspark's Hadoop, sparkprep.io.session.hadoop_aws_package()).
 
 Server: moto's server mode (`python -m moto.server -H 127.0.0.1 -p PORT`, a real HTTP endpoint speaking the S3
 REST API) in its own venv (.venv/s3, requirements/s3.txt: botocore pins python-dateutil<3, which
@@ -25,7 +25,7 @@ import pytest
 
 from conftest import PREPARE_JOB, ROOT, prepare_args, run, submit_cmd
 
-from sparkprep.session import hadoop_aws_package
+from sparkprep.io.session import hadoop_aws_package
 from trainer_process import run_trainer
 
 pytestmark = pytest.mark.cluster

@@ -7,7 +7,7 @@ import yaml
 import pytest
 
 from sparkprep.config import SparkConfig
-from sparkprep.session import build_session
+from sparkprep.io.session import build_session
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from sparkprep.contract import CORRUPT, SOURCE_FILE
-from sparkprep.clean import accepted, mark_rejections, quarantine_rows, rules_from_schema
+from sparkprep.stages.clean import accepted, mark_rejections, quarantine_rows, rules_from_schema
 from sparkprep.config import ColumnRule
 from sparkprep.errors import ConfigError
 

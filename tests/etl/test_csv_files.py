@@ -13,7 +13,7 @@ from sparkprep.contract import CORRUPT
 from sparkprep.cli import main
 from sparkprep.config import InputConfig
 from sparkprep.errors import InputError
-from sparkprep.ingest import read_input
+from sparkprep.io.read import read_input
 
 HEADER = ["id", "score", "text", "label"]
 #: Every awkward thing a text field holds in real exports.

@@ -5,9 +5,9 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from sklearn.datasets import load_iris
 
-from sparkprep import probe_filter
-from sparkprep.dedup import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key,
-                             mark_label_conflicts)
+from sparkprep.stages.dedup import probe_filter
+from sparkprep.stages.dedup.exact import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key)
+from sparkprep.stages.dedup.conflicts import mark_label_conflicts
 from sparkprep.errors import ConfigError
 
 COUNTERS = [MERGED, *ABSORBED.values()]
@@ -95,7 +95,7 @@ def _deduplicated(spark, materialise):
 
 def test_deduplicate_collapses_only_the_rows_whose_key_repeats(spark, materialise, caplog):
     write, written = _recording(materialise)
-    with caplog.at_level(logging.INFO, logger="sparkprep.dedup"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.stages.dedup.exact"):
         assert _deduplicated(spark, write) == DEDUPLICATED
     # Two keys repeat; only their 6 input rows were shuffled, and they collapse to 2. Their filter
     # is one block.

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
-from sparkprep.dedup import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key,
-                             mark_label_conflicts)
-from sparkprep.neardup import add_dup_clusters
+from sparkprep.stages.dedup.exact import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key)
+from sparkprep.stages.dedup.conflicts import mark_label_conflicts
+from sparkprep.stages.dedup.near import add_dup_clusters
 
 SCHEMA = "k string, t int, x double, label string"
 # Small domains, so that exact duplicates, key collisions and label conflicts are common.

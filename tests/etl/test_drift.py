@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from sparkprep.drift import distances, jensen_shannon, linf, psi, wasserstein
-from sparkprep.profile import ColumnStats, bucket_value
+from sparkprep.quality.drift import distances, jensen_shannon, linf, psi, wasserstein
+from sparkprep.quality.profile import ColumnStats, bucket_value
 
 
 def _cat(counts: dict[str, int]) -> ColumnStats:

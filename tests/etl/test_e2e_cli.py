@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import csv_records
-from sparkprep.verify import verify_output
+from sparkprep.publish.verify import verify_output
 from trainer_process import run_trainer
 
 ROOT = Path(__file__).resolve().parents[2]

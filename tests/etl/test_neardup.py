@@ -9,8 +9,8 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
-from sparkprep.groups import connected_components
-from sparkprep.neardup import add_dup_clusters, jaccard, shared_buckets, shingles, signatures, similar_pairs
+from sparkprep.stages.groups import connected_components
+from sparkprep.stages.dedup.near import add_dup_clusters, jaccard, shared_buckets, shingles, signatures, similar_pairs
 
 
 def _jaccard(x: str, y: str, size: int = 5) -> float:
@@ -61,7 +61,7 @@ def test_components_join_chains_and_name_them_by_their_smallest_row(spark, mater
 def test_components_of_a_long_shuffled_path_converge_quickly(spark, materialise, caplog):
     order = random.Random(2).sample(range(1, 301), 300)   # a path of 300 nodes in random order
     edges = spark.createDataFrame(list(zip(order, order[1:])) + [(1000, 1001)], "a long, b long")
-    with caplog.at_level("INFO", logger="sparkprep.groups"):
+    with caplog.at_level("INFO", logger="sparkprep.stages.groups"):
         got = {r["node"]: r["component"] for r in connected_components(edges, materialise).collect()}
     assert got == {**{n: 1 for n in range(1, 301)}, 1000: 1000, 1001: 1000}
     rounds = int(caplog.records[-1].getMessage().split(" in ")[1].split()[0])

@@ -4,9 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparkprep.manifest import RowCounts, class_priors, class_weights
+from sparkprep.publish.manifest import RowCounts, class_priors, class_weights
 from sparkprep.errors import ContractError
-from sparkprep.normalise import Moments, measure_groups, training_folds
+from sparkprep.stages.normalise.fit import Moments, measure_groups
+from sparkprep.stages.split import training_folds
 
 
 def _moments(values):
@@ -69,7 +70,8 @@ from sklearn.datasets import load_breast_cancer, load_wine  # noqa: E402
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler  # noqa: E402
 
 from sparkprep.config import ArrayTransform, CategoricalTransform, NumericTransform  # noqa: E402
-from sparkprep.normalise import FitSpec, apply_spark, count_categories, fit_transforms  # noqa: E402
+from sparkprep.stages.normalise.fit import FitSpec, count_categories, fit_transforms  # noqa: E402
+from sparkprep.stages.normalise.spark import apply_spark  # noqa: E402
 from sparkprep.transform import TransformParams, params_of, transform_document  # noqa: E402
 
 K = 3
@@ -266,8 +268,8 @@ def test_the_trainers_fixture_is_what_spark_fits_and_applies(spark):
 def test_sketches_of_a_large_output_see_a_hash_sample_and_stay_within_the_stated_error(spark):
     from pyspark.sql import functions as F
 
-    from sparkprep.normalise import in_sketch_sample, smallest_training_set
-    from sparkprep.verify import _kll_rank_error, _Tolerance
+    from sparkprep.stages.normalise.fit import in_sketch_sample, smallest_training_set
+    from sparkprep.publish.verify import _kll_rank_error, _Tolerance
 
     # 40,000 rows: every 10th in the holdout, folds id % K (K = 3), every 8th a copy, x null in every
     # 50th. Originals in the training sets: ids not ≡ 0 (mod 10) nor ≡ 7 (mod 8); x present unless

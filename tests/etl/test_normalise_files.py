@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sparkprep import normalise
+from sparkprep.stages.normalise import fit as normalise
 from sparkprep.config import ArrayTransform, NumericTransform
-from sparkprep.normalise import FitSpec, measure_groups
+from sparkprep.stages.normalise.fit import FitSpec, measure_groups
 
 SPEC = FitSpec({"x": NumericTransform(method="minmax"), "y": NumericTransform(log1p=True), "z": NumericTransform()})
 
@@ -21,7 +21,7 @@ def _spark_path(monkeypatch):
 
 def _groups_by_both_paths(spark, path, spec, monkeypatch, caplog):
     df = spark.read.parquet(str(path))
-    with caplog.at_level(logging.INFO, logger="sparkprep.normalise"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.stages.normalise.fit"):
         files = measure_groups(df, list(spec.numeric), spec)
     assert "statistics from the Parquet files" in caplog.text
     with monkeypatch.context() as m:
@@ -104,7 +104,7 @@ def test_a_delta_snapshot_is_read_not_the_files_it_removed(spark, tmp_path, monk
     for table in (_generated(rng, 30_000), _generated(rng, 10_000)):  # the second overwrites the first
         spark.createDataFrame(table.to_pandas()).write.format("delta").mode("overwrite").save(path)
     df = spark.read.format("delta").load(path)
-    with caplog.at_level(logging.INFO, logger="sparkprep.normalise"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.stages.normalise.fit"):
         groups = measure_groups(df, ["x", "y", "z"], SPEC)
     assert "statistics from the Parquet files" in caplog.text
     assert sum(groups.rows.values()) + sum(groups.copies.values()) == 10_000
@@ -119,7 +119,7 @@ def test_array_positions_and_data_not_read_from_files_take_sparks_aggregation(sp
     pq.write_table(table, tmp_path / "part-0.parquet")
     df = spark.read.parquet(str(tmp_path))
     arrays = FitSpec({"x": NumericTransform()}, arrays={"a": ArrayTransform()}, widths={"a": 2})
-    with caplog.at_level(logging.INFO, logger="sparkprep.normalise"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.stages.normalise.fit"):
         groups = measure_groups(df, ["x"], arrays)
         assert "'a[0]' is an array position" in caplog.text
         caplog.clear()

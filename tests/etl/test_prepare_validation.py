@@ -13,9 +13,9 @@ from PIL import Image
 from sparkprep.config import Config
 from sparkprep.errors import InputError, SparkprepError
 from sparkprep.pipeline import run
-from sparkprep.profile import profile
-from sparkprep.schema_rules import dump_schema, infer_schema
-from sparkprep.verify import verify_output
+from sparkprep.quality.profile import profile
+from sparkprep.quality.schema_rules import dump_schema, infer_schema
+from sparkprep.publish.verify import verify_output
 
 
 @pytest.fixture(scope="module")

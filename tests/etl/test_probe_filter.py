@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from sparkprep.probe_filter import BLOCK, BLOCK_BITS, MAX_BITS, WORDS, build, filter_bits, mark
+from sparkprep.stages.dedup.probe_filter import BLOCK, BLOCK_BITS, MAX_BITS, WORDS, build, filter_bits, mark
 
 LONGS = st.integers(-2**63, 2**63 - 1)
 

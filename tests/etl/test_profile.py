@@ -11,9 +11,9 @@ import pytest
 from pyspark.sql import functions as F
 from sklearn.datasets import load_wine
 
-from sparkprep.profile import ALPHA, HLL_RSE, Profile, column_kinds, profile
-from sparkprep.profile_files import plan
-from sparkprep.profile_state import GAMMA, TINY, bucket_codes, bucket_key
+from sparkprep.quality.profile import ALPHA, HLL_RSE, Profile, column_kinds, profile
+from sparkprep.io.arrow_tasks import plan
+from sparkprep.quality.state import GAMMA, TINY, bucket_codes, bucket_key
 
 
 @pytest.fixture(scope="module")

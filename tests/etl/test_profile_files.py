@@ -14,10 +14,10 @@ from pyspark.sql import functions as F
 from sparkprep.config import InputConfig, load_config
 from sparkprep.errors import InputError
 from sparkprep.generate import write_generated
-from sparkprep.ingest import read_input
-from sparkprep.profile import column_kinds, profile
-from sparkprep.profile_files import plan
-from sparkprep.quality import profile_frame, typed_input
+from sparkprep.io.read import read_input
+from sparkprep.quality.profile import column_kinds, profile
+from sparkprep.io.arrow_tasks import plan
+from sparkprep.quality.gate import profile_frame, typed_input
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,12 +71,12 @@ def test_parquet_path_gives_the_spark_paths_stats_for_any_split(spark, parquet_d
     df = read_input(spark, InputConfig(paths=[str(parquet_dir)], format="parquet"))
     source, why, tasks = _paths(df)
     assert source is not None and len(source.files) == 3, why
-    with caplog.at_level(logging.INFO, logger="sparkprep.profile"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.quality.profile"):
         fast = profile(df, label="label", text=("t",))
     assert "profile: Parquet path" in caplog.text
     # The same rows through Spark: a repartition is not a bare read, so the Spark path runs.
     assert _paths(df.repartition(3))[0] is None
-    with caplog.at_level(logging.INFO, logger="sparkprep.profile"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.quality.profile"):
         slow = profile(df.repartition(3), label="label", text=("t",))
     assert "profile: Spark path" in caplog.text
     assert _dump(fast) == _dump(slow)
@@ -254,7 +254,7 @@ def test_the_demo_input_as_parquet_takes_the_parquet_path_with_its_timestamp(spa
     write_generated(spark, config.generate)
     df = typed_input(spark, config.input)
     assert dict(df.dtypes)["event_time"] == "timestamp"
-    with caplog.at_level(logging.INFO, logger="sparkprep.profile"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.quality.profile"):
         fast = profile_frame(df, config.columns)
     assert "profile: Parquet path" in caplog.text
     assert fast.columns["event_time"].kind == "numeric" and fast.columns["event_time"].min >= 1_700_000_000

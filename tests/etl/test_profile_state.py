@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from sparkprep import profile_state
-from sparkprep.profile import add_projected, bucket_value
-from sparkprep.profile_state import (ALPHA, HLL_RSE, TINY, NumericState, PartialProfile, bucket_codes, bucket_key,
+from sparkprep.quality import state as profile_state
+from sparkprep.quality.profile import add_projected, bucket_value
+from sparkprep.quality.state import (ALPHA, HLL_RSE, TINY, NumericState, PartialProfile, bucket_codes, bucket_key,
                                      hll_add, hll_estimate)
 
 

@@ -6,7 +6,7 @@ import logging
 import yaml
 
 from sparkprep.cli import main
-from sparkprep.profile import profile
+from sparkprep.quality.profile import profile
 
 LOCAL = ["--set", "spark.master=local[2]"]
 
@@ -62,7 +62,7 @@ def test_profile_of_a_parquet_input_takes_the_parquet_path(spark, tmp_path, capl
     data = tmp_path / "batch"
     spark.createDataFrame([(1.0, "A", "y", "2.5"), (None, "B", "n", None)],
                           "x double, c string, label string, z string").write.parquet(str(data))
-    caplog.set_level(logging.INFO, logger="sparkprep.profile")
+    caplog.set_level(logging.INFO, logger="sparkprep.quality.profile")
     outs = {}
     for name, extra in (("plain", []), ("coerced", ["--set", "input.format=parquet", "--set", "input.schema.z=double"])):
         caplog.clear()

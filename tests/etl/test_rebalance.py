@@ -5,9 +5,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from sparkprep.rebalance import kept_counts, oversample_training_rows, rebalance, replica_counts
-from sparkprep.split import FOLD_RANK, SplitPlan, assign_folds
-from sparkprep.verify import verify_dataset
+from sparkprep.stages.rebalance import kept_counts, oversample_training_rows, rebalance, replica_counts
+from sparkprep.contract import FOLD_RANK
+from sparkprep.stages.split import SplitPlan, assign_folds
+from sparkprep.publish.verify import verify_dataset
 
 
 def _plan(counts, k=2, holdout=0.0, seed=3):

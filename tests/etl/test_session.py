@@ -3,8 +3,8 @@ import sys
 from pathlib import Path
 
 from sparkprep.config import load_config
-from sparkprep.pipeline import scale_shuffle_partitions
-from sparkprep.session import DELTA_PACKAGE, under_spark_submit
+from sparkprep.io.session import scale_shuffle_partitions
+from sparkprep.io.session import DELTA_PACKAGE, under_spark_submit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ def test_session_is_utc_with_delta_and_full_csv_parsing(spark, tmp_path):
     assert spark.conf.get("spark.sql.csv.parser.columnPruning.enabled") == "false"
     # Finished shuffles are cleaned within 2 minutes, not Spark's 30 (disk: README).
     assert spark.sparkContext.getConf().get("spark.cleaner.periodicGC.interval") == "2min"
-    # Delta's snapshots take the session's shuffle width, not Delta's fixed 50 tasks (session.py).
+    # Delta's snapshots take the session's shuffle width, not Delta's fixed 50 tasks (io/session.py).
     # Not a fixed number: CLI tests earlier in the suite rebuild this shared session with their own.
     assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == spark.conf.get("spark.sql.shuffle.partitions") != "50"
     spark.range(3).write.format("delta").save(str(tmp_path / "t"))
@@ -28,7 +28,7 @@ def test_session_is_utc_with_delta_and_full_csv_parsing(spark, tmp_path):
 
 
 def test_parquet_row_groups_are_32_mib_so_a_1_gb_executor_reads_them(spark, tmp_path):
-    """session.py caps row groups at 32 MiB; ~40 MB of incompressible doubles in one file must
+    """io/session.py caps row groups at 32 MiB; ~40 MB of incompressible doubles in one file must
     therefore come out as more than one row group (parquet-mr's default would write one)."""
     import pyarrow.parquet as pq
     from pyspark.sql import functions as F

@@ -5,8 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from sparkprep import split as split_module
-from sparkprep.split import SplitPlan, add_label_index, assign_folds
+from sparkprep.stages import split as split_module
+from sparkprep.stages.split import SplitPlan, add_label_index, assign_folds
 
 
 def _rows(spark, labels, partitions=2):

@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from sparkprep.contract import GROUP, HOLDOUT_FOLD
-from sparkprep.groups import add_groups
-from sparkprep.rebalance import oversample_training_rows
-from sparkprep import split
-from sparkprep.split import FOLD_RANK, assign_group_folds
+from sparkprep.contract import FOLD_RANK, GROUP, HOLDOUT_FOLD
+from sparkprep.stages.groups import add_groups
+from sparkprep.stages.rebalance import oversample_training_rows
+from sparkprep.stages import split
+from sparkprep.stages.split import assign_group_folds
 
 
 def _rows(spark, labels, groups, partitions=4):

@@ -8,7 +8,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from sparkprep.contract import GROUP
-from sparkprep.split import SplitPlan, assign_folds, assign_group_folds
+from sparkprep.stages.split import SplitPlan, assign_folds, assign_group_folds
 
 K = 5
 

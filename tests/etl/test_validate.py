@@ -2,9 +2,9 @@
 
 import pytest
 
-from sparkprep.profile import ColumnStats, Profile, profile
-from sparkprep.schema_rules import dump_schema, infer_schema, load_schema
-from sparkprep.validate import validate
+from sparkprep.quality.profile import ColumnStats, Profile, profile
+from sparkprep.quality.schema_rules import dump_schema, infer_schema, load_schema
+from sparkprep.quality.validate import validate
 
 
 def _cat(name: str, counts: dict[str, int], nulls: int = 0, is_label: bool = False) -> ColumnStats:

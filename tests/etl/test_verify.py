@@ -9,7 +9,7 @@ import pytest
 
 from sparkprep.cli import main
 from sparkprep.transform import NumericParams, TransformParams, transform_document
-from sparkprep.verify import verify_output
+from sparkprep.publish.verify import verify_output
 
 # k = 2, classes a/b; holdout 0.25 → per class: a has 4 rows (1 holdout), b has 4 rows (1 holdout).
 GOOD = [  # row_id, fold, replica, label_index

@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparkprep.io.fs import HadoopFS
-from sparkprep.write import remove_stale_siblings, write_table
+from sparkprep.io.write import remove_stale_siblings, write_table
 
 
 def _dictionary_encoded(root: Path) -> dict[str, bool]:

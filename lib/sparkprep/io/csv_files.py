@@ -40,7 +40,12 @@ _THREADS = 16
 def reader_options(user: dict[str, str], typed_by_schema: bool) -> dict[str, str]:
     """The CSV options a run reads with: RFC 4180 defaults under the user's own (keys compared
     case-insensitively, as Spark does). The `\\n` separator is pinned only when a schema types the
-    columns: Spark's type inference would see a CRLF's `\\r` in the last column before it is removed."""
+    columns: Spark's type inference would see a CRLF's `\\r` in the last column before it is removed.
+
+    Args:
+        user: input.options.
+        typed_by_schema: whether input.schema types the columns.
+    """
     given = {k.lower() for k in user}
     defaults = {**RFC4180, **({"lineSep": "\n"} if typed_by_schema else {})}
     return {**{k: v for k, v in defaults.items() if k.lower() not in given}, **user}
@@ -63,12 +68,20 @@ def _encoding(options: dict[str, str]) -> str:
 
 
 def whole_files(options: dict[str, str]) -> bool:
-    """Whether Spark reads each file whole, in one task (multi-line records cannot be split)."""
+    """Whether Spark reads each file whole, in one task (multi-line records cannot be split).
+
+    Args:
+        options: the reader options.
+    """
     return _lowered(options).get("multiline", "false").lower() == "true"
 
 
 def strips_line_end_cr(options: dict[str, str]) -> bool:
-    """Whether rows keep a CRLF's `\\r` on their last field (the pinned `\\n` separator in multi-line mode)."""
+    """Whether rows keep a CRLF's `\\r` on their last field (the pinned `\\n` separator in multi-line mode).
+
+    Args:
+        options: the reader options.
+    """
     return whole_files(options) and _lowered(options).get("linesep") == "\n"
 
 
@@ -76,7 +89,13 @@ def record_text(layout: Column, columns: list[str], options: dict[str, str]) -> 
     """The CSV record of a row, its `columns` in the file's order (`layout`, an array of their
     names), as the reader's dialect writes it, quoting only where needed (Python's QUOTE_MINIMAL,
     pandas' default); a null is an empty field. What a rejected row keeps as `raw`, so that it can
-    be fixed and read again. Interpreted (a lambda per field): meant for rejected rows only."""
+    be fixed and read again. Interpreted (a lambda per field): meant for rejected rows only.
+
+    Args:
+        layout: the file's column names in order (an array column).
+        columns: the row's columns.
+        options: the reader options (the dialect).
+    """
     delimiter, quote, escape = _dialect(options)
     values = F.create_map(*[x for c in columns for x in (F.lit(c), F.col(c))])
 
@@ -91,18 +110,33 @@ def record_text(layout: Column, columns: list[str], options: dict[str, str]) -> 
 def reads_utf8(options: dict[str, str]) -> bool:
     """Whether the files are UTF-8 (the default): then Spark reads them byte for byte as
     ISO-8859-1 and ingest checks each value's bytes (`decoded_utf8`), so that an invalid byte is
-    reported instead of replaced by U+FFFD."""
+    reported instead of replaced by U+FFFD.
+
+    Args:
+        options: the reader options.
+    """
     return _encoding(options).lower().replace("_", "-") in ("utf-8", "utf8")
 
 
 def has_header(options: dict[str, str]) -> bool:
+    """Whether the files start with a header line.
+
+    Args:
+        options: the reader options.
+    """
     return _lowered(options).get("header", "false").lower() == "true"
 
 
 def read_headers(spark: SparkSession, files: list[str],
                  options: dict[str, str]) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Each file's header (the first record) as column names, an empty file's as `[]`; and the
-    files that could not be read, with what the JVM said."""
+    files that could not be read, with what the JVM said.
+
+    Args:
+        spark: the session.
+        files: the input files.
+        options: the reader options.
+    """
     def one(uri: str) -> list[str] | str:
         try:
             return _header(spark, uri, options)
@@ -142,7 +176,13 @@ _SIGNATURES = {b"PAR1": "a Parquet file: set input.format: parquet",
 
 def likely_cause(spark: SparkSession, uri: str, options: dict[str, str]) -> str | None:
     """Why the records of a CSV file fail, guessed from its first bytes: another format, gzip
-    under another name, another delimiter than the configured one, or backslash-escaped quotes."""
+    under another name, another delimiter than the configured one, or backslash-escaped quotes.
+
+    Args:
+        spark: the session.
+        uri: the file.
+        options: the reader options.
+    """
     head, _ = _first_bytes(spark, uri, 8192)  # decompressed only when the name says so
     for signature, what in _SIGNATURES.items():
         if head.startswith(signature):

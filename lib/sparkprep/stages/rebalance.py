@@ -28,14 +28,19 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparkprep.contract import HOLDOUT_FOLD, IN_TRAIN
-from sparkprep.split import FOLD_RANK, SplitPlan
+from sparkprep.contract import FOLD, FOLD_RANK, HOLDOUT_FOLD, IN_TRAIN, REPLICA
+from sparkprep.stages.split import SplitPlan
 
 _CLASS = "_sp_rebalance_class"
 
 
 def replica_counts(plan: SplitPlan, target: float) -> dict[tuple[int, str], int]:
-    """Copies to add per (fold, class): r_jc as in the module docstring."""
+    """Copies to add per (fold, class): r_jc as in the module docstring.
+
+    Args:
+        plan: the split's plan (per-class fold sizes).
+        target: rebalance.target: the minority's share of the majority.
+    """
     out = {}
     for fold in range(plan.k):
         sizes = {c: plan.fold_size(c, fold) for c in plan.class_counts}
@@ -45,7 +50,12 @@ def replica_counts(plan: SplitPlan, target: float) -> dict[tuple[int, str], int]
 
 
 def kept_counts(plan: SplitPlan, target: float) -> dict[tuple[int, str], int]:
-    """Originals kept for training per (fold, class) when undersampling: T_jc as in the module docstring."""
+    """Originals kept for training per (fold, class) when undersampling: T_jc as in the module docstring.
+
+    Args:
+        plan: the split's plan.
+        target: rebalance.target.
+    """
     out = {}
     for fold in range(plan.k):
         sizes = {c: plan.fold_size(c, fold) for c in plan.class_counts}
@@ -55,34 +65,56 @@ def kept_counts(plan: SplitPlan, target: float) -> dict[tuple[int, str], int]:
 
 
 def rebalance(df: DataFrame, label: str, plan: SplitPlan, method: str, target: float) -> DataFrame:
-    """Add `replica` and `in_train` to split rows as `method` ("none", "oversample", "undersample") says."""
+    """Add `replica` and `in_train` to split rows as `method` ("none", "oversample", "undersample") says.
+
+    Args:
+        df: split rows with `fold` and `FOLD_RANK`.
+        label: the label column.
+        plan: the split's plan.
+        method: rebalance.method.
+        target: rebalance.target.
+    """
     if method == "oversample":
         return oversample_training_rows(df, label, plan, target).withColumn(IN_TRAIN, F.lit(True))
     if method == "undersample":
         return undersample_training_rows(df, label, plan, target)
-    return df.withColumns({"replica": F.lit(0), IN_TRAIN: F.lit(True)})
+    return df.withColumns({REPLICA: F.lit(0), IN_TRAIN: F.lit(True)})
 
 
 def undersample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target: float = 1.0) -> DataFrame:
-    """Add `replica` (0: no copies) and `in_train`: false for CV originals of rank >= T_jc."""
+    """Add `replica` (0: no copies) and `in_train`: false for CV originals of rank >= T_jc.
+
+    Args:
+        df: split rows with `fold` and `FOLD_RANK`.
+        label: the label column.
+        plan: the split's plan.
+        target: rebalance.target.
+    """
     table = df.sparkSession.createDataFrame(
         [(fold, c, t) for (fold, c), t in kept_counts(plan, target).items()], f"fold int, {_CLASS} string, _sp_t long")
     joined = (df.withColumn(_CLASS, F.col(label).cast("string"))
-              .join(F.broadcast(table), ["fold", _CLASS], "left"))
+              .join(F.broadcast(table), [FOLD, _CLASS], "left"))
     # The holdout has no rank and no entry in the table: it stays whole.
     kept = F.coalesce(F.col(FOLD_RANK) < F.col("_sp_t"), F.lit(True))
-    return joined.withColumns({"replica": F.lit(0), IN_TRAIN: kept}).drop(_CLASS, "_sp_t")
+    return joined.withColumns({REPLICA: F.lit(0), IN_TRAIN: kept}).drop(_CLASS, "_sp_t")
 
 
 def oversample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target: float = 1.0) -> DataFrame:
-    """Add `replica` (0 for originals) and the copies of minority rows, fold by fold."""
+    """Add `replica` (0 for originals) and the copies of minority rows, fold by fold.
+
+    Args:
+        df: split rows with `fold` and `FOLD_RANK`.
+        label: the label column.
+        plan: the split's plan.
+        target: rebalance.target.
+    """
     rows = [(fold, c, plan.fold_size(c, fold), r) for (fold, c), r in replica_counts(plan, target).items() if r]
     table = df.sparkSession.createDataFrame(
         rows, f"fold int, {_CLASS} string, _sp_n long, _sp_r long")
     n, r, i = F.col("_sp_n"), F.col("_sp_r"), F.col(FOLD_RANK)
     copies = F.coalesce(F.floor(r / n) + F.when(i < r % n, 1).otherwise(0), F.lit(0)).cast("int")
     joined = (df.withColumn(_CLASS, F.col(label).cast("string"))
-              .join(F.broadcast(table), ["fold", _CLASS], "left"))
-    copies = F.when(F.col("fold") == HOLDOUT_FOLD, 0).otherwise(copies)
-    return (joined.withColumn("replica", F.explode(F.sequence(F.lit(0), copies)))
+              .join(F.broadcast(table), [FOLD, _CLASS], "left"))
+    copies = F.when(F.col(FOLD) == HOLDOUT_FOLD, 0).otherwise(copies)
+    return (joined.withColumn(REPLICA, F.explode(F.sequence(F.lit(0), copies)))
             .drop(_CLASS, "_sp_n", "_sp_r"))

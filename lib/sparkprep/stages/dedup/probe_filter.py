@@ -32,7 +32,11 @@ WORDS = "_sp_filter_words"
 
 def filter_bits(members: int) -> int:
     """Bits for a filter of `members` probes: a power of two, 16 per member or more, at least one
-    block and at most `MAX_BITS`."""
+    block and at most `MAX_BITS`.
+
+    Args:
+        members: the number of probes the filter holds.
+    """
     return min(MAX_BITS, max(BLOCK_BITS, 1 << (BITS_PER_MEMBER * members - 1).bit_length()))
 
 
@@ -53,10 +57,16 @@ def _bit(position: Column) -> tuple[Column, Column]:
 
 def build(members: DataFrame, probe: str, bits: int) -> DataFrame:
     """The filter of `members`' long column `probe`, for `bits` (`filter_bits`): one row per block
-    with a bit set, (`BLOCK`, `WORDS`: 64 longs)."""
-    word, bit = _bit(F.col("_sp_position"))
+    with a bit set, (`BLOCK`, `WORDS`: 64 longs).
+
+    Args:
+        members: the probes (one long column).
+        probe: that column's name.
+        bits: the filter's size (`filter_bits`).
+    """
+    word, bit = _bit(F.col("_sp_filter_position"))
     positions = members.select(_block(F.col(probe), bits).alias(BLOCK),
-                               F.explode(F.array(*_positions(F.col(probe)))).alias("_sp_position"))
+                               F.explode(F.array(*_positions(F.col(probe)))).alias("_sp_filter_position"))
     words = positions.groupBy(BLOCK, word.alias("_sp_word")).agg(
         F.bit_or(F.call_function("shiftleft", F.lit(1).cast("long"), bit)).alias("_sp_bits"))
     by_word = words.groupBy(BLOCK).agg(F.map_from_entries(F.collect_list(F.struct("_sp_word", "_sp_bits"))).alias("_sp_map"))
@@ -66,7 +76,15 @@ def build(members: DataFrame, probe: str, bits: int) -> DataFrame:
 
 def mark(df: DataFrame, probe: str, members: DataFrame, bits: int, flag: str) -> DataFrame:
     """`df` with boolean `flag`: false where its long column `probe` is surely not a member of the
-    filter `members` (`build` with the same `bits`), true where it may be. `members` is broadcast."""
+    filter `members` (`build` with the same `bits`), true where it may be. `members` is broadcast.
+
+    Args:
+        df: rows with the long column `probe`.
+        probe: the column to look up.
+        members: the filter (`build`).
+        bits: its size.
+        flag: the boolean column to add.
+    """
     def is_set(position: Column) -> Column:
         word, bit = _bit(position)
         return F.call_function("shiftright", F.element_at(F.col(WORDS), word), bit).bitwiseAND(1) == 1

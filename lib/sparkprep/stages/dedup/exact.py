@@ -1,4 +1,4 @@
-"""Row identity, exact and by-key deduplication, and conflicting labels.
+"""Row identity, and exact and by-key deduplication (label conflicts: conflicts.py).
 
 `row_id` is xxhash64 of the canonical cleaned content (all data columns, in order). Exact
 duplicates are found on 128 bits: `row_id` plus a second, independently salted 64-bit hash. Two
@@ -32,31 +32,57 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from sparkprep.contract import CONFLICTING_LABEL, MESSAGE, RAW, REASON, REASON_COLUMN, ROW_ID
-from sparkprep import probe_filter
+from sparkprep.config import Config
+from sparkprep.contract import INTERNAL_PREFIX, ROW_ID
 from sparkprep.errors import ConfigError
+from sparkprep.stages.context import Context
+from sparkprep.stages.dedup import probe_filter
 
 log = logging.getLogger(__name__)
 
 MERGED = "_sp_merged"
-#: Rows absorbed by each dedup step (per surviving row); their sum is `rows.duplicates`.
-ABSORBED = {"exact": "_sp_dup_exact", "key": "_sp_dup_key", "near": "_sp_dup_near"}
+#: A rule that absorbs rows counts them per surviving row in `_sp_dup_<rule>` (`collapse` adds the
+#: column); their sum is `rows.duplicates`.
+ABSORBED_PREFIX = "_sp_dup_"
+#: A rule that counts rows without absorbing them (conflicting labels) keeps its count per row in
+#: `_sp_counted_<name>`; a collapse sums it like the absorbed counts, so later rules keep it whole.
+COUNTED_PREFIX = "_sp_counted_"
+#: The absorbing rules every row starts with a counter for (`add_row_id`).
+ABSORBED = {rule: ABSORBED_PREFIX + rule for rule in ("exact", "key", "near")}
 CONTENT_HASH2 = "_sp_content_hash2"
-_FEATURES = ("_sp_features1", "_sp_features2")
-#: 64 bits of the feature hash, kept on every row for grouping conflicting rows.
-FEATURE_HASH = _FEATURES[0]
 _PROBE = "_sp_dedup_probe"
 _MAYBE_REPEATED = "_sp_maybe_repeated"
 
 
-def _data_columns(df: DataFrame) -> list[str]:
-    return [c for c in df.columns if not c.startswith("_sp_")]
+def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
+    """The dedup rule: exact and by-key deduplication as dedup.exact and dedup.key ask.
+
+    Args:
+        rows: `add_row_id` rows.
+        config: the run's config (its dedup section).
+        ctx: the run's scratch space, for the repeated probes, their filter and the collapsed rows.
+    """
+    dedup = config.dedup
+    return deduplicate(rows, dedup.exact, dedup.key, dedup.keep, dedup.order_by, ctx.under("dedup"))
+
+
+def data_columns(df: DataFrame) -> list[str]:
+    """The columns of `df` that are data (not internal).
+
+    Args:
+        df: any rows of a run.
+    """
+    return [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)]
 
 
 def add_row_id(df: DataFrame) -> DataFrame:
     """Add `row_id` (and the internal second hash) from every data column of `df`, and start the
-    dedup counters (each row stands for itself)."""
-    content = [F.col(c) for c in _data_columns(df)]
+    dedup counters (each row stands for itself).
+
+    Args:
+        df: accepted rows (data columns and internal ones).
+    """
+    content = [F.col(c) for c in data_columns(df)]
     return df.withColumns({
         ROW_ID: F.xxhash64(*content),
         CONTENT_HASH2: F.xxhash64(F.lit("sparkprep/content/2"), *content),
@@ -65,24 +91,48 @@ def add_row_id(df: DataFrame) -> DataFrame:
     })
 
 
+def counters(df: DataFrame) -> list[str]:
+    """The dedup counters `df` carries (absorbed and counted rows), which a collapse sums.
+
+    Args:
+        df: rows of `add_row_id`, through any dedup rules.
+    """
+    return [c for c in df.columns if c.startswith((ABSORBED_PREFIX, COUNTED_PREFIX))]
+
+
 def collapse(df: DataFrame, keys: list[str], order: Column, step: str, largest: bool = True) -> DataFrame:
     """One row per `keys` (counted as `step` duplicates): the one with the largest (or smallest)
     `order`; counters summed. The key columns are the aggregation's own, so the result stays
-    partitioned and ordered by them for a following step."""
+    partitioned and ordered by them for a following step.
+
+    Args:
+        df: rows with the dedup counters.
+        keys: the columns whose equal values make one row.
+        order: the survivor is the row with the largest (or smallest) order.
+        step: the rule counting the absorbed rows (its counter: `_sp_dup_<step>`).
+        largest: keep the largest `order` (else the smallest).
+    """
+    absorbed = ABSORBED_PREFIX + step
+    if absorbed not in df.columns:
+        df = df.withColumn(absorbed, F.lit(0).cast("long"))
     pick = F.max_by if largest else F.min_by
     survivor = pick(F.struct(*[F.col(c) for c in df.columns if c not in keys]), order)
-    totals = [MERGED, *ABSORBED.values()]
+    totals = [MERGED, *counters(df)]
     grouped = df.groupBy(*keys).agg(survivor.alias("_sp_row"), F.count(F.lit(1)).alias("_sp_n"),
                                     *[F.sum(c).alias(f"_sp_total{c}") for c in totals])
-    absorbed = ABSORBED[step]
-    counters = {**{c: F.col(f"_sp_total{c}") for c in totals}, absorbed: F.col(f"_sp_total{absorbed}") + F.col("_sp_n") - 1}
-    return grouped.select([F.col(c) if c in keys else counters[c].alias(c) if c in counters else F.col(f"_sp_row.{c}")
+    summed = {**{c: F.col(f"_sp_total{c}") for c in totals}, absorbed: F.col(f"_sp_total{absorbed}") + F.col("_sp_n") - 1}
+    return grouped.select([F.col(c) if c in keys else summed[c].alias(c) if c in summed else F.col(f"_sp_row.{c}")
                            for c in df.columns])
 
 
 def drop_exact_duplicates(df: DataFrame, within: list[str] | None = None) -> DataFrame:
     """Keep one row per identical content (any copy: they are equal in every output column).
-    `within`: the dedup key of a following `keep_one_per_key`, to partition by it once for both."""
+    `within`: the dedup key of a following `keep_one_per_key`, to partition by it once for both.
+
+    Args:
+        df: `add_row_id` rows.
+        within: the dedup key of a following `keep_one_per_key`.
+    """
     keys = [*(within or []), ROW_ID, CONTENT_HASH2]
     spread = df.repartition(*[F.col(c) for c in (within or keys)])
     return collapse(spread, keys, F.lit(0), "exact").drop(CONTENT_HASH2)
@@ -91,7 +141,14 @@ def drop_exact_duplicates(df: DataFrame, within: list[str] | None = None) -> Dat
 def keep_one_per_key(df: DataFrame, key: list[str], keep: str, order_by: str | None) -> DataFrame:
     """One row per `key`: the latest (largest `order_by`) or the first (smallest). A null
     `order_by` loses to any value; ties go to the smallest row_id, so the survivor never depends
-    on partitioning."""
+    on partitioning.
+
+    Args:
+        df: `add_row_id` rows.
+        key: dedup.key.
+        keep: dedup.keep: latest or first.
+        order_by: dedup.order_by.
+    """
     missing = [c for c in [*key, *([order_by] if order_by else [])] if c not in df.columns]
     if missing:
         raise ConfigError(f"dedup.key/order_by name columns that are not in the input: {missing}")
@@ -107,11 +164,20 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
                 materialise: Callable[[DataFrame, str], DataFrame]) -> DataFrame:
     """Exact (`exact`) and by-key (`key`) deduplication of `add_row_id` rows, shuffling only the
     rows that can have a duplicate (module docstring). `materialise(df, name)` writes a scratch
-    copy and reads it back: the repeated probes, their filter, and the collapsed rows."""
+    copy and reads it back: the repeated probes, their filter, and the collapsed rows.
+
+    Args:
+        df: `add_row_id` rows.
+        exact: dedup.exact.
+        key: dedup.key.
+        keep: dedup.keep.
+        order_by: dedup.order_by.
+        materialise: where the scratch copies go.
+    """
     if not (exact or key):
         return df.drop(CONTENT_HASH2)
     # Identical content implies an identical key, so the key's probe also finds exact duplicates.
-    probe = F.xxhash64(F.lit("sparkprep/dedup-key"), *[F.col(c) for c in key]) if key else F.col(ROW_ID)
+    probe = F.xxhash64(F.lit("sparkprep/stages/dedup/exact-key"), *[F.col(c) for c in key]) if key else F.col(ROW_ID)
     probed = df.withColumn(_PROBE, probe)
     repeated = materialise(probed.groupBy(_PROBE).count().where(F.col("count") > 1).select(_PROBE), "repeated")
     n_repeated, kind = repeated.count(), "keys" if key else "contents"
@@ -128,57 +194,3 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
     rows = drop_exact_duplicates(rows, key or None) if exact else rows.drop(CONTENT_HASH2)
     merged = materialise(keep_one_per_key(rows, key, keep, order_by) if key else rows, "collapsed")
     return single.unionByName(merged)
-
-
-def add_feature_hash(df: DataFrame, label: str, features: list[str] | None = None) -> DataFrame:
-    """128-bit hash of the feature columns (default: every data column but the label)."""
-    features = [F.col(c) for c in (features or [c for c in _data_columns(df) if c not in (label, ROW_ID)])]
-    return df.withColumns({_FEATURES[0]: F.xxhash64(F.lit("sparkprep/features/1"), *features),
-                           _FEATURES[1]: F.xxhash64(F.lit("sparkprep/features/2"), *features)})
-
-
-def conflicting_groups(df: DataFrame, label: str, features: list[str] | None = None) -> DataFrame:
-    """Feature groups (by the 128-bit feature hash) that carry more than one label, with the
-    label counts that decide a majority: small (one row per conflicting group). Two aggregations
-    of narrow columns, hash-based (fixed-width buffers) except the second, which sees one row
-    per (group, label)."""
-    hashed = df if _FEATURES[0] in df.columns else add_feature_hash(df, label, features)
-    per_label = hashed.groupBy(*_FEATURES, label).agg(F.sum(MERGED).alias("_sp_label_rows"))
-    per_group = per_label.groupBy(*_FEATURES).agg(
-        F.count(F.lit(1)).alias("_sp_labels"),
-        F.max_by(F.col(label), F.struct("_sp_label_rows", F.col(label))).alias("_sp_majority"),
-        F.max("_sp_label_rows").alias("_sp_top"),
-        # The runner-up's count decides whether the top label is a majority or a tie; labels per
-        # feature group are few (a group is one content), so this list stays tiny.
-        F.get(F.sort_array(F.collect_list("_sp_label_rows"), asc=False), 1).alias("_sp_second"))
-    return per_group.where(F.col("_sp_labels") > 1)
-
-
-def mark_label_conflicts(df: DataFrame, label: str, policy: str, features: list[str] | None = None,
-                         groups: DataFrame | None = None) -> DataFrame:
-    """Flag rows whose `features` (default: all data columns but the label; identifiers such as
-    an id column are not features, so pass the feature roles) equal another row's with a
-    different label.
-
-    Adds `_sp_conflict` (true for every row of a conflicting feature group) and the quarantine
-    columns (`_sp_reason` ...) for the rows the policy rejects: `drop_all` rejects the whole group,
-    `keep_majority` all but the label with the most input rows (a tie has no majority: all go),
-    `keep_all` none. `groups`: `conflicting_groups` of the same rows, computed beforehand (the
-    pipeline materialises it and broadcasts it when small, so the rows are not shuffled)."""
-    hashed = df if _FEATURES[0] in df.columns else add_feature_hash(df, label, features)
-    conflicting = conflicting_groups(hashed, label) if groups is None else groups
-    joined = hashed.join(conflicting, list(_FEATURES), "left")
-    conflict = F.col("_sp_labels").isNotNull()
-    has_majority = F.coalesce(F.col("_sp_top") > F.col("_sp_second"), F.lit(False))
-    rejected = {"keep_all": F.lit(False),
-                "drop_all": conflict,
-                "keep_majority": conflict & ~(has_majority & (F.col(label) == F.col("_sp_majority")))}[policy]
-    data = _data_columns(df)
-    message = F.format_string(f"features identical to rows with %d labels; policy {policy}", F.col("_sp_labels"))
-    return joined.withColumns({
-        "_sp_conflict": conflict,
-        REASON: F.when(rejected, F.lit(CONFLICTING_LABEL)),
-        REASON_COLUMN: F.when(rejected, F.lit(label)),
-        MESSAGE: F.when(rejected, message),
-        RAW: F.when(rejected, F.to_json(F.struct(*[F.col(c) for c in data if c != ROW_ID]))),
-    }).drop("_sp_labels", "_sp_majority", "_sp_top", "_sp_second")

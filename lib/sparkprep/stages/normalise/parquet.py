@@ -5,12 +5,12 @@ Spark's grouped HashAggregate updates each of the 3-5 buffers per column through
 row (about 8 ns an update, against about 3 ns for the ungrouped sums of a plain `df.agg`); here
 the groups are a handful of slots per chunk, so one loop per column and chunk adds each value to
 plain arrays. When the output `measure_groups` reads is a bare read of local Parquet files or a
-Delta table's snapshot (`profile_files.plan`: the same conditions as `profile`'s Parquet path,
+Delta table's snapshot (`arrow_tasks.plan`: the same conditions as `profile`'s Parquet path,
 which say when pyarrow reads exactly what Spark reads), ONE Spark job runs tasks of file pieces,
-each folding its row groups, chunk by chunk, into a `GroupSums`; `profile_files.tree_merge` merges them.
+each folding its row groups, chunk by chunk, into a `GroupSums`; `arrow_tasks.tree_merge` merges them.
 
-The sums are those of the Spark aggregation in `normalise._stat_aggs`, over the same projected
-values (`normalise._value`: present values of originals, symlog where log1p is set) and around the
+The sums are those of the Spark aggregation in `fit._stat_aggs`, over the same projected
+values (`fit._value`: present values of originals, symlog where log1p is set) and around the
 same shifts; they differ from Spark's in the last bits only (the order of additions), which the
 tests bound. Not taken (Spark's aggregation instead, logged): array positions (element i of a list
 column), and value columns other than byte/short/int/long/float/double.
@@ -27,12 +27,12 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from sparkprep.contract import IN_TRAIN
-from sparkprep.profile_files import CHUNK_ROWS, ParquetSource, Piece, chunk_numbers, plan, read_chunks, run_tasks
+from sparkprep.contract import FOLD, IN_TRAIN, LABEL_INDEX, REPLICA
+from sparkprep.io.arrow_tasks import CHUNK_ROWS, ParquetSource, Piece, chunk_numbers, plan, read_chunks, run_tasks
 
 #: Spark types whose cast to double numpy's float64 conversion gives exactly.
 _NUMBER_TYPES = (T.ByteType(), T.ShortType(), T.IntegerType(), T.LongType(), T.FloatType(), T.DoubleType())
-_CONTROL = ("fold", "label_index", "replica")
+_CONTROL = (FOLD, LABEL_INDEX, REPLICA)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -55,7 +55,7 @@ def _add_column(x, valid, slots, original, shift, symlog, n, s1, s2, lo, hi):  #
         if not original[i] or (valid is not None and not valid[i]):
             continue
         v = x[i]
-        if v - v != 0.0:  # NaN or ±inf: missing, as `normalise._present`
+        if v - v != 0.0:  # NaN or ±inf: missing, as `spark.present`
             continue
         if symlog:
             v = math.copysign(math.log1p(abs(v)), v)
@@ -119,12 +119,21 @@ class GroupSums:
         return np.array([self.slots[p] for p in pairs], np.int64)
 
     def slots_of(self, fold: np.ndarray, label: np.ndarray) -> np.ndarray:
-        """The slot of each row's (fold, label_index)."""
+        """The slot of each row's (fold, label_index).
+
+        Args:
+            fold: each row's fold.
+            label: each row's label_index.
+        """
         pairs, inverse = _group_keys(fold, label)
         return self._add_slots([(int(f), int(c)) for f, c in pairs.tolist()])[inverse]
 
     def merge(self, other: "GroupSums") -> "GroupSums":
-        """Add `other` into this one (and return it: the shape of an RDD fold)."""
+        """Add `other` into this one (and return it: the shape of an RDD fold).
+
+        Args:
+            other: another task's sums.
+        """
         at = self._add_slots(list(other.slots))
         for mine, theirs in ((self.rows, other.rows), (self.copies, other.copies),
                              (self.undersampled, other.undersampled)):
@@ -148,7 +157,12 @@ class FitSource:
 
 
 def fold_task(source: FitSource, task: list[Piece]) -> GroupSums:
-    """One task: its pieces, row group by row group in chunks of CHUNK_ROWS rows, summed."""
+    """One task: its pieces, row group by row group in chunks of CHUNK_ROWS rows, summed.
+
+    Args:
+        source: the files and what to sum.
+        task: the task's pieces.
+    """
     sums = GroupSums(source.stats)
     names = source.parquet.columns
     for piece in task:
@@ -158,8 +172,8 @@ def fold_task(source: FitSource, task: list[Piece]) -> GroupSums:
             for control in _CONTROL:
                 if by_name[control][1] is not None:
                     raise ValueError(f"{piece.path}: column {control!r} has nulls (not a sparkprep output?)")
-            slots = sums.slots_of(by_name["fold"][0], by_name["label_index"][0])
-            original = by_name["replica"][0] == 0
+            slots = sums.slots_of(by_name[FOLD][0], by_name[LABEL_INDEX][0])
+            original = by_name[REPLICA][0] == 0
             in_train = np.ones(len(slots), bool)
             if source.has_in_train:
                 values, ok = by_name[IN_TRAIN]
@@ -174,7 +188,14 @@ def fold_task(source: FitSource, task: list[Piece]) -> GroupSums:
 
 def file_source(df: DataFrame, stats: list[str], shifts: dict[str, float],
                 symlog: set[str]) -> tuple[FitSource | None, list[list[Piece]] | None, str]:
-    """The Parquet files and tasks to sum `stats` of `df` from, or None and why not."""
+    """The Parquet files and tasks to sum `stats` of `df` from, or None and why not.
+
+    Args:
+        df: the written rows, read back.
+        stats: the sums asked for.
+        shifts: each column's shift (for stable sums of squares).
+        symlog: the columns fitted on symlog values.
+    """
     types = {f.name: f.dataType for f in df.schema.fields}
     for name in stats:
         if name not in types:
@@ -191,5 +212,11 @@ def file_source(df: DataFrame, stats: list[str], shifts: dict[str, float],
 
 
 def group_sums(df: DataFrame, source: FitSource, tasks: list[list[Piece]]) -> GroupSums:
-    """One Spark job: every task's sums, merged."""
+    """One Spark job: every task's sums, merged.
+
+    Args:
+        df: the written rows, read back.
+        source: `file_source`'s files.
+        tasks: its tasks.
+    """
     return run_tasks(df, tasks, functools.partial(fold_task, source), GroupSums(source.stats))

@@ -10,20 +10,17 @@ with one row and a near-duplicate text with another keeps all three in one fold.
 from __future__ import annotations
 
 import logging
-from typing import Callable
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sparkprep.contract import GROUP, ROW_ID
 from sparkprep.errors import ContractError
+from sparkprep.io.write import Materialise
 
 log = logging.getLogger(__name__)
 
 _MAX_ROUNDS = 64
-
-#: Writes a DataFrame somewhere durable and returns it read back (the pipeline's scratch Parquet).
-Materialise = Callable[[DataFrame, str], DataFrame]
 
 
 def _jump(labels: DataFrame) -> DataFrame:
@@ -42,7 +39,12 @@ def connected_components(edges: DataFrame, materialise: Materialise) -> DataFram
     children found (hooking, as in Shiloach-Vishkin, so one discovery re-labels a whole tree);
     then two pointer-doubling jumps. Plain min-propagation needs as many rounds as the graph's
     diameter (50 rounds on the demo's groups linked by near-duplicates); this converges in a
-    few. `materialise` cuts the lineage every round so plans stay small."""
+    few. `materialise` cuts the lineage every round so plans stay small.
+
+    Args:
+        edges: undirected edges (`a`, `b`).
+        materialise: where each round's labels are kept (a scratch copy).
+    """
     both = materialise(edges.select("a", "b").unionByName(edges.select(F.col("b").alias("a"), F.col("a").alias("b"))),
                        "cc-edges")
     labels = materialise(both.groupBy(F.col("a").alias("node")).agg(F.least(F.col("a"), F.min("b")).alias("component")),
@@ -67,7 +69,13 @@ def connected_components(edges: DataFrame, materialise: Materialise) -> DataFram
 
 def add_groups(df: DataFrame, keys: list[Column], materialise: Materialise) -> DataFrame:
     """`df` with `_sp_group`: the smallest row_id of the rows linked to it through any of `keys`
-    (its own row_id when nothing links it)."""
+    (its own row_id when nothing links it).
+
+    Args:
+        df: rows with `row_id`.
+        keys: what links rows (a row with a null key is linked by none).
+        materialise: where the links and components are kept.
+    """
     if not keys:
         return df.withColumn(GROUP, F.col(ROW_ID))
     anchored = df.withColumns({f"_sp_gk{i}": key for i, key in enumerate(keys)})

@@ -18,17 +18,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
+from py4j.protocol import Py4JJavaError
+from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+from pyspark.sql import functions as F
 
-from sparkprep.contract import BLOCKED_DIR, MANIFEST
+from sparkprep.contract import (
+    BLOCKED_DIR, DATA_DIR, FOLD, INTERNAL_PREFIX, MANIFEST, QUARANTINE_DIR, RESERVED_COLUMNS, ROW_ID)
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, relative_to
-from sparkprep.session import temporary_conf
+from sparkprep.io.read import delta_version, spark_error_summary
+from sparkprep.io.session import temporary_conf
 
 log = logging.getLogger(__name__)
 
 _DICTIONARY_PAGE = "parquet.dictionary.page.size"
+#: `materialise(df, name)`: write a scratch copy of `df` named `name` and read it back.
+Materialise = Callable[[DataFrame, str], DataFrame]
+
 #: The directories a run keeps beside `<out>` (`.<name>.<kind>-<run_id>`): its scratch data, the
 #: staged dataset, and the replaced one until it is deleted.
 _SIBLINGS = ("scratch", "staging", "old")
@@ -44,13 +53,18 @@ class OutputTarget:
 
     @property
     def data(self) -> str:
-        return f"{self.work}/data"
+        return f"{self.work}/{DATA_DIR}"
 
     @property
     def quarantine(self) -> str:
-        return f"{self.work}/quarantine"
+        return f"{self.work}/{QUARANTINE_DIR}"
 
     def file(self, name: str) -> str:
+        """The path of file `name` in the work directory.
+
+        Args:
+            name: a file name (manifest.json, a transform document).
+        """
         return f"{self.work}/{name}"
 
 
@@ -63,7 +77,13 @@ def refuse_overlap(fs: HadoopFS, inputs: list[str], final: str) -> None:
     """Refuse, before anything is read or written, an input that a run would delete or mix with
     its output: one inside `final` (publishing replaces the whole directory), inside a directory
     the run keeps beside it (`_SIBLINGS`), or one that holds `final` (the run would write into its
-    own input). URIs are compared qualified, local paths with their symlinks resolved."""
+    own input). URIs are compared qualified, local paths with their symlinks resolved.
+
+    Args:
+        fs: the output's filesystem.
+        inputs: the input paths, qualified.
+        final: the output directory, qualified.
+    """
     output = fs.qualified(final.rstrip("/"))
     parent, _, name = output.rpartition("/")
     for given in inputs:
@@ -84,11 +104,18 @@ def refuse_overlap(fs: HadoopFS, inputs: list[str], final: str) -> None:
 
 def prepare_target(fs: HadoopFS, final: str, fmt: str, run_id: str) -> OutputTarget:
     """Refuse to replace a directory that is not a sparkprep output; pick the work directory.
-    What earlier runs that were killed left beside the output goes first (`remove_stale_siblings`)."""
+    What earlier runs that were killed left beside the output goes first (`remove_stale_siblings`).
+
+    Args:
+        fs: the output's filesystem.
+        final: the output directory.
+        fmt: output.format.
+        run_id: the run's id.
+    """
     final = final.rstrip("/")
     remove_stale_siblings(fs, final, run_id)
     if fs.exists(final) and not fs.is_empty_dir(final):
-        if not any(fs.exists(f"{final}/{name}") for name in (MANIFEST, "data", BLOCKED_DIR)):
+        if not any(fs.exists(f"{final}/{name}") for name in (MANIFEST, DATA_DIR, BLOCKED_DIR)):
             raise InputError(f"output.path {final} exists and is not a sparkprep output "
                              f"(no {MANIFEST}, no data/, no {BLOCKED_DIR}/): refusing to replace it")
     if fmt == "delta":
@@ -129,31 +156,78 @@ def remove_stale_siblings(fs: HadoopFS, final: str, run_id: str) -> list[str]:
 
 
 def blocked_dir(target: OutputTarget, run_id: str) -> str:
-    """Where a run stopped by the quality gate leaves its manifest and report (see the module doc)."""
+    """Where a run stopped by the quality gate leaves its manifest and report (see the module doc).
+
+    Args:
+        target: the run's output target.
+        run_id: the run's id.
+    """
     return f"{target.final}/{BLOCKED_DIR}/{run_id}"
 
 
 def failed_dir(target: OutputTarget, run_id: str) -> str:
     """Where a run with no row left keeps its quarantine for the user: beside the output and
-    visible (no leading dot), never removed by sparkprep."""
+    visible (no leading dot), never removed by sparkprep.
+
+    Args:
+        target: the run's output target.
+        run_id: the run's id.
+    """
     parent, _, name = target.final.rpartition("/")
     return f"{parent}/{name}.failed-{run_id}"
 
 
 def scratch_dir(target: OutputTarget, run_id: str) -> str:
-    """Intermediate data of one run, beside the output (same filesystem), removed at the end."""
+    """Intermediate data of one run, beside the output (same filesystem), removed at the end.
+
+    Args:
+        target: the run's output target.
+        run_id: the run's id.
+    """
     return _sibling(target.final, "scratch", run_id)
 
 
 def overwriting(df: DataFrame, dictionary_page_bytes: int) -> DataFrameWriter:
     """`df.write` in overwrite mode, Parquet's dictionary limited to `dictionary_page_bytes` per
-    column chunk (output.dictionary_page_bytes says why)."""
+    column chunk (output.dictionary_page_bytes says why).
+
+    Args:
+        df: the rows to write.
+        dictionary_page_bytes: output.dictionary_page_bytes.
+    """
     return df.write.mode("overwrite").option(_DICTIONARY_PAGE, dictionary_page_bytes)
+
+
+def materialise(df: DataFrame, uri: str, paths: list[str], dictionary_page_bytes: int) -> DataFrame:
+    """Write `df` to scratch Parquet and read it back. The first write is the first action on the
+    input: unreadable files surface here, so name them.
+
+    Args:
+        df: the rows to keep a copy of.
+        uri: where the copy goes (a scratch directory).
+        paths: the run's input paths, named when the input cannot be read.
+        dictionary_page_bytes: output.dictionary_page_bytes.
+    """
+    try:
+        overwriting(df, dictionary_page_bytes).parquet(uri)
+    except (CapturedException, Py4JJavaError) as exc:
+        raise InputError(f"cannot read input {paths}: {spark_error_summary(exc)}; to skip files that cannot "
+                         f"be read at all (and list them in quarantine/), set input.on_unreadable_file: quarantine") from None
+    return df.sparkSession.read.parquet(uri)
 
 
 def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_rows: int,
                 dictionary_page_bytes: int) -> int | None:
-    """Overwrite `uri` with `df`; returns the Delta version committed (None for Parquet)."""
+    """Overwrite `uri` with `df`; returns the Delta version committed (None for Parquet).
+
+    Args:
+        df: the rows to write.
+        uri: the table's directory.
+        fmt: parquet or delta.
+        partition_by: the partition columns.
+        max_rows: output.max_rows_per_file.
+        dictionary_page_bytes: output.dictionary_page_bytes.
+    """
     writer = overwriting(df, dictionary_page_bytes).option("maxRecordsPerFile", max_rows)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
@@ -167,13 +241,29 @@ def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_
     return delta_version(df.sparkSession, uri)
 
 
-def delta_version(spark: SparkSession, uri: str) -> int:
-    from delta.tables import DeltaTable  # the JVM side exists only once the session has the jars
+def output_order(rows: DataFrame, seed: int) -> DataFrame:
+    """The output columns (reserved first, then data; no internal column) and, within each file,
+    the rows in hash order rather than the split's (class, bucket) order, so a reader's row group
+    is a fair mix of classes even before it shuffles.
 
-    return int(DeltaTable.forPath(spark, uri).history(1).collect()[0]["version"])
+    Args:
+        rows: the rows to write, with every reserved column.
+        seed: split.seed, so the order is reproducible.
+    """
+    data = [c for c in rows.columns if c not in RESERVED_COLUMNS and not c.startswith(INTERNAL_PREFIX)]
+    return rows.select(*RESERVED_COLUMNS, *data).sortWithinPartitions(
+        FOLD, F.xxhash64(ROW_ID, F.lit(seed), F.lit("file-order")))
 
 
 def read_table(spark: SparkSession, uri: str, fmt: str, version: int | None) -> DataFrame:
+    """A table written by `write_table`, at `version` for Delta.
+
+    Args:
+        spark: the session.
+        uri: the table's directory.
+        fmt: parquet or delta.
+        version: the Delta version (None: Parquet).
+    """
     if fmt == "parquet":
         return spark.read.parquet(uri)
     return spark.read.format("delta").option("versionAsOf", version).load(uri)
@@ -181,7 +271,13 @@ def read_table(spark: SparkSession, uri: str, fmt: str, version: int | None) -> 
 
 def publish(fs: HadoopFS, target: OutputTarget, run_id: str) -> None:
     """Make the work directory the output (Parquet); Delta output is already in place. Either way
-    the record of an earlier blocked run goes (Parquet: with the replaced directory)."""
+    the record of an earlier blocked run goes (Parquet: with the replaced directory).
+
+    Args:
+        fs: the output's filesystem.
+        target: the run's output target.
+        run_id: the run's id.
+    """
     if target.work == target.final:
         fs.delete(f"{target.final}/{BLOCKED_DIR}")
         return
@@ -195,6 +291,11 @@ def publish(fs: HadoopFS, target: OutputTarget, run_id: str) -> None:
 
 
 def abandon(fs: HadoopFS, target: OutputTarget) -> None:
-    """Remove what a failed run staged (Delta tables keep their committed history)."""
+    """Remove what a failed run staged (Delta tables keep their committed history).
+
+    Args:
+        fs: the output's filesystem.
+        target: the run's output target.
+    """
     if target.work != target.final and fs.exists(target.work):
         fs.delete(target.work)

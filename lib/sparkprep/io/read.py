@@ -3,11 +3,17 @@
 Text formats (CSV, JSON) are read with every configured column as a string plus Spark's corrupt
 record column: a malformed line is kept whole, and type coercion happens in `clean`, where a bad
 value is rejected naming its column. Nothing is dropped here.
+
+FORMATS says how each input format is read (`Format`); adding one is its line there (and its hooks,
+where Spark's reader needs more than its options, in a module of their own), plus its name in
+config's `InputConfig.format` (the strict config lists what it accepts; it cannot import io/).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import reduce
 from urllib.parse import unquote, urlparse
 
@@ -18,7 +24,7 @@ from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from sparkprep.contract import CORRUPT, INVALID_UTF8, LAYOUT, POSITION, RESERVED_COLUMNS, SOURCE_FILE
+from sparkprep.contract import CORRUPT, INTERNAL_PREFIX, INVALID_UTF8, LAYOUT, POSITION, RESERVED_COLUMNS, SOURCE_FILE
 from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import InputError
 from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, reader_options, reads_utf8,
@@ -27,17 +33,67 @@ from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, read
 log = logging.getLogger(__name__)
 
 _BYTES = "ISO-8859-1"  # one character per byte: reading with it loses nothing
-TEXT_FORMATS = ("csv", "json")
+
+
+def _configured_options(config: InputConfig) -> dict[str, str]:
+    return config.options
+
+
+def _as_configured(reader: DataFrameReader, spark: SparkSession, config: InputConfig, options: dict[str, str],
+                   version: int | None) -> DataFrameReader:
+    return reader
+
+
+def _as_loaded(df: DataFrame, options: dict[str, str]) -> DataFrame:
+    return df
+
+
+def _unpositioned(options: dict[str, str]) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Format:
+    """How one input format is read: Spark's reader of that name, and what it needs around it.
+
+    Args:
+        text: read as strings (PERMISSIVE), a malformed record kept whole in `_sp_corrupt`.
+        infer: reader options for a text format read without input.schema.
+        options: the reader options from the input section.
+        configure: reader settings beyond the options (an encoding, a pinned Delta version).
+        finish: what the loaded rows need before the stages see them.
+        positioned: whether each record's position in its file can be known (`_sp_position`).
+        read: the whole read, for a format that needs more than one load (default: one `_load`).
+    """
+
+    text: bool = False
+    infer: dict[str, str] = field(default_factory=dict)
+    options: Callable[[InputConfig], dict[str, str]] = _configured_options
+    configure: Callable[[DataFrameReader, SparkSession, InputConfig, dict[str, str], int | None],
+                        DataFrameReader] = _as_configured
+    finish: Callable[[DataFrame, dict[str, str]], DataFrame] = _as_loaded
+    positioned: Callable[[dict[str, str]], bool] = _unpositioned
+    read: Callable[[SparkSession, InputConfig, dict[str, str], int | None], DataFrame] | None = None
 
 
 def read_input(spark: SparkSession, config: InputConfig, version: int | None = None) -> DataFrame:
     """The raw input with `_sp_source_file` (and `_sp_corrupt` for text formats).
 
     CSV is read as RFC 4180 (io/csv_files.py) and, with a header, each file's columns by name.
-    A Delta input is read at `version` (default: the latest, pinned once at this call)."""
-    if config.format != "csv":
-        return _load(spark, config, config.options, version)
-    options = csv_options(config)
+    A Delta input is read at `version` (default: the latest, pinned once at this call).
+
+    Args:
+        spark: the session.
+        config: the input section.
+        version: the Delta version to read (Delta only).
+    """
+    fmt = FORMATS[config.format]
+    options = fmt.options(config)
+    return fmt.read(spark, config, options, version) if fmt.read else _load(spark, config, options, version)
+
+
+def _read_csv(spark: SparkSession, config: InputConfig, options: dict[str, str], version: int | None) -> DataFrame:
+    """CSV: with input.schema and a header, each file's columns by name; else one header for all."""
     if config.schema_:
         return _read_csv_by_header(spark, config, options) if has_header(options) else _load(spark, config, options, None)
     _one_header(spark, config, options)
@@ -46,19 +102,21 @@ def read_input(spark: SparkSession, config: InputConfig, version: int | None = N
 
 def csv_options(config: InputConfig) -> dict[str, str]:
     """The options a CSV input is read with: RFC 4180 defaults under the user's (io/csv_files.py);
-    without a schema, a header by default (the inferred columns need names)."""
+    without a schema, a header by default (the inferred columns need names).
+
+    Args:
+        config: the input section.
+    """
     if config.schema_:
         return reader_options(config.options, typed_by_schema=True)
     return {"header": "true", **reader_options(config.options, typed_by_schema=False)}
 
 
-def _reader(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> DataFrameReader:
+def _reader(spark: SparkSession, config: InputConfig, options: dict[str, str], fmt: Format) -> DataFrameReader:
     reader = spark.read.format(config.format).options(**options)
-    if config.format == "csv" and reads_utf8(options):
-        reader = reader.option("encoding", _BYTES)
     if config.on_unreadable_file == "quarantine":
         reader = reader.option("ignoreCorruptFiles", "true")  # listed by `unread_files` afterwards
-    if config.format in TEXT_FORMATS:
+    if fmt.text:
         reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
     return reader
 
@@ -67,37 +125,51 @@ def _load(spark: SparkSession, config: InputConfig, options: dict[str, str], ver
           columns: list[str] | None = None, paths: list[str] | None = None) -> DataFrame:
     """One read of `paths` (default: the input's), with `_sp_source_file` (and `_sp_corrupt` for
     text formats); text formats with `columns` (file order) as strings, else the configured schema's."""
-    reader = _reader(spark, config, options)
-    if config.format in TEXT_FORMATS:
+    fmt = FORMATS[config.format]
+    reader = fmt.configure(_reader(spark, config, options, fmt), spark, config, options, version)
+    if fmt.text:
         names = columns or list(config.schema_ or {})
         if names:
             reader = reader.schema(StructType([*(StructField(n, StringType()) for n in names),
                                                StructField(CORRUPT, StringType())]))
-        elif config.format == "csv":
-            reader = reader.option("inferSchema", "true")
-    if config.format == "delta":
-        if len(config.paths) != 1:
-            raise InputError(f"input.paths: a Delta input is one table, got {len(config.paths)} paths")
-        # Pin the version once, so every pass of the run reads the same snapshot.
-        reader = reader.option("versionAsOf", input_version(spark, config) if version is None else version)
+        else:
+            reader = reader.options(**fmt.infer)
     try:
         df = reader.load(paths or config.paths)
     except AnalysisException as exc:
         raise InputError(_explain_read_failure(config, exc)) from None
     except (CapturedException, Py4JJavaError) as exc:
         raise InputError(f"cannot read {config.paths} as {config.format}: {spark_error_summary(exc)}") from None
-    if config.format == "csv" and strips_line_end_cr(options):
+    if fmt.text and CORRUPT not in df.columns:
+        df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
+    df = fmt.finish(df, options)
+    return df.withColumns({SOURCE_FILE: F.col("_metadata.file_path"),
+                           POSITION: F.monotonically_increasing_id() if fmt.positioned(options) else F.lit(None).cast("long")})
+
+
+def _csv_encoding(reader: DataFrameReader, spark: SparkSession, config: InputConfig, options: dict[str, str],
+                  version: int | None) -> DataFrameReader:
+    """UTF-8 is read as ISO-8859-1 (its bytes) and checked afterwards (`_decoded`)."""
+    return reader.option("encoding", _BYTES) if reads_utf8(options) else reader
+
+
+def _csv_finish(df: DataFrame, options: dict[str, str]) -> DataFrame:
+    """A CR before the line end stripped where the dialect asks, UTF-8 checked, and each row's
+    file layout (its columns in file order) kept for its raw record."""
+    if strips_line_end_cr(options):
         last = [c for c in df.columns if c != CORRUPT][-1]
         df = df.withColumn(last, F.regexp_replace(F.col(last), "\\r\\z", ""))
-    if config.format in TEXT_FORMATS and CORRUPT not in df.columns:
-        df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
-    if config.format == "csv" and reads_utf8(options):
+    if reads_utf8(options):
         df = _decoded(df)
-    if config.format == "csv":
-        df = df.withColumn(LAYOUT, F.array(*[F.lit(c) for c in df.columns if not c.startswith("_sp_")]))
-    positioned = config.format == "csv" and whole_files(options)
-    return df.withColumns({SOURCE_FILE: F.col("_metadata.file_path"),
-                           POSITION: F.monotonically_increasing_id() if positioned else F.lit(None).cast("long")})
+    return df.withColumn(LAYOUT, F.array(*[F.lit(c) for c in df.columns if not c.startswith(INTERNAL_PREFIX)]))
+
+
+def _delta_version(reader: DataFrameReader, spark: SparkSession, config: InputConfig, options: dict[str, str],
+                   version: int | None) -> DataFrameReader:
+    if len(config.paths) != 1:
+        raise InputError(f"input.paths: a Delta input is one table, got {len(config.paths)} paths")
+    # Pin the version once, so every pass of the run reads the same snapshot.
+    return reader.option("versionAsOf", input_version(spark, config) if version is None else version)
 
 
 def _decoded(df: DataFrame) -> DataFrame:
@@ -106,7 +178,7 @@ def _decoded(df: DataFrame) -> DataFrame:
     names its column (clean rejects the row as invalid_encoding). ASCII values, as many
     characters as bytes, are left as they are without a look at their bytes."""
     texts = [f.name for f in df.schema.fields if isinstance(f.dataType, StringType)
-             and (f.name == CORRUPT or not f.name.startswith("_sp_"))]
+             and (f.name == CORRUPT or not f.name.startswith(INTERNAL_PREFIX))]
     values, invalid = {}, []
     for name in texts:
         raw = F.encode(F.col(name), _BYTES)
@@ -123,10 +195,15 @@ def _decoded(df: DataFrame) -> DataFrame:
 def raw_record(df: DataFrame, config: InputConfig) -> Column | None:
     """CSV: a row's record as text, in its file's column order and the reader's dialect (what a
     rejected row keeps as raw; clean evaluates it for rejected rows only). None for other formats,
-    whose rejected rows keep their columns as JSON."""
+    whose rejected rows keep their columns as JSON.
+
+    Args:
+        df: the input as read.
+        config: the input section.
+    """
     if LAYOUT not in df.columns:
         return None
-    return record_text(F.col(LAYOUT), [c for c in df.columns if not c.startswith("_sp_")], csv_options(config))
+    return record_text(F.col(LAYOUT), [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)], csv_options(config))
 
 
 def _input_files(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> list[str]:
@@ -159,7 +236,7 @@ def _read_csv_by_header(spark: SparkSession, config: InputConfig, options: dict[
                 cause = likely_cause(spark, uris[0], options)
                 raise InputError(f"{exc}{f'{chr(10)}Likely cause: {cause}' if cause else ''}") from None
         read = _load(spark, config, options, None, columns=list(header) or None, paths=uris)
-        parts.append(read.select(*wanted, *[c for c in read.columns if c.startswith("_sp_")]))
+        parts.append(read.select(*wanted, *[c for c in read.columns if c.startswith(INTERNAL_PREFIX)]))
     if len(groups) > 1:
         log.info("CSV files in %d column orders, matched by name to input.schema", len(groups))
     return reduce(DataFrame.unionByName, parts)
@@ -203,7 +280,12 @@ def unread_files(raw: DataFrame, read: DataFrame) -> list[str]:
     """Input files of `raw` (from its file index, no data read) that gave no row to `read` (its
     rows, with `_sp_source_file`), ignoring empty files: with `ignoreCorruptFiles`, these are
     the files Spark skipped. (A file cut part-way may yield the rows before the damage; Spark
-    does not report that, so only a whole unreadable file is caught here.)"""
+    does not report that, so only a whole unreadable file is caught here.)
+
+    Args:
+        raw: the input as read (its file index).
+        read: its rows, read.
+    """
     def path(uri: str) -> str:
         return unquote(urlparse(uri).path).rstrip("/")
 
@@ -219,12 +301,27 @@ def unread_files(raw: DataFrame, read: DataFrame) -> list[str]:
     return sorted(unread)
 
 
+def delta_version(spark: SparkSession, uri: str) -> int:
+    """The latest version of the Delta table at `uri`.
+
+    Args:
+        spark: the session.
+        uri: the table's directory.
+    """
+    from delta.tables import DeltaTable  # the JVM side exists only once the session has the jars
+
+    return int(DeltaTable.forPath(spark, uri).history(1).collect()[0]["version"])
+
+
 def input_version(spark: SparkSession, config: InputConfig) -> int | None:
-    """The Delta table version a run reads (None for file formats)."""
+    """The Delta table version a run reads (None for file formats).
+
+    Args:
+        spark: the session.
+        config: the input section.
+    """
     if config.format != "delta":
         return None
-    from sparkprep.write import delta_version
-
     try:
         return delta_version(spark, config.paths[0])
     except (AnalysisException, CapturedException, Py4JJavaError) as exc:
@@ -232,7 +329,13 @@ def input_version(spark: SparkSession, config: InputConfig) -> int | None:
 
 
 def check_columns(df: DataFrame, columns: ColumnsConfig, source: str) -> DataFrame:
-    """Apply renames, then fail early on reserved names and on configured columns that are absent."""
+    """Apply renames, then fail early on reserved names and on configured columns that are absent.
+
+    Args:
+        df: the input as read.
+        columns: the columns section.
+        source: the input, named in errors.
+    """
     for old, new in columns.rename.items():
         if old not in df.columns:
             raise InputError(f"columns.rename: input column {old!r} does not exist in {source}")
@@ -240,7 +343,7 @@ def check_columns(df: DataFrame, columns: ColumnsConfig, source: str) -> DataFra
     if columns.rename and LAYOUT in df.columns:
         renamed = F.create_map(*[F.lit(x) for pair in columns.rename.items() for x in pair])
         df = df.withColumn(LAYOUT, F.transform(LAYOUT, lambda n: F.coalesce(renamed[n], n)))
-    present = [c for c in df.columns if not c.startswith("_sp_")]
+    present = [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)]
     clash = sorted(set(present) & set(RESERVED_COLUMNS))
     if clash:
         raise InputError(
@@ -258,7 +361,11 @@ def check_columns(df: DataFrame, columns: ColumnsConfig, source: str) -> DataFra
 
 
 def spark_error_summary(exc: Exception) -> str:
-    """The first line of what the JVM said (it names the file), without the stack trace."""
+    """The first line of what the JVM said (it names the file), without the stack trace.
+
+    Args:
+        exc: what Spark raised.
+    """
     text = exc.java_exception.getMessage() if isinstance(exc, Py4JJavaError) else str(exc)
     return (str(text).strip().splitlines() or [type(exc).__name__])[0][:600]
 
@@ -269,3 +376,14 @@ def _explain_read_failure(config: InputConfig, exc: AnalysisException) -> str:
         return f"input path does not exist: {exc.getMessageParameters().get('path', config.paths)}"
     first = str(exc).strip().splitlines()[0]
     return f"cannot read {config.paths} as {config.format}: {first}"
+
+
+#: The input formats (input.format), each read by Spark's reader of the same name.
+FORMATS: dict[str, Format] = {
+    "csv": Format(text=True, infer={"inferSchema": "true"}, options=csv_options, configure=_csv_encoding,
+                  finish=_csv_finish, positioned=whole_files, read=_read_csv),
+    "json": Format(text=True),
+    "parquet": Format(),
+    "orc": Format(),
+    "delta": Format(configure=_delta_version),
+}

@@ -26,7 +26,8 @@ from typing import Any
 import yaml
 
 from sparkprep.errors import ConfigError
-from sparkprep.profile import Profile
+from sparkprep.quality.drift import METRICS
+from sparkprep.quality.profile import Profile
 
 SCHEMA_FORMAT_VERSION = 1
 ENVIRONMENTS = ("TRAINING", "SERVING")
@@ -35,11 +36,16 @@ _RULES = ("nulls", "nan_inf", "range", "domain", "distinct", "length", "drift")
 #: A categorical column with more distinct values than this gets no domain rule.
 DOMAIN_CAP = 100
 #: Default drift thresholds (the usual PSI 0.25 "significant shift"; L-inf/JS 0.1).
-DRIFT_DEFAULTS = {"linf": 0.1, "js": 0.1, "psi": 0.25, "wasserstein": None, "severity": "warning"}
+DRIFT_DEFAULTS = {**{name: metric.threshold for name, metric in METRICS.items()}, "severity": "warning"}
 
 
 def infer_schema(stats: Profile, domain_cap: int = DOMAIN_CAP) -> dict[str, Any]:
-    """Rules that the profiled batch satisfies, as a starting point for hand editing."""
+    """Rules that the profiled batch satisfies, as a starting point for hand editing.
+
+    Args:
+        stats: the batch's profile.
+        domain_cap: the most distinct values a categorical domain rule lists.
+    """
     columns = {}
     for name, col in stats.columns.items():
         rules: dict[str, Any] = {"type": col.type, "kind": col.kind,
@@ -62,11 +68,21 @@ def infer_schema(stats: Profile, domain_cap: int = DOMAIN_CAP) -> dict[str, Any]
 
 
 def dump_schema(schema: dict[str, Any]) -> str:
+    """The schema as YAML, for hand editing.
+
+    Args:
+        schema: a schema (`infer_schema`).
+    """
     return yaml.safe_dump(schema, sort_keys=False, default_flow_style=None, width=100)
 
 
 def load_schema(text: str, source: str) -> dict[str, Any]:
-    """Parse and check the top level of a schema file (a bad file is a usage error: exit 2)."""
+    """Parse and check the top level of a schema file (a bad file is a usage error: exit 2).
+
+    Args:
+        text: the file's YAML.
+        source: its name, in errors.
+    """
     try:
         schema = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -1,10 +1,10 @@
 """Mergeable partial statistics of profiled columns, computed over Arrow batches.
 
-The computing core of `sparkprep.profile` (no Spark here: it runs in Python tasks on the
-executors, fed by `mapInArrow` or by `sparkprep.profile_files` reading Parquet itself). One
+The computing core of `sparkprep.quality.profile` (no Spark here: it runs in Python tasks on the
+executors, fed by `mapInArrow` or by `sparkprep.io.arrow_tasks` reading Parquet itself). One
 `PartialProfile` holds one state per column; `add` folds a chunk of rows (numbers as float64
 arrays, strings as Arrow arrays) into it, `merge` combines two partials. Numeric columns go through
-one compiled loop per chunk (`sparkprep.profile_kernels`), the others through numpy and Arrow.
+one compiled loop per chunk (`sparkprep.quality.kernels`), the others through numpy and Arrow.
 Every merged field is independent of the order of batches and partials except the floating-point
 moments (Chan's formula), which differ in the last bits only (stats.json rounds them):
 - integer counts (nulls, NaN, inf, DDSketch bucket counts, length counts, categorical counts) add;
@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.util import hash_array
 
-from sparkprep.profile_kernels import _BIAS, _EDGE, _HLL_Q, _LOG_GAMMA, ALPHA, GAMMA, HLL_P, HLL_RSE, TINY, fold_numbers, tally
+from sparkprep.quality.kernels import _BIAS, _EDGE, _HLL_Q, _LOG_GAMMA, ALPHA, GAMMA, HLL_P, HLL_RSE, TINY, fold_numbers, tally
 
 #: Categorical columns keep exact counts up to this many distinct values per column; beyond it
 #: only the most frequent are kept (their counts become lower bounds) and `distinct` is estimated.
@@ -39,7 +39,11 @@ CATEGORICAL_CAP = 100_000
 
 def bucket_codes(x: np.ndarray) -> np.ndarray:
     """DDSketch bucket code of each finite double: ±(ceil(ln|x| / ln γ) + _BIAS), 0 below TINY
-    (the values `fold_numbers` finds on a bucket edge, and the reference its tests compare with)."""
+    (the values `fold_numbers` finds on a bucket edge, and the reference its tests compare with).
+
+    Args:
+        x: finite doubles.
+    """
     a = np.abs(x)
     zero = a < TINY
     any_zero = bool(zero.any())
@@ -72,7 +76,11 @@ _LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e
 def fdlibm_log(x: float) -> float:
     """ln x of a positive normal double exactly as fdlibm's e_log.c computes it, which is
     java.lang.StrictMath.log and so Spark's `log` (a line-by-line port; Python floats are IEEE
-    doubles without fused multiply-add, so every step rounds as in C)."""
+    doubles without fused multiply-add, so every step rounds as in C).
+
+    Args:
+        x: a positive normal double.
+    """
     bits = struct.unpack("<q", struct.pack("<d", x))[0]
     hx, lx = bits >> 32, bits & 0xFFFFFFFF
     k = (hx >> 20) - 1023
@@ -98,7 +106,11 @@ def fdlibm_log(x: float) -> float:
 
 
 def bucket_key(code: int) -> str:
-    """The stats.json key of a bucket code ('+i', '-i', '0')."""
+    """The stats.json key of a bucket code ('+i', '-i', '0').
+
+    Args:
+        code: a bucket code.
+    """
     return "0" if code == 0 else f"+{code - _BIAS}" if code > 0 else f"-{-code - _BIAS}"
 
 
@@ -126,13 +138,22 @@ def _add_counts(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarra
 # --- HyperLogLog -------------------------------------------------------------------------------
 
 def hash_strings(values: pa.Array) -> np.ndarray:
-    """A 64-bit hash of each (non-null) string (pandas' SipHash with its fixed key, then mixed)."""
+    """A 64-bit hash of each (non-null) string (pandas' SipHash with its fixed key, then mixed).
+
+    Args:
+        values: strings (an Arrow array).
+    """
     return hash_array(np.asarray(values.to_numpy(zero_copy_only=False), dtype=object), categorize=False)
 
 
 def hll_add(registers: np.ndarray, hashes: np.ndarray) -> None:
     """Update 2^HLL_P uint8 registers with 64-bit hashes (overwritten): register = first HLL_P
-    bits, value = 1 + leading zeros of the other _HLL_Q bits (_HLL_Q + 1 when they are all 0)."""
+    bits, value = 1 + leading zeros of the other _HLL_Q bits (_HLL_Q + 1 when they are all 0).
+
+    Args:
+        registers: the registers, updated in place.
+        hashes: 64-bit hashes (overwritten).
+    """
     if not len(hashes):
         return
     index = (hashes >> np.uint64(_HLL_Q)).astype(np.intp)
@@ -147,7 +168,11 @@ def hll_add(registers: np.ndarray, hashes: np.ndarray) -> None:
 
 def hll_estimate(registers: np.ndarray) -> int:
     """Cardinality from the registers with Ertl's improved estimator (arXiv:1702.01284, alg. 6):
-    unbiased over the whole range, small cardinalities included, without bias tables."""
+    unbiased over the whole range, small cardinalities included, without bias tables.
+
+    Args:
+        registers: HLL registers.
+    """
     m, q = len(registers), _HLL_Q
     hist = np.bincount(registers, minlength=q + 2).astype(np.float64)
     if hist[0] == m:
@@ -212,7 +237,12 @@ class NumericState:
 
     def add(self, x: np.ndarray, valid: np.ndarray | None) -> None:
         """Fold a chunk of values `x` (float64, C-contiguous) of which those where `valid` is
-        false (`valid` None: none) are nulls, in one compiled pass (`profile_kernels`)."""
+        false (`valid` None: none) are nulls, in one compiled pass (`kernels`).
+
+        Args:
+            x: the values.
+            valid: false for nulls (None: none).
+        """
         codes, near = np.empty(len(x), np.int64), np.empty(len(x), np.int64)
         logs = np.abs(x)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -252,6 +282,11 @@ class NumericState:
         self.min, self.max = min(self.min, lo), max(self.max, hi)
 
     def merge(self, other: "NumericState") -> None:
+        """Add `other`'s state into this one.
+
+        Args:
+            other: another partial of the same column.
+        """
         self.nulls += other.nulls
         self.nan += other.nan
         self.inf += other.inf
@@ -271,10 +306,21 @@ class LengthState:
     lengths: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: _count(np.empty(0, np.int64)))
 
     def add(self, lengths: np.ndarray, nulls: int) -> None:
+        """Count a chunk's lengths and nulls.
+
+        Args:
+            lengths: the lengths of the present values.
+            nulls: the chunk's nulls.
+        """
         self.nulls += nulls
         self.lengths = _add_counts(self.lengths, _count(lengths.astype(np.int64)))
 
     def merge(self, other: "LengthState") -> None:
+        """Add `other`'s counts into this one.
+
+        Args:
+            other: another partial of the same column.
+        """
         self.nulls += other.nulls
         self.lengths = _add_counts(self.lengths, other.lengths)
 
@@ -286,11 +332,21 @@ class TextState(LengthState):
     registers: np.ndarray = field(default_factory=_registers)
 
     def add_strings(self, column: pa.Array) -> None:
+        """Fold a chunk of strings: their lengths, nulls and HLL.
+
+        Args:
+            column: the strings (an Arrow array).
+        """
         values = column.drop_null()
         hll_add(self.registers, hash_strings(pc.unique(values)))
         self.add(pc.utf8_length(values).to_numpy(zero_copy_only=False), column.null_count)
 
     def merge(self, other: "TextState") -> None:
+        """Add `other`'s state into this one.
+
+        Args:
+            other: another partial of the same column.
+        """
         super().merge(other)
         np.maximum(self.registers, other.registers, out=self.registers)
 
@@ -313,6 +369,11 @@ class CategoricalState:
         return self.registers is None
 
     def add(self, column: pa.Array) -> None:
+        """Fold a chunk of values: their counts (exact up to the cap, then an HLL).
+
+        Args:
+            column: the values (an Arrow array).
+        """
         self.nulls += column.null_count
         vc = column.drop_null().value_counts()
         if not self.exact:
@@ -348,6 +409,11 @@ class CategoricalState:
                 hll_add(self.registers, hash_strings(values))
 
     def merge(self, other: "CategoricalState") -> None:
+        """Add `other`'s state into this one.
+
+        Args:
+            other: another partial of the same column.
+        """
         self.nulls += other.nulls
         if not (self.exact and other.exact):
             self._track_distinct()
@@ -370,6 +436,11 @@ class CategoricalState:
 
 
 def new_state(kind: str) -> NumericState | LengthState | TextState | CategoricalState:
+    """The empty state of a column of kind `kind`.
+
+    Args:
+        kind: numeric, categorical, text or array.
+    """
     return {"numeric": NumericState, "categorical": CategoricalState, "text": TextState, "array": LengthState}[kind]()
 
 
@@ -395,7 +466,14 @@ class PartialProfile:
         read by pyarrow): `numbers`, one C-contiguous float64 array of `rows` values per numeric
         or array column in kinds order (the value, or the array's size); `valid`, per
         number column, its validity mask or None when it has no nulls (a null's slot in `numbers`
-        is ignored); `strings`, the categorical and text columns as string arrays, in kinds order."""
+        is ignored); `strings`, the categorical and text columns as string arrays, in kinds order.
+
+        Args:
+            rows: the chunk's rows.
+            numbers: per numeric or array column, its values (or sizes).
+            valid: per such column, false for nulls (None: none).
+            strings: per categorical or text column, its values.
+        """
         self.rows += rows
         number_states = [s for s, k in zip(self.states, self.kinds) if k in NUMBER_KINDS]
         string_states = [s for s, k in zip(self.states, self.kinds) if k not in NUMBER_KINDS]
@@ -412,7 +490,11 @@ class PartialProfile:
                 state.add(column)
 
     def merge(self, other: "PartialProfile") -> "PartialProfile":
-        """Add `other` into this partial (and return it: the shape of an RDD fold)."""
+        """Add `other` into this partial (and return it: the shape of an RDD fold).
+
+        Args:
+            other: another partial of the same columns.
+        """
         self.rows += other.rows
         for mine, theirs in zip(self.states, other.states):
             mine.merge(theirs)

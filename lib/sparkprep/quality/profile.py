@@ -1,10 +1,10 @@
 """`profile`: per-column statistics of a DataFrame in ONE scan of the input (format: docs/stats.md).
 
 Two paths fold the rows into the same mergeable state (`PartialProfile`, numpy/pyarrow,
-`sparkprep.profile_state`), fed the same thing by both: per chunk of about CHUNK_ROWS rows, a
+`sparkprep.quality.state`), fed the same thing by both: per chunk of about CHUNK_ROWS rows, a
 float64 matrix of the numeric values and array sizes with validity masks, and the categorical/text
 columns as Arrow strings. `profile` picks one, and logs at INFO which and why:
-- Parquet path (`sparkprep.profile_files`), when `df` is the bare read of local (`file:`) Parquet
+- Parquet path (`sparkprep.io.arrow_tasks`), when `df` is the bare read of local (`file:`) Parquet
   files or of a Delta table and every profiled column converts in Arrow exactly as in Spark (ints,
   float, double, string, boolean, arrays, INT64 timestamps, and dates/timestamp_ntz in a UTC
   session; an integer, string or boolean label; the full list and what falls back is in that module). The driver plans pieces of files (row-group ranges, about
@@ -20,7 +20,7 @@ columns as Arrow strings. `profile` picks one, and logs at INFO which and why:
   array<double> per row, which Spark hands to Arrow about twice as fast as as many columns;
   categorical and text -> string), then `mapInArrow` folds each partition's Arrow batches into
   ONE `PartialProfile` and yields it pickled as one row.
-Either way `profile_files.tree_merge` merges the partials on the executors (a tree level, for more
+Either way `arrow_tasks.tree_merge` merges the partials on the executors (a tree level, for more
 than four partitions) and the driver merges the last ones (about sqrt(partitions) of them, each of
 bounded size: no row-sized state), then turns the result into `ColumnStats` (top-k, quantiles and
 histograms from the bucket counts).
@@ -55,9 +55,10 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkprep.profile_state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
+from sparkprep.contract import INTERNAL_PREFIX
+from sparkprep.quality.state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
-from sparkprep.profile_files import CHUNK_ROWS, TIME_TYPES, fold_task, plan, run_tasks, tree_merge
+from sparkprep.io.arrow_tasks import CHUNK_ROWS, TIME_TYPES, fold_task, plan, run_tasks, tree_merge
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,11 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Profile":
+        """A stats.json document read back (another `version` is refused).
+
+        Args:
+            data: the parsed document.
+        """
         if data.get("version") != STATS_FORMAT_VERSION:
             raise ValueError(f"stats format version {data.get('version')!r} is not {STATS_FORMAT_VERSION}")
         return cls(rows=data["rows"], columns={n: ColumnStats(**c) for n, c in data["columns"].items()})
@@ -127,10 +133,16 @@ def _round(value: Any) -> Any:
 
 
 def column_kinds(df: DataFrame, label: str | None = None, text: tuple[str, ...] = ()) -> dict[str, str]:
-    """The kind each column is profiled as, from its Spark type (`text` names free-text strings)."""
+    """The kind each column is profiled as, from its Spark type (`text` names free-text strings).
+
+    Args:
+        df: the DataFrame to profile.
+        label: the label column, if any.
+        text: the free-text columns.
+    """
     kinds = {}
     for f in df.schema.fields:
-        if f.name.startswith("_sp_"):
+        if f.name.startswith(INTERNAL_PREFIX):
             continue
         if f.name == label:
             kinds[f.name] = "categorical"
@@ -163,7 +175,12 @@ def _projections(kinds: dict[str, str], types: dict[str, T.DataType]) -> list[Co
 
 def add_projected(partial: PartialProfile, table: pa.Table) -> None:
     """Fold a table of `_projections`' layout: the numbers of each row as one list<double>, then
-    the strings. One transposing copy makes each column's values contiguous for the passes over them."""
+    the strings. One transposing copy makes each column's values contiguous for the passes over them.
+
+    Args:
+        partial: the partial profile to fold into.
+        table: rows in `_projections`' layout.
+    """
     n, rows = sum(k in NUMBER_KINDS for k in partial.kinds), table.num_rows
     numbers, valid = np.empty((0, rows)), []
     if n:
@@ -203,6 +220,12 @@ def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (),
 
     >>> stats = profile(spark.read.parquet("data/"), label="label")
     >>> stats.columns["num_0"].quantiles["0.5"]
+
+    Args:
+        df: the rows to profile.
+        label: the label column, if any.
+        text: the free-text columns.
+        top_k: the most frequent values kept per categorical column.
     """
     kinds = column_kinds(df, label, text)
     types = {f.name: f.dataType for f in df.schema.fields}
@@ -257,7 +280,11 @@ def _lengths(state: LengthState) -> dict[str, Any]:
 
 
 def bucket_value(key: str) -> float:
-    """The representative value of a DDSketch bucket key (within ALPHA of every value in it)."""
+    """The representative value of a DDSketch bucket key (within ALPHA of every value in it).
+
+    Args:
+        key: a stats.json bucket key.
+    """
     if key == "0":
         return 0.0
     i = int(key[1:])
@@ -267,7 +294,14 @@ def bucket_value(key: str) -> float:
 
 def quantiles(buckets: dict[str, int], lo: float | None, hi: float | None,
               qs: tuple[float, ...] = QUANTILES) -> dict[str, float]:
-    """Quantiles from DDSketch bucket counts (buckets in value order), clamped to [min, max]."""
+    """Quantiles from DDSketch bucket counts (buckets in value order), clamped to [min, max].
+
+    Args:
+        buckets: bucket key -> count.
+        lo: the column's min.
+        hi: its max.
+        qs: the quantiles wanted.
+    """
     total = sum(buckets.values())
     if not total or lo is None or hi is None:
         return {}
@@ -284,7 +318,14 @@ def quantiles(buckets: dict[str, int], lo: float | None, hi: float | None,
 
 def histogram(buckets: dict[str, int], lo: float | None, hi: float | None, bins: int = HISTOGRAM_BINS) -> dict[str, list]:
     """Equal-width bins over [min, max]; each DDSketch bucket's count goes to the bin of its
-    representative value (so bin edges are exact, membership within ALPHA)."""
+    representative value (so bin edges are exact, membership within ALPHA).
+
+    Args:
+        buckets: bucket key -> count.
+        lo: the column's min.
+        hi: its max.
+        bins: the number of bins.
+    """
     if lo is None or hi is None or not buckets:
         return {}
     if hi == lo:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparkprep.drift import Distances, distances
-from sparkprep.profile import ColumnStats, Profile
+from sparkprep.quality.drift import METRICS, Distances, distances
+from sparkprep.quality.profile import ColumnStats, Profile
 
 #: Examples of unexpected categorical values kept in a message.
 _EXAMPLES = 5
@@ -54,6 +54,12 @@ def validate(stats: Profile, schema: dict[str, Any], environment: str = "TRAININ
 
     >>> result = validate(profile(df), load_schema(text, "schema.yaml"), baseline=previous)
     >>> [a.message for a in result.blocking]
+
+    Args:
+        stats: the batch's profile.
+        schema: a loaded schema.
+        environment: TRAINING or SERVING.
+        baseline: a previous batch's profile, for drift.
     """
     found: list[Anomaly] = []
     if stats.rows < schema.get("min_rows", 0):
@@ -124,7 +130,7 @@ def _column_anomalies(col: ColumnStats, rules: dict[str, Any], rows: int) -> lis
 
 def _drift_anomalies(name: str, d: Distances, thresholds: dict[str, Any] | None) -> list[Anomaly]:
     out = []
-    for metric in ("linf", "js", "psi", "wasserstein"):
+    for metric in METRICS:
         limit, value = (thresholds or {}).get(metric), getattr(d, metric)
         if limit is not None and value is not None and value > limit:
             moved = f"; {d.moved_most!r} moved most" if metric == "linf" else ""

@@ -9,50 +9,56 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep.contract import STATS
-from sparkprep.clean import _coerce
+from sparkprep.stages.clean import coerce
 from sparkprep.config import ColumnsConfig, Config, InputConfig
 from sparkprep.errors import InputError, SparkprepError
-from sparkprep.ingest import read_input
-from sparkprep.profile import Profile, histogram, profile
-from sparkprep.schema_rules import load_schema
-from sparkprep.validate import Validation, validate
+from sparkprep.io.fs import read_local
+from sparkprep.io.read import read_input
+from sparkprep.quality.profile import Profile, histogram, profile
+from sparkprep.quality.schema_rules import load_schema
+from sparkprep.quality.validate import Validation, validate
 
 log = logging.getLogger(__name__)
 
 
 def typed_input(spark: SparkSession, config: InputConfig) -> DataFrame:
     """The input with text columns coerced to their configured types (a value that does not parse
-    becomes null, so it shows up in the null counts; `prepare` quarantines it later)."""
+    becomes null, so it shows up in the null counts; `prepare` quarantines it later).
+
+    Args:
+        spark: the session.
+        config: the input section.
+    """
     df = read_input(spark, config)
     string_input = {f.name for f in df.schema.fields if f.dataType.simpleString() == "string"}
-    coerced = {n: _coerce(F.col(n), t) for n, t in (config.schema_ or {}).items()
+    coerced = {n: coerce(F.col(n), t) for n, t in (config.schema_ or {}).items()
                if n in string_input and t != "string"}
     return df.withColumns(coerced)
 
 
 def profile_frame(df: DataFrame, columns: ColumnsConfig | None) -> Profile:
-    """Profile with the roles from the config (label, free-text columns) when there is one."""
+    """Profile with the roles from the config (label, free-text columns) when there is one.
+
+    Args:
+        df: the rows to profile.
+        columns: the columns section, if any.
+    """
     if columns is None:
         return profile(df)
     return profile(df, label=columns.label, text=tuple(columns.text))
 
 
-def read_local(path: str, what: str) -> str:
-    """A small local file the user named on the command line (stats.json, schema.yaml)."""
-    try:
-        return Path(path).read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
-
-
 def load_stats(path: str) -> Profile:
+    """A stats.json written by `sparkprep profile`, read back.
+
+    Args:
+        path: its local path.
+    """
     try:
         return Profile.from_dict(json.loads(read_local(path, "stats")))
     except (ValueError, KeyError, TypeError) as exc:
@@ -60,7 +66,14 @@ def load_stats(path: str) -> Profile:
 
 
 def check(stats: Profile, schema_path: str, environment: str, baseline_path: str | None) -> Validation:
-    """Validate profiled stats against a schema file (and a baseline stats.json), logging anomalies."""
+    """Validate profiled stats against a schema file (and a baseline stats.json), logging anomalies.
+
+    Args:
+        stats: the batch's profile.
+        schema_path: the schema file.
+        environment: TRAINING or SERVING.
+        baseline_path: a previous batch's stats.json, for drift.
+    """
     schema = load_schema(read_local(schema_path, "schema"), schema_path)
     baseline = load_stats(baseline_path) if baseline_path else None
     result = validate(stats, schema, environment, baseline)
@@ -113,7 +126,12 @@ class Blocked(SparkprepError):
 
 def gate(df: DataFrame, config: Config) -> Checked | None:
     """Profile + validate `df` when a `validation:` section is configured; a blocking anomaly
-    stops the run (stop_on: error) before anything is written, by raising `Blocked`."""
+    stops the run (stop_on: error) before anything is written, by raising `Blocked`.
+
+    Args:
+        df: the typed rows (rejected ones included).
+        config: the run's config.
+    """
     cfg = config.validation
     if cfg is None:
         return None
@@ -128,9 +146,10 @@ def gate(df: DataFrame, config: Config) -> Checked | None:
     return checked
 
 
-def record(checked: Checked | None, manifest: dict[str, Any]) -> str | None:
-    """Put the verdict in the manifest; returns the stats.json text to write beside it."""
-    if checked is None:
-        return None
-    manifest["validation"] = {**checked.validation.to_dict(), "stats": STATS}
+def stats_text(checked: Checked) -> str:
+    """The stats.json a validated run writes beside its manifest.
+
+    Args:
+        checked: the gate's verdict.
+    """
     return json.dumps(checked.stats.to_dict(), indent=1)

@@ -32,8 +32,12 @@ from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
-from sparkprep.contract import GROUP, HOLDOUT_FOLD, ROW_ID
+from sparkprep.config import Config
+from sparkprep.contract import (
+    CONFLICT, DUP_CLUSTER, FEATURE_HASH, FOLD, FOLD_RANK, GROUP, HOLDOUT_FOLD, LABEL_INDEX, ROW_ID)
 from sparkprep.errors import ContractError
+from sparkprep.stages.context import Context
+from sparkprep.stages.groups import add_groups
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +46,6 @@ _MAX_BUCKET_BITS = 20
 _HASH = "_sp_split_hash"
 _BUCKET = "_sp_split_bucket"
 _CLASS = "_sp_split_class"
-#: Index of a row within its (fold, class), in hash order; null in the holdout. Rebalancing uses it.
-FOLD_RANK = "_sp_fold_rank"
 #: Multi-row groups are placed in the driver up to this many (group, class) cells. Measured at
 #: the limit: the collected Rows take ~70 MB of Python memory, placing them peaks at ~145 MB and
 #: takes ~14 s (2 busy cores); the group -> fold table sent back is broadcast (~16 bytes a
@@ -66,7 +68,15 @@ class SplitPlan:
 
     @classmethod
     def measure(cls, df: DataFrame, label: str, k: int, holdout_fraction: float, seed: int) -> "SplitPlan":
-        """Class counts (and tie breaks) from one small aggregation over deduplicated rows."""
+        """Class counts (and tie breaks) from one small aggregation over deduplicated rows.
+
+        Args:
+            df: deduplicated rows (not held out by a column rule).
+            label: the label column.
+            k: the number of folds.
+            holdout_fraction: split.holdout_fraction.
+            seed: split.seed.
+        """
         rows = df.groupBy(F.col(label).cast("string").alias("c")).agg(
             F.count(F.lit(1)).alias("n"), F.min(F.xxhash64(F.col(ROW_ID), F.lit(seed))).alias("h")).collect()
         return cls(k, holdout_fraction, seed, {r["c"]: int(r["n"]) for r in rows}, {r["c"]: int(r["h"]) for r in rows})
@@ -76,16 +86,30 @@ class SplitPlan:
         return sorted(self.class_counts, key=lambda c: (-self.class_counts[c], self.tie_breaks.get(c, 0), c))
 
     def holdout_size(self, label: str) -> int:
+        """Rows of class `label` in the holdout.
+
+        Args:
+            label: a class.
+        """
         return int(math.floor(self.holdout_fraction * self.class_counts[label] + 0.5))
 
     def start_fold(self, label: str) -> int:
-        """Where the class's round-robin starts: after all earlier classes' cross-validation rows."""
+        """Where the class's round-robin starts: after all earlier classes' cross-validation rows.
+
+        Args:
+            label: a class.
+        """
         order = self.class_order()
         earlier = order[: order.index(label)]
         return sum(self.class_counts[c] - self.holdout_size(c) for c in earlier) % self.k
 
     def fold_size(self, label: str, fold: int) -> int:
-        """Rows of class `label` in cross-validation fold `fold` (round-robin from start_fold)."""
+        """Rows of class `label` in cross-validation fold `fold` (round-robin from start_fold).
+
+        Args:
+            label: a class.
+            fold: a cross-validation fold.
+        """
         rows = self.class_counts[label] - self.holdout_size(label)
         return rows // self.k + (1 if (fold - self.start_fold(label)) % self.k < rows % self.k else 0)
 
@@ -144,7 +168,13 @@ def _positions(df: DataFrame, within: list[str], key: str, weight: str | None, s
 
 
 def assign_folds(df: DataFrame, label: str, plan: SplitPlan) -> DataFrame:
-    """Add `fold` (int, -1 for holdout) to deduplicated rows with a non-null label."""
+    """Add `fold` (int, -1 for holdout) to deduplicated rows with a non-null label.
+
+    Args:
+        df: deduplicated rows.
+        label: the label column.
+        plan: `SplitPlan.measure` of the same rows.
+    """
     classed = df.withColumn(_CLASS, F.col(label).cast("string"))
     ranked, running = _positions(classed, [_CLASS], ROW_ID, None, plan.seed, plan.bucket_bits())
     if {c[0]: n for c, n in running.items()} != plan.class_counts:
@@ -158,7 +188,7 @@ def assign_folds(df: DataFrame, label: str, plan: SplitPlan) -> DataFrame:
     fold = F.when(cv_rank < 0, F.lit(HOLDOUT_FOLD)).otherwise(F.pmod(cv_rank + F.col("_sp_start"), F.lit(plan.k)))
     # Round-robin: the row of cv rank r is the (r div k)-th of its (fold, class), in hash order.
     return (ranked.join(F.broadcast(table), _CLASS)
-            .withColumns({"fold": fold.cast("int"),
+            .withColumns({FOLD: fold.cast("int"),
                           FOLD_RANK: F.when(cv_rank >= 0, F.floor(cv_rank / plan.k)).cast("long")})
             .drop(_CLASS, "_sp_pos", "_sp_holdout", "_sp_start"))
 
@@ -177,9 +207,20 @@ class GroupedPlan(SplitPlan):
     placement: str = "greedy"
 
     def holdout_size(self, label: str) -> int:
+        """Rows of class `label` the group placement put in the holdout.
+
+        Args:
+            label: a class.
+        """
         return self.sizes.get((label, HOLDOUT_FOLD), 0)
 
     def fold_size(self, label: str, fold: int) -> int:
+        """Rows of class `label` the group placement put in `fold`.
+
+        Args:
+            label: a class.
+            fold: a cross-validation fold.
+        """
         return self.sizes.get((label, fold), 0)
 
     def method(self) -> dict[str, Any]:
@@ -292,7 +333,7 @@ def _place_in_blocks(cells: DataFrame, k: int, holdout_fraction: float, seed: in
     table = cells.sparkSession.createDataFrame(list(_group_bounds(totals, k, holdout_fraction).items()),
                                                f"{_CLASS} string, _sp_bounds array<long>")
     return materialise(ranked.join(F.broadcast(table), _CLASS)
-                       .select(GROUP, _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k).alias("fold")),
+                       .select(GROUP, _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k).alias(FOLD)),
                        "split-group-folds")
 
 
@@ -336,29 +377,27 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
     contiguous rank ranges (_single_counts). When every group fit under its targets, the result
     is the row split's counts exactly; else the plan reports the deviation. A group with any row
     held out by a column rule is held out whole. Then rows are ranked inside each (fold, class)
-    for oversampling, as in the row split."""
+    for oversampling, as in the row split.
+
+    Args:
+        df: rows with `_sp_group` (`groups.add_groups`).
+        label: the label column.
+        k: the number of folds.
+        holdout_fraction: split.holdout_fraction.
+        seed: split.seed.
+        held_out: true for rows a column rule holds out.
+        materialise: where the cells and the folded rows are kept.
+    """
     spark = df.sparkSession
     classed = df.withColumns({_CLASS: F.col(label).cast("string"), "_sp_held": held_out})
     cells = materialise(_group_cells(classed, seed), "split-cells")
     targets, singles, group_cells = _measure_cells(cells, k, holdout_fraction, seed)
-    multi = F.col("_sp_size") > 1
-    held_groups = cells.where(multi & F.col("_sp_held")).select(GROUP, F.lit(HOLDOUT_FOLD).alias("fold")).distinct()
     placement = "greedy" if group_cells <= _MAX_PLACED_CELLS else "hash-blocks"
-    if placement == "greedy":
-        chosen, placed = _place_greedily(cells.where(multi & ~F.col("_sp_held")).select(
-            GROUP, _CLASS, "_sp_n", F.xxhash64(GROUP, F.lit(seed)).alias("_sp_hash")).collect(), targets)
-        group_type = cells.schema[GROUP].dataType.simpleString()
-        folds = F.broadcast(spark.createDataFrame(list(chosen.items()), f"{GROUP} {group_type}, fold int")
-                            .unionByName(held_groups))
-    else:
-        in_blocks = _place_in_blocks(cells, k, holdout_fraction, seed, materialise)
-        placed = {(r[_CLASS], int(r["fold"])): int(r["n"]) for r in cells.join(in_blocks, GROUP)
-                  .groupBy(_CLASS, "fold").agg(F.sum("_sp_n").alias("n")).collect()}
-        folds = in_blocks.unionByName(held_groups)
+    folds, placed = _place_groups(cells, targets, placement, k, holdout_fraction, seed, materialise)
     reachable = all(n <= _target(targets, c, f) for (c, f), n in placed.items())
     joined = classed.join(folds, GROUP, "left")
-    single = F.col("fold").isNull() & ~F.col("_sp_held")
-    ranked, running = _positions(joined.where(single).drop("fold"), [_CLASS], ROW_ID, None, seed,
+    single = F.col(FOLD).isNull() & ~F.col("_sp_held")
+    ranked, running = _positions(joined.where(single).drop(FOLD), [_CLASS], ROW_ID, None, seed,
                                  _bits_for(max(singles.values(), default=0)))
     if {c[0]: n for c, n in running.items()} != singles:
         raise ContractError(f"split: single rows per class changed between passes: planned {singles}, found "
@@ -366,32 +405,169 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
     table = spark.createDataFrame([(c, list(accumulate(n))) for c, n in _single_counts(targets, placed, singles).items()],
                                   f"{_CLASS} string, _sp_bounds array<long>")
     filled = (ranked.join(F.broadcast(table), _CLASS)
-              .withColumn("fold", _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k)).drop("_sp_pos", "_sp_bounds"))
-    rest = joined.where(~single).withColumn("fold", F.coalesce(F.col("fold"), F.lit(HOLDOUT_FOLD)))
+              .withColumn(FOLD, _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k)).drop("_sp_pos", "_sp_bounds"))
+    rest = joined.where(~single).withColumn(FOLD, F.coalesce(F.col(FOLD), F.lit(HOLDOUT_FOLD)))
     folded = materialise(filled.unionByName(rest).drop("_sp_held"), "split-folds")
-    counts = {(r[_CLASS], int(r["fold"])): int(r["n"])
-              for r in folded.groupBy(_CLASS, "fold").agg(F.count(F.lit(1)).alias("n")).collect()}
+    counts = {(r[_CLASS], int(r[FOLD])): int(r["n"])
+              for r in folded.groupBy(_CLASS, FOLD).agg(F.count(F.lit(1)).alias("n")).collect()}
+    rows, _ = _positions(folded, [FOLD, _CLASS], ROW_ID, None, seed, _bits_for(max(counts.values(), default=0)))
+    plan = _grouped_plan(counts, k, holdout_fraction, seed, reachable, placement)
+    rank = F.when(F.col(FOLD) != HOLDOUT_FOLD, F.col("_sp_pos")).cast("long")
+    return rows.withColumn(FOLD_RANK, rank).drop("_sp_pos", _CLASS), plan
+
+
+def _grouped_plan(counts: dict[tuple[str, int], int], k: int, holdout_fraction: float, seed: int, reachable: bool,
+                  placement: str) -> GroupedPlan:
+    """The plan of a group split from its rows per (class, fold), with its largest deviation from
+    an even split of each class."""
     class_counts = {c: sum(n for (cc, _), n in counts.items() if cc == c) for c in {c for c, _ in counts}}
-    rows, _ = _positions(folded, ["fold", _CLASS], ROW_ID, None, seed, _bits_for(max(counts.values(), default=0)))
     ideal = {c: (n - counts.get((c, HOLDOUT_FOLD), 0)) / k for c, n in class_counts.items()}
     deviation = max((abs(counts.get((c, f), 0) - ideal[c]) for c in class_counts for f in range(k)), default=0.0)
-    plan = GroupedPlan(k, holdout_fraction, seed, class_counts, sizes=counts, deviation=round(deviation, 1),
+    return GroupedPlan(k, holdout_fraction, seed, class_counts, sizes=counts, deviation=round(deviation, 1),
                        reachable=reachable, placement=placement)
-    rank = F.when(F.col("fold") != HOLDOUT_FOLD, F.col("_sp_pos")).cast("long")
-    return rows.withColumn(FOLD_RANK, rank).drop("_sp_pos", _CLASS), plan
+
+
+def _place_groups(cells: DataFrame, targets: SplitPlan, placement: str, k: int, holdout_fraction: float, seed: int,
+                  materialise: Callable[[DataFrame, str], DataFrame]) -> tuple[DataFrame, dict[tuple[str, int], int]]:
+    """The fold of every multi-row group (held out whole where a row of it is held out by a column
+    rule), and the rows placed per (class, fold)."""
+    multi = F.col("_sp_size") > 1
+    held_groups = cells.where(multi & F.col("_sp_held")).select(GROUP, F.lit(HOLDOUT_FOLD).alias(FOLD)).distinct()
+    if placement == "greedy":
+        chosen, placed = _place_greedily(cells.where(multi & ~F.col("_sp_held")).select(
+            GROUP, _CLASS, "_sp_n", F.xxhash64(GROUP, F.lit(seed)).alias("_sp_hash")).collect(), targets)
+        group_type = cells.schema[GROUP].dataType.simpleString()
+        folds = F.broadcast(cells.sparkSession.createDataFrame(list(chosen.items()), f"{GROUP} {group_type}, {FOLD} int")
+                            .unionByName(held_groups))
+        return folds, placed
+    in_blocks = _place_in_blocks(cells, k, holdout_fraction, seed, materialise)
+    placed = {(r[_CLASS], int(r[FOLD])): int(r["n"]) for r in cells.join(in_blocks, GROUP)
+              .groupBy(_CLASS, FOLD).agg(F.sum("_sp_n").alias("n")).collect()}
+    return in_blocks.unionByName(held_groups), placed
 
 
 def holdout_by_column(column: str, values: list[str], start: str | None) -> Column:
     """True for rows that a column rule puts in the holdout (a null value is never held out).
 
     `start` is compared in the column's type (Spark casts the literal), so '2024-10-01' is a time
-    cut on a timestamp column and '10' a numeric cut on a number."""
+    cut on a timestamp column and '10' a numeric cut on a number.
+
+    Args:
+        column: split.holdout_column.
+        values: split.holdout_values (held out when the value is one of them).
+        start: split.holdout_from (held out from this value on), when no values are given.
+    """
     value = F.col(column)
     rule = value.cast("string").isin(values) if values else value >= F.lit(start)
     return F.coalesce(rule, F.lit(False))
 
 
 def add_label_index(df: DataFrame, label: str, classes: list[str]) -> DataFrame:
-    """`label_index` = position of the label in `classes` (the manifest's order)."""
+    """`label_index` = position of the label in `classes` (the manifest's order).
+
+    Args:
+        df: split rows.
+        label: the label column.
+        classes: the classes in label_index order.
+    """
     index = F.array_position(F.array(*[F.lit(c) for c in classes]), F.col(label).cast("string")) - 1
-    return df.withColumn("label_index", index.cast("int"))
+    return df.withColumn(LABEL_INDEX, index.cast("int"))
+
+
+def training_folds(k: int, fold: int | None) -> list[int]:
+    """Folds whose originals train fold `fold` (None: the final model, every non-holdout fold).
+
+    Args:
+        k: the number of cross-validation folds.
+        fold: the validation fold, or None for the final model.
+    """
+    return [f for f in range(k) if f != fold and f != HOLDOUT_FOLD]
+
+
+def held_out(config: Config) -> Column:
+    """Rows that a column rule puts in the holdout (none with the fraction rule).
+
+    Args:
+        config: the run's config (its split section).
+    """
+    split = config.split
+    return (holdout_by_column(split.holdout_column, split.holdout_values, split.holdout_from)
+            if split.holdout_column else F.lit(False))
+
+
+def group_keys(config: Config, counts: dict[str, int]) -> list[Column]:
+    """What must stay in one fold: the group column, near-duplicate clusters kept whole, and rows
+    whose features conflict in their label (when they are all kept).
+
+    Args:
+        config: the run's config (split.group_column, dedup.near, dedup.conflicts).
+        counts: the dedup stage's counts (conflicting_rows).
+    """
+    keys = [F.col(config.split.group_column)] if config.split.group_column else []
+    if config.dedup.near and config.dedup.near.keep == "all":
+        keys.append(F.col(DUP_CLUSTER))
+    if config.dedup.conflicts == "keep_all" and counts.get("conflicting_rows"):
+        keys.append(F.when(F.col(CONFLICT), F.col(FEATURE_HASH)))
+    return keys
+
+
+@dataclass(frozen=True)
+class Folded:
+    """What the split stage leaves.
+
+    Args:
+        rows: every row with its fold (and FOLD_RANK) and label_index.
+        plan: the split's plan (its targets, method and warnings).
+        classes: the classes in label_index order.
+        rows_kept: the number of rows split (the row accounting checks it).
+    """
+
+    rows: DataFrame
+    plan: SplitPlan
+    classes: list[str]
+    rows_kept: int
+
+
+def run(rows: DataFrame, counts: dict[str, int], config: Config, ctx: Context) -> Folded:
+    """Folds (holdout by per-class fraction or by a column rule), label_index. Whole groups per
+    fold when anything groups rows (`group_keys`), else the exact row split.
+
+    Args:
+        rows: the deduplicated rows.
+        counts: the dedup stage's counts (`group_keys` reads them).
+        config: the run's config (split, columns).
+        ctx: the run's scratch space.
+    """
+    label, configured = config.columns.label, config.columns.classes  # type: ignore[union-attr]
+    keys = group_keys(config, counts)
+    folded, plan, found = (_group_split if keys else _row_split)(rows, keys, config, ctx)
+    for warning in plan.warnings():
+        log.warning(warning)
+    classes = list(configured) if configured else sorted(found)
+    return Folded(add_label_index(folded, label, classes), plan, classes, sum(found.values()))
+
+
+def _group_split(rows: DataFrame, keys: list[Column], config: Config,
+                 ctx: Context) -> tuple[DataFrame, SplitPlan, dict[str, int]]:
+    split, label = config.split, config.columns.label  # type: ignore[union-attr]
+    materialise = ctx.under("groups")
+    grouped = materialise(add_groups(rows, keys, materialise), "grouped")
+    folded, plan = assign_group_folds(grouped, label, split.k, split.holdout_fraction, split.seed,
+                                      held_out(config), materialise)
+    return folded, plan, dict(plan.class_counts)
+
+
+def _row_split(rows: DataFrame, keys: list[Column], config: Config,
+               ctx: Context) -> tuple[DataFrame, SplitPlan, dict[str, int]]:
+    split, label = config.split, config.columns.label  # type: ignore[union-attr]
+    held = held_out(config)
+    cross_validated = rows.where(~held)
+    plan = SplitPlan.measure(cross_validated, label, split.k, split.holdout_fraction, split.seed)
+    folded, found = assign_folds(cross_validated, label, plan), dict(plan.class_counts)
+    if split.holdout_column:
+        holdout = rows.where(held).withColumns({FOLD: F.lit(HOLDOUT_FOLD), FOLD_RANK: F.lit(None).cast("long")})
+        by_class = holdout.groupBy(F.col(label).cast("string").alias("c")).count().collect()
+        folded = folded.unionByName(holdout)
+        for r in by_class:
+            found[r["c"]] = found.get(r["c"], 0) + int(r["count"])
+    return folded, plan, found

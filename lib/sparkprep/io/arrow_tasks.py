@@ -62,7 +62,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkprep.errors import InputError
-from sparkprep.profile_state import NUMBER_KINDS, PartialProfile
+from sparkprep.quality.state import NUMBER_KINDS, PartialProfile
 
 #: Arrow batches (Spark sends 10,000 rows each; the Parquet path reads batches of this size) are
 #: folded in chunks of this many rows, so the numpy calls amortise their fixed costs yet their
@@ -166,7 +166,13 @@ def _local_path(uri: str) -> str | None:
 
 def parquet_source(df: DataFrame, kinds: dict[str, str], label: str | None) -> tuple[ParquetSource | None, str]:
     """The files and columns to profile `df` from with pyarrow, or None and why not (the
-    conditions in the module docstring; footers are checked by `plan_pieces`)."""
+    conditions in the module docstring; footers are checked by `plan_pieces`).
+
+    Args:
+        df: the DataFrame to profile.
+        kinds: the kind each profiled column is read as.
+        label: the label column, if any.
+    """
     types = {f.name: f.dataType for f in df.schema.fields}
     zone = df.sparkSession.conf.get("spark.sql.session.timeZone")
     for name in kinds:
@@ -230,7 +236,12 @@ def _calendar_problem(path: str, meta: pq.FileMetaData, rebase_mode: str) -> str
 
 def plan_pieces(df: DataFrame, source: ParquetSource) -> tuple[list[list[Piece]] | None, str]:
     """Tasks of file pieces of about Spark's split size, or None and why (a footer whose column
-    or type is not the DataFrame's). Footers are read in parallel threads (I/O bound)."""
+    or type is not the DataFrame's). Footers are read in parallel threads (I/O bound).
+
+    Args:
+        df: the DataFrame read from the files.
+        source: `parquet_source`'s files and columns.
+    """
     with ThreadPoolExecutor(max_workers=8) as pool:
         footers = list(pool.map(_footer, source.files))
     types = {f.name: f.dataType for f in df.schema.fields}
@@ -263,7 +274,13 @@ def plan_pieces(df: DataFrame, source: ParquetSource) -> tuple[list[list[Piece]]
 
 def plan(df: DataFrame, kinds: dict[str, str],
          label: str | None) -> tuple[ParquetSource | None, list[list[Piece]] | None, str]:
-    """The Parquet path's source and tasks for profiling `df`, or None for them and why not."""
+    """The Parquet path's source and tasks for profiling `df`, or None for them and why not.
+
+    Args:
+        df: the DataFrame to profile.
+        kinds: the kind each profiled column is read as.
+        label: the label column, if any.
+    """
     source, why = parquet_source(df, kinds, label)
     if source is None:
         return None, None, why
@@ -287,7 +304,12 @@ def _pack(pieces: list[Piece], max_split: int, open_cost: int) -> list[list[Piec
 
 def chunk_numbers(batch: pa.RecordBatch, source: ParquetSource) -> tuple[list[np.ndarray], list, list[pa.Array]]:
     """A batch of the profiled columns (kinds order) as `PartialProfile.add` reads it: the
-    numbers as Spark's projection casts them, the strings as Spark's cast to string writes them."""
+    numbers as Spark's projection casts them, the strings as Spark's cast to string writes them.
+
+    Args:
+        batch: rows of the profiled columns.
+        source: the columns' kinds and Spark types.
+    """
     numbers, valid, strings = [], [], []
     for name, kind in zip(source.columns, source.kinds):
         column = batch.column(name)  # by name: the batch has the file's column order
@@ -339,7 +361,13 @@ WHOLE_ROW_GROUP_BYTES = 256 << 20
 
 def read_chunks(piece: Piece, columns: tuple[str, ...], chunk_rows: int) -> Iterator[pa.RecordBatch]:
     """The `columns` of a piece's rows in batches of at most `chunk_rows` rows, row group by row
-    group. A file that cannot be read raises `read_failure`."""
+    group. A file that cannot be read raises `read_failure`.
+
+    Args:
+        piece: a file's row groups.
+        columns: the columns to read.
+        chunk_rows: the most rows per batch.
+    """
     try:
         reader = pq.ParquetFile(piece.path)
         meta = reader.metadata
@@ -357,7 +385,13 @@ def read_chunks(piece: Piece, columns: tuple[str, ...], chunk_rows: int) -> Iter
 
 
 def fold_task(source: ParquetSource, chunk_rows: int, task: list[Piece]) -> PartialProfile:
-    """One task: its pieces' rows, chunk by chunk, folded into one PartialProfile."""
+    """One task: its pieces' rows, chunk by chunk, folded into one PartialProfile.
+
+    Args:
+        source: the files and columns to profile.
+        chunk_rows: the most rows per chunk.
+        task: the task's pieces.
+    """
     partial = PartialProfile(source.kinds)
     for piece in task:
         for batch in read_chunks(piece, source.columns, chunk_rows):
@@ -366,7 +400,12 @@ def fold_task(source: ParquetSource, chunk_rows: int, task: list[Piece]) -> Part
 
 
 def read_failure(path: str, error: Exception) -> RuntimeError:
-    """What a task raises for a file it cannot read: `run_tasks` finds the file in it."""
+    """What a task raises for a file it cannot read: `run_tasks` finds the file in it.
+
+    Args:
+        path: the file.
+        error: what reading it raised.
+    """
     message = str(error).replace("\n", " ")
     return RuntimeError(f"{_UNREADABLE}[{path}]: {message}")
 
@@ -383,7 +422,12 @@ M = TypeVar("M", bound="Mergeable")
 
 
 class Mergeable(Protocol):
-    def merge(self: M, other: M) -> M: ...
+    def merge(self: M, other: M) -> M:
+        """Add `other` into this one and return it.
+
+        Args:
+            other: another partial of the same shape.
+        """
 
 
 def tree_merge(partials: RDD, zero: M) -> M:
@@ -394,7 +438,12 @@ def tree_merge(partials: RDD, zero: M) -> M:
     Not `treeAggregate` itself: its reduceByKey runs PySpark's ExternalMerger, which spills (pickles
     to disk, collects garbage) whenever the worker's RSS is above spark.python.worker.memory, and a
     worker that has read row groups with pyarrow always is: that cost 40% more Python CPU than the
-    folding itself (5 GB profile: 23 against 17 s)."""
+    folding itself (5 GB profile: 23 against 17 s).
+
+    Args:
+        partials: an RDD of partials.
+        zero: the empty partial they merge into.
+    """
     merge = type(zero).merge
     n = partials.getNumPartitions()
     width = math.isqrt(n - 1) + 1 if n > 4 else 0  # ceil(sqrt(n))
@@ -413,7 +462,14 @@ def tree_merge(partials: RDD, zero: M) -> M:
 
 def run_tasks(df: DataFrame, tasks: list[list[Piece]], fold: Callable[[list[Piece]], M], zero: M) -> M:
     """ONE Spark job: `fold` each task's pieces in its own Spark task, merge the results into
-    `zero` (`tree_merge`). A file a task cannot read is an InputError naming it."""
+    `zero` (`tree_merge`). A file a task cannot read is an InputError naming it.
+
+    Args:
+        df: the DataFrame the tasks read (its session runs the job).
+        tasks: the pieces of each task.
+        fold: what a task computes from its pieces.
+        zero: the empty result the tasks' results merge into.
+    """
     sc = df.sparkSession.sparkContext
     try:
         return tree_merge(sc.parallelize(tasks, max(1, len(tasks))).map(fold), zero)

@@ -5,7 +5,7 @@ One pass over a chunk instead of numpy's forty (classify, hash, HyperLogLog, mom
 code): numpy goes through memory once per operation, the loop keeps each value in registers. The
 chunk (CHUNK_ROWS values, in cache) is read a second time for the squared deviations.
 
-Same results as the numpy formulas in `sparkprep.profile_state` (tests/etl/test_profile_state.py
+Same results as the numpy formulas in `sparkprep.quality.state` (tests/etl/test_profile_state.py
 compares them value by value): the HLL hash and rank, and every bucket code but those within _EDGE
 of a bucket edge, which the loop hands back for the fdlibm check. numba caches the compiled code on
 disk (__pycache__ beside this file, else the user's cache directory), so a new Python worker loads
@@ -52,20 +52,57 @@ _LOW = np.uint64((1 << _HLL_Q) - 1)
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def splitmix64(z: np.uint64) -> np.uint64:
+    """The splitmix64 finaliser of `z`: a well-mixed 64-bit hash.
+
+    Args:
+        z: a 64-bit value.
+    """
     z = z + _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
     return z ^ (z >> np.uint64(31))
 
 
+# Helpers of fold_numbers, inlined into it by numba (inline="always"), so the compiled loop is
+# the same as when they were written out in it.
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _hll_add(registers, h):  # pragma: no cover (compiled)
+    """Update the HLL register that the hash `h` selects with its rank."""
+    index = h >> np.uint64(_HLL_Q)
+    rest = h & _LOW
+    rank = np.uint8(_HLL_Q + 1) if rest == 0 else np.uint8(leading_zeros(rest) - (64 - _HLL_Q) + 1)
+    if rank > registers[index]:
+        registers[index] = rank
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _squared_deviations(x, valid, mean):  # pragma: no cover (compiled)
+    """Sum of (v - mean)^2 over the finite valid values: the second pass that keeps m2 exact."""
+    m2 = 0.0
+    for i in range(x.shape[0]):
+        if valid is not None and not valid[i]:
+            continue
+        v = x[i]
+        if abs(v) < math.inf:
+            m2 += (v - mean) * (v - mean)
+    return m2
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def fold_numbers(x, bits, logs, valid, registers, codes, near):  # pragma: no cover (compiled)
-    """Fold the values of `x` (float64; `bits`, the same memory as uint64; `logs`, ln|x|) whose
-    `valid` is true (None: all): HLL `registers` updated in place; each finite value's bucket code
-    written to `codes` and the positions of values on a bucket edge to `near` (both as long as `x`).
-    (numpy's vectorised log takes a fifth of the time of a scalar one in the loop.)
-    Returns (nulls, nan, inf, finite, mean, m2, min, max, number of codes, number of near,
-    smallest code, largest code)."""
+    """Fold the valid values of `x` (`logs` comes in: numpy's vectorised log takes a fifth of the
+    time of a scalar one in the loop). Returns (nulls, nan, inf, finite, mean, m2, min, max,
+    number of codes, number of near, smallest code, largest code).
+
+    Args:
+        x: the values (float64).
+        bits: the same memory as uint64.
+        logs: ln|x|.
+        valid: false for nulls (None: none).
+        registers: the HLL registers, updated in place.
+        codes: out, as long as `x`: each finite value's bucket code.
+        near: out, as long as `x`: the positions of values on a bucket edge.
+    """
     nulls = nan = inf = finite = n_codes = n_near = 0
     total, lo, hi = 0.0, math.inf, -math.inf
     code_lo, code_hi = 1 << 30, -(1 << 30)
@@ -98,25 +135,20 @@ def fold_numbers(x, bits, logs, valid, registers, codes, near):  # pragma: no co
                     codes[n_codes] = code
                     n_codes += 1
                     code_lo, code_hi = min(code_lo, code), max(code_hi, code)
-        h = splitmix64(h)
-        index = h >> np.uint64(_HLL_Q)
-        rest = h & _LOW
-        rank = np.uint8(_HLL_Q + 1) if rest == 0 else np.uint8(leading_zeros(rest) - (64 - _HLL_Q) + 1)
-        if rank > registers[index]:
-            registers[index] = rank
+        _hll_add(registers, splitmix64(h))
     mean = total / finite if finite else 0.0
-    m2 = 0.0
-    for i in range(x.shape[0]):
-        if valid is not None and not valid[i]:
-            continue
-        v = x[i]
-        if abs(v) < math.inf:
-            m2 += (v - mean) * (v - mean)
+    m2 = _squared_deviations(x, valid, mean)
     return nulls, nan, inf, finite, mean, m2, lo, hi, n_codes, n_near, code_lo, code_hi
 
 
 @numba.njit(cache=True, nogil=True)
 def tally(counts, first, codes):  # pragma: no cover (compiled)
-    """counts[code - first] += 1 for each code."""
+    """counts[code - first] += 1 for each code.
+
+    Args:
+        counts: the counts, updated in place.
+        first: the code of counts[0].
+        codes: bucket codes.
+    """
     for c in codes:
         counts[c - first] += 1

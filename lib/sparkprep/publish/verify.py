@@ -18,7 +18,7 @@ The fitted transform (the file manifest.json names) is checked the same way, wit
 aggregation: parameters for folds 0..k-1 and final; each set fitted on exactly its training
 originals (`fold not in {k, -1}`, `replica == 0`; final: every non-holdout original); means, stds
 and min/max recomputed with Spark's own avg/stddev_pop/min/max (conditional aggregates, every set
-in the one pass), not normalise.py's merged moments; quantile parameters checked by their rank in
+in the one pass), not normalise/fit.py's merged moments; quantile parameters checked by their rank in
 the data, within the KLL sketch's rank error (plus the sampling error when the sketches were fed a
 hash sample of a large output, `normalise.sketch_sample_rows`). The manifest's normalisation
 statistics (count, mean, std per column, final and per fold) are recomputed in the same pass.
@@ -35,15 +35,17 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep.contract import BLOCKED, HOLDOUT_FOLD, IN_TRAIN, MANIFEST
+from sparkprep.contract import (
+    BLOCKED, DUP_CLUSTER, FOLD, HOLDOUT_FOLD, IN_TRAIN, LABEL_INDEX, MANIFEST, REPLICA, ROW_ID,
+    UNREADABLE_FILE)
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
-from sparkprep.manifest import class_priors, class_weights
-from sparkprep.normalise import FoldGroups, sketch_sample_rate, training_folds
-from sparkprep.session import temporary_conf
-from sparkprep.split import holdout_by_column
+from sparkprep.publish.manifest import class_priors, class_weights
+from sparkprep.stages.normalise.fit import FoldGroups, sketch_sample_rate
+from sparkprep.io.session import temporary_conf
+from sparkprep.stages.split import holdout_by_column, training_folds
 from sparkprep.transform import TRANSFORM_FORMAT_VERSION, ArrayParams, NumericParams, TransformParams
-from sparkprep.write import read_table
+from sparkprep.io.write import read_table
 
 _EXAMPLES = 5
 
@@ -60,12 +62,23 @@ class Verdict:
         return not self.violations
 
     def check(self, name: str, problems: list[str]) -> None:
+        """Record a check and its problems (none: it passed).
+
+        Args:
+            name: what was checked.
+            problems: what failed, one sentence each.
+        """
         self.checks.append(name)
         self.violations += [f"{name}: {p}" for p in problems]
 
 
 def load_output(spark: SparkSession, out: str) -> tuple[dict[str, Any], DataFrame]:
-    """The manifest and the data it pins; an output without a manifest is incomplete."""
+    """The manifest and the data it pins; an output without a manifest is incomplete.
+
+    Args:
+        spark: the session.
+        out: the output directory.
+    """
     out = qualify(out).rstrip("/")
     fs = HadoopFS(spark, out)
     if not fs.exists(f"{out}/{MANIFEST}"):
@@ -85,7 +98,12 @@ def _examples(rows: list[Any]) -> str:
 
 
 def verify_output(spark: SparkSession, out: str) -> Verdict:
-    """Run every check on the finished dataset at `out`."""
+    """Run every check on the finished dataset at `out`.
+
+    Args:
+        spark: the session.
+        out: the output directory.
+    """
     manifest, data = load_output(spark, out)
     transform, problems = _read_transform(spark, qualify(out).rstrip("/"), manifest)
     quarantine, missing = _read_quarantine(spark, qualify(out).rstrip("/"), manifest)
@@ -124,89 +142,37 @@ def _read_transform(spark: SparkSession, out: str, manifest: dict[str, Any]) -> 
 
 def _in_several_folds() -> Column:
     """Aggregate: the group's rows lie in more than one fold."""
-    return F.min("fold") != F.max("fold")
+    return F.min(FOLD) != F.max(FOLD)
 
 
 def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[str, Any] | None = None,
                    quarantine: DataFrame | None = None) -> Verdict:
     """Run every check on `data` against `manifest`, and on the transform document and the
-    quarantine table when given (prepare calls it before publishing)."""
+    quarantine table when given (prepare calls it before publishing).
+
+    Args:
+        manifest: the manifest to check (a dict, as written to manifest.json).
+        data: the dataset's rows.
+        transform: the transform document, if there is one to check.
+        quarantine: the quarantine table, if there is one to check.
+    """
     verdict = Verdict()
     rows = manifest["rows"]
     verdict.check("row accounting", [] if rows["input"] == rows["rejected"] + rows["duplicates"] + rows["output"]
                   else [f"input {rows['input']} != rejected {rows['rejected']} + duplicates "
                         f"{rows['duplicates']} + output {rows['output']}"])
-
-    # One shuffle by row_id answers all three; examples are fetched only for a check that failed.
-    per_id = data.groupBy("row_id").agg(
-        _in_several_folds().alias("split"), (F.min("replica") > 0).alias("orphan"),
-        (F.count_if(F.col("replica") == 0) > 1).alias("twin"))
-    found = per_id.agg(*[F.count_if(kind).alias(kind) for kind in ("split", "orphan", "twin")]).first()
-
-    def examples(kind: str, what: str) -> list[str]:
-        return [f"{what}: {_examples(per_id.where(kind).select('row_id').limit(_EXAMPLES).collect())}"] if found[kind] else []
-
-    verdict.check("one fold per row_id (copies in their original's fold)", examples("split", "row_ids in more than one fold"))
-    verdict.check("every copy has its original", examples("orphan", "copies without an original"))
-    verdict.check("row_id unique among originals", examples("twin", "row_ids of several originals"))
-
+    _identity_checks(verdict, data)
+    counted = _per_fold_and_class(data)
+    counts, copies = counted["originals"], counted["copies"]
+    _count_checks(verdict, manifest, counts)
+    _split_checks(verdict, manifest, data, counts)
     classes, k = manifest["classes"], manifest["split"]["k"]
-    # A null in_train counts as skipped, as the trainer's filter (== true) skips it.
-    skipped = ~F.coalesce(F.col(IN_TRAIN), F.lit(False)) if IN_TRAIN in data.columns else F.lit(False)
-    grouped = data.groupBy("fold", "label_index").agg(
-        F.count(F.when(F.col("replica") == 0, 1)).alias("originals"),
-        F.count(F.when(F.col("replica") > 0, 1)).alias("copies"),
-        F.count(F.when(skipped & (F.col("replica") == 0), 1)).alias("skipped"),
-        F.count(F.when(skipped & (F.col("replica") > 0), 1)).alias("skipped_copies")).collect()
-
-    def by_group(column: str) -> dict[tuple[int, int], int]:
-        return {(int(r["fold"]), int(r["label_index"])): int(r[column]) for r in grouped if r[column]}
-
-    counts, copies = by_group("originals"), by_group("copies")
-    expected = {(int(f), classes.index(c)): n for f, per_class in manifest["counts"]["per_fold_per_class"].items()
-                for c, n in per_class.items() if n}
-    by_class = {c: sum(n for (_, i), n in counts.items() if i == classes.index(c)) for c in classes}
-    verdict.check("manifest counts equal the data", ([] if counts == expected else
-                  [f"counts.per_fold_per_class: per (fold, class) originals in data {sorted(counts.items())} "
-                   f"!= manifest {sorted(expected.items())}"]) + (
-                  # A manifest written before class_counts existed has none to check.
-                  [] if manifest.get("class_counts", by_class) == by_class else
-                  [f"class_counts: originals per class in data {by_class} != manifest {manifest.get('class_counts')}"]))
-    verdict.check("output rows equal the data",
-                  [] if sum(counts.values()) == rows["output"] else [f"data has {sum(counts.values())} originals, manifest says {rows['output']}"])
-    split = manifest["split"]
-    group_split = split.get("method") == "group-stratified-blocks"
-    if group_split:
-        for column in _group_columns(manifest, data):
-            spread = (data.where(F.col(column).isNotNull()).groupBy(column)
-                      .agg(_in_several_folds().alias("split")).where("split").limit(_EXAMPLES).collect())
-            verdict.check(f"groups whole: one fold per {column}",
-                          [f"{column} values in several folds: {[r[column] for r in spread]}"] if spread else [])
-        verdict.check("stratified as well as groups allow (deviation as reported)",
-                      _deviation_problems(counts, classes, k, split.get("group_deviation_rows", 0.0)))
-        # Where every group fit under its targets, single rows filled them exactly: the row split's counts.
-        reachable = bool(split.get("group_within_one_reachable"))
-        verdict.check("within 1 where the groups allow it (group_within_one_reachable)", [] if not reachable else
-                      _stratification_problems(counts, classes, k) + ([] if split.get("holdout_column") else
-                      _holdout_problems(counts, classes, k, split["holdout_fraction"])))
-    else:
-        verdict.check("stratified: per-class fold counts within 1", _stratification_problems(counts, classes, k))
-    if split.get("holdout_column"):
-        rule = holdout_by_column(split["holdout_column"], split.get("holdout_values") or [], split.get("holdout_from"))
-        held = F.col("fold") == HOLDOUT_FOLD
-        # A group with one held-out row is held out whole, so with groups the rule only implies the holdout.
-        wrong = (rule & ~held) if group_split else (rule != held)
-        misplaced = data.where(wrong).select("row_id").limit(_EXAMPLES).collect()
-        verdict.check(f"holdout = rows selected by {split['holdout_column']}",
-                      [f"rows on the wrong side of the holdout rule: {_examples(misplaced)}"] if misplaced else [])
-    elif not group_split:  # whole groups make the holdout exact only where they allow it (checked above)
-        verdict.check("holdout size per class", _holdout_problems(counts, classes, k, split["holdout_fraction"]))
     verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
     if IN_TRAIN in data.columns or (manifest.get("rebalance") or {}).get("method") == "undersample":
         verdict.check("undersampling as planned (training portions balanced to the target)",
-                      _undersample_problems(counts, by_group("skipped"), by_group("skipped_copies"), manifest,
+                      _undersample_problems(counts, counted["skipped"], counted["skipped_copies"], manifest,
                                             IN_TRAIN in data.columns))
-    as_read = FoldGroups(counts, copies, {}, undersampled=_summed(by_group("skipped"), by_group("skipped_copies")))
+    as_read = FoldGroups(counts, copies, {}, undersampled=_summed(counted["skipped"], counted["skipped_copies"]))
     verdict.check(RECORDED_COUNTS, _recorded_count_problems(manifest, as_read))
     verdict.check(CLASS_BALANCE, _class_balance_problems(manifest, as_read))
     plan = _Plan()
@@ -220,12 +186,95 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     return verdict
 
 
+def _identity_checks(verdict: Verdict, data: DataFrame) -> None:
+    """One fold per row_id, every copy with its original, row_id unique among originals."""
+    # One shuffle by row_id answers all three; examples are fetched only for a check that failed.
+    per_id = data.groupBy(ROW_ID).agg(
+        _in_several_folds().alias("split"), (F.min(REPLICA) > 0).alias("orphan"),
+        (F.count_if(F.col(REPLICA) == 0) > 1).alias("twin"))
+    found = per_id.agg(*[F.count_if(kind).alias(kind) for kind in ("split", "orphan", "twin")]).first()
+
+    def examples(kind: str, what: str) -> list[str]:
+        return [f"{what}: {_examples(per_id.where(kind).select(ROW_ID).limit(_EXAMPLES).collect())}"] if found[kind] else []
+
+    verdict.check("one fold per row_id (copies in their original's fold)", examples("split", "row_ids in more than one fold"))
+    verdict.check("every copy has its original", examples("orphan", "copies without an original"))
+    verdict.check("row_id unique among originals", examples("twin", "row_ids of several originals"))
+
+
+def _per_fold_and_class(data: DataFrame) -> dict[str, dict[tuple[int, int], int]]:
+    """Per (fold, label_index): originals, copies, and those of each that training skips."""
+    # A null in_train counts as skipped, as the trainer's filter (== true) skips it.
+    skipped = ~F.coalesce(F.col(IN_TRAIN), F.lit(False)) if IN_TRAIN in data.columns else F.lit(False)
+    grouped = data.groupBy(FOLD, LABEL_INDEX).agg(
+        F.count(F.when(F.col(REPLICA) == 0, 1)).alias("originals"),
+        F.count(F.when(F.col(REPLICA) > 0, 1)).alias("copies"),
+        F.count(F.when(skipped & (F.col(REPLICA) == 0), 1)).alias("skipped"),
+        F.count(F.when(skipped & (F.col(REPLICA) > 0), 1)).alias("skipped_copies")).collect()
+    return {column: {(int(r[FOLD]), int(r[LABEL_INDEX])): int(r[column]) for r in grouped if r[column]}
+            for column in ("originals", "copies", "skipped", "skipped_copies")}
+
+
+def _count_checks(verdict: Verdict, manifest: dict[str, Any], counts: dict[tuple[int, int], int]) -> None:
+    """The manifest's per (fold, class) and per class counts, and its output rows, against the data."""
+    classes = manifest["classes"]
+    expected = {(int(f), classes.index(c)): n for f, per_class in manifest["counts"]["per_fold_per_class"].items()
+                for c, n in per_class.items() if n}
+    by_class = {c: sum(n for (_, i), n in counts.items() if i == classes.index(c)) for c in classes}
+    verdict.check("manifest counts equal the data", ([] if counts == expected else
+                  [f"counts.per_fold_per_class: per (fold, class) originals in data {sorted(counts.items())} "
+                   f"!= manifest {sorted(expected.items())}"]) + (
+                  # A manifest written before class_counts existed has none to check.
+                  [] if manifest.get("class_counts", by_class) == by_class else
+                  [f"class_counts: originals per class in data {by_class} != manifest {manifest.get('class_counts')}"]))
+    output = manifest["rows"]["output"]
+    verdict.check("output rows equal the data",
+                  [] if sum(counts.values()) == output else [f"data has {sum(counts.values())} originals, manifest says {output}"])
+
+
+def _split_checks(verdict: Verdict, manifest: dict[str, Any], data: DataFrame, counts: dict[tuple[int, int], int]) -> None:
+    """Groups whole, stratification and the holdout, as the split's method promises them."""
+    classes, split = manifest["classes"], manifest["split"]
+    k = split["k"]
+    group_split = split.get("method") == "group-stratified-blocks"
+    if group_split:
+        _group_checks(verdict, manifest, data, counts)
+    else:
+        verdict.check("stratified: per-class fold counts within 1", _stratification_problems(counts, classes, k))
+    if split.get("holdout_column"):
+        rule = holdout_by_column(split["holdout_column"], split.get("holdout_values") or [], split.get("holdout_from"))
+        held = F.col(FOLD) == HOLDOUT_FOLD
+        # A group with one held-out row is held out whole, so with groups the rule only implies the holdout.
+        wrong = (rule & ~held) if group_split else (rule != held)
+        misplaced = data.where(wrong).select(ROW_ID).limit(_EXAMPLES).collect()
+        verdict.check(f"holdout = rows selected by {split['holdout_column']}",
+                      [f"rows on the wrong side of the holdout rule: {_examples(misplaced)}"] if misplaced else [])
+    elif not group_split:  # whole groups make the holdout exact only where they allow it (checked above)
+        verdict.check("holdout size per class", _holdout_problems(counts, classes, k, split["holdout_fraction"]))
+
+
+def _group_checks(verdict: Verdict, manifest: dict[str, Any], data: DataFrame, counts: dict[tuple[int, int], int]) -> None:
+    """A group split: every group in one fold, and the counts as stratified as the plan reported."""
+    classes, split = manifest["classes"], manifest["split"]
+    k = split["k"]
+    for column in _group_columns(manifest, data):
+        spread = (data.where(F.col(column).isNotNull()).groupBy(column)
+                  .agg(_in_several_folds().alias("split")).where("split").limit(_EXAMPLES).collect())
+        verdict.check(f"groups whole: one fold per {column}",
+                      [f"{column} values in several folds: {[r[column] for r in spread]}"] if spread else [])
+    verdict.check("stratified as well as groups allow (deviation as reported)",
+                  _deviation_problems(counts, classes, k, split.get("group_deviation_rows", 0.0)))
+    # Where every group fit under its targets, single rows filled them exactly: the row split's counts.
+    reachable = bool(split.get("group_within_one_reachable"))
+    verdict.check("within 1 where the groups allow it (group_within_one_reachable)", [] if not reachable else
+                  _stratification_problems(counts, classes, k) + ([] if split.get("holdout_column") else
+                  _holdout_problems(counts, classes, k, split["holdout_fraction"])))
+
+
 RECORDED_COUNTS = "manifest replica, undersampling and per-fold row counts equal the data"
 CLASS_BALANCE = "class weights and priors re-derived from the data (final and per fold)"
 NORMALISATION_STATS = "normalisation statistics (mean, std, count) recomputed from the data (rel 1e-6)"
 QUARANTINE_COUNTS = "rejection counts equal the quarantine"
-#: A quarantine entry that stands for a whole input file (no rows read), not for a rejected row.
-_UNREADABLE_FILE = "unreadable_file"
 
 
 def _summed(a: dict[tuple[int, int], int], b: dict[tuple[int, int], int]) -> dict[tuple[int, int], int]:
@@ -259,7 +308,7 @@ def _quarantine_problems(manifest: dict[str, Any], quarantine: DataFrame) -> lis
     table, counted per (reason, column); an unreadable file's entry counts in quarantine.rows only."""
     entries = {(r["reason"], r["column"]): int(r["count"])
                for r in quarantine.groupBy("reason", "column").count().collect()}
-    rejected = {key: n for key, n in entries.items() if key[0] != _UNREADABLE_FILE}
+    rejected = {key: n for key, n in entries.items() if key[0] != UNREADABLE_FILE}
     by_reason: dict[str, int] = {}
     for (reason, _), n in rejected.items():
         by_reason[reason] = by_reason.get(reason, 0) + n
@@ -349,7 +398,7 @@ def _undersample_problems(counts: dict[tuple[int, int], int], skipped: dict[tupl
 
 def _group_columns(manifest: dict[str, Any], data: DataFrame) -> list[str]:
     near = ((manifest.get("config") or {}).get("dedup") or {}).get("near") or {}
-    candidates = [manifest["split"].get("group_column"), "dup_cluster" if near.get("keep") == "all" else None]
+    candidates = [manifest["split"].get("group_column"), DUP_CLUSTER if near.get("keep") == "all" else None]
     return [c for c in candidates if c and c in data.columns]
 
 
@@ -489,7 +538,7 @@ def _transform_rules(verdict: Verdict, plan: _Plan, manifest: dict[str, Any], do
         for a in params.arrays:
             _array_rules(plan, f"{_set_label(name)} {a.column}", train, a)
     # Categorical vocabularies are not re-derived here: that takes a group per distinct value (the
-    # second aggregation of normalise.py), and their counts are not in transform.json to compare.
+    # second aggregation of normalise/fit.py), and their counts are not in transform.json to compare.
 
 
 def _configured(normalise: dict[str, Any], column: str) -> dict[str, Any]:
@@ -505,14 +554,14 @@ def _fitted(column: str, log1p: bool) -> Column:
 
 def _training(fold: int | None) -> Column:
     """The training originals of fold `fold` (None: the final model's, every non-holdout original)."""
-    originals = (F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD)
-    return originals if fold is None else originals & (F.col("fold") != fold)
+    originals = (F.col(REPLICA) == 0) & (F.col(FOLD) != HOLDOUT_FOLD)
+    return originals if fold is None else originals & (F.col(FOLD) != fold)
 
 
 def _normalisation_rules(plan: _Plan, manifest: dict[str, Any]) -> None:
     """normalisation.final and .folds.<k>: per numeric column the count, mean and population std
     of its present training values (on the log scale with log1p), recomputed with Spark's
-    count/avg/stddev_pop, not normalise.py's merged moments."""
+    count/avg/stddev_pop, not normalise/fit.py's merged moments."""
     recorded = manifest.get("normalisation") or {}
     normalise = (manifest.get("config") or {}).get("normalise") or {}
     sets = {"final": (recorded.get("final"), None),

@@ -14,17 +14,21 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from sparkprep.contract import (
-    CORRUPT, INVALID_ENCODING, INVALID_UTF8, LAYOUT, MALFORMED, MESSAGE, MISSING_LABEL, MISSING_VALUE,
+    CORRUPT, INTERNAL_PREFIX, INVALID_ENCODING, INVALID_UTF8, LAYOUT, MALFORMED, MESSAGE, MISSING_LABEL, MISSING_VALUE,
     OUT_OF_RANGE, POSITION, RAW, REASON, REASON_COLUMN, SOURCE_FILE, UNEXPECTED_CATEGORY, UNKNOWN_LABEL,
     UNPARSABLE)
-from sparkprep.config import ColumnRule
+from sparkprep.config import ColumnRule, Config
 from sparkprep.errors import ConfigError
+from sparkprep.io.fs import read_local
+from sparkprep.quality.schema_rules import load_schema
 
 _CHECK = "_sp_check"
+#: A file's first position (`tally`), from which `quarantine_rows` numbers its records.
+_FIRST = "_sp_first"
 
 
 def _elements(text: Column) -> Column:
@@ -36,8 +40,13 @@ def _elements(text: Column) -> Column:
     return F.split(F.translate(unbracketed, ";", ","), ",")
 
 
-def _coerce(raw: Column, target: str) -> Column:
-    """The typed value of a string column; empty text is null."""
+def coerce(raw: Column, target: str) -> Column:
+    """The typed value of a string column; empty text is null.
+
+    Args:
+        raw: a string column.
+        target: the Spark SQL type to parse it as (array<...> too).
+    """
     text = F.trim(raw)
     if target.startswith("array<"):
         # A cast of the whole array (the cast trims the spaces around each element), not a
@@ -171,7 +180,11 @@ def _rule_checks(name: str, value: Column, rule: ColumnRule) -> list[_Check]:
 def rules_from_schema(schema: dict[str, Any]) -> dict[str, ColumnRule]:
     """Cleaning rules from a validation schema (schema_rules format): a rule with severity
     `error` rejects rows: `range` -> min/max, `domain` -> allowed, `nulls.max_fraction: 0` ->
-    nulls: reject. Warning-severity rules only describe the batch; they reject nothing."""
+    nulls: reject. Warning-severity rules only describe the batch; they reject nothing.
+
+    Args:
+        schema: a loaded schema (schema_rules.load_schema).
+    """
     rules = {}
     for name, spec in (schema.get("columns") or {}).items():
         def blocking(rule: str) -> dict[str, Any] | None:
@@ -194,7 +207,7 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
                     non_finite: str = "keep", raw_record: Column | None = None) -> DataFrame:
     """Coerce string columns to `schema` types, normalise strings, apply `rules`, and mark rows to
     reject with reason, column and message (the first failing check, in `REASONS` order), and the
-    record as read: `raw_record` (ingest.raw_record: CSV's text), else the columns as JSON.
+    record as read: `raw_record` (read.raw_record: CSV's text), else the columns as JSON.
     A text too large for its floating type is out_of_range, never infinity; NaN and ±inf values
     are out_of_range too where `non_finite` (or the column rule's) is reject.
 
@@ -202,6 +215,15 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
     typed columns; find the first failing check (an index) and derive reason, column, message and
     the raw record from it; swap the typed values in. (Written as one projection, Spark evaluated
     every parse three times: for the value, the reason and the message.)
+
+    Args:
+        df: the input as read.
+        schema: input.schema: the type each string column is coerced to.
+        label: the label column.
+        classes: columns.classes: any other label is unknown_label.
+        rules: clean's rules per column.
+        non_finite: clean.non_finite: keep or reject NaN and ±inf.
+        raw_record: the record as read, where the reader keeps it (CSV).
     """
     rules = rules or {}
     unknown = sorted(set(rules) - set(df.columns))
@@ -209,13 +231,26 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
         raise ConfigError(f"clean.rules name columns that are not in the input: {unknown}")
     string_input = {f.name for f in df.schema.fields if f.dataType.simpleString() == "string"}
     coerced = {n: t for n, t in (schema or {}).items() if n in string_input and t != "string"}
-    typed_cols = {n: _coerce(F.col(n), t) for n, t in coerced.items()}
+    typed_cols = {n: coerce(F.col(n), t) for n, t in coerced.items()}
     typed_cols |= {n: _normalised(typed_cols.get(n, F.col(n)), r.normalise) for n, r in rules.items() if r.normalise}
     parsed = df.withColumns({f"_sp_typed_{n}": c for n, c in typed_cols.items()})
 
     def typed(name: str) -> Column:
         return F.col(f"_sp_typed_{name}") if name in typed_cols else F.col(name)
 
+    types = {f.name: f.dataType.simpleString() for f in df.schema.fields} | coerced
+    checks = [*_read_checks(df), *_value_checks(coerced, typed, label, classes),
+              *_non_finite_checks(types, set(coerced), typed, rules, non_finite),
+              *[c for n, r in rules.items() for c in _rule_checks(n, typed(n), r)]]
+    marked = _first_failing(parsed, checks, _raw(df, raw_record))
+    swapped = {n: _canonical(typed(n), (schema or {}).get(n, "string")) for n in typed_cols}
+    swapped |= {n: _canonical(F.col(n), t) for n, t in (schema or {}).items()
+                if n not in typed_cols and t in ("double", "float")}
+    return marked.withColumns(swapped).drop(*[f"_sp_typed_{n}" for n in typed_cols], _CHECK, LAYOUT)
+
+
+def _read_checks(df: DataFrame) -> list[_Check]:
+    """What the reader found: malformed records, bytes that are not UTF-8."""
     checks = []
     if CORRUPT in df.columns:
         checks.append(_Check(MALFORMED, None, F.col(CORRUPT).isNotNull(),
@@ -224,20 +259,35 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
         checks += [_Check(INVALID_ENCODING, n, F.array_contains(F.col(INVALID_UTF8), n),
                           F.format_string(f"column {n}: bytes that are not valid UTF-8, kept as 0x and hex: %s",
                                           F.substring(F.col(n), 1, 200)))
-                   for n in df.columns if not n.startswith("_sp_")]
-    checks += [_Check(UNPARSABLE, n, _failed(F.col(n), typed(n), t),
-                      F.format_string(f"column {n}: '%s' is not a valid {t}", F.substring(F.col(n), 1, 200)))
-               for n, t in coerced.items()]
+                   for n in df.columns if not n.startswith(INTERNAL_PREFIX)]
+    return checks
+
+
+def _value_checks(coerced: dict[str, str], typed: Callable[[str], Column], label: str,
+                  classes: list[str] | None) -> list[_Check]:
+    """Values that do not parse as their type, and a missing or unknown label."""
+    checks = [_Check(UNPARSABLE, n, _failed(F.col(n), typed(n), t),
+                     F.format_string(f"column {n}: '%s' is not a valid {t}", F.substring(F.col(n), 1, 200)))
+              for n, t in coerced.items()]
     # (?U): Unicode white space too (a no-break space is as empty a label as a blank).
     checks.append(_Check(MISSING_LABEL, label, F.col(label).isNull() | F.col(label).cast("string").rlike(r"(?U)^\s*$"),
                          F.lit(f"label column {label} is empty")))
     if classes:
         checks.append(_Check(UNKNOWN_LABEL, label, ~F.col(label).cast("string").isin(classes),
                              F.format_string(f"label %s is not one of columns.classes {classes}", F.col(label))))
-    types = {f.name: f.dataType.simpleString() for f in df.schema.fields} | coerced
-    checks += _non_finite_checks(types, set(coerced), typed, rules, non_finite)
-    checks += [c for n, r in rules.items() for c in _rule_checks(n, typed(n), r)]
+    return checks
 
+
+def _raw(df: DataFrame, raw_record: Column | None) -> Column:
+    """The record as read: CSV's text (read.raw_record), else the columns as read, before the swap, as JSON."""
+    inputs = [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)]
+    raw = raw_record if raw_record is not None else F.to_json(F.struct(*[F.col(c) for c in inputs]))
+    return F.coalesce(F.col(CORRUPT), raw) if CORRUPT in df.columns else raw
+
+
+def _first_failing(parsed: DataFrame, checks: list[_Check], raw: Column) -> DataFrame:
+    """`parsed` with the index of its first failing check, and the reason, column, message and raw
+    record that index selects."""
     first = F.lit(None).cast("int")
     for i, check in reversed(list(enumerate(checks))):
         first = F.when(check.failed, F.lit(i)).otherwise(first)
@@ -246,28 +296,24 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
     message = F.lit(None).cast("string")
     for i, check in enumerate(checks):
         message = F.when(index == i, check.message).otherwise(message)
-    inputs = [c for c in df.columns if not c.startswith("_sp_")]
-    # The record as read: CSV's text (ingest.raw_record), else the columns as read, before the swap, as JSON.
-    raw = raw_record if raw_record is not None else F.to_json(F.struct(*[F.col(c) for c in inputs]))
-    if CORRUPT in df.columns:
-        raw = F.coalesce(F.col(CORRUPT), raw)
     # F.get, not element_at: on Spark 4.2, element_at(literal array, NULL) returns the last
     # element instead of NULL (the optimiser rewrites it), which would reject every good row.
-    marked = marked.withColumns({
+    return marked.withColumns({
         REASON: F.get(F.array(*[F.lit(c.code) for c in checks]), index),
         REASON_COLUMN: F.get(F.array(*[F.lit(c.column) for c in checks]), index),
         MESSAGE: message,
         RAW: F.when(index.isNotNull(), raw),
     })
-    swapped = {n: _canonical(typed(n), (schema or {}).get(n, "string")) for n in typed_cols}
-    swapped |= {n: _canonical(F.col(n), t) for n, t in (schema or {}).items()
-                if n not in typed_cols and t in ("double", "float")}
-    return marked.withColumns(swapped).drop(*[f"_sp_typed_{n}" for n in typed_cols], _CHECK, LAYOUT)
 
 
 def accepted(df: DataFrame, keep_source: bool = False) -> DataFrame:
     """Rows without a rejection, with the internal columns removed (but the source file with
-    `keep_source`, for rows that a later stage may still quarantine)."""
+    `keep_source`, for rows that a later stage may still quarantine).
+
+    Args:
+        df: `mark_rejections` rows.
+        keep_source: keep `_sp_source_file`.
+    """
     drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, POSITION, INVALID_UTF8,
                         *([] if keep_source else [SOURCE_FILE]))
             if c in df.columns]
@@ -277,12 +323,66 @@ def accepted(df: DataFrame, keep_source: bool = False) -> DataFrame:
 def quarantine_rows(df: DataFrame, first_positions: DataFrame | None = None) -> DataFrame:
     """Rejected rows in the quarantine schema: reason, column, message, source_file, raw (as read)
     and record, the row's number among its file's records (1 = the first after a header) where
-    `first_positions` (source file -> its first `_sp_position`) gives it."""
+    `first_positions` (source file -> its first `_sp_position`) gives it.
+
+    Args:
+        df: `mark_rejections` rows.
+        first_positions: `tally`'s first position per source file, if any.
+    """
     rejected = df.where(F.col(REASON).isNotNull())
     record = F.lit(None).cast("long")
     if first_positions is not None and POSITION in df.columns:
         rejected = rejected.join(F.broadcast(first_positions), SOURCE_FILE, "left")
-        record = F.col(POSITION) - F.col("_sp_first") + 1
+        record = F.col(POSITION) - F.col(_FIRST) + 1
     return rejected.select(
         F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"), F.col(MESSAGE).alias("message"),
         F.col(SOURCE_FILE).alias("source_file"), F.col(RAW).alias("raw"), record.alias("record"))
+
+
+def rules(config: Config) -> dict[str, ColumnRule]:
+    """Rules derived from the schema file (if any), overridden column by column by `clean.rules`.
+
+    Args:
+        config: the run's config (its clean section).
+    """
+    source = config.clean.rules_from_schema
+    derived = rules_from_schema(load_schema(read_local(source, "schema"), source)) if source else {}
+    return {**derived, **config.clean.rules}
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What cleaning rejected, counted on the marked rows in one aggregation.
+
+    Args:
+        by_file: one row per (reason, source file): its rows `n` and first position `p`.
+        by_reason: rows per reason (None: accepted).
+        first_positions: source file -> its first position, for `quarantine_rows`.
+    """
+
+    by_file: list[Row]
+    by_reason: dict[str | None, int]
+    first_positions: DataFrame
+
+    @property
+    def rows(self) -> int:
+        """Rows read."""
+        return sum(self.by_reason.values())
+
+
+def tally(marked: DataFrame) -> Tally:
+    """Per reason and file: the counts, and each file's first position (quarantine_rows' record
+    numbers).
+
+    Args:
+        marked: `mark_rejections` rows.
+    """
+    by_file = marked.groupBy(REASON, SOURCE_FILE).agg(F.count(F.lit(1)).alias("n"), F.min(POSITION).alias("p")).collect()
+    by_reason: dict[str | None, int] = {}
+    starts: dict[str, int] = {}
+    for r in by_file:
+        by_reason[r[REASON]] = by_reason.get(r[REASON], 0) + r["n"]
+        if r["p"] is not None:
+            starts[r[SOURCE_FILE]] = min(r["p"], starts.get(r[SOURCE_FILE], r["p"]))
+    first_positions = marked.sparkSession.createDataFrame(list(starts.items()), f"{SOURCE_FILE} string, {_FIRST} long")
+    return Tally(by_file, by_reason, first_positions)

@@ -39,8 +39,11 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from sparkprep.contract import DUP_CLUSTER, ROW_ID
-from sparkprep.config import NearDupConfig
-from sparkprep.groups import Materialise, connected_components
+from sparkprep.config import Config, NearDupConfig
+from sparkprep.io.write import Materialise
+from sparkprep.stages.context import Context
+from sparkprep.stages.dedup.exact import collapse
+from sparkprep.stages.groups import connected_components
 
 _PRIME = (1 << 31) - 1
 _CHUNK_SHINGLES = 1 << 13  # measured: 8192 columns keep the temporaries in cache
@@ -64,7 +67,13 @@ def _polynomial(units: np.ndarray, width: int, count: int) -> np.ndarray:
 
 def shingles(texts: Sequence[str | None], kind: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(owner, hash) of the distinct shingles of every text, sorted by owner (the text's index
-    in `texts`) and then hash. Texts without shingles own none."""
+    in `texts`) and then hash. Texts without shingles own none.
+
+    Args:
+        texts: the texts (None: no shingles).
+        kind: dedup.near.shingle: characters or words.
+        size: dedup.near.shingle_size.
+    """
     normal = [" ".join(t.lower().split()) if t else "" for t in texts]
     if kind == "char":
         lengths = np.fromiter(map(len, normal), dtype=np.int64, count=len(normal))
@@ -140,14 +149,26 @@ class _MinHash:
 
 def signatures(df: DataFrame, config: NearDupConfig) -> DataFrame:
     """(`row_id`, `band`, `key`): the LSH bucket of every band of every row of `df` whose text
-    has at least one shingle."""
+    has at least one shingle.
+
+    Args:
+        df: rows with `row_id` and the text column.
+        config: dedup.near.
+    """
     return df.select(ROW_ID, F.col(config.column).cast("string")).mapInArrow(
         _MinHash(config).banded, f"{ROW_ID} long, band int, key long")
 
 
 def jaccard(left: Sequence[str | None], right: Sequence[str | None], kind: str, size: int) -> np.ndarray:
     """Exact Jaccard similarity of the shingle sets of left[i] and right[i], for every i (0 when
-    either text has no shingles)."""
+    either text has no shingles).
+
+    Args:
+        left: texts.
+        right: texts, as many as `left`.
+        kind: the shingle kind.
+        size: the shingle size.
+    """
     (la, ha), (lb, hb) = shingles(left, kind, size), shingles(right, kind, size)
     both = np.intersect1d((la << 31) | ha, (lb << 31) | hb, assume_unique=True) >> 31
     n = len(left)
@@ -158,7 +179,11 @@ def jaccard(left: Sequence[str | None], right: Sequence[str | None], kind: str, 
 
 def shared_buckets(signed: DataFrame) -> DataFrame:
     """The rows of `signatures(...)` whose bucket holds more than one row, with the bucket's size
-    `n` and smallest row_id `anchor`: one window, one shuffle of every (row, band) key."""
+    `n` and smallest row_id `anchor`: one window, one shuffle of every (row, band) key.
+
+    Args:
+        signed: `signatures(...)`.
+    """
     bucket = Window.partitionBy("band", "key")
     return signed.select(ROW_ID, "band", "key", F.count(F.lit(1)).over(bucket).alias("n"),
                          F.min(ROW_ID).over(bucket).alias("anchor")).where(F.col("n") > 1)
@@ -168,7 +193,13 @@ def similar_pairs(df: DataFrame, sized: DataFrame, config: NearDupConfig) -> Dat
     """Verified edges (`a`, `b`, `jaccard`) with a < b between rows of `df` (`row_id` and the text
     column) whose texts have Jaccard similarity >= threshold; `sized` is `shared_buckets(...)`,
     read three times (both sides of the self-join and the anchors): pass it materialised, or the
-    window runs three times."""
+    window runs three times.
+
+    Args:
+        df: rows with `row_id` and the text column.
+        sized: `shared_buckets(...)`, materialised.
+        config: dedup.near.
+    """
     small = sized.where(F.col("n") <= config.max_bucket).select(ROW_ID, "band", "key")
     left, right = small.alias("l"), small.alias("r")
     all_pairs = (left.join(right, [F.col("l.band") == F.col("r.band"), F.col("l.key") == F.col("r.key"),
@@ -192,9 +223,33 @@ def similar_pairs(df: DataFrame, sized: DataFrame, config: NearDupConfig) -> Dat
 
 
 def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise) -> DataFrame:
-    """`df` with `dup_cluster`: the smallest row_id among its near-duplicates (itself if none)."""
+    """`df` with `dup_cluster`: the smallest row_id among its near-duplicates (itself if none).
+
+    Args:
+        df: rows with `row_id` and the text column.
+        config: dedup.near.
+        materialise: where the signatures, buckets, edges and components are kept.
+    """
     sized = materialise(shared_buckets(materialise(signatures(df, config), "near-signatures")), "near-buckets")
     edges = materialise(similar_pairs(df, sized, config), "near-edges")
     components = connected_components(edges, materialise)
     joined = df.join(components.withColumnRenamed("node", ROW_ID), ROW_ID, "left")
     return joined.withColumn(DUP_CLUSTER, F.coalesce(F.col("component"), F.col(ROW_ID))).drop("component")
+
+
+def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
+    """The dedup rule: near-duplicate clusters (dedup.near), collapsed to one row each with
+    keep: representative (the smallest row_id), else kept whole (the split keeps a cluster in one fold).
+
+    Args:
+        rows: rows through the previous dedup rules, none of them rejected.
+        config: the run's config (dedup.near).
+        ctx: the run's scratch space, for the signatures, buckets, pairs and the result.
+    """
+    near = config.dedup.near
+    if not near:
+        return rows
+    clustered = add_dup_clusters(rows, near, ctx.under("dedup/near"))
+    if near.keep == "representative":
+        clustered = collapse(clustered, [DUP_CLUSTER], F.col(ROW_ID), "near", largest=False)
+    return ctx.materialise(clustered, "dedup/unique")

@@ -18,9 +18,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from pyspark.errors import PySparkRuntimeError
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
-from sparkprep.config import SparkConfig
+from sparkprep.config import Config, SparkConfig
 from sparkprep.errors import SparkprepError
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,13 @@ def _launch_failure_hint(exc: Exception, ivy: Path) -> str:
 
 @contextmanager
 def temporary_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """`key` set to `value` in the session for the block, then put back."""
+    """`key` set to `value` in the session for the block, then put back.
+
+    Args:
+        spark: the session.
+        key: a SQL conf key.
+        value: its value inside the block.
+    """
     before = spark.conf.get(key, None)
     spark.conf.set(key, value)
     try:
@@ -173,3 +179,22 @@ def temporary_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
             spark.conf.unset(key)
         else:
             spark.conf.set(key, before)
+
+
+def scale_shuffle_partitions(spark: SparkSession, raw: DataFrame, config: Config) -> None:
+    """spark.sql.shuffle.partitions = max(spark.shuffle_partitions, input bytes /
+    spark.shuffle_partition_bytes), the input's size as Spark's plan states it (the files' total).
+
+    Args:
+        spark: the run's session.
+        raw: the input as read.
+        config: the run's config (its spark section).
+    """
+    per = config.spark.shuffle_partition_bytes
+    if per is None or "spark.sql.shuffle.partitions" in config.spark.conf:
+        return
+    size = int(str(raw._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))  # a BigInt
+    width = max(config.spark.shuffle_partitions, -(-size // per))
+    if width != int(spark.conf.get("spark.sql.shuffle.partitions")):
+        log.info("shuffle partitions: %d (input %.0f MB / %d MB per partition)", width, size / 1e6, per >> 20)
+        spark.conf.set("spark.sql.shuffle.partitions", str(width))

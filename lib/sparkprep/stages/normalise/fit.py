@@ -1,10 +1,10 @@
-"""Per-fold transforms fitted on training rows only, and their Spark applier.
+"""Per-fold transforms fitted on training rows only (their Spark applier: spark.py).
 
 All folds' numeric and array statistics come from ONE aggregation over the written originals,
 grouped by (fold, label_index): count and shifted sums of values and squares per column, min/max
 where a method needs them (when the written output is local Parquet or Delta, the same sums come
 from one job that reads the files with pyarrow and adds them up in a compiled loop:
-`sparkprep.normalise_files`, about a third of Spark's grouped aggregation's CPU); KLL sketches where a method needs quantiles come from a second
+`sparkprep.stages.normalise.parquet`, about a third of Spark's grouped aggregation's CPU); KLL sketches where a method needs quantiles come from a second
 aggregation over a hash sample of the originals (every value up to `normalise.sketch_sample_rows`
 present values in a column's smallest training set; see `_sketch_groups` for why two). The statistics of fold k are the merge of every group
 whose fold is not k and not the holdout (train_k = all groups minus fold k's and the holdout's):
@@ -27,22 +27,20 @@ Where one pass is not enough, and what we do instead:
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import logging
-from collections.abc import Callable
-from dataclasses import field
+import math
+from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep.contract import HOLDOUT_FOLD, IN_TRAIN, ROW_ID
-from sparkprep.normalise_files import GroupSums, file_source, group_sums
-from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, NormaliseConfig,
+from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, Config, NormaliseConfig,
                               NumericTransform)
-from sparkprep.transform import (ArrayParams, CategoricalParams, NumericParams, TransformParams,
-                                 UNKNOWN)
+from sparkprep.contract import FOLD, HOLDOUT_FOLD, IN_TRAIN, LABEL_INDEX, REPLICA, ROW_ID
+from sparkprep.stages.normalise.parquet import GroupSums, file_source, group_sums
+from sparkprep.stages.normalise.spark import present, symlog
+from sparkprep.stages.split import training_folds
+from sparkprep.transform import ArrayParams, CategoricalParams, NumericParams, TransformParams
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +56,11 @@ class Moments:
     m2: float = 0.0
 
     def merge(self, other: "Moments") -> "Moments":
+        """The moments of both groups together (Chan et al.).
+
+        Args:
+            other: another group's moments.
+        """
         n = self.count + other.count
         if n == 0:
             return Moments()
@@ -80,6 +83,11 @@ class Extent:
     high: float = -math.inf
 
     def merge(self, other: "Extent") -> "Extent":
+        """The min/max of both groups together.
+
+        Args:
+            other: another group's extent.
+        """
         return Extent(min(self.low, other.low), max(self.high, other.high))
 
 
@@ -98,14 +106,24 @@ class FitSpec:
 
     @classmethod
     def of(cls, config: NormaliseConfig, columns: ColumnsConfig, widths: dict[str, int]) -> "FitSpec":
-        """Per-column overrides over the per-role defaults."""
+        """Per-column overrides over the per-role defaults.
+
+        Args:
+            config: the normalise section.
+            columns: the columns section.
+            widths: the array columns' lengths.
+        """
         return cls({c: config.numeric_columns.get(c, config.numeric) for c in columns.numeric},
                    {c: config.categorical_columns.get(c, config.categorical) for c in columns.categorical},
                    {c: config.array_columns.get(c, config.array) for c in columns.array},
                    widths, config.sketch_k, config.sketch_sample_rows)
 
     def ranks(self, column: str) -> list[float]:
-        """The quantiles column `column` needs (empty: no sketch)."""
+        """The quantiles column `column` needs (empty: no sketch).
+
+        Args:
+            column: a numeric column.
+        """
         t = self.numeric[column]
         ranks = {0.5} if t.impute == "median" else set()
         if t.method == "robust":
@@ -116,7 +134,12 @@ class FitSpec:
 
 
 def array_widths(df: DataFrame, arrays: list[str]) -> dict[str, int]:
-    """Lengths of the (fixed-length) array columns, from one row that has them all."""
+    """Lengths of the (fixed-length) array columns, from one row that has them all.
+
+    Args:
+        df: the written rows.
+        arrays: the array columns.
+    """
     if not arrays:
         return {}
     first = df.where(F.greatest(*[F.size(c) for c in arrays], F.lit(-1)) >= 0).select(
@@ -144,7 +167,13 @@ class FoldGroups:
 
     def class_counts(self, folds: list[int], classes: int, as_read: bool = False) -> list[int]:
         """Rows per class in `folds`: originals; with `as_read`, what a training portion reads
-        (plus copies, minus undersampled originals)."""
+        (plus copies, minus undersampled originals).
+
+        Args:
+            folds: the folds to count.
+            classes: the number of classes.
+            as_read: count what a training portion reads.
+        """
         def rows(key: tuple[int, int]) -> int:
             extra = self.copies.get(key, 0) - self.undersampled.get(key, 0) if as_read else 0
             return self.rows.get(key, 0) + extra
@@ -152,6 +181,12 @@ class FoldGroups:
         return [sum(rows((f, c)) for f in folds) for c in range(classes)]
 
     def merged(self, folds: list[int], columns: list[str]) -> dict[str, Moments]:
+        """Each column's moments over `folds` (one training set).
+
+        Args:
+            folds: the folds to merge.
+            columns: the numeric columns.
+        """
         out = {c: Moments() for c in columns}
         for (fold, _), per_column in sorted(self.moments.items()):
             if fold in folds:
@@ -159,7 +194,12 @@ class FoldGroups:
         return out
 
     def extent(self, folds: list[int], column: str) -> Extent:
-        """Min/max over `folds` (measured only for the columns of minmax methods)."""
+        """Min/max over `folds` (measured only for the columns of minmax methods).
+
+        Args:
+            folds: the folds to merge.
+            column: a numeric column.
+        """
         out = Extent()
         for (fold, _), per_column in sorted(self.extents.items()):
             if fold in folds and column in per_column:
@@ -167,21 +207,11 @@ class FoldGroups:
         return out
 
 
-def _present(x: Column) -> Column:
-    """x where it is a number; null for null, NaN and ±inf (they count as missing). x - x is 0 for
-    every finite x and NaN otherwise: one subtraction, cheaper than isnan + abs per value."""
-    return F.when(x - x == 0, x)
-
-
-def _symlog(x: Column) -> Column:
-    return F.signum(x) * F.log1p(F.abs(x))
-
-
 def _value(column: str, spec: FitSpec) -> Column:
     """The value the statistics of a numeric column are fitted on (present values only)."""
-    x = _present(F.col(column).cast("double"))
+    x = present(F.col(column).cast("double"))
     t = spec.numeric.get(column)
-    return _symlog(x) if t is not None and t.log1p else x
+    return symlog(x) if t is not None and t.log1p else x
 
 
 def _element(column: str, i: int) -> str:
@@ -212,13 +242,23 @@ def _stat_aggs(name: str, shift: float, extent: bool) -> list[Column]:
 
 def sketch_sample_rate(present: int, sample: int | None) -> float:
     """The fraction of a column's values fed to its quantile sketches: every value while its
-    smallest training set has at most `sample` present values, else that set gets about `sample`."""
+    smallest training set has at most `sample` present values, else that set gets about `sample`.
+
+    Args:
+        present: present values in the column's smallest training set.
+        sample: normalise.sketch_sample_rows (None: every value).
+    """
     return 1.0 if sample is None or present <= sample else sample / present
 
 
 def smallest_training_set(moments: dict[tuple[int, int], dict[str, Moments]], column: str) -> int:
     """Present values of `column` in its smallest training set (final or any fold's), from the
-    per-(fold, class) counts."""
+    per-(fold, class) counts.
+
+    Args:
+        moments: per (fold, class), each column's moments.
+        column: a numeric column.
+    """
     per_fold: dict[int, int] = {}
     for (fold, _), per_column in moments.items():
         if fold != HOLDOUT_FOLD:
@@ -229,7 +269,11 @@ def smallest_training_set(moments: dict[tuple[int, int], dict[str, Moments]], co
 
 def in_sketch_sample(rate: float) -> Column:
     """Whether a row is in the sketches' sample: a salted hash of its row_id below `rate`, so the
-    sample depends on the rows only (not on partitioning or order), and the verifier redraws it."""
+    sample depends on the rows only (not on partitioning or order), and the verifier redraws it.
+
+    Args:
+        rate: `sketch_sample_rate`.
+    """
     if rate >= 1.0:
         return F.lit(True)
     return F.xxhash64(F.lit("sparkprep/sketch-sample"), F.col(ROW_ID)).bitwiseAND(F.lit(_MASK53)) < \
@@ -251,17 +295,22 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
     Without `spec`, every numeric column gets the moments of its present values; with it, also
     min/max (minmax methods), sketches (quantile methods) and array positions as the spec needs. The fitted values are
     projected once per row (null unless an original's present value), then aggregated.
+
+    Args:
+        df: the written rows.
+        numeric: the numeric columns.
+        spec: what each column's transform needs measured.
     """
     spec = spec or FitSpec({c: NumericTransform() for c in numeric})
-    original = F.col("replica") == 0
+    original = F.col(REPLICA) == 0
     projected = {c: _value(c, spec) for c in numeric}
     for c in spec.arrays:
         for i in range(spec.widths[c]):
             # try_element_at: a shorter array gives a missing element here, not an ANSI error.
-            projected[_element(c, i)] = _present(F.try_element_at(F.col(c), F.lit(i + 1)).cast("double"))
+            projected[_element(c, i)] = present(F.try_element_at(F.col(c), F.lit(i + 1)).cast("double"))
     # Data without `in_train` (hand-built frames, outputs older than undersampling) trains on every row.
     in_train = F.col(IN_TRAIN) if IN_TRAIN in df.columns else F.lit(True)
-    values = df.select("fold", "label_index", original.alias("_original"), in_train.alias("_in_train"),
+    values = df.select(FOLD, LABEL_INDEX, original.alias("_original"), in_train.alias("_in_train"),
                        *([ROW_ID] if ROW_ID in df.columns else []),
                        *[F.when(original, v).alias(n) for n, v in projected.items()])
     stats = list(projected)
@@ -296,8 +345,8 @@ def _aggregate(values: DataFrame, stats: list[str], shifts: dict[str, float], wi
     for name in stats:
         aggs += _stat_aggs(name, shifts[name], name in with_extent)
     rows, copies, undersampled, moments, extents = {}, {}, {}, {}, {}
-    for r in values.groupBy("fold", "label_index").agg(*aggs).collect():
-        key = (int(r["fold"]), int(r["label_index"]))
+    for r in values.groupBy(FOLD, LABEL_INDEX).agg(*aggs).collect():
+        key = (int(r[FOLD]), int(r[LABEL_INDEX]))
         rows[key], copies[key], undersampled[key] = int(r["_rows"]), int(r["_copies"]), int(r["_undersampled"])
         moments[key] = {c: _moments(int(r[f"{c}__n"]), r[f"{c}__s1"], r[f"{c}__s2"], shifts[c]) for c in stats}
         extents[key] = {c: Extent(r[f"{c}__min"], r[f"{c}__max"]) if r[f"{c}__n"] else Extent() for c in with_extent}
@@ -333,8 +382,8 @@ def _sketch_groups(values: DataFrame, moments: dict[tuple[int, int], dict[str, M
     aggs = [F.kll_sketch_agg_double(F.col(f"`{c}`") if rate == widest else F.when(in_sketch_sample(rate), F.col(f"`{c}`")),
                                     F.lit(k)).alias(c) for c, rate in rates.items()]
     out = {}
-    for r in sampled.groupBy("fold", "label_index").agg(*aggs).collect():
-        key = (int(r["fold"]), int(r["label_index"]))
+    for r in sampled.groupBy(FOLD, LABEL_INDEX).agg(*aggs).collect():
+        key = (int(r[FOLD]), int(r[LABEL_INDEX]))
         out[key] = {c: bytes(r[c]) for c in rates if moments[key][c].count}
     return out
 
@@ -345,24 +394,23 @@ def count_categories(df: DataFrame, columns: list[str]) -> dict[str, dict[int, d
     A second aggregation (see the module docstring): one group per (fold, column, value), all
     categorical columns in one job; map-side partial aggregation keeps the shuffle to the distinct
     values of each task.
+
+    Args:
+        df: the written rows.
+        columns: the categorical columns.
     """
     if not columns:
         return {}
     pairs = [F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in columns]
     # One column needs no explode (a row per value and column), which costs as much as the count.
     pair = pairs[0] if len(pairs) == 1 else F.explode(F.array(*pairs))
-    counted = (df.where((F.col("replica") == 0) & (F.col("fold") != HOLDOUT_FOLD))
-               .select("fold", pair.alias("pair")).select("fold", "pair.column", "pair.value")
-               .where(F.col("value").isNotNull()).groupBy("fold", "column", "value").count())
+    counted = (df.where((F.col(REPLICA) == 0) & (F.col(FOLD) != HOLDOUT_FOLD))
+               .select(FOLD, pair.alias("pair")).select(FOLD, "pair.column", "pair.value")
+               .where(F.col("value").isNotNull()).groupBy(FOLD, "column", "value").count())
     out: dict[str, dict[int, dict[str, int]]] = {c: {} for c in columns}
     for r in counted.collect():
-        out[r["column"]].setdefault(int(r["fold"]), {})[r["value"]] = int(r["count"])
+        out[r["column"]].setdefault(int(r[FOLD]), {})[r["value"]] = int(r["count"])
     return out
-
-
-def training_folds(k: int, fold: int | None) -> list[int]:
-    """Folds whose originals train fold `fold` (None: the final model, every non-holdout fold)."""
-    return [f for f in range(k) if f != fold and f != HOLDOUT_FOLD]
 
 
 def _set_name(fold: int | None) -> str:
@@ -451,7 +499,15 @@ def _vocabulary(t: CategoricalTransform, counts: dict[int, dict[str, int]], fold
 
 def fit_transforms(spark: SparkSession, groups: FoldGroups, categories: dict[str, dict[int, dict[str, int]]],
                    spec: FitSpec, k: int) -> tuple[TransformParams, dict[int, TransformParams]]:
-    """The final and per-fold parameters from measured groups and category counts (no data pass)."""
+    """The final and per-fold parameters from measured groups and category counts (no data pass).
+
+    Args:
+        spark: the session (merges the sketches).
+        groups: `measure_groups`.
+        categories: `count_categories`.
+        spec: the transforms asked for.
+        k: the number of folds.
+    """
     sets = {_set_name(f): training_folds(k, f) for f in [None, *range(k)]}
     quantiles = _quantiles(spark, groups, spec, sets)
     fitted = {}
@@ -468,39 +524,18 @@ def fit_transforms(spark: SparkSession, groups: FoldGroups, categories: dict[str
     return fitted["final"], {f: fitted[str(f)] for f in range(k)}
 
 
-def apply_spark(df: DataFrame, params: TransformParams) -> DataFrame:
-    """`df` with every column of `params` replaced by its transformed value (sparkprep.transform
-    gives the formulas; the numpy and torch appliers compute the same float64 expressions).
+def fit(written: DataFrame, config: Config, k: int) -> tuple[FoldGroups, tuple[TransformParams, dict[int, TransformParams]]]:
+    """The normalise stage: the groups measured on the written data (counts, moments, sketches)
+    and the transforms of the final model and of each fold fitted from them.
 
-    >>> normalised = apply_spark(spark.read.parquet(out + "/data").where("fold = -1"), final)
+    Args:
+        written: the published rows, read back.
+        config: the run's config (normalise, columns).
+        k: the number of cross-validation folds.
     """
-    replaced: dict[str, Column] = {}
-    for p in params.numeric:
-        x = _present(F.col(p.column).cast("double"))
-        v = F.coalesce(_symlog(x) if p.log1p else x, F.lit(p.fill))
-        clipped = F.least(F.greatest(v, F.lit(p.lower)), F.lit(p.upper))
-        replaced[p.column] = (clipped - F.lit(p.center)) / F.lit(p.scale)
-    for p in params.categorical:
-        index = (F.coalesce(F.try_element_at(F.map_from_arrays(F.lit(list(p.vocabulary)),
-                                                                F.lit(list(range(1, p.width)))),
-                                             F.col(p.column).cast("string")), F.lit(UNKNOWN))
-                 if p.vocabulary else F.lit(UNKNOWN)).cast("long")
-        replaced[p.column] = index if p.encoding == "index" else F.transform(
-            F.sequence(F.lit(0), F.lit(p.width - 1)), _one_hot(index))
-    for p in params.arrays:
-        replaced[p.column] = F.transform(F.col(p.column).cast("array<double>"), _array_scaler(p))
-    return df.withColumns(replaced)
-
-
-def _one_hot(index: Column) -> Callable[[Column], Column]:
-    return lambda j: (j == index).cast("double")
-
-
-def _array_scaler(p: ArrayParams) -> Callable[[Column, Column], Column]:
-    center, scale = F.lit(list(p.center)), F.lit(list(p.scale))
-
-    def scaled(x: Column, i: Column) -> Column:
-        c = F.element_at(center, i + 1)
-        return (F.coalesce(_present(x), c) - c) / F.element_at(scale, i + 1)
-
-    return scaled
+    cols = config.columns
+    assert cols is not None
+    spec = FitSpec.of(config.normalise, cols, array_widths(written, cols.array))
+    groups = measure_groups(written, cols.numeric, spec)
+    transforms = fit_transforms(written.sparkSession, groups, count_categories(written, cols.categorical), spec, k)
+    return groups, transforms

@@ -98,7 +98,12 @@ def _rebalance(manifest: dict[str, Any]) -> str:
 
 
 def render_report(manifest: dict[str, Any], quality: dict[str, Any] | None = None) -> str:
-    """The human report of one run (`quality`: the validate step's stats, verdict and overlays)."""
+    """The human report of one run (`quality`: the validate step's stats, verdict and overlays).
+
+    Args:
+        manifest: the run's manifest.
+        quality: the validate step's stats, verdict and overlays, if the run validated.
+    """
     rows = manifest["rows"]
     per_fold = {("holdout" if f == "-1" else f"fold {f}"): counts
                 for f, counts in manifest["counts"]["per_fold_per_class"].items()}
@@ -136,7 +141,12 @@ def render_report(manifest: dict[str, Any], quality: dict[str, Any] | None = Non
 
 def render_blocked_report(manifest: dict[str, Any], quality: dict[str, Any]) -> str:
     """The report of a run the quality gate stopped: why, what stays published, then the anomalies
-    and plots of the validate step."""
+    and plots of the validate step.
+
+    Args:
+        manifest: the blocked run's manifest.
+        quality: the validate step's stats, verdict and overlays.
+    """
     blocked, output = manifest["blocked"], manifest["output"]
     previous = blocked["previous_run_id"]
     summary = _table([("run", manifest["run_id"]), ("created", manifest["created_at"]), ("status", "BLOCKED"),
@@ -149,7 +159,12 @@ def render_blocked_report(manifest: dict[str, Any], quality: dict[str, Any]) -> 
 
 def render_validation_report(quality: dict[str, Any], title: str) -> str:
     """`sparkprep validate --html`: the anomalies, every distance, baseline-vs-current overlays
-    and the batch's profile plots, as one self-contained page."""
+    and the batch's profile plots, as one self-contained page.
+
+    Args:
+        quality: the stats, verdict and overlays.
+        title: what was validated against what.
+    """
     return _page(title, f"<h1>sparkprep validate: {html.escape(title)}</h1>{_quality(quality)}")
 
 

@@ -1,0 +1,1 @@
+"""Data quality: profiles (Spark and Parquet-file paths), schema rules, validation, drift, and the gate that can stop a run."""

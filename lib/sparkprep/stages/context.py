@@ -1,0 +1,41 @@
+"""What every stage is given besides its rows and its config section: where its scratch copies go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+
+from sparkprep.io.write import Materialise, materialise
+
+
+@dataclass(frozen=True)
+class Context:
+    """One run's scratch directory (beside the output) and what a scratch write needs to know.
+
+    Args:
+        scratch: the run's scratch directory, removed at the end of the run.
+        paths: the input paths, named when the input turns out to be unreadable.
+        dictionary_page_bytes: output.dictionary_page_bytes, for every Parquet write.
+    """
+
+    scratch: str
+    paths: list[str]
+    dictionary_page_bytes: int
+
+    def materialise(self, df: DataFrame, name: str) -> DataFrame:
+        """Write `df` to `<scratch>/<name>` and read it back (io.write.materialise).
+
+        Args:
+            df: the rows to keep a copy of.
+            name: the copy's path under the scratch directory.
+        """
+        return materialise(df, f"{self.scratch}/{name}", self.paths, self.dictionary_page_bytes)
+
+    def under(self, folder: str) -> Materialise:
+        """A `Materialise` that keeps its copies under `<scratch>/<folder>/`.
+
+        Args:
+            folder: the stage's folder in the scratch directory.
+        """
+        return lambda df, name: self.materialise(df, f"{folder}/{name}")

@@ -1,0 +1,153 @@
+"""The dedup stage: its rules in order, and what they leave (rows, rejections, counts).
+
+The rules run in RULES order, each on the rows the rules before it kept. A rule is a module with
+`apply(rows, config, ctx) -> rows`; it may absorb rows (`exact.collapse(..., step=<rule>)` counts
+them per surviving row in `_sp_dup_<rule>`), count rows without absorbing them
+(`_sp_counted_<name>`), or reject rows by setting the quarantine columns (`_sp_reason` ...): those
+leave the stage for the quarantine. The counters travel with the rows and a collapse sums them
+(exact.py), so every count comes from one aggregation of what is left. Adding a rule: its module
+and its line in RULES.
+
+After the rules, a class too rare to stratify stops the run or is quarantined (columns.rare_classes).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from functools import reduce
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from sparkprep.config import Config
+from sparkprep.contract import (
+    INTERNAL_PREFIX, MESSAGE, RARE_LABEL, RAW, REASON, REASON_COLUMN, RESERVED_COLUMNS, SOURCE_FILE)
+from sparkprep.errors import InputError
+from sparkprep.stages.context import Context
+from sparkprep.stages.dedup import conflicts, exact, near
+from sparkprep.stages.split import held_out
+
+log = logging.getLogger(__name__)
+
+#: The dedup rules, in the order they run.
+RULES = (exact.apply, conflicts.apply, near.apply)
+_QUARANTINE_COLUMNS = (REASON, REASON_COLUMN, MESSAGE, RAW)
+
+
+@dataclass(frozen=True)
+class Deduplicated:
+    """What the dedup stage leaves.
+
+    Args:
+        rows: the rows kept.
+        rejected: rows that a rule (or the rare-class check) rejects, in the quarantine schema.
+        counts: input rows absorbed by each absorbing rule (exact, key, near) and the rows each
+            counting rule counted (conflicting_rows).
+        remaining: rows kept per (class, held out by a column rule).
+    """
+
+    rows: DataFrame
+    rejected: DataFrame
+    counts: dict[str, int]
+    remaining: dict[tuple[str, bool], int]
+
+    @property
+    def by_kind(self) -> dict[str, int]:
+        """Input rows absorbed per absorbing rule (manifest: duplicates.by_kind)."""
+        return {kind: n for kind, n in self.counts.items() if exact.ABSORBED_PREFIX + kind in self.rows.columns}
+
+    @property
+    def duplicates(self) -> int:
+        """Input rows absorbed by the rules, all kinds together (rows.duplicates)."""
+        return sum(self.by_kind.values())
+
+    def cross_validation_rows(self, holdout_fraction: float) -> dict[str, int]:
+        """Per class, the rows left for cross-validation: not held out by a column rule, less the
+        holdout fraction's share (as the row split takes it).
+
+        Args:
+            holdout_fraction: split.holdout_fraction.
+        """
+        rows: dict[str, int] = {}
+        for (c, held), n in self.remaining.items():
+            rows[c] = rows.get(c, 0) + (0 if held else n)
+        return {c: n - int(math.floor(holdout_fraction * n + 0.5)) for c, n in rows.items()}
+
+
+def run(rows: DataFrame, config: Config, ctx: Context) -> Deduplicated:
+    """The RULES in order over the accepted rows, then the rare-class check.
+
+    Args:
+        rows: accepted rows with `add_row_id`'s and `add_feature_hash`'s columns.
+        config: the run's config (dedup, columns, split for the holdout rule).
+        ctx: the run's scratch space.
+    """
+    rejected: list[DataFrame] = []
+    for rule in RULES:
+        rows = rule(rows, config, ctx)
+        if REASON in rows.columns:
+            rejected.append(rows.where(F.col(REASON).isNotNull()))
+            rows = rows.where(F.col(REASON).isNull()).drop(*_QUARANTINE_COLUMNS)
+    counts, remaining = _count(rows, rejected, config)
+    quarantined = [r.select(F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"),
+                            F.col(MESSAGE).alias("message"), F.col(SOURCE_FILE).alias("source_file"),
+                            F.col(RAW).alias("raw")) for r in rejected]
+    return rare_classes(Deduplicated(rows, reduce(DataFrame.unionByName, quarantined), counts, remaining), config)
+
+
+def _count(kept: DataFrame, rejected: list[DataFrame], config: Config) -> tuple[dict[str, int], dict[tuple[str, bool], int]]:
+    """Every counter summed over the rows kept and rejected, and the rows kept per (class, held
+    out by a column rule), in one aggregation."""
+    names = exact.counters(kept)
+    cls, held = F.col(config.columns.label).cast("string").alias("_sp_class"), held_out(config).alias("_sp_held")  # type: ignore[union-attr]
+
+    def part(df: DataFrame, is_kept: bool) -> DataFrame:
+        # A rejected row carries the counters of the rules before the one that rejected it.
+        return df.select(cls, held, F.lit(is_kept).alias("_sp_kept"),
+                         *[F.col(c) if c in df.columns else F.lit(0).cast("long").alias(c) for c in names])
+    found = (reduce(DataFrame.unionByName, [part(kept, True), *[part(r, False) for r in rejected]])
+             .groupBy("_sp_class", "_sp_held", "_sp_kept")
+             .agg(*[F.sum(c).alias(c) for c in names], F.count(F.lit(1)).alias("_sp_n")).collect())
+    counts = {c.removeprefix(exact.ABSORBED_PREFIX).removeprefix(exact.COUNTED_PREFIX): int(sum(r[c] or 0 for r in found))
+              for c in names}
+    return counts, {(r["_sp_class"], r["_sp_held"]): r["_sp_n"] for r in found if r["_sp_kept"]}
+
+
+def rare_classes(deduped: Deduplicated, config: Config) -> Deduplicated:
+    """A class with fewer cross-validation rows than columns.min_class_rows (default k) cannot be
+    stratified: some folds get none of it. Usually it is no class at all (a typo, a stray value, a
+    shifted column), so by default the run stops here, before anything is written; with
+    columns.rare_classes: quarantine its rows are rejected as rare_label.
+
+    Args:
+        deduped: what the dedup rules left.
+        config: the run's config (columns, split.k, split.holdout_fraction).
+    """
+    assert config.columns is not None
+    cols, k = config.columns, config.split.k
+    minimum = cols.min_class_rows or k
+    rare = {c: n for c, n in sorted(deduped.cross_validation_rows(config.split.holdout_fraction).items()) if n < minimum}
+    if not rare:
+        return deduped
+    listed = ", ".join(f"{c!r}: {n}" for c, n in rare.items())
+    if cols.rare_classes == "stop":
+        raise InputError(
+            f"label column {cols.label}: {len(rare)} class(es) with fewer than {minimum} rows for cross-validation "
+            f"(after dedup and the holdout; k={k}): {listed}. Nothing was written.\nWays out: list the expected "
+            f"labels in columns.classes (any other value is quarantined as unknown_label); or set "
+            f"columns.rare_classes: quarantine to quarantine rare classes as rare_label (columns.min_class_rows "
+            f"sets the threshold); or lower split.k.")
+    log.warning("quarantining rare classes (columns.rare_classes=quarantine): %s", listed)
+    label = F.col(cols.label).cast("string")
+    is_rare = label.isin(list(rare))
+    counts = F.create_map(*[F.lit(x) for c, n in rare.items() for x in (c, n)])
+    data = [c for c in deduped.rows.columns if not c.startswith(INTERNAL_PREFIX) and c not in RESERVED_COLUMNS]
+    rejected = deduped.rows.where(is_rare).select(
+        F.lit(RARE_LABEL).alias("reason"), F.lit(cols.label).alias("column"),
+        F.format_string(f"label %s has %d rows for cross-validation, fewer than {minimum} (columns.min_class_rows)",
+                        label, counts[label]).alias("message"),
+        F.col(SOURCE_FILE).alias("source_file"), F.to_json(F.struct(*data)).alias("raw"))
+    remaining = {key: n for key, n in deduped.remaining.items() if key[0] not in rare}
+    return Deduplicated(deduped.rows.where(~is_rare), deduped.rejected.unionByName(rejected), deduped.counts, remaining)
