@@ -1,6 +1,7 @@
 """The package's layout as the issue that drew it asks (DESIGN.md, "Layout"): module-level imports
-inside sparkprep form no cycle, the trainer side reaches no pyspark, stages borrow no constants
-from one another, and the data contract's names are defined (and spelled) in contract.py only.
+inside sparkprep form no cycle, stages borrow no constants from one another, and the data
+contract's names are defined (and spelled) in contract.py only. (That the trainer side reaches no
+pyspark, functions' imports included: tests/train/test_no_spark_imports.py.)
 
 Read with `ast`, without importing anything, so the test runs in either environment.
 """
@@ -65,18 +66,6 @@ def _cycle() -> list[str] | None:
 
 def test_the_import_graph_has_no_cycle():
     assert _cycle() is None, " -> ".join(_cycle() or [])
-
-
-def test_the_trainer_side_reaches_no_pyspark():
-    reached, todo = set(), [m for m in MODULES if m.startswith("sparkprep.train")]
-    while todo:
-        name = todo.pop()
-        if name not in reached:
-            reached.add(name)
-            todo += GRAPH[name]
-    spark = sorted(name for name in reached if any(m.split(".")[0] in ("pyspark", "py4j", "delta")
-                                                   for m, _ in _imports(MODULES[name])))
-    assert not spark, f"trainer-side modules that import Spark at module level: {spark}"
 
 
 def _room(module: str) -> str | None:
