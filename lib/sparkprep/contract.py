@@ -34,8 +34,12 @@ POSITION = "_sp_position"
 #: CSV: the names of the file's columns in file order (a literal per file layout), from which
 #: read.raw_record writes a rejected row's record back as text. Dropped by clean.mark_rejections.
 LAYOUT = "_sp_layout"
-#: The names of a row's columns whose bytes are not valid UTF-8 (CSV read as UTF-8).
+#: The names of a row's columns whose bytes are not valid UTF-8 (CSV read as UTF-8), or
+#: WHOLE_RECORD for a record that is not UTF-8 as a whole (a JSON line).
 INVALID_UTF8 = "_sp_invalid_utf8"
+WHOLE_RECORD = ""
+#: JSON Lines: the line a record was read from, as read (a rejected row's `raw`). Dropped by clean.
+LINE = "_sp_line"
 REASON = "_sp_reason"
 REASON_COLUMN = "_sp_column"
 MESSAGE = "_sp_message"

@@ -101,16 +101,32 @@ def test_refuses_to_replace_a_directory_that_is_not_an_output(spark, tmp_path, s
     assert (tmp_path / "out" / "thesis.tex").read_text() == "precious"
 
 
-def test_json_input_quarantines_malformed_lines(spark, tmp_path):
+def test_json_input_quarantines_bad_lines_keeping_each_line_as_read(spark, tmp_path):
     raw = tmp_path / "json"
     assert main(["generate", *BASE, "--set", "generate.rows=2000", "--set", "generate.format=json",
                  "--set", f"generate.path={raw}"]) == 0
+    # Beside the generator's defects: a line with bytes that are not UTF-8, a value that does not
+    # parse written with unusual spacing (raw must keep the line, not re-render its fields), and a
+    # blank line (skipped, as Spark's JSON reader skips it).
+    good = json.loads(next(raw.glob("part-*")).read_text().splitlines()[0])
+    not_utf8 = json.dumps({**good, "id": 900001}).encode().replace(b'"text": "', b'"text": "\xff\xfe ', 1)
+    spaced = json.dumps({**good, "id": 900002, "num_0": "many"}, separators=(" ,", " :  "))
+    (raw / "part-extra.json").write_bytes(not_utf8 + b"\n\n" + spaced.encode() + b"\n")
     assert _prepare(spark, tmp_path, f"input.paths=[{raw}]", "input.format=json", "input.options={}") == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     reasons = manifest["rejections"]["by_reason"]
-    assert reasons["malformed_record"] > 0 and reasons["unparsable_value"] > 0
+    assert reasons["malformed_record"] > 0 and reasons["unparsable_value"] > 0 and reasons["invalid_encoding"] == 1
     rows = manifest["rows"]
-    assert rows["input"] == 2000 == rows["rejected"] + rows["duplicates"] + rows["output"]
+    assert rows["input"] == 2002 == rows["rejected"] + rows["duplicates"] + rows["output"]
+    quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()
+    by_raw = {q["raw"]: q for q in quarantine}
+    assert by_raw["0x" + not_utf8.hex().upper()]["reason"] == "invalid_encoding"
+    assert by_raw[spaced]["reason"] == "unparsable_value" and by_raw[spaced]["column"] == "num_0"
+    # Every line that cleaning rejected keeps its line, byte for byte. (Rows that dedup quarantines
+    # later, conflicting_label, keep their fields as JSON: the line is not carried past cleaning.)
+    lines = {line for f in raw.glob("part-*") for line in f.read_bytes().decode("utf-8", "replace").splitlines()}
+    cleaned = [q for q in quarantine if q["reason"] not in ("invalid_encoding", "conflicting_label")]
+    assert len(cleaned) > 10 and all(q["raw"] in lines for q in cleaned), [q for q in cleaned if q["raw"] not in lines]
 
 
 def test_time_cut_holdout(spark, tmp_path, small_csv):

@@ -24,7 +24,8 @@ from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from sparkprep.contract import CORRUPT, INTERNAL_PREFIX, INVALID_UTF8, LAYOUT, POSITION, RESERVED_COLUMNS, SOURCE_FILE
+from sparkprep.contract import (
+    CORRUPT, INTERNAL_PREFIX, INVALID_UTF8, LAYOUT, LINE, POSITION, RESERVED_COLUMNS, SOURCE_FILE, WHOLE_RECORD)
 from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import InputError
 from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, reader_options, reads_utf8,
@@ -193,17 +194,60 @@ def _decoded(df: DataFrame) -> DataFrame:
 
 
 def raw_record(df: DataFrame, config: InputConfig) -> Column | None:
-    """CSV: a row's record as text, in its file's column order and the reader's dialect (what a
-    rejected row keeps as raw; clean evaluates it for rejected rows only). None for other formats,
-    whose rejected rows keep their columns as JSON.
+    """A row's record as read (what a rejected row keeps as raw; clean evaluates it for rejected
+    rows only): CSV's text, in its file's column order and the reader's dialect; a JSON line as it
+    was. None for other formats, whose rejected rows keep their columns as JSON.
 
     Args:
         df: the input as read.
         config: the input section.
     """
+    if LINE in df.columns:
+        return F.col(LINE)
     if LAYOUT not in df.columns:
         return None
     return record_text(F.col(LAYOUT), [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)], csv_options(config))
+
+
+def _read_json(spark: SparkSession, config: InputConfig, options: dict[str, str], version: int | None) -> DataFrame:
+    """JSON Lines, read as lines of text and parsed by Spark's own JSON parser (`from_json`, with
+    the reader's options): a rejected record keeps its line exactly as read (`_sp_line`), and a line
+    whose bytes are not UTF-8 is kept as 0x and hex and named (invalid_encoding) rather than parsed
+    with replacement characters. A multi-line document, or a file in another encoding, has no line
+    to keep: Spark's JSON reader reads those as before."""
+    encoding = options.get("encoding", options.get("charset", "UTF-8")).upper().replace("-", "")
+    if options.get("multiLine", "false").lower() == "true" or encoding != "UTF8":
+        return _load(spark, config, options, version)
+    schema = _json_schema(spark, config, options)
+    reader = spark.read.options(**{k: v for k, v in options.items() if k == "lineSep"})
+    if config.on_unreadable_file == "quarantine":
+        reader = reader.option("ignoreCorruptFiles", "true")
+    try:
+        lines = reader.text(config.paths)
+    except AnalysisException as exc:
+        raise InputError(_explain_read_failure(config, exc)) from None
+    valid = F.call_function("is_valid_utf8", F.col("value"))
+    parsed = F.from_json("value", schema, {**options, "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    # Spark's JSON reader skips blank lines; so does this.
+    df = lines.where(F.trim(F.col("value")) != "").select(
+        parsed.alias("_sp_parsed"), F.col("value").alias(LINE), valid.alias("_sp_valid"),
+        F.col("_metadata.file_path").alias(SOURCE_FILE))
+    return df.select("_sp_parsed.*", LINE, SOURCE_FILE, "_sp_valid").withColumns({
+        CORRUPT: F.when(F.col("_sp_valid"), F.col(CORRUPT)).otherwise(F.concat(F.lit("0x"), F.hex(F.col(LINE)))),
+        INVALID_UTF8: F.when(F.col("_sp_valid"), F.array().cast("array<string>")).otherwise(F.array(F.lit(WHOLE_RECORD))),
+        POSITION: F.lit(None).cast("long"),
+    }).drop("_sp_valid")
+
+
+def _json_schema(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> StructType:
+    """input.schema's columns as strings (clean types them), else the types Spark infers from the
+    files (one pass, as its reader would make); with the corrupt-record column last."""
+    if config.schema_:
+        fields = [StructField(n, StringType()) for n in config.schema_]
+    else:
+        inferred = _load(spark, config, options, None).schema
+        fields = [f for f in inferred.fields if not f.name.startswith(INTERNAL_PREFIX)]
+    return StructType([*fields, StructField(CORRUPT, StringType())])
 
 
 def _input_files(spark: SparkSession, config: InputConfig, options: dict[str, str]) -> list[str]:
@@ -382,7 +426,7 @@ def _explain_read_failure(config: InputConfig, exc: AnalysisException) -> str:
 FORMATS: dict[str, Format] = {
     "csv": Format(text=True, infer={"inferSchema": "true"}, options=csv_options, configure=_csv_encoding,
                   finish=_csv_finish, positioned=whole_files, read=_read_csv),
-    "json": Format(text=True),
+    "json": Format(text=True, read=_read_json),
     "parquet": Format(),
     "orc": Format(),
     "delta": Format(configure=_delta_version),

@@ -18,9 +18,9 @@ from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from sparkprep.contract import (
-    CORRUPT, INTERNAL_PREFIX, INVALID_ENCODING, INVALID_UTF8, LAYOUT, MALFORMED, MESSAGE, MISSING_LABEL, MISSING_VALUE,
-    OUT_OF_RANGE, POSITION, RAW, REASON, REASON_COLUMN, SOURCE_FILE, UNEXPECTED_CATEGORY, UNKNOWN_LABEL,
-    UNPARSABLE)
+    CORRUPT, INTERNAL_PREFIX, INVALID_ENCODING, INVALID_UTF8, LAYOUT, LINE, MALFORMED, MESSAGE, MISSING_LABEL,
+    MISSING_VALUE, OUT_OF_RANGE, POSITION, RAW, REASON, REASON_COLUMN, SOURCE_FILE, UNEXPECTED_CATEGORY,
+    UNKNOWN_LABEL, UNPARSABLE, WHOLE_RECORD)
 from sparkprep.config import ColumnRule, Config
 from sparkprep.errors import ConfigError
 from sparkprep.io.fs import read_local
@@ -246,12 +246,15 @@ def mark_rejections(df: DataFrame, schema: dict[str, str] | None, label: str,
     swapped = {n: _canonical(typed(n), (schema or {}).get(n, "string")) for n in typed_cols}
     swapped |= {n: _canonical(F.col(n), t) for n, t in (schema or {}).items()
                 if n not in typed_cols and t in ("double", "float")}
-    return marked.withColumns(swapped).drop(*[f"_sp_typed_{n}" for n in typed_cols], _CHECK, LAYOUT)
+    return marked.withColumns(swapped).drop(*[f"_sp_typed_{n}" for n in typed_cols], _CHECK, LAYOUT, LINE)
 
 
 def _read_checks(df: DataFrame) -> list[_Check]:
     """What the reader found: malformed records, bytes that are not UTF-8."""
     checks = []
+    if INVALID_UTF8 in df.columns:  # before MALFORMED: such a line is malformed too, for a parser
+        checks.append(_Check(INVALID_ENCODING, None, F.array_contains(F.col(INVALID_UTF8), WHOLE_RECORD),
+                             F.lit("the record's bytes are not valid UTF-8; raw keeps them as 0x and hex")))
     if CORRUPT in df.columns:
         checks.append(_Check(MALFORMED, None, F.col(CORRUPT).isNotNull(),
                              F.lit("malformed line: wrong number of fields, broken quoting or invalid JSON")))
@@ -279,7 +282,8 @@ def _value_checks(coerced: dict[str, str], typed: Callable[[str], Column], label
 
 
 def _raw(df: DataFrame, raw_record: Column | None) -> Column:
-    """The record as read: CSV's text (read.raw_record), else the columns as read, before the swap, as JSON."""
+    """The record as read: CSV's text or a JSON line (read.raw_record), else the columns as read,
+    before the swap, as JSON."""
     inputs = [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)]
     raw = raw_record if raw_record is not None else F.to_json(F.struct(*[F.col(c) for c in inputs]))
     return F.coalesce(F.col(CORRUPT), raw) if CORRUPT in df.columns else raw
