@@ -115,3 +115,10 @@ def test_the_etl_side_spells_no_column_of_the_contract():
     spelled = sorted({f"{name}:{node.lineno}: {node.value!r}" for name, tree in _etl_side()
                       for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in columns})
     assert not spelled, "use the contract's names:\n" + "\n".join(spelled)
+
+
+def test_io_stays_at_the_edge():
+    """io/ reads and writes for everyone; it imports no stage, quality or publish module."""
+    inward = sorted(f"{name} imports {target}" for name in MODULES if name.startswith("sparkprep.io.")
+                    for target in GRAPH[name] if target.split(".")[1] in ("quality", "stages", "publish"))
+    assert not inward, "\n".join(inward)

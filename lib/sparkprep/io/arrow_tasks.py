@@ -1,4 +1,5 @@
-"""`profile`'s fast path: Parquet files read by pyarrow in Python tasks, no Spark rows.
+"""The pyarrow task engine: Parquet files read by pyarrow in Python tasks, no Spark rows (the
+profile's fast path, quality/profile.py, and the normalise fit's, stages/normalise/parquet.py).
 
 Spark 4.2 hands Python only rows (`mapInArrow` converts its columnar Parquet batches to rows and
 back to Arrow, which costs more than the scan itself). When the DataFrame to profile is the bare
@@ -10,7 +11,7 @@ tasks of about Spark's own split size (`spark.sql.files.maxPartitionBytes`, `ope
 the default parallelism: `FilePartition.maxSplitBytes`). ONE Spark job, `sc.parallelize(tasks,
 len(tasks))` + `tree_merge`, runs the tasks; each reads only the profiled columns, row group by
 row group in chunks of CHUNK_ROWS rows, converts them as Spark's projection
-would (`profile._projections`) and folds them into the same `PartialProfile`.
+would (`profile._projections`), and the profile folds them into the same `PartialProfile`.
 
 It applies only when it gives Spark's numbers exactly; `parquet_source` says why not otherwise:
 - the optimized plan is a `LogicalRelation` over Parquet (Spark's or Delta's format), under at
@@ -62,7 +63,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkprep.errors import InputError
-from sparkprep.quality.state import NUMBER_KINDS, PartialProfile
 
 #: Arrow batches (Spark sends 10,000 rows each; the Parquet path reads batches of this size) are
 #: folded in chunks of this many rows, so the numpy calls amortise their fixed costs yet their
@@ -76,6 +76,8 @@ _ARROW = {T.ByteType(): (pa.int8(),), T.ShortType(): (pa.int16(),), T.IntegerTyp
           T.DateType(): (pa.date32(),)}
 #: Spark types numbered as epoch seconds (`profile._projections`).
 TIME_TYPES = (T.DateType, T.TimestampType, T.TimestampNTZType)
+#: Kinds whose values a task reads as numbers (numeric: the value, array: its size); the others as strings.
+NUMBER_KINDS = ("numeric", "array")
 #: Timestamp units whose epoch micros pyarrow gives exactly (ns overflows int64 outside 1677-2262).
 _TIME_UNITS = ("ms", "us")
 #: Session time zones that are UTC at every instant: there `cast(date|timestamp_ntz as timestamp)`
@@ -382,21 +384,6 @@ def read_chunks(piece: Piece, columns: tuple[str, ...], chunk_rows: int) -> Iter
                                                use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise read_failure(piece.path, exc) from None
-
-
-def fold_task(source: ParquetSource, chunk_rows: int, task: list[Piece]) -> PartialProfile:
-    """One task: its pieces' rows, chunk by chunk, folded into one PartialProfile.
-
-    Args:
-        source: the files and columns to profile.
-        chunk_rows: the most rows per chunk.
-        task: the task's pieces.
-    """
-    partial = PartialProfile(source.kinds)
-    for piece in task:
-        for batch in read_chunks(piece, source.columns, chunk_rows):
-            partial.add(batch.num_rows, *chunk_numbers(batch, source))
-    return partial
 
 
 def read_failure(path: str, error: Exception) -> RuntimeError:

@@ -56,9 +56,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkprep.contract import INTERNAL_PREFIX
-from sparkprep.quality.state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, NUMBER_KINDS, CategoricalState,
+from sparkprep.quality.state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, CategoricalState,
                                      LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
-from sparkprep.io.arrow_tasks import CHUNK_ROWS, TIME_TYPES, fold_task, plan, run_tasks, tree_merge
+from sparkprep.io.arrow_tasks import (CHUNK_ROWS, NUMBER_KINDS, TIME_TYPES, ParquetSource, Piece, chunk_numbers, plan,
+                                     read_chunks, run_tasks, tree_merge)
 
 log = logging.getLogger(__name__)
 
@@ -232,13 +233,22 @@ def profile(df: DataFrame, label: str | None = None, text: tuple[str, ...] = (),
     source, tasks, why = plan(df, kinds, label)
     if source is not None and tasks is not None:
         log.info("profile: Parquet path (pyarrow reads the files, %d tasks): %s", len(tasks), why)
-        merged = run_tasks(df, tasks, functools.partial(fold_task, source, CHUNK_ROWS), PartialProfile(source.kinds))
+        merged = run_tasks(df, tasks, functools.partial(_fold_files, source, CHUNK_ROWS), PartialProfile(source.kinds))
     else:
         log.info("profile: Spark path (mapInArrow over Spark's rows): %s", why)
         merged = _spark_partials(df, kinds)
     columns = {n: _column(n, kinds[n], types[n].simpleString(), state, merged.rows, n == label, top_k)
                for n, state in zip(kinds, merged.states)}
     return Profile(rows=merged.rows, columns=columns)
+
+
+def _fold_files(source: ParquetSource, chunk_rows: int, task: list[Piece]) -> PartialProfile:
+    """One task of the Parquet path: its pieces' rows, chunk by chunk, folded into one PartialProfile."""
+    partial = PartialProfile(source.kinds)
+    for piece in task:
+        for batch in read_chunks(piece, source.columns, chunk_rows):
+            partial.add(batch.num_rows, *chunk_numbers(batch, source))
+    return partial
 
 
 def _column(name: str, kind: str, dtype: str, state: Any, rows: int, is_label: bool, top_k: int) -> ColumnStats:

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.util import hash_array
 
+from sparkprep.io.arrow_tasks import NUMBER_KINDS
 from sparkprep.quality.kernels import _BIAS, _EDGE, _HLL_Q, _LOG_GAMMA, ALPHA, GAMMA, HLL_P, HLL_RSE, TINY, fold_numbers, tally
 
 #: Categorical columns keep exact counts up to this many distinct values per column; beyond it
@@ -443,9 +444,6 @@ def new_state(kind: str) -> NumericState | LengthState | TextState | Categorical
     """
     return {"numeric": NumericState, "categorical": CategoricalState, "text": TextState, "array": LengthState}[kind]()
 
-
-#: Kinds whose pre-projected values are numbers (numeric: the value, array: its size).
-NUMBER_KINDS = ("numeric", "array")
 
 
 @dataclass
