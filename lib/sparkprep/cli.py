@@ -174,6 +174,9 @@ def summary_table(manifest: dict, out: str) -> str:
              ("undersampled (not trained on)", rows.get("undersampled", 0))]
     lines += [(f"  {'holdout' if f == '-1' else 'fold ' + f}", n) for f, n in rows["by_fold"].items()]
     lines += [(f"  rejected: {reason}", n) for reason, n in manifest["rejections"]["by_reason"].items()]
+    skipped = manifest["quarantine"].get("unreadable_file_bytes", {})
+    if skipped:
+        lines.append(("skipped unreadable files", f"{len(skipped)} ({sum(skipped.values()):,} bytes; rows unknown)"))
     lines += [("classes", ", ".join(f"{c} ({n:,})" for c, n in manifest["class_counts"].items())),
               ("seconds", manifest["timings_s"]["total"])]
     width = max(len(k) for k, _ in lines)

@@ -110,7 +110,7 @@ class _Written:
     by_column: dict[tuple[str, str | None], int]
     deduped: dedup.Deduplicated
     folded: split.Folded
-    unreadable: list[str]
+    unreadable: dict[str, int]  # skipped input file -> its bytes
     checked: Checked | None
     version: int | None
     quarantine_version: int | None
@@ -173,9 +173,7 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
     assert out_cfg is not None
     marked, tallied, checked = _clean(spark, config, run, raw, ctx)
     n_input = tallied.rows
-    unreadable = unread_files(raw, marked) if run.input.on_unreadable_file == "quarantine" else []
-    for uri in unreadable:
-        log.warning("skipped unreadable input file %s (input.on_unreadable_file=quarantine)", uri)
+    unreadable = quarantine.skipped_files(spark, unread_files(raw, marked) if run.input.on_unreadable_file == "quarantine" else [])
     clock.lap("ingest+clean", "dedup")
 
     deduped = dedup.run(clean.accepted(marked, keep_source=True), config, ctx)
@@ -187,7 +185,7 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
                                       f"{deduped.duplicates} duplicates", rejected, run.fs, run.target, run.id,
                                       out_cfg, run.input)
     clock.lap("dedup", "quarantine")
-    q_version = write_table(rejected.unionByName(quarantine.unreadable_rows(spark, unreadable), allowMissingColumns=True),
+    q_version = write_table(rejected.unionByName(quarantine.unreadable_rows(spark, list(unreadable)), allowMissingColumns=True),
                             run.target.quarantine, out_cfg.format, [], out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
     clock.lap("quarantine", "split+write")
 
@@ -253,7 +251,8 @@ def _measure_and_publish(spark: SparkSession, config: Config, run: _Run, written
             output={"format": out_cfg.format, "data_path": DATA_DIR, "partition_by": [FOLD], "delta_version": written.version},
             schema=[{"name": f.name, "type": f.dataType.simpleString()} for f in data.schema.fields],
             quarantine={"path": QUARANTINE_DIR, "rows": counts.rejected + len(written.unreadable),
-                        "delta_version": written.quarantine_version, "unreadable_files": written.unreadable},
+                        "delta_version": written.quarantine_version, "unreadable_files": list(written.unreadable),
+                        "unreadable_file_bytes": written.unreadable},
             warnings=plan.warnings(), timings=clock.timings())
         publish_dataset(run.fs, run.target, config, manifest, data, transforms, written.checked, written.quarantine_version)
     except Exception:

@@ -172,6 +172,10 @@ def test_an_unreadable_file_is_quarantined_when_configured(spark, tmp_path, csv_
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     files = manifest["quarantine"]["unreadable_files"]
     assert len(files) == 1 and files[0].endswith("part-corrupt.csv.gz")
+    # Listed with its size, in the manifest and the report: its rows are in no count.
+    size = (csv_with_a_corrupt_file / "part-corrupt.csv.gz").stat().st_size
+    assert manifest["quarantine"]["unreadable_file_bytes"] == {files[0]: size}
+    assert f"{size:,} bytes" in (tmp_path / "out" / "report.html").read_text()
     rows = manifest["rows"]
     assert rows["input"] == csv_records(csv_with_a_corrupt_file) == rows["rejected"] + rows["duplicates"] + rows["output"]
     quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()

@@ -133,6 +133,10 @@ def render_report(manifest: dict[str, Any], quality: dict[str, Any] | None = Non
                             ("split", manifest["split"].get("method", "")),
                             ("group deviation (rows)", manifest["split"].get("group_deviation_rows", "-")),
                             ("groups allow within 1", manifest["split"].get("group_within_one_reachable", "-"))])
+    skipped = manifest["quarantine"].get("unreadable_file_bytes", {})
+    if skipped:  # their rows are in no count above
+        rejected += ("<h3>Input files skipped as unreadable (input.on_unreadable_file: quarantine)</h3>"
+                     + _table([(uri, f"{size:,} bytes") for uri, size in skipped.items()]))
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in manifest.get("warnings", [])) or "<li>none</li>"
     return _page(manifest["run_id"], f"""<h1>sparkprep report</h1>{summary}
 <h2>Rows</h2>{accounting}{folds}{rejected}

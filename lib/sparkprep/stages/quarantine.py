@@ -33,6 +33,20 @@ def unreadable_rows(spark: SparkSession, files: list[str]) -> DataFrame:
     return spark.createDataFrame([(UNREADABLE_FILE, None, message, f, None) for f in files], schema)
 
 
+def skipped_files(spark: SparkSession, files: list[str]) -> dict[str, int]:
+    """The unreadable input files a run skipped, each with its size in bytes (what the manifest,
+    the report and the summary list: a skipped file's rows are in no count), each logged.
+
+    Args:
+        spark: the session.
+        files: the files Spark's reader skipped (read.unread_files).
+    """
+    sizes = {uri: HadoopFS(spark, uri).total_size(uri) for uri in files}
+    for uri, size in sizes.items():
+        log.warning("skipped unreadable input file %s (%d bytes; input.on_unreadable_file=quarantine)", uri, size)
+    return sizes
+
+
 def by_reason_and_column(quarantine: DataFrame) -> tuple[dict[tuple[str, str | None], int], dict[str, int]]:
     """The quarantine's rows per (reason, column), and per reason.
 
