@@ -65,14 +65,19 @@ class _Clock:
         self.caller_description = self.sc.getLocalProperty(_JOB_DESCRIPTION)
         self.start = self.last = time.monotonic()
         self.stages: dict[str, float] = {}
-        self.sc.setJobDescription(f"sparkprep prepare: {first}")
+        self._begin(first)
 
-    def lap(self, stage: str, following: str) -> None:
+    def _begin(self, stage: str) -> None:
+        log.info("%s ...", stage)
+        self.sc.setJobDescription(f"sparkprep prepare: {stage}")
+
+    def lap(self, stage: str, following: str, rows: str = "") -> None:
+        """End `stage` (a line with its rows in and out, where known, and seconds), start `following`."""
         now = time.monotonic()
         self.stages[stage] = round(now - self.last, 3)
         self.last = now
-        log.info("%s done in %.1fs", stage, self.stages[stage])
-        self.sc.setJobDescription(f"sparkprep prepare: {following}")
+        log.info("%s done in %.1fs%s", stage, self.stages[stage], f": {rows}" if rows else "")
+        self._begin(following)
 
     def close(self) -> None:
         """The caller's own job description back (none: the property is removed)."""
@@ -174,7 +179,8 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
     marked, tallied, checked = _clean(spark, config, run, raw, ctx)
     n_input = tallied.rows
     unreadable = quarantine.skipped_files(spark, unread_files(raw, marked) if run.input.on_unreadable_file == "quarantine" else [])
-    clock.lap("ingest+clean", "dedup")
+    accepted = tallied.by_reason.get(None, 0)
+    clock.lap("ingest+clean", "dedup", f"{n_input:,} rows read, {n_input - accepted:,} rejected, {accepted:,} on")
 
     deduped = dedup.run(clean.accepted(marked, keep_source=True), config, ctx)
     rejected = clean.quarantine_rows(marked, tallied.first_positions).unionByName(deduped.rejected, allowMissingColumns=True)
@@ -184,17 +190,19 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
         raise quarantine.nothing_left("dedup", f"{n_input} rows read, {sum(rejections.values())} rejected, "
                                       f"{deduped.duplicates} duplicates", rejected, run.fs, run.target, run.id,
                                       out_cfg, run.input)
-    clock.lap("dedup", "quarantine")
+    clock.lap("dedup", "quarantine", f"{accepted:,} rows in, {deduped.duplicates:,} duplicates, "
+              f"{sum(rejections.values()) - (n_input - accepted):,} quarantined, {sum(deduped.remaining.values()):,} on")
     q_version = write_table(rejected.unionByName(quarantine.unreadable_rows(spark, list(unreadable)), allowMissingColumns=True),
                             run.target.quarantine, out_cfg.format, [], out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
-    clock.lap("quarantine", "split+write")
+    clock.lap("quarantine", "split+write", f"{sum(rejections.values()):,} rows and {len(unreadable)} skipped file(s) written")
 
     folded = split.run(deduped.rows, deduped.counts, config, ctx)
     _check_accounting(n_input, sum(rejections.values()), deduped.duplicates, folded.rows_kept)
     final = rebalance(folded.rows, config.columns.label, folded.plan, config.rebalance.method, config.rebalance.target)  # type: ignore[union-attr]
     version = write_table(output_order(final, config.split.seed), run.target.data, out_cfg.format, [FOLD],
                           out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
-    clock.lap("split+write", "measure")
+    clock.lap("split+write", "measure", f"{folded.rows_kept:,} rows in {config.split.k} folds and a holdout, "
+              f"rebalance {config.rebalance.method}")
     return _Written(n_input, rejections, by_column, deduped, folded, unreadable, checked, version, q_version)
 
 
@@ -214,7 +222,6 @@ def _clean(spark: SparkSession, config: Config, run: _Run, raw: DataFrame,
     tallied = clean.tally(marked)
     if tallied.rows == 0:
         raise InputError(f"no rows in input {run.input.paths}: nothing to prepare")
-    log.info("read %d rows, rejected %d while cleaning", tallied.rows, tallied.rows - tallied.by_reason.get(None, 0))
     quarantine.warn_failing_files(spark, tallied.by_file, run.input)
     if not tallied.by_reason.get(None):
         raise quarantine.nothing_left("ingest+clean", f"{tallied.rows} rows read, all rejected",
