@@ -2,9 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sparkprep.config import load_config
-from sparkprep.io.session import scale_shuffle_partitions
-from sparkprep.io.session import DELTA_PACKAGE, under_spark_submit
+from sparkprep.config import SparkConfig, load_config
+from sparkprep.io.session import DELTA_PACKAGE, QUIET_LOG4J, _launch_settings, scale_shuffle_partitions, under_spark_submit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,3 +74,14 @@ def test_a_run_widens_the_shuffle_to_its_inputs_size_unless_told_otherwise(spark
         assert spark.conf.get(key) == "5"  # set explicitly: left alone
     finally:
         spark.conf.set(key, before)
+
+
+def test_the_quiet_log_configuration_joins_the_user_s_driver_java_options():
+    # spark.conf wins over sparkprep's launch settings, except that the console's log configuration
+    # is added to, not replaced by, the user's own driver Java options.
+    settings = _launch_settings(SparkConfig(conf={"spark.driver.extraJavaOptions": "-Dx=1", "spark.master": "local[1]"}),
+                                Path("/nonexistent-ivy"))
+    assert settings["spark.master"] == "local[1]"
+    assert settings["spark.driver.extraJavaOptions"] == f"-Dx=1 -Dlog4j2.configurationFile={QUIET_LOG4J}"
+    verbose = _launch_settings(SparkConfig(verbose=True, conf={"spark.driver.extraJavaOptions": "-Dx=1"}), Path("/nonexistent-ivy"))
+    assert verbose["spark.driver.extraJavaOptions"] == "-Dx=1" and verbose["spark.jars.packages"]

@@ -91,7 +91,7 @@ def build_session(config: SparkConfig, app_name: str = "sparkprep") -> SparkSess
     builder = SparkSession.builder.appName(app_name)
     launching = not under_spark_submit()
     if launching:
-        settings = {**_launch_settings(config, ivy), **settings}
+        settings |= _launch_settings(config, ivy)
     # Hadoop and Parquet keys are session settings: spark-submit would warn that it ignores them.
     for key, value in settings.items():
         if key.startswith("spark."):
@@ -112,7 +112,8 @@ def build_session(config: SparkConfig, app_name: str = "sparkprep") -> SparkSess
 
 def _launch_settings(config: SparkConfig, ivy: Path) -> dict[str, str]:
     """How sparkprep starts the JVM itself: master, memory, Delta's jars and the console's log
-    configuration (spark-submit's own settings take their place under spark-submit)."""
+    configuration (spark-submit's own settings take their place under spark-submit), under the
+    user's spark.conf; the log configuration joins, not replaces, the user's driver Java options."""
     settings = {
         "spark.master": config.master,
         "spark.driver.memory": config.driver_memory,
@@ -125,7 +126,7 @@ def _launch_settings(config: SparkConfig, ivy: Path) -> dict[str, str]:
     # Once Ivy has resolved Delta, its jars are taken from the cache by name: Ivy's 100-line
     # resolution report then appears only on the first run (or with --verbose).
     jars = None if config.verbose else _remembered_jars(ivy)
-    settings |= {"spark.jars": jars} if jars else {"spark.jars.packages": DELTA_PACKAGE}
+    settings |= ({"spark.jars": jars} if jars else {"spark.jars.packages": DELTA_PACKAGE}) | config.conf
     if not config.verbose:
         options = config.conf.get("spark.driver.extraJavaOptions", "")
         settings["spark.driver.extraJavaOptions"] = f"{options} -Dlog4j2.configurationFile={QUIET_LOG4J}".strip()
