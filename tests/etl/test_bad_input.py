@@ -129,6 +129,26 @@ def test_json_input_quarantines_bad_lines_keeping_each_line_as_read(spark, tmp_p
     assert len(cleaned) > 10 and all(q["raw"] in lines for q in cleaned), [q for q in cleaned if q["raw"] not in lines]
 
 
+def test_a_multi_line_json_document_is_read_whole_whatever_the_option_s_case(spark, tmp_path):
+    # Spark's option names ignore case; read as lines, this file's records would all be malformed.
+    raw = tmp_path / "json"
+    assert main(["generate", *BASE, "--set", "generate.rows=2000", "--set", "generate.format=json",
+                 "--set", f"generate.path={raw}"]) == 0
+    records = []
+    for part in raw.glob("part-*"):
+        for line in part.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # the generator's malformed lines
+                pass
+        part.unlink()
+    (raw / "all.json").write_text(json.dumps(records, indent=2))
+    assert _prepare(spark, tmp_path, f"input.paths=[{raw}]", "input.format=json", "input.options={multiline: 'true'}") == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["rows"]["input"] == len(records)
+    assert "malformed_record" not in manifest["rejections"]["by_reason"]
+
+
 def test_time_cut_holdout(spark, tmp_path, small_csv):
     # The generator's event_time spans 2023-11..2024-11; rows from 2024-09-01 on are the holdout.
     assert _prepare(spark, tmp_path, f"input.paths=[{small_csv}]", "split.holdout_fraction=0",

@@ -113,10 +113,25 @@ def csv_options(config: InputConfig) -> dict[str, str]:
     return {"header": "true", **reader_options(config.options, typed_by_schema=False)}
 
 
-def _reader(spark: SparkSession, config: InputConfig, options: dict[str, str], fmt: Format) -> DataFrameReader:
-    reader = spark.read.format(config.format).options(**options)
+def _skipping(spark: SparkSession, config: InputConfig) -> DataFrameReader:
+    """Spark's reader, told to skip unreadable files where the input section says so."""
     if config.on_unreadable_file == "quarantine":
-        reader = reader.option("ignoreCorruptFiles", "true")  # listed by `unread_files` afterwards
+        return spark.read.option("ignoreCorruptFiles", "true")  # listed by `unread_files` afterwards
+    return spark.read
+
+
+def _loaded(read: Callable[[], DataFrame], config: InputConfig) -> DataFrame:
+    """`read()`, its failures as an InputError naming the input."""
+    try:
+        return read()
+    except AnalysisException as exc:
+        raise InputError(_explain_read_failure(config, exc)) from None
+    except (CapturedException, Py4JJavaError) as exc:
+        raise InputError(f"cannot read {config.paths} as {config.format}: {spark_error_summary(exc)}") from None
+
+
+def _reader(spark: SparkSession, config: InputConfig, options: dict[str, str], fmt: Format) -> DataFrameReader:
+    reader = _skipping(spark, config).format(config.format).options(**options)
     if fmt.text:
         reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
     return reader
@@ -135,12 +150,7 @@ def _load(spark: SparkSession, config: InputConfig, options: dict[str, str], ver
                                                StructField(CORRUPT, StringType())]))
         else:
             reader = reader.options(**fmt.infer)
-    try:
-        df = reader.load(paths or config.paths)
-    except AnalysisException as exc:
-        raise InputError(_explain_read_failure(config, exc)) from None
-    except (CapturedException, Py4JJavaError) as exc:
-        raise InputError(f"cannot read {config.paths} as {config.format}: {spark_error_summary(exc)}") from None
+    df = _loaded(lambda: reader.load(paths or config.paths), config)
     if fmt.text and CORRUPT not in df.columns:
         df = df.withColumn(CORRUPT, F.lit(None).cast("string"))
     df = fmt.finish(df, options)
@@ -215,17 +225,11 @@ def _read_json(spark: SparkSession, config: InputConfig, options: dict[str, str]
     whose bytes are not UTF-8 is kept as 0x and hex and named (invalid_encoding) rather than parsed
     with replacement characters. A multi-line document, or a file in another encoding, has no line
     to keep: Spark's JSON reader reads those as before."""
-    encoding = options.get("encoding", options.get("charset", "UTF-8")).upper().replace("-", "")
-    if options.get("multiLine", "false").lower() == "true" or encoding != "UTF8":
+    if whole_files(options) or not reads_utf8(options):
         return _load(spark, config, options, version)
     schema = _json_schema(spark, config, options)
-    reader = spark.read.options(**{k: v for k, v in options.items() if k == "lineSep"})
-    if config.on_unreadable_file == "quarantine":
-        reader = reader.option("ignoreCorruptFiles", "true")
-    try:
-        lines = reader.text(config.paths)
-    except AnalysisException as exc:
-        raise InputError(_explain_read_failure(config, exc)) from None
+    reader = _skipping(spark, config).options(**{k: v for k, v in options.items() if k.lower() == "linesep"})
+    lines = _loaded(lambda: reader.text(config.paths), config)
     valid = F.call_function("is_valid_utf8", F.col("value"))
     parsed = F.from_json("value", schema, {**options, "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
     # Spark's JSON reader skips blank lines; so does this.
