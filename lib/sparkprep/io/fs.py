@@ -106,7 +106,11 @@ class HadoopFS:
         return len(self._fs.listStatus(self._path(uri))) == 0
 
     def children(self, uri: str) -> list[str]:
-        """The names of the entries directly under directory `uri` (none if it does not exist)."""
+        """The names of the entries directly under directory `uri` (none if it does not exist).
+
+        Args:
+            uri: a URI.
+        """
         if not self.exists(uri):
             return []
         return [str(status.getPath().getName()) for status in self._fs.listStatus(self._path(uri))]

@@ -73,6 +73,13 @@ def _sibling(final: str, kind: str, run_id: str) -> str:
     return f"{parent}/.{name}.{kind}-{run_id}"
 
 
+def _sibling_of(name: str, entry: str) -> tuple[str, str] | None:
+    """(kind, run_id) when `entry`, a name beside the output `name`, is a directory that `_sibling`
+    names; None for anything else."""
+    kind, dash, run_id = entry.removeprefix(f".{name}.").partition("-")
+    return (kind, run_id) if entry.startswith(f".{name}.") and dash and kind in _SIBLINGS else None
+
+
 def refuse_overlap(fs: HadoopFS, inputs: list[str], final: str) -> None:
     """Refuse, before anything is read or written, an input that a run would delete or mix with
     its output: one inside `final` (publishing replaces the whole directory), inside a directory
@@ -93,7 +100,7 @@ def refuse_overlap(fs: HadoopFS, inputs: list[str], final: str) -> None:
             where = f"inside output.path {final}: publishing a run replaces that directory"
         elif relative_to(output, uri) is not None:
             where = f"a directory that holds output.path {final}: the run would write into its own input"
-        elif beside and any(beside.startswith(f".{name}.{kind}-") for kind in _SIBLINGS):
+        elif beside and _sibling_of(name, beside.split("/")[0]):
             where = f"inside a directory that runs writing {final} create and delete"
         else:
             continue
@@ -141,9 +148,10 @@ def remove_stale_siblings(fs: HadoopFS, final: str, run_id: str) -> list[str]:
     parent, _, name = final.rpartition("/")
     removed = []
     for entry in sorted(fs.children(parent + "/")):  # "/": a parent that is a bucket or namenode root
-        kind, _, stale_run = entry.removeprefix(f".{name}.").partition("-")
-        if not entry.startswith(f".{name}.") or kind not in _SIBLINGS or stale_run == run_id:
+        sibling = _sibling_of(name, entry)
+        if sibling is None or sibling[1] == run_id:
             continue
+        kind, stale_run = sibling
         uri = f"{parent}/{entry}"
         if kind == "old" and not fs.exists(final):
             log.warning("restoring %s, the dataset that a killed run had moved away from %s", uri, final)
