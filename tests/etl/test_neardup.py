@@ -4,13 +4,15 @@ with controlled edits whose true clusters are known."""
 import itertools
 import random
 
+import pyarrow as pa
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
-from sparkprep.stages.groups import connected_components
-from sparkprep.stages.dedup.near import add_dup_clusters, jaccard, shared_buckets, shingles, signatures, similar_pairs
+from sparkprep.stages.groups import LOCAL_EDGES, connected_components
+from sparkprep.stages.dedup.minhash import jaccard, shingles
+from sparkprep.stages.dedup.near import add_dup_clusters, candidate_pairs, verified_pairs
 
 
 def _jaccard(x: str, y: str, size: int = 5) -> float:
@@ -23,9 +25,9 @@ def _jaccard(x: str, y: str, size: int = 5) -> float:
 
 
 def test_empty_texts_have_no_shingles_and_short_texts_have_one():
-    owners, _ = shingles([None, "   ", "abc", "abcdef", "x"], "char", 5)
-    assert owners.tolist() == [2, 3, 3, 4]
-    assert shingles(["One  TWO three"], "word", 2)[1].tolist() == shingles(["one two three"], "word", 2)[1].tolist()
+    _, ends = shingles(pa.array([None, "   ", "abc", "abcdef", "x"]), "char", 5)
+    assert ends.tolist() == [0, 0, 1, 3, 4]
+    assert shingles(pa.array(["One  TWO three"]), "word", 2)[0].tolist() == shingles(pa.array(["one two three"]), "word", 2)[0].tolist()
 
 
 def test_batched_jaccard_equals_python_sets_on_random_texts():
@@ -34,25 +36,28 @@ def test_batched_jaccard_equals_python_sets_on_random_texts():
         return "".join(rng.choice("ab cd\u00e9\t") for _ in range(rng.randint(1, 30)))
     left, right = [text() for _ in range(500)], [text() for _ in range(500)]
     expected = [_jaccard(x, y) if x.split() and y.split() else 0.0 for x, y in zip(left, right)]
-    assert jaccard(left, right, "char", 5).tolist() == pytest.approx(expected)
+    assert jaccard(pa.array(left), pa.array(right), "char", 5).tolist() == pytest.approx(expected)
 
 
-def test_pairs_at_or_above_the_threshold_are_found_with_their_exact_jaccard(spark):
+def test_pairs_at_or_above_the_threshold_are_found_with_their_exact_jaccard(spark, materialise):
     base = "the quick brown fox jumps over the lazy dog near the river bank at dawn"
     texts = [(1, base), (2, base.replace("lazy", "lazY")), (3, base.replace("quick brown", "slow red")),
              (4, "completely different words about databases and query planners"), (5, ""), (6, None)]
     df = spark.createDataFrame(texts, "row_id long, text string")
     config = NearDupConfig(column="text", threshold=0.8)
-    got = {(r["a"], r["b"]): r["jaccard"] for r in similar_pairs(df, shared_buckets(signatures(df, config)), config).collect()}
+    candidates = materialise(candidate_pairs(df, config, len(texts)), "candidates")
+    edges = verified_pairs(df, candidates, config)
+    got = {(r["a"], r["b"]): r["jaccard"] for r in edges.collect()}
     expected = {(a, b): _jaccard(ta, tb) for (a, ta), (b, tb) in itertools.combinations(texts[:4], 2)
                 if _jaccard(ta, tb) >= 0.8}
     assert set(got) == set(expected) == {(1, 2)}  # case-folded: 'lazY' equals 'lazy'
     assert got[(1, 2)] == pytest.approx(expected[(1, 2)]) == pytest.approx(1.0)
 
 
-def test_components_join_chains_and_name_them_by_their_smallest_row(spark, materialise):
+@pytest.mark.parametrize("local_edges", [0, LOCAL_EDGES], ids=["rounds of joins", "one task"])
+def test_components_join_chains_and_name_them_by_their_smallest_row(spark, materialise, local_edges):
     edges = spark.createDataFrame([(3, 4), (1, 2), (2, 3), (10, 11), (12, 11)], "a long, b long")
-    got = connected_components(edges, materialise)
+    got = connected_components(edges, materialise, local_edges)
     expected = spark.createDataFrame([(1, 1), (2, 1), (3, 1), (4, 1), (10, 10), (11, 10), (12, 10)],
                                      "node long, component long")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
@@ -62,7 +67,7 @@ def test_components_of_a_long_shuffled_path_converge_quickly(spark, materialise,
     order = random.Random(2).sample(range(1, 301), 300)   # a path of 300 nodes in random order
     edges = spark.createDataFrame(list(zip(order, order[1:])) + [(1000, 1001)], "a long, b long")
     with caplog.at_level("INFO", logger="sparkprep.stages.groups"):
-        got = {r["node"]: r["component"] for r in connected_components(edges, materialise).collect()}
+        got = {r["node"]: r["component"] for r in connected_components(edges, materialise, local_edges=0).collect()}
     assert got == {**{n: 1 for n in range(1, 301)}, 1000: 1000, 1001: 1000}
     rounds = int(caplog.records[-1].getMessage().split(" in ")[1].split()[0])
     assert rounds <= 12, rounds  # min-propagation alone would need up to 299

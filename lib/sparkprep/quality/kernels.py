@@ -15,18 +15,13 @@ it instead of compiling it again.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from pathlib import Path
 
 import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
-# numba refuses to import a cached function it has nowhere to cache: where the package is installed
-# read-only (an image, a shared environment on executors), cache in the temporary directory.
-if not numba.config.CACHE_DIR and not os.access(Path(__file__).parent, os.W_OK):
-    numba.config.CACHE_DIR = str(Path(tempfile.gettempdir()) / f"sparkprep-numba-{os.getuid()}")
+from sparkprep.compiled import splitmix64
+
 
 #: DDSketch relative accuracy: every quantile is within 1% of a true value of that rank.
 ALPHA = 0.01
@@ -46,21 +41,7 @@ _HLL_Q = 64 - HLL_P
 
 _NAN_BITS = np.uint64(0x7FF8000000000000)  # np.nan's: every NaN counts as one distinct value
 _NEG_ZERO = np.uint64(0x8000000000000000)
-_GOLDEN, _M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _LOW = np.uint64((1 << _HLL_Q) - 1)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def splitmix64(z: np.uint64) -> np.uint64:
-    """The splitmix64 finaliser of `z`: a well-mixed 64-bit hash.
-
-    Args:
-        z: a 64-bit value.
-    """
-    z = z + _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
 
 
 # Helpers of fold_numbers, inlined into it by numba (inline="always"), so the compiled loop is

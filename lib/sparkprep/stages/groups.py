@@ -10,9 +10,14 @@ with one row and a near-duplicate text with another keeps all three in one fold.
 from __future__ import annotations
 
 import logging
+from typing import Iterator
 
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+from sparkprep.compiled import kernel
 
 from sparkprep.contract import GROUP, ROW_ID
 from sparkprep.errors import ContractError
@@ -21,6 +26,42 @@ from sparkprep.io.write import Materialise
 log = logging.getLogger(__name__)
 
 _MAX_ROUNDS = 64
+#: Up to this many edges (16 bytes each) the components are found in one task by union-find
+#: (about 50 ns an edge); beyond, by rounds of joins whose memory is Spark's to bound.
+LOCAL_EDGES = 4_000_000
+
+
+@kernel
+def _roots(a, b, n):  # pragma: no cover (compiled)
+    """Union-find over nodes 0..n-1 whose root is always the smallest node of its set (path
+    halving); every node's root."""
+    parent = np.arange(n)
+    for e in range(a.size):
+        x, y = a[e], b[e]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x < y:
+            parent[y] = x
+        elif y < x:
+            parent[x] = y
+    for i in range(n):  # a parent is never larger than its child: one pass in order finishes the job
+        parent[i] = parent[parent[i]]
+    return parent
+
+
+def _components_in_one_task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """(node, component) of all the edges the task is given."""
+    ends = [(batch.column(0).to_numpy(), batch.column(1).to_numpy()) for batch in batches]
+    if not ends:
+        return
+    a, b = np.concatenate([x for x, _ in ends]), np.concatenate([y for _, y in ends])
+    nodes, index = np.unique(np.concatenate([a, b]), return_inverse=True)
+    roots = _roots(index[:a.size], index[a.size:], nodes.size)
+    yield pa.RecordBatch.from_arrays([pa.array(nodes), pa.array(nodes[roots])], names=["node", "component"])
 
 
 def _jump(labels: DataFrame) -> DataFrame:
@@ -30,11 +71,11 @@ def _jump(labels: DataFrame) -> DataFrame:
             .select("node", F.least(F.col("component"), F.coalesce(F.col("via"), F.col("component"))).alias("component")))
 
 
-def connected_components(edges: DataFrame, materialise: Materialise) -> DataFrame:
+def connected_components(edges: DataFrame, materialise: Materialise, local_edges: int = LOCAL_EDGES) -> DataFrame:
     """(`node`, `component`) for every node of the undirected `edges` (`a`, `b`); the component is
-    its smallest node.
+    its smallest node. Materialised.
 
-    Labels form a forest that only ever points to smaller nodes. Each round: every node takes the
+    Up to `local_edges` edges, one task runs union-find over them all. Beyond, labels form a forest that only ever points to smaller nodes. Each round: every node takes the
     smallest label around it; every label's node ("parent") takes the smallest value any of its
     children found (hooking, as in Shiloach-Vishkin, so one discovery re-labels a whole tree);
     then two pointer-doubling jumps. Plain min-propagation needs as many rounds as the graph's
@@ -44,7 +85,13 @@ def connected_components(edges: DataFrame, materialise: Materialise) -> DataFram
     Args:
         edges: undirected edges (`a`, `b`).
         materialise: where each round's labels are kept (a scratch copy).
+        local_edges: the most edges one task takes (LOCAL_EDGES).
     """
+    count = edges.count()
+    if count <= local_edges:
+        log.info("connected components of %d edges in one task", count)
+        return materialise(edges.select(F.col("a").cast("long"), F.col("b").cast("long")).coalesce(1)
+                           .mapInArrow(_components_in_one_task, "node long, component long"), "cc-local")
     both = materialise(edges.select("a", "b").unionByName(edges.select(F.col("b").alias("a"), F.col("a").alias("b"))),
                        "cc-edges")
     labels = materialise(both.groupBy(F.col("a").alias("node")).agg(F.least(F.col("a"), F.min("b")).alias("component")),

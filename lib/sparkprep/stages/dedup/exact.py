@@ -184,11 +184,10 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
     if not n_repeated:
         log.info("dedup: no repeated %s", kind)
         return df.drop(CONTENT_HASH2)
-    bits = probe_filter.filter_bits(n_repeated)
     log.info("dedup: %d repeated %s; only their rows (and those a filter of %d bits cannot tell apart) are collapsed",
-             n_repeated, kind, bits)
-    members = materialise(probe_filter.build(repeated, _PROBE, bits), "filter")
-    marked = probe_filter.mark(probed, _PROBE, members, bits, _MAYBE_REPEATED).drop(_PROBE)
+             n_repeated, kind, probe_filter.filter_bits(n_repeated))
+    marked = probe_filter.mark_members(probed, _PROBE, repeated, n_repeated, materialise, _MAYBE_REPEATED,
+                                       "filter").drop(_PROBE)
     single = marked.where(~F.col(_MAYBE_REPEATED)).drop(_MAYBE_REPEATED, CONTENT_HASH2)
     rows = marked.where(F.col(_MAYBE_REPEATED)).drop(_MAYBE_REPEATED)
     rows = drop_exact_duplicates(rows, key or None) if exact else rows.drop(CONTENT_HASH2)

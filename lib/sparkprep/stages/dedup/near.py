@@ -1,224 +1,169 @@
-"""Near-duplicate texts at scale: MinHash signatures, LSH banding, exact Jaccard, components.
+"""Near-duplicate texts at scale: band keys, candidate pairs, exact Jaccard, components.
 
-1. Shingles: the text is lower-cased and its whitespace collapsed, then cut into character (or
-   word) shingles, each hashed to an integer below the prime p = 2^31 - 1 by a polynomial hash.
-   A text shorter than one shingle is one shingle; an empty or null text has none and is never
-   compared (Spark's MinHashLSH fails on such rows; here they simply stay singletons). A whole
-   Arrow batch is shingled at once: its texts are concatenated into one array of code points and
-   every window of that array is hashed by numpy; windows that straddle two texts are dropped.
-2. MinHash: `bands x rows_per_band` seeded multiply-add-shift hash functions
-   h_i(x) = ((a_i x + b_i) mod 2^64) >> 32 (a_i odd), the same on every executor, applied to a
-   batch's shingles in chunks, each text's minimum being one `np.minimum.reduceat` segment.
-   `mapInArrow` moves the batch in and out without pandas or Python lists: converting ~90 shingle
-   hashes per text to Python lists for a pandas UDF cost more than the hashing itself.
-3. LSH: each band of r signature values becomes one 64-bit bucket key. Two texts of Jaccard J
-   share at least one bucket with probability 1 - (1 - J^r)^b: with the defaults b=25, r=8 that is
-   0.99 at J=0.8 and 0.35 at J=0.6, so candidates are cheap to over-generate and verify.
-   One window over (band, key) sizes every bucket and finds its smallest row_id in a single shuffle
-   of the (row, band) keys; its result (only rows of shared buckets) is materialised once. Bucket
-   sizes are bounded: a bucket larger than `max_bucket` (boilerplate, templates) links each member
-   to the bucket's smallest row_id instead of producing all pairs, so the work stays linear; only
-   rows of smaller shared buckets meet in a self-join.
-4. Every candidate pair is verified by the exact Jaccard of the two texts' shingle sets,
-   recomputed from the texts (cheaper than storing the sets: candidates are few); only pairs at or
-   above the threshold become edges. Precision therefore depends on the threshold only; recall on
-   the banding (the formula above).
-5. Connected components of the edges (groups.connected_components), each named by its smallest
-   row_id: `dup_cluster`. A row with no near-duplicate is its own cluster.
+The per-text work (shingles, MinHash band keys, Jaccard) is compiled (minhash.py); this module is
+the Spark shape around it, built so that Spark handles few rows:
+
+1. Band keys, map side: each Arrow batch's texts get `bands` keys each. Two texts of Jaccard J
+   share at least one key with probability 1 - (1 - J^r)^b: with the defaults b=25, r=8 that is
+   0.99 at J=0.8 and 0.35 at J=0.6, so candidates are cheap to over-generate and verify. The
+   (key, row_id) entries are not Spark rows: each batch sends one binary blob of packed entries
+   per destination task (`key mod tasks`). Spark shuffles a few large values per batch instead of
+   25 rows per text (as rows, the shuffle and its sort cost ~100x the hashing).
+2. Buckets, reduce side: a task unpacks its blobs, sorts the entries by key and pairs up the rows
+   that share a key. A bucket larger than `max_bucket` (boilerplate, templates) links each member
+   to the bucket's smallest row_id instead of producing all pairs, so the work stays linear; a
+   task drops its own repeated pairs (two texts share several bands), `distinct` the rest.
+3. Verification: a Bloom filter of the candidates' row_ids (probe_filter.py) splits the rows in one
+   scan: the candidates' rows (and the few others the filter passes) are kept aside, and their
+   texts joined to the pairs; each pair's exact Jaccard of shingle sets is computed, and pairs at
+   or above the threshold become edges. Precision therefore depends on the threshold only; recall
+   on the banding (the formula above). Every other row is its own cluster, untouched.
+4. Connected components of the edges (groups.connected_components), each named by its smallest
+   row_id: `dup_cluster`, joined to the kept-aside rows only.
+
+Memory is bounded by the task's share of the entries: the number of tasks grows with the texts
+(`_ENTRY_BYTES_PER_TASK`), never with the size of a cluster.
 """
 
 from __future__ import annotations
 
-import functools
-import zlib
-from typing import Iterator, Sequence
+import logging
+import math
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from sparkprep.contract import DUP_CLUSTER, ROW_ID
 from sparkprep.config import Config, NearDupConfig
+from sparkprep.contract import DUP_CLUSTER, ROW_ID
 from sparkprep.io.write import Materialise
 from sparkprep.stages.context import Context
+from sparkprep.stages.dedup import probe_filter
 from sparkprep.stages.dedup.exact import collapse
+from sparkprep.stages.dedup.minhash import BandHasher, bucket_pairs, jaccard
 from sparkprep.stages.groups import connected_components
 
-_PRIME = (1 << 31) - 1
-_CHUNK_SHINGLES = 1 << 13  # measured: 8192 columns keep the temporaries in cache
+log = logging.getLogger(__name__)
+
+#: Packed (key, row_id) entries a bucket task holds at most (16 bytes each): 64 MB.
+_ENTRY_BYTES_PER_TASK = 64 << 20
+_ENTRY_BYTES = 16
+_PAIRS_PER_BATCH = 1 << 20
+_PAIR_SCHEMA = "a long, b long"
+_CANDIDATE = "_sp_near_candidate"
 
 
-@functools.lru_cache(maxsize=64)
-def _powers(width: int) -> np.ndarray:
-    """Polynomial hash weights, computed once per shingle width rather than once per text."""
-    return np.array([pow(1_000_003, j, _PRIME) for j in range(width)], dtype=np.int64)
+def _packed(values: np.ndarray, offsets: np.ndarray) -> pa.Array:
+    """A binary array whose i-th value is values[offsets[i]:offsets[i+1]] as raw bytes."""
+    return pa.Array.from_buffers(pa.binary(), offsets.size - 1,
+                                 [None, pa.py_buffer(offsets.astype(np.int32) * values.itemsize), pa.py_buffer(values)])
 
 
-def _polynomial(units: np.ndarray, width: int, count: int) -> np.ndarray:
-    """Hashes of the `count` windows of `width` units starting at 0, 1, ...: one pass per unit of
-    the window, so memory stays O(count) rather than O(count x width)."""
-    hashes = np.zeros(count, dtype=np.int64)
-    for j, power in enumerate(_powers(width)):
-        # Each term is below 2^62 before it is reduced, so int64 never overflows.
-        hashes = (hashes + units[j:j + count] % _PRIME * power) % _PRIME
-    return hashes
+def _unpacked(column: pa.Array) -> np.ndarray:
+    """The int64 values of all of a `_packed` column's blobs, one after the other."""
+    offsets = np.frombuffer(column.buffers()[1], np.int32)[column.offset:column.offset + len(column) + 1]
+    data = column.buffers()[2]
+    if data is None:
+        return np.empty(0, np.int64)
+    return np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]].view(np.int64)
 
 
-def shingles(texts: Sequence[str | None], kind: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(owner, hash) of the distinct shingles of every text, sorted by owner (the text's index
-    in `texts`) and then hash. Texts without shingles own none.
+class _Banding:
+    """Map side: (row_id, text) batches in, one (task, keys, rows) blob row per destination task out."""
 
-    Args:
-        texts: the texts (None: no shingles).
-        kind: dedup.near.shingle: characters or words.
-        size: dedup.near.shingle_size.
-    """
-    normal = [" ".join(t.lower().split()) if t else "" for t in texts]
-    if kind == "char":
-        lengths = np.fromiter(map(len, normal), dtype=np.int64, count=len(normal))
-        units = np.frombuffer("".join(normal).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-    else:
-        words = [t.split(" ") if t else [] for t in normal]
-        lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-        units = np.fromiter((zlib.crc32(w.encode("utf-8")) for ws in words for w in ws), dtype=np.int64,
-                            count=int(lengths.sum()))
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    owners, hashes = [], []
-    if units.size >= size:
-        full = _polynomial(units, size, units.size - size + 1)
-        at = np.arange(full.size)
-        owner = np.searchsorted(ends, at, side="right")
-        inside = at + size <= ends[owner]
-        owners.append(owner[inside])
-        hashes.append(full[inside])
-    for i in np.flatnonzero((lengths > 0) & (lengths < size)):
-        owners.append(np.array([i]))
-        hashes.append(_polynomial(units[starts[i]:ends[i]], int(lengths[i]), 1))
-    if not owners:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    keys = np.sort((np.concatenate(owners) << 31) | np.concatenate(hashes))
-    keys = keys[np.diff(keys, prepend=-1) != 0]  # sort + neighbour test: 8x numpy 2's hash-based unique here
-    return keys >> 31, keys & _PRIME
+    def __init__(self, config: NearDupConfig, routes: np.ndarray) -> None:
+        self.hasher = BandHasher(config.shingle, config.shingle_size, config.bands, config.rows_per_band, config.seed)
+        self.bands, self.routes = config.bands, routes
 
-
-class _MinHash:
-    """The seeded hash family and band mixing of one NearDupConfig."""
-
-    def __init__(self, config: NearDupConfig) -> None:
-        rng = np.random.default_rng(config.seed)
-        n = config.bands * config.rows_per_band
-        self.config = config
-        self.a = rng.integers(0, 1 << 63, size=(n, 1), dtype=np.int64).astype(np.uint64) | np.uint64(1)
-        self.b = rng.integers(0, 1 << 63, size=(n, 1), dtype=np.int64).astype(np.uint64)
-        self.mix = rng.integers(1, 1 << 62, size=config.rows_per_band, dtype=np.int64).astype(np.uint64) | np.uint64(1)
-
-    def band_keys(self, texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
-        """(owners, keys): the indexes of the texts that have shingles, and their
-        (len(owners), bands) bucket keys. Shingles go through the hash family in chunks of about
-        `_CHUNK_SHINGLES` (bands x rows_per_band x chunk uint64s of memory), whole texts per chunk."""
-        config = self.config
-        owner, values = shingles(texts, config.shingle, config.shingle_size)
-        segments = np.flatnonzero(np.diff(owner, prepend=-1))  # where each text's shingles begin
-        keys = np.empty((segments.size, config.bands), dtype=np.int64)
-        first = 0
-        while first < segments.size:
-            last = max(first + 1, int(np.searchsorted(segments, segments[first] + _CHUNK_SHINGLES, side="right")))
-            stop = segments[last] if last < segments.size else values.size
-            x = values[segments[first]:stop].astype(np.uint64)
-            with np.errstate(over="ignore"):  # multiply-add-shift hashing wraps modulo 2^64
-                hashed = (self.a * x + self.b) >> np.uint64(32)
-            signature = np.minimum.reduceat(hashed, segments[first:last] - segments[first], axis=1)
-            bands = signature.T.reshape(last - first, config.bands, config.rows_per_band)
-            with np.errstate(over="ignore"):
-                keys[first:last] = (bands * self.mix).sum(axis=2).view(np.int64)
-            first = last
-        return owner[segments], keys
-
-    def banded(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        """(row_id, band, key) rows, one per band of every text that has shingles."""
-        bands = self.config.bands
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            owners, keys = self.band_keys(batch.column(1).to_pylist())
-            row_ids = batch.column(0).to_numpy(zero_copy_only=False)[owners]
+            owners, keys = self.hasher.keys(batch.column(1))
+            if not owners.size:
+                continue
+            rows = np.repeat(batch.column(0).to_numpy(zero_copy_only=False)[owners], self.bands)
+            keys = keys.reshape(-1)
+            task = (keys.view(np.uint64) % np.uint64(self.routes.size)).astype(np.int64)
+            order = np.argsort(task, kind="stable")
+            counts = np.bincount(task, minlength=self.routes.size)
+            present = np.flatnonzero(counts)
+            offsets = np.concatenate([[0], np.cumsum(counts[present])])
             yield pa.RecordBatch.from_arrays(
-                [pa.array(np.repeat(row_ids, bands)), pa.array(np.tile(np.arange(bands, dtype=np.int32), owners.size)),
-                 pa.array(keys.reshape(-1))], names=[ROW_ID, "band", "key"])
+                [pa.array(self.routes[present].astype(np.int32)), _packed(keys[order], offsets), _packed(rows[order], offsets)],
+                names=["task", "keys", "rows"])
 
 
-def signatures(df: DataFrame, config: NearDupConfig) -> DataFrame:
-    """(`row_id`, `band`, `key`): the LSH bucket of every band of every row of `df` whose text
-    has at least one shingle.
+def _pairs_of_buckets(max_bucket: int):
+    """Reduce side: every blob of a task in, its distinct candidate pairs out."""
+    def pairs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        keys, rows = [], []
+        for batch in batches:
+            keys.append(_unpacked(batch.column(1)))
+            rows.append(_unpacked(batch.column(2)))
+        if not keys:
+            return
+        a, b = bucket_pairs(np.concatenate(keys), np.concatenate(rows), max_bucket)
+        for start in range(0, a.size, _PAIRS_PER_BATCH):
+            stop = start + _PAIRS_PER_BATCH
+            yield pa.RecordBatch.from_arrays([pa.array(a[start:stop]), pa.array(b[start:stop])], names=["a", "b"])
+    return pairs
+
+
+def _routes(spark: SparkSession, tasks: int) -> np.ndarray:
+    """For each task t, a value that `repartition(tasks, column)` sends to partition t: Spark's hash
+    partitioning sends the values 0..tasks-1 themselves to only about 63% of the partitions
+    (measured: half the tasks got two shares, others none)."""
+    found = np.full(tasks, -1, np.int64)
+    tried = 0
+    while (found < 0).any():
+        values = spark.range(tried, tried + 8 * tasks).select(
+            F.col("id").cast("int").alias("v"), F.pmod(F.hash(F.col("id").cast("int")), F.lit(tasks)).alias("p"))
+        for value, partition in values.collect():
+            if found[partition] < 0:
+                found[partition] = value
+        tried += 8 * tasks
+    return found
+
+
+def candidate_pairs(df: DataFrame, config: NearDupConfig, texts: int) -> DataFrame:
+    """(`a`, `b`), a < b, distinct: the rows of `df` that share a band key (LSH candidates), with
+    oversized buckets linked to their smallest row (module docstring, steps 1-2). A pair that
+    shares bands handled by different tasks comes once from each (11 times on average for the
+    bench's near-duplicates), hence the `distinct`.
 
     Args:
         df: rows with `row_id` and the text column.
         config: dedup.near.
+        texts: how many rows `df` has (or an upper bound): sizes the tasks.
     """
-    return df.select(ROW_ID, F.col(config.column).cast("string")).mapInArrow(
-        _MinHash(config).banded, f"{ROW_ID} long, band int, key long")
+    spark = df.sparkSession
+    tasks = max(int(spark.conf.get("spark.sql.shuffle.partitions")),
+                math.ceil(texts * config.bands * _ENTRY_BYTES / _ENTRY_BYTES_PER_TASK))
+    blobs = df.select(ROW_ID, F.col(config.column).cast("string")).mapInArrow(
+        _Banding(config, _routes(spark, tasks)), "task int, keys binary, rows binary")
+    return blobs.repartition(tasks, "task").mapInArrow(_pairs_of_buckets(config.max_bucket), _PAIR_SCHEMA).distinct()
 
 
-def jaccard(left: Sequence[str | None], right: Sequence[str | None], kind: str, size: int) -> np.ndarray:
-    """Exact Jaccard similarity of the shingle sets of left[i] and right[i], for every i (0 when
-    either text has no shingles).
+def verified_pairs(rows: DataFrame, candidates: DataFrame, config: NearDupConfig) -> DataFrame:
+    """Edges (`a`, `b`, `jaccard`): the `candidates` whose texts have an exact Jaccard similarity
+    at or above the threshold (module docstring, step 3).
 
     Args:
-        left: texts.
-        right: texts, as many as `left`.
-        kind: the shingle kind.
-        size: the shingle size.
-    """
-    (la, ha), (lb, hb) = shingles(left, kind, size), shingles(right, kind, size)
-    both = np.intersect1d((la << 31) | ha, (lb << 31) | hb, assume_unique=True) >> 31
-    n = len(left)
-    common = np.bincount(both, minlength=n)
-    union = np.bincount(la, minlength=n) + np.bincount(lb, minlength=n) - common
-    return np.divide(common, union, out=np.zeros(n), where=union > 0)
-
-
-def shared_buckets(signed: DataFrame) -> DataFrame:
-    """The rows of `signatures(...)` whose bucket holds more than one row, with the bucket's size
-    `n` and smallest row_id `anchor`: one window, one shuffle of every (row, band) key.
-
-    Args:
-        signed: `signatures(...)`.
-    """
-    bucket = Window.partitionBy("band", "key")
-    return signed.select(ROW_ID, "band", "key", F.count(F.lit(1)).over(bucket).alias("n"),
-                         F.min(ROW_ID).over(bucket).alias("anchor")).where(F.col("n") > 1)
-
-
-def similar_pairs(df: DataFrame, sized: DataFrame, config: NearDupConfig) -> DataFrame:
-    """Verified edges (`a`, `b`, `jaccard`) with a < b between rows of `df` (`row_id` and the text
-    column) whose texts have Jaccard similarity >= threshold; `sized` is `shared_buckets(...)`,
-    read three times (both sides of the self-join and the anchors): pass it materialised, or the
-    window runs three times.
-
-    Args:
-        df: rows with `row_id` and the text column.
-        sized: `shared_buckets(...)`, materialised.
+        rows: rows with `row_id` and the text column: at least the candidates' (read twice).
+        candidates: `candidate_pairs(...)`.
         config: dedup.near.
     """
-    small = sized.where(F.col("n") <= config.max_bucket).select(ROW_ID, "band", "key")
-    left, right = small.alias("l"), small.alias("r")
-    all_pairs = (left.join(right, [F.col("l.band") == F.col("r.band"), F.col("l.key") == F.col("r.key"),
-                                   F.col(f"l.{ROW_ID}") < F.col(f"r.{ROW_ID}")])
-                 .select(F.col(f"l.{ROW_ID}").alias("a"), F.col(f"r.{ROW_ID}").alias("b")))
-    to_anchor = (sized.where((F.col("n") > config.max_bucket) & (F.col(ROW_ID) != F.col("anchor")))
-                 .select(F.col("anchor").alias("a"), F.col(ROW_ID).alias("b")))
-    texts = df.select(ROW_ID, F.col(config.column).cast("string").alias("t"))
-    candidates = (all_pairs.unionByName(to_anchor).distinct()
-                  .join(texts.withColumnsRenamed({ROW_ID: "a", "t": "ta"}), "a")
-                  .join(texts.withColumnsRenamed({ROW_ID: "b", "t": "tb"}), "b"))
+    texts = rows.select(ROW_ID, F.col(config.column).cast("string").alias("t"))
+    joined = (candidates.join(texts.withColumnsRenamed({ROW_ID: "a", "t": "ta"}), "a")
+              .join(texts.withColumnsRenamed({ROW_ID: "b", "t": "tb"}), "b"))
 
     def verify(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            similarity = jaccard(batch.column("ta").to_pylist(), batch.column("tb").to_pylist(),
-                                 config.shingle, config.shingle_size)
+            similarity = jaccard(batch.column("ta"), batch.column("tb"), config.shingle, config.shingle_size)
             yield pa.RecordBatch.from_arrays([batch.column("a"), batch.column("b"), pa.array(similarity)],
                                              names=["a", "b", "jaccard"])
-    return (candidates.select("a", "b", "ta", "tb").mapInArrow(verify, "a long, b long, jaccard double")
+    return (joined.select("a", "b", "ta", "tb").mapInArrow(verify, "a long, b long, jaccard double")
             .where(F.col("jaccard") >= config.threshold))
 
 
@@ -228,13 +173,28 @@ def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Material
     Args:
         df: rows with `row_id` and the text column.
         config: dedup.near.
-        materialise: where the signatures, buckets, edges and components are kept.
+        materialise: where the candidates, their rows, edges, components and the filter are kept.
     """
-    sized = materialise(shared_buckets(materialise(signatures(df, config), "near-signatures")), "near-buckets")
-    edges = materialise(similar_pairs(df, sized, config), "near-edges")
-    components = connected_components(edges, materialise)
-    joined = df.join(components.withColumnRenamed("node", ROW_ID), ROW_ID, "left")
-    return joined.withColumn(DUP_CLUSTER, F.coalesce(F.col("component"), F.col(ROW_ID))).drop("component")
+    candidates = materialise(candidate_pairs(df, config, df.count()), "near-candidates")
+    n_candidates = candidates.count()
+    if not n_candidates:
+        log.info("near-dup: no candidate pairs")
+        return df.withColumn(DUP_CLUSTER, F.col(ROW_ID))
+    # Only a candidate can have a near-duplicate: the others are their own cluster, and only the
+    # candidates' rows (and the few the filter passes by mistake) are kept, verified and joined.
+    ids = candidates.select(F.col("a").alias(ROW_ID)).unionByName(candidates.select(F.col("b").alias(ROW_ID)))
+    marked = probe_filter.mark_members(df, ROW_ID, ids, 2 * n_candidates, materialise, _CANDIDATE, "candidate-filter")
+    rows = materialise(marked.where(F.col(_CANDIDATE)).drop(_CANDIDATE), "candidate-rows")
+    edges = materialise(verified_pairs(rows, candidates, config), "near-edges")
+    n_edges = edges.count()
+    log.info("near-dup: %d candidate pairs, %d at Jaccard >= %s", n_candidates, n_edges, config.threshold)
+    if n_edges:
+        components = connected_components(edges, materialise).withColumnRenamed("node", ROW_ID)
+        rows = rows.join(components, ROW_ID, "left").withColumn(DUP_CLUSTER, F.coalesce(F.col("component"), F.col(ROW_ID)))
+    else:
+        rows = rows.withColumn(DUP_CLUSTER, F.col(ROW_ID))
+    alone = marked.where(~F.col(_CANDIDATE)).drop(_CANDIDATE).withColumn(DUP_CLUSTER, F.col(ROW_ID))
+    return alone.unionByName(rows.select(*alone.columns))
 
 
 def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
@@ -244,7 +204,7 @@ def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
     Args:
         rows: rows through the previous dedup rules, none of them rejected.
         config: the run's config (dedup.near).
-        ctx: the run's scratch space, for the signatures, buckets, pairs and the result.
+        ctx: the run's scratch space, for the candidates, edges, components, filters and the result.
     """
     near = config.dedup.near
     if not near:

@@ -21,6 +21,8 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkprep.io.write import Materialise
+
 BLOCK_BITS = 4096
 _WORDS = BLOCK_BITS // 64
 HASHES = 4
@@ -92,3 +94,21 @@ def mark(df: DataFrame, probe: str, members: DataFrame, bits: int, flag: str) ->
     looked_up = df.withColumn(BLOCK, _block(F.col(probe), bits)).join(F.broadcast(members), BLOCK, "left")
     every_bit = reduce(lambda a, b: a & b, [is_set(p) for p in _positions(F.col(probe))])
     return looked_up.withColumn(flag, F.coalesce(every_bit, F.lit(False))).select(*df.columns, flag)
+
+
+def mark_members(df: DataFrame, probe: str, members: DataFrame, count: int, materialise: Materialise,
+                 flag: str, name: str) -> DataFrame:
+    """`df` with boolean `flag` (`mark`): true for every row whose `probe` is among `members`' (and
+    for a few others), through a filter sized for `count` members, kept by `materialise` as `name`.
+
+    Args:
+        df: rows with the long column `probe`.
+        probe: the column to look up, the same name in `members`.
+        members: the probes of the set (duplicates allowed).
+        count: how many distinct probes `members` holds (or an upper bound).
+        materialise: where the filter is kept.
+        flag: the boolean column to add.
+        name: the filter's scratch name.
+    """
+    bits = filter_bits(count)
+    return mark(df, probe, materialise(build(members, probe, bits), name), bits, flag)
