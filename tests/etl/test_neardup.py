@@ -1,27 +1,47 @@
 """Near-duplicate detection: shingles, verified pairs, components, and precision/recall on texts
 with controlled edits whose true clusters are known."""
 
+import ast
 import itertools
 import random
+from pathlib import Path
 
 import pyarrow as pa
+import pyspark
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
 from sparkprep.stages.groups import LOCAL_EDGES, connected_components
 from sparkprep.stages.dedup.minhash import jaccard, shingles
-from sparkprep.stages.dedup.near import add_dup_clusters, candidate_pairs, verified_pairs
+from sparkprep.stages.dedup.near import add_dup_clusters, band_entries, candidate_pairs, verified_pairs
 
 
-def _jaccard(x: str, y: str, size: int = 5) -> float:
-    """Independent oracle: Python sets of character shingles of the normalised texts."""
-    def shingles(t):
-        t = " ".join(t.lower().split())
-        return {t[i:i + size] for i in range(max(1, len(t) - size + 1))}
-    a, b = shingles(x), shingles(y)
+def _shingle_set(text: str, size: int = 5) -> set[str]:
+    """Independent oracle: the Python set of character shingles of the normalised text."""
+    text = " ".join(text.lower().split())
+    return {text[i:i + size] for i in range(max(1, len(text) - size + 1))}
+
+
+def _jaccard(x: str, y: str) -> float:
+    a, b = _shingle_set(x), _shingle_set(y)
     return len(a & b) / len(a | b)
+
+
+def _components(pairs: set[tuple[int, int]], n: int) -> dict[int, int]:
+    """Independent oracle: each node's smallest connected node, by repeated relabelling."""
+    label = list(range(n))
+    changed = True
+    while changed:
+        changed = False
+        for a, b in pairs:
+            low = min(label[a], label[b])
+            if label[a] != low or label[b] != low:
+                label[a] = label[b] = low
+                changed = True
+    return dict(enumerate(label))
 
 
 def test_empty_texts_have_no_shingles_and_short_texts_have_one():
@@ -135,3 +155,96 @@ def test_clusters_do_not_depend_on_partitioning(spark, materialise):
     for other in results[1:]:
         assert_df_equality(results[0], other, ignore_row_order=True)
     assert results[0].select(F.countDistinct("dup_cluster")).first()[0] == 120
+
+
+def test_a_hot_bucket_neither_explodes_into_pairs_nor_lands_in_one_task(spark, materialise):
+    """50,000 copies of one boilerplate text among 2,000 other texts: the copies are one cluster,
+    linked by 49,999 star pairs (not 1.25 billion), and the map side sends each hot key once per
+    batch, so no bucket task gets more than about its share of the entries."""
+    copies, config = 50_000, NearDupConfig(column="text")
+    rng = random.Random(9)
+    others = [(copies + i, " ".join(rng.choice(["alpha", "beta", "gamma", "delta", "omega", "sigma"]) + str(rng.randrange(10**6))
+                                     for _ in range(12))) for i in range(2_000)]
+    boiler = spark.range(copies).select(F.col("id").alias("row_id"),
+                                        F.lit("terms and conditions apply to every order placed through this site").alias("text"))
+    df = materialise(boiler.unionByName(spark.createDataFrame(others, "row_id long, text string")), "texts")
+
+    entries = (band_entries(df, config, tasks=16).where(~F.col("pairs"))
+               .groupBy("task").agg((F.sum(F.length("first")) / 8).alias("n")).collect())
+    sent = [r["n"] for r in entries]
+    assert sum(sent) < 0.05 * copies * config.bands  # each batch sends a hot key once, not once per copy
+    assert max(sent) <= 2 * sum(sent) / 16, sent
+
+    pairs = candidate_pairs(df, config, copies + len(others))
+    assert pairs.count() < copies + 100
+    clusters = add_dup_clusters(df, config, materialise)
+    by_cluster = clusters.groupBy("dup_cluster").count().orderBy(F.desc("count")).first()
+    assert (by_cluster["dup_cluster"], by_cluster["count"]) == (0, copies)
+
+
+def _chain(n: int, seed: int) -> list[tuple[int, str]]:
+    """n windows of 100 characters, each 5 characters further along one random string: Jaccard
+    0.90 to the next window, 0.81 to the one after, 0.73 beyond, so the near-duplicates form a
+    chain (a path with short cross links) n / 2 edges long."""
+    rng = random.Random(seed)
+    line = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(5 * n + 100))
+    return [(i, line[5 * i:5 * i + 100]) for i in range(n)]
+
+
+def test_a_chain_of_10000_near_duplicates_is_one_cluster(spark, materialise, caplog):
+    rows = _chain(10_000, seed=11)
+    assert _jaccard(rows[0][1], rows[1][1]) >= 0.8 and _jaccard(rows[0][1], rows[3][1]) < 0.8
+    df = spark.createDataFrame(rows, "row_id long, text string")
+    with caplog.at_level("INFO", logger="sparkprep.stages.groups"):
+        got = add_dup_clusters(df, NearDupConfig(column="text"), materialise)
+        assert got.groupBy("dup_cluster").count().collect() == [Row(dup_cluster=0, count=10_000)]
+    assert "in one task" in caplog.records[-1].getMessage()  # one pass of union-find, not rounds of joins
+    caplog.clear()
+
+    config = NearDupConfig(column="text")
+    candidates = materialise(candidate_pairs(df, config, len(rows)), "candidates")
+    edges = materialise(verified_pairs(df, candidates, config), "edges")
+    with caplog.at_level("INFO", logger="sparkprep.stages.groups"):
+        labels = connected_components(edges, materialise, local_edges=0)
+    assert labels.where(F.col("component") != 0).count() == 0
+    rounds = int(caplog.records[-1].getMessage().split(" in ")[1].split()[0])
+    assert rounds <= 16, rounds  # about log2 of the chain's length; min-propagation needs 5,000
+
+
+def _docstrings() -> list[str]:
+    """A real text collection that ships inside a PyPI package: the docstrings of PySpark's SQL
+    functions (pyspark/sql/functions/), those of 200 characters or more. Many were written from
+    one another (the same paragraph of caveats, the same example with another name)."""
+    root = Path(pyspark.__file__).parent / "sql" / "functions"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                text = ast.get_docstring(node)
+                if text and len(text) >= 200:
+                    found.append(text)
+    return found
+
+
+def test_precision_and_recall_on_pyspark_docstrings(spark, materialise):
+    texts = _docstrings()
+    assert len(texts) >= 400
+    shingled = [_shingle_set(t) for t in texts]
+    truth = {(i, j) for i, j in itertools.combinations(range(len(texts)), 2)
+             if 5 * min(len(shingled[i]), len(shingled[j])) >= 4 * max(len(shingled[i]), len(shingled[j]))
+             and len(shingled[i] & shingled[j]) >= 0.8 * len(shingled[i] | shingled[j])}
+    assert len(truth) >= 100
+    df = spark.createDataFrame(list(enumerate(texts)), "row_id long, text string")
+    config = NearDupConfig(column="text")
+    candidates = materialise(candidate_pairs(df, config, len(texts)), "candidates")
+    edges = {(r["a"], r["b"]) for r in verified_pairs(df, candidates, config).collect()}
+    clusters = {r["row_id"]: r["dup_cluster"] for r in add_dup_clusters(df, config, materialise).collect()}
+    together = _pairs(clusters)
+    true_together = _pairs(_components(truth, len(texts)))
+    print(f"{len(texts)} docstrings, {len(truth)} pairs at Jaccard >= 0.8: {len(edges & truth)} found as edges, "
+          f"{len(edges - truth)} wrong; cluster pairs {len(together)}, true {len(true_together)}")
+    assert not edges - truth  # every edge is verified exactly
+    assert len(edges & truth) >= 0.9 * len(truth)
+    precision = len(together & true_together) / len(together)
+    recall = len(together & true_together) / len(true_together)
+    assert precision >= 0.95 and recall >= 0.9, (precision, recall)

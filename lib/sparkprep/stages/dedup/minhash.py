@@ -286,10 +286,60 @@ def _bucket_pairs(keys, rows, max_bucket):  # pragma: no cover (compiled)
     return a[:k], b[:k]
 
 
+@kernel
+def _hot_runs(keys, rows, max_bucket):  # pragma: no cover (compiled)
+    """For (key, row) entries sorted by key: which to keep, and the (smallest row, row) pairs that
+    replace every run of one key longer than `max_bucket`, of which only the smallest row is kept."""
+    n = keys.size
+    keep = np.ones(n, np.bool_)
+    total, s = 0, 0
+    while s < n:
+        e = s + 1
+        while e < n and keys[e] == keys[s]:
+            e += 1
+        if e - s > max_bucket:
+            total += e - s - 1
+        s = e
+    a = np.empty(total, np.int64)
+    b = np.empty(total, np.int64)
+    k, s = 0, 0
+    while s < n:
+        e = s + 1
+        while e < n and keys[e] == keys[s]:
+            e += 1
+        if e - s > max_bucket:
+            smallest = s
+            for i in range(s + 1, e):
+                if rows[i] < rows[smallest]:
+                    smallest = i
+            for i in range(s, e):
+                if i != smallest:
+                    keep[i] = False
+                    if rows[i] != rows[smallest]:
+                        a[k], b[k] = rows[smallest], rows[i]
+                        k += 1
+        s = e
+    return keep, a[:k], b[:k]
+
+
+def hot_runs(keys: np.ndarray, rows: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keep, a, b) for (key, row) entries sorted by key: a key held by more than `max_bucket`
+    entries keeps only its smallest row's, and each other row becomes a pair (smallest row, row),
+    as `bucket_pairs` would link them; `keep` marks the entries left.
+
+    Args:
+        keys: band keys (int64), sorted.
+        rows: the row_id of each entry.
+        max_bucket: dedup.near.max_bucket.
+    """
+    return _hot_runs(keys, rows, max_bucket)
+
+
 def bucket_pairs(keys: np.ndarray, rows: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct candidate pairs (a, b), a < b, of the (band key, row) entries of one task: all
-    pairs within a bucket of at most `max_bucket` rows; in a larger one (boilerplate, templates)
-    each row paired with the bucket's smallest row only, so the pairs stay linear in the rows.
+    """The candidate pairs (a, b), a < b, of the (band key, row) entries of one task: all pairs
+    within a bucket of at most `max_bucket` rows; in a larger one (boilerplate, templates) each row
+    paired with the bucket's smallest row only, so the pairs stay linear in the rows. A pair that
+    shares several keys comes once per key (`distinct_pairs`).
 
     Args:
         keys: band keys (int64), in any order.
@@ -297,7 +347,16 @@ def bucket_pairs(keys: np.ndarray, rows: np.ndarray, max_bucket: int) -> tuple[n
         max_bucket: dedup.near.max_bucket.
     """
     order = np.argsort(keys)
-    a, b = _bucket_pairs(keys[order], rows[order], max_bucket)
+    return _bucket_pairs(keys[order], rows[order], max_bucket)
+
+
+def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (a[i], b[i]) pairs, sorted.
+
+    Args:
+        a: first ends.
+        b: second ends, as many.
+    """
     order = np.lexsort((b, a))
     a, b = a[order], b[order]
     first = np.ones(a.size, bool)

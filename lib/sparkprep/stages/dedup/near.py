@@ -6,13 +6,17 @@ the Spark shape around it, built so that Spark handles few rows:
 1. Band keys, map side: each Arrow batch's texts get `bands` keys each. Two texts of Jaccard J
    share at least one key with probability 1 - (1 - J^r)^b: with the defaults b=25, r=8 that is
    0.99 at J=0.8 and 0.35 at J=0.6, so candidates are cheap to over-generate and verify. The
-   (key, row_id) entries are not Spark rows: each batch sends one binary blob of packed entries
-   per destination task (`key mod tasks`). Spark shuffles a few large values per batch instead of
-   25 rows per text (as rows, the shuffle and its sort cost ~100x the hashing).
+   (key, row_id) entries are not Spark rows: each batch sorts its entries by key and sends one
+   binary blob of packed entries per destination task (a key range). Spark shuffles a few large
+   values per batch instead of 25 rows per text (as rows, the shuffle and its sort cost more than
+   all the hashing). A key that one batch holds more than `max_bucket` times (boilerplate,
+   templates) is turned into a star there: each of its rows paired with its smallest row, and
+   only that row's entry sent on. So a hot key costs its task one entry per batch, never the
+   whole hot bucket.
 2. Buckets, reduce side: a task unpacks its blobs, sorts the entries by key and pairs up the rows
-   that share a key. A bucket larger than `max_bucket` (boilerplate, templates) links each member
-   to the bucket's smallest row_id instead of producing all pairs, so the work stays linear; a
-   task drops its own repeated pairs (two texts share several bands), `distinct` the rest.
+   that share a key. A bucket larger than `max_bucket` links each member to the bucket's smallest
+   row_id instead of producing all pairs, so the pairs stay linear in the rows; a task drops its
+   own repeated pairs (two texts share several bands), `distinct` the rest.
 3. Verification: a Bloom filter of the candidates' row_ids (probe_filter.py) splits the rows in one
    scan: the candidates' rows (and the few others the filter passes) are kept aside, and their
    texts joined to the pairs; each pair's exact Jaccard of shingle sets is computed, and pairs at
@@ -33,6 +37,7 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -42,7 +47,7 @@ from sparkprep.io.write import Materialise
 from sparkprep.stages.context import Context
 from sparkprep.stages.dedup import probe_filter
 from sparkprep.stages.dedup.exact import collapse
-from sparkprep.stages.dedup.minhash import BandHasher, bucket_pairs, jaccard
+from sparkprep.stages.dedup.minhash import BandHasher, bucket_pairs, distinct_pairs, hot_runs, jaccard
 from sparkprep.stages.groups import connected_components
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,7 @@ _ENTRY_BYTES_PER_TASK = 64 << 20
 _ENTRY_BYTES = 16
 _PAIRS_PER_BATCH = 1 << 20
 _PAIR_SCHEMA = "a long, b long"
+_BLOB_COLUMNS = ["task", "pairs", "first", "second"]
 _CANDIDATE = "_sp_near_candidate"
 
 
@@ -71,42 +77,59 @@ def _unpacked(column: pa.Array) -> np.ndarray:
 
 
 class _Banding:
-    """Map side: (row_id, text) batches in, one (task, keys, rows) blob row per destination task out."""
+    """Map side: (row_id, text) batches in; out, one (task, entries: keys, rows) blob row per
+    destination task, and one (task, pairs: a, b) row of the pairs that replaced hot keys."""
 
     def __init__(self, config: NearDupConfig, routes: np.ndarray) -> None:
         self.hasher = BandHasher(config.shingle, config.shingle_size, config.bands, config.rows_per_band, config.seed)
-        self.bands, self.routes = config.bands, routes
+        self.bands, self.max_bucket, self.routes = config.bands, config.max_bucket, routes
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        tasks = np.uint64(self.routes.size)
         for batch in batches:
             owners, keys = self.hasher.keys(batch.column(1))
             if not owners.size:
                 continue
             rows = np.repeat(batch.column(0).to_numpy(zero_copy_only=False)[owners], self.bands)
-            keys = keys.reshape(-1)
-            task = (keys.view(np.uint64) % np.uint64(self.routes.size)).astype(np.int64)
-            order = np.argsort(task, kind="stable")
-            counts = np.bincount(task, minlength=self.routes.size)
+            order = np.argsort(keys.reshape(-1))
+            keys, rows = keys.reshape(-1)[order], rows[order]
+            # A key this batch alone holds more than max_bucket times (boilerplate) becomes a star
+            # here, so a hot key sends one entry per batch, not one per text, to its task.
+            keep, a, b = hot_runs(keys, rows, self.max_bucket)
+            if a.size:
+                keys, rows = keys[keep], rows[keep]
+                first = np.array([0, a.size])
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(self.routes[[a[0] % self.routes.size]].astype(np.int32)), pa.array([True]),
+                     _packed(a, first), _packed(b, first)], names=_BLOB_COLUMNS)
+            # The task is monotone in the key, so the sorted entries are already grouped by task.
+            task = ((keys.view(np.uint64) >> np.uint64(32)) * tasks) >> np.uint64(32)
+            counts = np.bincount(task.astype(np.int64), minlength=self.routes.size)
             present = np.flatnonzero(counts)
             offsets = np.concatenate([[0], np.cumsum(counts[present])])
             yield pa.RecordBatch.from_arrays(
-                [pa.array(self.routes[present].astype(np.int32)), _packed(keys[order], offsets), _packed(rows[order], offsets)],
-                names=["task", "keys", "rows"])
+                [pa.array(self.routes[present].astype(np.int32)), pa.array(np.zeros(present.size, bool)),
+                 _packed(keys, offsets), _packed(rows, offsets)], names=_BLOB_COLUMNS)
 
 
 def _pairs_of_buckets(max_bucket: int):
     """Reduce side: every blob of a task in, its distinct candidate pairs out."""
     def pairs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        keys, rows = [], []
+        keys, rows, a, b = [], [], [], []
         for batch in batches:
-            keys.append(_unpacked(batch.column(1)))
-            rows.append(_unpacked(batch.column(2)))
+            are_pairs = batch.column(1)
+            for into, kind in (((keys, rows), pc.invert(are_pairs)), ((a, b), are_pairs)):
+                chosen = batch.filter(kind)
+                into[0].append(_unpacked(chosen.column(2)))
+                into[1].append(_unpacked(chosen.column(3)))
         if not keys:
             return
-        a, b = bucket_pairs(np.concatenate(keys), np.concatenate(rows), max_bucket)
-        for start in range(0, a.size, _PAIRS_PER_BATCH):
+        found_a, found_b = bucket_pairs(np.concatenate(keys), np.concatenate(rows), max_bucket)
+        found_a, found_b = distinct_pairs(np.concatenate([found_a, *a]), np.concatenate([found_b, *b]))
+        for start in range(0, found_a.size, _PAIRS_PER_BATCH):
             stop = start + _PAIRS_PER_BATCH
-            yield pa.RecordBatch.from_arrays([pa.array(a[start:stop]), pa.array(b[start:stop])], names=["a", "b"])
+            yield pa.RecordBatch.from_arrays([pa.array(found_a[start:stop]), pa.array(found_b[start:stop])],
+                                             names=["a", "b"])
     return pairs
 
 
@@ -137,12 +160,24 @@ def candidate_pairs(df: DataFrame, config: NearDupConfig, texts: int) -> DataFra
         config: dedup.near.
         texts: how many rows `df` has (or an upper bound): sizes the tasks.
     """
-    spark = df.sparkSession
-    tasks = max(int(spark.conf.get("spark.sql.shuffle.partitions")),
+    tasks = max(int(df.sparkSession.conf.get("spark.sql.shuffle.partitions")),
                 math.ceil(texts * config.bands * _ENTRY_BYTES / _ENTRY_BYTES_PER_TASK))
-    blobs = df.select(ROW_ID, F.col(config.column).cast("string")).mapInArrow(
-        _Banding(config, _routes(spark, tasks)), "task int, keys binary, rows binary")
-    return blobs.repartition(tasks, "task").mapInArrow(_pairs_of_buckets(config.max_bucket), _PAIR_SCHEMA).distinct()
+    return (band_entries(df, config, tasks).repartition(tasks, "task")
+            .mapInArrow(_pairs_of_buckets(config.max_bucket), _PAIR_SCHEMA).distinct())
+
+
+def band_entries(df: DataFrame, config: NearDupConfig, tasks: int) -> DataFrame:
+    """The map side's blobs (`task`, `pairs`, `first`, `second`): packed (key, row_id) entries per
+    destination task (`pairs` false), and the pairs that replaced hot keys (`pairs` true), each
+    blob's values as raw int64s (module docstring, step 1).
+
+    Args:
+        df: rows with `row_id` and the text column.
+        config: dedup.near.
+        tasks: the number of bucket tasks.
+    """
+    return df.select(ROW_ID, F.col(config.column).cast("string")).mapInArrow(
+        _Banding(config, _routes(df.sparkSession, tasks)), "task int, pairs boolean, first binary, second binary")
 
 
 def verified_pairs(rows: DataFrame, candidates: DataFrame, config: NearDupConfig) -> DataFrame:
