@@ -2,14 +2,17 @@
 in the same run, with the precision and recall of each against an exact truth.
 
 For each size, generated texts (row_id, ~90-character text, ~2% near-duplicates and ~3% exact
-copies, as neardup_scale.py) are written as Parquet once, then measured:
+copies, as neardup_scale.py) are written as Parquet once; ours and MLlib get one untimed warm-up
+on 1,000 of them (as the floor does), then every tool is measured:
 
 - floor: Spark reading the texts and writing them back (for the ratios);
 - ours: `add_dup_clusters` (NearDupConfig defaults: 25 bands x 8 rows), materialised; its answer is
   every pair of rows in one cluster, and (untimed) the verified edges of `verified_pairs`;
 - Spark MLlib, the built-in way: normalised text -> set of 5-character shingles -> HashingTF
-  (binary, 2^18) -> MinHashLSH (25 hash tables, seed 1) -> approxSimilarityJoin at distance 0.2,
-  a < b; broadcast joins off during it (with them it runs out of heap);
+  (binary, 2^18) -> MinHashLSH (25 hash tables, seed 1, to match our 25 bands loosely) ->
+  approxSimilarityJoin at distance 0.2, a < b; broadcast joins off during it (with them it runs out
+  of heap). Each of its tables is one MinHash (an OR of 25, no AND of rows), so every pair that
+  shares one minimum becomes a candidate whose exact distance it computes;
 - datasketch: MinHash(num_perm=200) per text, MinHashLSH(threshold=0.8), every text inserted and
   queried on the driver (texts already in memory); its candidates are its answer, as a user takes
   them (how many are at Jaccard >= 0.8 is reported too).
@@ -44,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from py4j.protocol import Py4JError
+from py4j.protocol import Py4JError, Py4JNetworkError
 from datasketch import MinHash, MinHashLSH as SketchLSH
 from pyspark.ml.feature import HashingTF, MinHashLSH
 from pyspark.sql import DataFrame, SparkSession
@@ -147,6 +150,8 @@ def _mllib_join(texts: DataFrame) -> DataFrame:
 
 def _failure(exc: Exception) -> str:
     """A failed peer's status: the JVM's heap error where there is one, else the first line."""
+    if isinstance(exc, (ConnectionError, Py4JNetworkError)):
+        return "failed: the JVM exited (in local mode, a task's OutOfMemoryError ends it: see its log)"
     lines = str(exc).splitlines() or [type(exc).__name__]
     return next((line.strip() for line in lines if "OutOfMemoryError" in line), f"failed: {lines[0][:200]}")
 
@@ -166,12 +171,12 @@ def _run_limited(spark: SparkSession, action, limit: float) -> tuple[float, str]
     thread.start()
     thread.join(limit)
     seconds = time.perf_counter() - start
-    if thread.is_alive():
-        while thread.is_alive():  # cancel again: the action may start its next job meanwhile
-            sc.cancelJobGroup(group)
-            thread.join(5)
-        return limit, f"stopped after {limit:.0f} s (time limit)"
-    return seconds, _failure(failures[0]) if failures else "ok"
+    if not thread.is_alive():
+        return seconds, _failure(failures[0]) if failures else "ok"
+    while thread.is_alive():  # cancel again: the action may have started its next job meanwhile
+        sc.cancelJobGroup(group)
+        thread.join(5)
+    return limit, f"stopped after {limit:.0f} s (time limit)"
 
 
 def _mllib(spark: SparkSession, source: str, work: Path, limit: float) -> tuple[float, str, Pairs]:
@@ -182,7 +187,8 @@ def _mllib(spark: SparkSession, source: str, work: Path, limit: float) -> tuple[
         seconds, status = _run_limited(spark, lambda: _mllib_join(spark.read.parquet(source)).write.parquet(path), limit)
         pairs = {(a, b) for a, b in spark.read.parquet(path).collect()} if status == "ok" else set()
     finally:
-        spark.conf.set(setting, previous)
+        with suppress(Py4JError, ConnectionError):  # a heap error may have taken the JVM down
+            spark.conf.set(setting, previous)
         shutil.rmtree(path, ignore_errors=True)
     return seconds, status, pairs
 
@@ -242,7 +248,7 @@ def truth_pairs(ids: np.ndarray, texts: pa.Array) -> Pairs:
 def _brute_force(ids: list[int], texts: list[str]) -> Pairs:
     sets = [_shingle_set(t) for t in texts]
     return {(ids[i], ids[j]) for i, j in itertools.combinations(range(len(texts)), 2)
-            if sets[i] and sets[j] and len(sets[i] & sets[j]) >= THRESHOLD * len(sets[i] | sets[j])}
+            if sets[i] and sets[j] and len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= THRESHOLD}
 
 
 def _collect(spark: SparkSession, source: str) -> tuple[np.ndarray, pa.Array]:
@@ -266,13 +272,14 @@ def _self_check(spark: SparkSession, work: Path) -> None:
     print(json.dumps({"self_check": "ok", "texts": len(ids), "truth_pairs": len(found)}))
 
 
-def _truth(ids: np.ndarray, texts: pa.Array) -> tuple[Pairs, set[int] | None]:
-    """(truth pairs, the sampled row_ids or None when the truth covers every text)."""
+def _truth(ids: np.ndarray, texts: pa.Array) -> tuple[Pairs, set[int] | None, str]:
+    """(truth pairs, the sampled row_ids or None when the truth covers every text, what it covers)."""
     try:
-        return truth_pairs(ids, texts), None
-    except _TooManyPairs:
+        return truth_pairs(ids, texts), None, f"all {ids.size:,} texts"
+    except _TooManyPairs as exc:
         pick = np.sort(np.random.default_rng(7).choice(ids.size, min(TRUTH_SAMPLE, ids.size), replace=False))
-        return truth_pairs(ids[pick], texts.take(pa.array(pick))), set(ids[pick].tolist())
+        scope = f"a random sample of {pick.size:,} texts (over {TRUTH_MAX_PAIRS:,} bucket pairs: {exc})"
+        return truth_pairs(ids[pick], texts.take(pa.array(pick))), set(ids[pick].tolist()), scope
 
 
 def _scores(found: Pairs, truth: Pairs, sample: set[int] | None) -> dict:
@@ -297,8 +304,8 @@ def _measure(spark: SparkSession, work: Path, n: int, limit: float) -> dict:
     ours_s, clusters, edges = _ours(spark, source, work, n)
     ids, texts = _collect(spark, source)
     start = time.perf_counter()
-    truth, sample = _truth(ids, texts)
-    run["truth"] = {"pairs": len(truth), "seconds": round(time.perf_counter() - start, 2),
+    truth, sample, scope = _truth(ids, texts)
+    run["truth"] = {"pairs": len(truth), "seconds": round(time.perf_counter() - start, 2), "over": scope,
                     "sample": None if sample is None else len(sample), "bands": f"{TRUTH_BANDS}x{TRUTH_ROWS}"}
     run["ours"] = {**_tool(ours_s, "ok", clusters, run, truth, sample), "edges": len(edges),
                    **{f"edges_{k}": v for k, v in _scores(edges, truth, sample).items()}}
@@ -314,27 +321,26 @@ def _measure(spark: SparkSession, work: Path, n: int, limit: float) -> dict:
     return run
 
 
-def _revived(spark: SparkSession, master: str) -> SparkSession:
-    """The session, or a new one where a peer's heap error took the JVM down with it."""
+def _jvm_alive(spark: SparkSession) -> bool:
+    """False once a heap error in a task has ended the JVM (local mode exits on it); pyspark keeps
+    the dead gateway, so this process cannot start another one."""
     try:
-        spark.range(1).count()
-        return spark
+        return spark.range(1).count() == 1
     except (Py4JError, ConnectionError):
-        with suppress(Py4JError, ConnectionError):
-            spark.stop()
-        return _session(master)
+        return False
 
 
-LABELS = {"ours": "ours", "mllib": "MLlib", "datasketch": "datasketch"}
-CONDITIONS = {"ours": "add_dup_clusters, 25x8 bands", "mllib": "HashingTF 2^18 + MinHashLSH 25 tables, approxSimilarityJoin",
-              "datasketch": "MinHash 200 perm + MinHashLSH 0.8, one Python process"}
+#: RESULTS.md's name and conditions of each tool.
+LABELS = {"ours": ("ours", "add_dup_clusters, 25x8 bands"),
+          "mllib": ("MLlib", "HashingTF 2^18 + MinHashLSH 25 tables, approxSimilarityJoin"),
+          "datasketch": ("datasketch", "MinHash 200 perm + MinHashLSH 0.8, one Python process")}
 
 
 def _rows(date: str, master: str, run: dict) -> list[str]:
     """One RESULTS.md row per tool (neardup_scale.py's shape)."""
     scope = "" if run["truth"]["sample"] is None else f", truth on a {run['truth']['sample']:,}-text sample"
     rows = []
-    for tool, label in LABELS.items():
+    for tool, (label, conditions) in LABELS.items():
         r = run[tool]
         seconds = f"{label} {r['seconds']:.1f} s" if r["status"] == "ok" else f"{label} {r['status']}"
         if tool == "ours":
@@ -343,7 +349,7 @@ def _rows(date: str, master: str, run: dict) -> list[str]:
         else:
             faster = f", ours is {r['ours_faster']}x faster" if r["ours_faster"] is not None else ""
             quality = f"precision {r['precision']}, recall {r['recall']}{faster}"
-        rows.append(f"| {date[:10]} | near-dup peers: {label} ({CONDITIONS[tool]}, Jaccard 0.8) | {run['texts']:,} texts "
+        rows.append(f"| {date[:10]} | near-dup peers: {label} ({conditions}, Jaccard 0.8) | {run['texts']:,} texts "
                     f"(~90 chars), {master}{scope} | floor {run['floor_s']:.1f} s | {seconds} | "
                     f"**{r['ratio_to_floor']}x** floor, {quality} |")
     return rows
@@ -365,9 +371,13 @@ def main() -> None:
         for n in args.sizes:
             results.append(_measure(spark, work, n, args.peer_timeout))
             print(json.dumps(results[-1]))
-            spark = _revived(spark, args.master)
+            if not _jvm_alive(spark):
+                results[-1]["jvm_exited"] = f"after MLlib at {n:,} texts: larger sizes not run"
+                print(json.dumps({"stopped": results[-1]["jvm_exited"]}))
+                break
     finally:
-        spark.stop()
+        with suppress(Py4JError, ConnectionError):  # the JVM may be gone already (above)
+            spark.stop()
         shutil.rmtree(work, ignore_errors=True)
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     (HERE / "results" / f"{date[:10]}-neardup-peers.json").write_text(

@@ -95,17 +95,27 @@ def _deduplicated(spark, materialise):
 
 def test_deduplicate_collapses_only_the_rows_whose_key_repeats(spark, materialise, caplog):
     write, written = _recording(materialise)
-    with caplog.at_level(logging.INFO, logger="sparkprep.stages.dedup.exact"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.stages.dedup"):
         assert _deduplicated(spark, write) == DEDUPLICATED
-    # Two keys repeat; only their 6 input rows were shuffled, and they collapse to 2. Their filter
-    # is one block.
-    assert written == {"repeated": 2, "filter": 1, "collapsed": ["k1", "k2"]}
-    assert ("dedup: 2 repeated keys; only their rows (and those a filter of 4096 bits cannot tell apart) are collapsed"
-            in caplog.messages)
+    # Two keys repeat; only their 6 input rows were shuffled, and they collapse to 2. The set of
+    # the two is broadcast as it is.
+    assert written == {"repeated": 2, "filter": 2, "collapsed": ["k1", "k2"]}
+    assert "dedup: 2 repeated keys; only their rows are collapsed" in caplog.messages
+    assert "filter: the set of 2 members, broadcast" in caplog.messages
+
+
+def test_deduplicate_tells_many_repeated_keys_apart_by_a_bloom_filter(spark, materialise, monkeypatch, caplog):
+    monkeypatch.setattr(probe_filter, "EXACT_MEMBERS", 1)
+    write, written = _recording(materialise)
+    with caplog.at_level(logging.INFO, logger="sparkprep.stages.dedup"):
+        assert _deduplicated(spark, write) == DEDUPLICATED
+    assert written == {"repeated": 2, "filter": 1, "collapsed": ["k1", "k2"]}  # one block of the filter
+    assert "filter: a Bloom filter of 4096 bits for 2 members" in caplog.messages
 
 
 def test_deduplicate_is_exact_when_the_filter_passes_every_row(spark, materialise, monkeypatch):
     """The filter may pass rows whose key does not repeat; they collapse to themselves."""
+    monkeypatch.setattr(probe_filter, "EXACT_MEMBERS", 0)
     monkeypatch.setattr(probe_filter, "mark", lambda df, probe, members, bits, flag: df.withColumn(flag, F.lit(True)))
     write, written = _recording(materialise)
     assert _deduplicated(spark, write) == DEDUPLICATED

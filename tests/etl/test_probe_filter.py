@@ -5,7 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from sparkprep.stages.dedup.probe_filter import BLOCK, BLOCK_BITS, MAX_BITS, WORDS, build, filter_bits, mark
+from sparkprep.stages.dedup.probe_filter import (
+    BLOCK, BLOCK_BITS, EXACT_MEMBERS, MAX_BITS, WORDS, build, filter_bits, mark, mark_members)
 
 LONGS = st.integers(-2**63, 2**63 - 1)
 
@@ -48,3 +49,16 @@ def test_few_non_members_pass(spark):
     counts = {r["maybe"]: r["count"] for r in got.collect()}
     assert counts[True] - 20_000 < 200_000 * 0.002 and counts[True] + counts[False] == 220_000
     assert built.count() <= bits // BLOCK_BITS
+
+
+@pytest.mark.parametrize("exact_members", [0, EXACT_MEMBERS], ids=["filter", "the set broadcast"])
+def test_mark_members_passes_every_member_either_way_and_only_members_when_exact(spark, materialise, exact_members):
+    members = [3, 3, -7, 2**62, 11]  # a repeated member marks its rows once, not twice
+    rows = spark.createDataFrame([(p, i) for i, p in enumerate([3, 4, -7, 5, 2**62, 11, 3, 2**40])], "p long, i long")
+    marked = mark_members(rows, "p", spark.createDataFrame([(p,) for p in members], "p long"), len(members),
+                          materialise, "maybe", "set", exact_members=exact_members)
+    assert marked.columns == ["p", "i", "maybe"]
+    got = {r["i"]: r["maybe"] for r in marked.collect()}
+    assert sorted(got) == list(range(8)) and all(got[i] for i in (0, 2, 4, 5, 6))
+    if exact_members:
+        assert not any(got[i] for i in (1, 3, 7))

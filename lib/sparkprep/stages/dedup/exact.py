@@ -184,8 +184,7 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
     if not n_repeated:
         log.info("dedup: no repeated %s", kind)
         return df.drop(CONTENT_HASH2)
-    log.info("dedup: %d repeated %s; only their rows (and those a filter of %d bits cannot tell apart) are collapsed",
-             n_repeated, kind, probe_filter.filter_bits(n_repeated))
+    log.info("dedup: %d repeated %s; only their rows are collapsed", n_repeated, kind)
     marked = probe_filter.mark_members(probed, _PROBE, repeated, n_repeated, materialise, _MAYBE_REPEATED,
                                        "filter").drop(_PROBE)
     single = marked.where(~F.col(_MAYBE_REPEATED)).drop(_MAYBE_REPEATED, CONTENT_HASH2)
