@@ -147,8 +147,33 @@ def _neardup(d: dict) -> tuple[str, str]:
     sizes = " / ".join(f"{r['us_per_text']}" for r in runs) + " µs/text at " + " / ".join(f"{r['texts']:,}" for r in runs)
     growth = ", ".join(f"{r['growth_vs_previous']}x time for {r['size_growth']}x texts" for r in runs if "growth_vs_previous" in r)
     value = f"**{top['ratio_to_floor']}x** floor, {top['us_per_text']} µs/text"
+    docs = d.get("documents")
+    if docs:
+        value += f"; {docs['mb_per_s_per_core']} MB/s per core on 2-8 KB documents"
     return value, (f"add_dup_clusters, NearDupConfig defaults, {top['texts']:,} generated texts, {d['master']}; "
-                   f"floor: the texts read and written as Parquet; {sizes} texts ({growth})")
+                   f"floor: the texts read and written as Parquet; {sizes} texts ({growth})"
+                   + (f"; {docs['texts']:,} documents, {docs['text_mb']:,} MB, {docs['ratio_to_floor']}x their floor" if docs else ""))
+
+
+def _peers(d: dict) -> tuple[str, str]:
+    run = max(d["runs"], key=lambda r: r["texts"])
+
+    def versus(peer: str, label: str) -> str:
+        r, faster = run[peer], run[peer].get("ours_faster")
+        if faster is None:
+            return f"{label}: {r['status']}"
+        if isinstance(faster, str):  # the peer was stopped at the time limit
+            return f"**{faster.removeprefix('> ')}x+** faster than {label} (stopped at its time limit)"
+        return f"**{faster}x** faster than {label}"
+
+    def quality(r: dict) -> str:
+        return f"precision {r['precision']}, recall {r['recall']}"
+    ours, mllib, sketch = run["ours"], run["mllib"], run["datasketch"]
+    return (f"ours {versus('mllib', 'MLlib')}, {versus('datasketch', 'datasketch')}",
+            f"bench/neardup_peers.py, {run['texts']:,} generated texts, {d['master']}: ours {ours['seconds']} s "
+            f"({quality(ours)}), MLlib {mllib['seconds']} s, {mllib['status']} ({quality(mllib)}), datasketch "
+            f"{sketch['seconds']} s, {sketch['status']} ({quality(sketch)}); truth: exact Jaccard >= 0.8 over "
+            f"{run['truth']['over']}")
 
 
 def _profile(d: dict) -> tuple[str, str]:
@@ -211,9 +236,7 @@ def figures() -> list[Figure]:
     return [
         *(_prepare_at(gb) for gb in (1, 5, 20)),
         Figure("near-dup µs/text", lambda d: bool(d.get("runs")) and "us_per_text" in d["runs"][0], _neardup),
-        # No bench runs another near-dup tool on the same texts: the row says so until one does.
-        Figure("near-dup vs peers", None, None,
-               missing="no result: no bench compares near-dup with another tool yet (neardup_scale.py has only its floor)"),
+        Figure("near-dup vs peers", lambda d: bool(d.get("runs")) and "mllib" in d["runs"][0], _peers),
         Figure("profile / scan", lambda d: "ratio_to_scan" in d, _profile),
         Figure("fit / aggregation", lambda d: isinstance(d.get("ratio_to_floor"), dict) and "all" in d["ratio_to_floor"], _fit),
         Figure("readers / raw pyarrow", lambda d: "ratio_to_raw" in d, _loaders),

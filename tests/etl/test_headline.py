@@ -85,3 +85,18 @@ def test_a_new_result_replaces_the_old_row(bench):
     assert "**5.5x**" in _row(md, "prepare / floor, ~1 GB")
     assert "7.97x" not in md.read_text().split(headline.END)[0]
     assert md.read_text().endswith(headline.END + "\n\n" + LOG)
+
+
+def test_the_peers_row_says_how_much_faster_and_where_a_peer_stopped(bench):
+    results, md = bench
+    def tool(seconds, status="ok", faster=None):
+        return {"seconds": seconds, "status": status, "precision": 1.0, "recall": 0.99, "ours_faster": faster}
+    run = {"texts": 100_000, "floor_s": 0.5, "truth": {"over": "all texts", "pairs": 9},
+           "ours": tool(10.0), "mllib": tool(600.0, "stopped after 600 s (time limit)", "> 60.0"),
+           "datasketch": tool(150.0, faster=15.0)}
+    (results / "2026-12-06-neardup-peers.json").write_text(json.dumps(
+        {"date": "2026-12-06T10:00:00+00:00", "master": "local[2]", "runs": [{**run, "texts": 20_000}, run]}))
+    headline.write_headline(headline.load_results(results), md)
+    row = _row(md, "near-dup vs peers")
+    assert "**60.0x+** faster than MLlib (stopped at its time limit)" in row and "**15.0x** faster than datasketch" in row
+    assert "100,000 generated texts" in row

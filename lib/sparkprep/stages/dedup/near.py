@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Iterator
 
 import numpy as np
@@ -244,7 +245,10 @@ def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
     near = config.dedup.near
     if not near:
         return rows
+    start = time.perf_counter()
     clustered = add_dup_clusters(rows, near, ctx.under("dedup/near"))
     if near.keep == "representative":
         clustered = collapse(clustered, [DUP_CLUSTER], F.col(ROW_ID), "near", largest=False)
-    return ctx.materialise(clustered, "dedup/unique")
+    kept = ctx.materialise(clustered, "dedup/unique")
+    log.info("near-duplicates done in %.1fs", time.perf_counter() - start)
+    return kept
