@@ -100,9 +100,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--documents", type=int, default=0, help="also run on this many 2-8 KB documents")
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--driver-memory", default="1g", help="the JVM heap (local mode: all of Spark's)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sparkprep-neardup-"))
-    spark = build_session(SparkConfig(master=args.master, shuffle_partitions=16,
+    spark = build_session(SparkConfig(master=args.master, shuffle_partitions=16, driver_memory=args.driver_memory,
                                       conf={"spark.ui.showConsoleProgress": "false"}), "sparkprep-bench-neardup")
     results, long = [], None
     try:
@@ -120,12 +121,12 @@ def main() -> None:
         after["size_growth"] = round(after["texts"] / before["texts"], 2)
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     (HERE / "results" / f"{date[:10]}-neardup.json").write_text(json.dumps(
-        {"date": date, "master": args.master, "runs": results, **({"documents": long} if long else {})}, indent=2) + "\n")
+        {"date": date, "master": args.master, "driver_memory": args.driver_memory, "runs": results, **({"documents": long} if long else {})}, indent=2) + "\n")
     rows = []
     for r in results:
         growth = f", {r['growth_vs_previous']}x time for {r['size_growth']}x texts" if "growth_vs_previous" in r else ""
         rows.append(f"| {date[:10]} | near-dup (band keys 25x8, Jaccard 0.8) vs floor | {r['texts']:,} texts "
-                    f"(~90 chars), {args.master} | floor {r['floor_s']:.1f} s | near-dup {r['neardup_s']:.1f} s | "
+                    f"(~90 chars), {args.master}, heap {args.driver_memory} | floor {r['floor_s']:.1f} s | near-dup {r['neardup_s']:.1f} s | "
                     f"**{r['ratio_to_floor']}x** floor, {r['us_per_text']} us/text{growth} |")
     if long:
         rows.append(f"| {date[:10]} | near-dup on 2-8 KB documents vs floor | {long['texts']:,} documents, "

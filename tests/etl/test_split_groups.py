@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from sparkprep.contract import FOLD_RANK, GROUP, HOLDOUT_FOLD
-from sparkprep.stages.groups import add_groups
+from sparkprep.stages.groups import Anchor, add_groups
 from sparkprep.stages.rebalance import oversample_training_rows
 from sparkprep.stages import split
 from sparkprep.stages.split import assign_group_folds
@@ -109,6 +109,18 @@ def test_keys_link_rows_into_components_named_by_their_smallest_row(spark, mater
     single = add_groups(df, [F.col("user")], materialise).select("row_id", GROUP)
     expected = spark.createDataFrame([(1, 1), (2, 1), (3, 3), (4, 4), (5, 5), (6, 5)], f"row_id long, {GROUP} long")
     assert_df_equality(single, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_an_anchor_key_links_rows_as_it_is(spark, materialise):
+    # The same links as above, the cluster given by its smallest row_id (as dup_cluster is).
+    df = spark.createDataFrame([(1, "u1", 1), (2, "u1", 2), (3, "u3", 2), (4, "u4", 4), (5, "u5", 5), (6, "u5", 6)],
+                               "row_id long, user string, cluster long")
+    got = add_groups(df, [F.col("user"), Anchor(F.col("cluster"))], materialise).select("row_id", GROUP)
+    expected = spark.createDataFrame([(1, 1), (2, 1), (3, 1), (4, 4), (5, 5), (6, 5)], f"row_id long, {GROUP} long")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    alone = add_groups(df, [Anchor(F.col("cluster"))], materialise)
+    assert alone.columns == [*df.columns, GROUP]
+    assert {r["row_id"]: r[GROUP] for r in alone.collect()} == {1: 1, 2: 2, 3: 2, 4: 4, 5: 5, 6: 6}
 
 
 def _by_fold(rows, k):

@@ -10,6 +10,7 @@ with one row and a near-duplicate text with another keeps all three in one fold.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -114,7 +115,20 @@ def connected_components(edges: DataFrame, materialise: Materialise, local_edges
     raise ContractError(f"connected components did not converge in {_MAX_ROUNDS} rounds")
 
 
-def add_groups(df: DataFrame, keys: list[Column], materialise: Materialise) -> DataFrame:
+@dataclass(frozen=True)
+class Anchor:
+    """A key whose value already is the smallest row_id of the rows that share it (near-duplicate
+    clusters): it links rows as it is, without the aggregation and join (a shuffle of every row)
+    that find a plain key's smallest row_id.
+
+    Args:
+        column: the key.
+    """
+
+    column: Column
+
+
+def add_groups(df: DataFrame, keys: list[Column | Anchor], materialise: Materialise) -> DataFrame:
     """`df` with `_sp_group`: the smallest row_id of the rows linked to it through any of `keys`
     (its own row_id when nothing links it).
 
@@ -125,12 +139,15 @@ def add_groups(df: DataFrame, keys: list[Column], materialise: Materialise) -> D
     """
     if not keys:
         return df.withColumn(GROUP, F.col(ROW_ID))
-    anchored = df.withColumns({f"_sp_gk{i}": key for i, key in enumerate(keys)})
-    for i in range(len(keys)):
-        anchors = (anchored.where(F.col(f"_sp_gk{i}").isNotNull()).groupBy(f"_sp_gk{i}")
+    anchored = df
+    for i, key in enumerate(keys):
+        if isinstance(key, Anchor):
+            anchored = anchored.withColumn(f"_sp_ga{i}", key.column)
+            continue
+        anchors = (anchored.withColumn(f"_sp_gk{i}", key).where(F.col(f"_sp_gk{i}").isNotNull()).groupBy(f"_sp_gk{i}")
                    .agg(F.min(ROW_ID).alias(f"_sp_ga{i}")))
-        anchored = anchored.join(anchors, f"_sp_gk{i}", "left")
-    temporary = [f"_sp_{p}{i}" for i in range(len(keys)) for p in ("gk", "ga")]
+        anchored = anchored.withColumn(f"_sp_gk{i}", key).join(anchors, f"_sp_gk{i}", "left")
+    temporary = [c for c in anchored.columns if c.startswith(("_sp_gk", "_sp_ga"))]
     if len(keys) == 1:
         return anchored.withColumn(GROUP, F.coalesce(F.col("_sp_ga0"), F.col(ROW_ID))).drop(*temporary)
     anchored = materialise(anchored, "group-keys")

@@ -37,7 +37,7 @@ from sparkprep.contract import (
     CONFLICT, DUP_CLUSTER, FEATURE_HASH, FOLD, FOLD_RANK, GROUP, HOLDOUT_FOLD, LABEL_INDEX, ROW_ID)
 from sparkprep.errors import ContractError
 from sparkprep.stages.context import Context
-from sparkprep.stages.groups import add_groups
+from sparkprep.stages.groups import Anchor, add_groups
 
 log = logging.getLogger(__name__)
 
@@ -495,7 +495,7 @@ def held_out(config: Config) -> Column:
             if split.holdout_column else F.lit(False))
 
 
-def group_keys(config: Config, counts: dict[str, int]) -> list[Column]:
+def group_keys(config: Config, counts: dict[str, int]) -> list[Column | Anchor]:
     """What must stay in one fold: the group column, near-duplicate clusters kept whole, and rows
     whose features conflict in their label (when they are all kept).
 
@@ -505,7 +505,7 @@ def group_keys(config: Config, counts: dict[str, int]) -> list[Column]:
     """
     keys = [F.col(config.split.group_column)] if config.split.group_column else []
     if config.dedup.near and config.dedup.near.keep == "all":
-        keys.append(F.col(DUP_CLUSTER))
+        keys.append(Anchor(F.col(DUP_CLUSTER)))  # a cluster is named by its smallest row_id
     if config.dedup.conflicts == "keep_all" and counts.get("conflicting_rows"):
         keys.append(F.when(F.col(CONFLICT), F.col(FEATURE_HASH)))
     return keys
@@ -547,7 +547,7 @@ def run(rows: DataFrame, counts: dict[str, int], config: Config, ctx: Context) -
     return Folded(add_label_index(folded, label, classes), plan, classes, sum(found.values()))
 
 
-def _group_split(rows: DataFrame, keys: list[Column], config: Config,
+def _group_split(rows: DataFrame, keys: list[Column | Anchor], config: Config,
                  ctx: Context) -> tuple[DataFrame, SplitPlan, dict[str, int]]:
     split, label = config.split, config.columns.label  # type: ignore[union-attr]
     materialise = ctx.under("groups")
@@ -557,7 +557,7 @@ def _group_split(rows: DataFrame, keys: list[Column], config: Config,
     return folded, plan, dict(plan.class_counts)
 
 
-def _row_split(rows: DataFrame, keys: list[Column], config: Config,
+def _row_split(rows: DataFrame, keys: list[Column | Anchor], config: Config,
                ctx: Context) -> tuple[DataFrame, SplitPlan, dict[str, int]]:
     split, label = config.split, config.columns.label  # type: ignore[union-attr]
     held = held_out(config)
