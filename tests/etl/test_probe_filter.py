@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
+from sparkprep.stages.dedup import probe_filter
 from sparkprep.stages.dedup.probe_filter import (
     BLOCK, BLOCK_BITS, EXACT_MEMBERS, MAX_BITS, WORDS, build, filter_bits, mark, mark_members)
 
@@ -62,3 +63,13 @@ def test_mark_members_passes_every_member_either_way_and_only_members_when_exact
     assert sorted(got) == list(range(8)) and all(got[i] for i in (0, 2, 4, 5, 6))
     if exact_members:
         assert not any(got[i] for i in (1, 3, 7))
+
+
+@pytest.mark.parametrize("exact_members", [0, EXACT_MEMBERS], ids=["filter", "the set broadcast"])
+def test_join_small_is_a_left_join_either_way(spark, materialise, monkeypatch, exact_members):
+    monkeypatch.setattr(probe_filter, "EXACT_MEMBERS", exact_members)
+    rows = spark.createDataFrame([(p, i) for i, p in enumerate([3, 4, -7, 5, 2**62, 3])], "p long, i long")
+    table = spark.createDataFrame([(3, "x"), (-7, "y"), (99, "z")], "p long, v string")
+    got = probe_filter.join_small(rows, table, "p", 3, materialise, "set")
+    assert got.columns == ["p", "i", "v"]
+    assert sorted((r["i"], r["v"]) for r in got.collect()) == [(0, "x"), (1, None), (2, "y"), (3, None), (4, None), (5, "x")]

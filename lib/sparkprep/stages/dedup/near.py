@@ -17,13 +17,14 @@ the Spark shape around it, built so that Spark handles few rows:
    that share a key. A bucket larger than `max_bucket` links each member to the bucket's smallest
    row_id instead of producing all pairs, so the pairs stay linear in the rows; a task drops its
    own repeated pairs (two texts share several bands), `distinct` the rest.
-3. Verification: a Bloom filter of the candidates' row_ids (probe_filter.py) splits the rows in one
-   scan: the candidates' rows (and the few others the filter passes) are kept aside, and their
-   texts joined to the pairs; each pair's exact Jaccard of shingle sets is computed, and pairs at
-   or above the threshold become edges. Precision therefore depends on the threshold only; recall
-   on the banding (the formula above). Every other row is its own cluster, untouched.
+3. Verification: the set (or a Bloom filter) of the candidates' row_ids (probe_filter.py) picks
+   their texts in one scan, and they are joined to the pairs; each pair's exact Jaccard of shingle
+   sets is computed, and pairs at or above the threshold become edges. Precision therefore depends
+   on the threshold only; recall on the banding (the formula above). Every other row is its own
+   cluster, untouched.
 4. Connected components of the edges (groups.connected_components), each named by its smallest
-   row_id: `dup_cluster`, joined to the kept-aside rows only.
+   row_id: `dup_cluster`. They are joined to the rows without shuffling the rows
+   (probe_filter.join_small: broadcast, or only the rows their filter passes).
 
 Memory is bounded by the task's share of the entries: the number of tasks grows with the texts
 (`_ENTRY_BYTES_PER_TASK`), never with the size of a cluster.
@@ -216,21 +217,20 @@ def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Material
     if not n_candidates:
         log.info("near-dup: no candidate pairs")
         return df.withColumn(DUP_CLUSTER, F.col(ROW_ID))
-    # Only a candidate can have a near-duplicate: the others are their own cluster, and only the
-    # candidates' rows (and the few the filter passes by mistake) are kept, verified and joined.
+    # Only a candidate can have a near-duplicate: only the candidates' texts (and the few others a
+    # filter passes) are kept, verified and clustered; every other row is its own cluster.
     ids = candidates.select(F.col("a").alias(ROW_ID)).unionByName(candidates.select(F.col("b").alias(ROW_ID)))
-    marked = probe_filter.mark_members(df, ROW_ID, ids, 2 * n_candidates, materialise, _CANDIDATE, "candidate-filter")
-    rows = materialise(marked.where(F.col(_CANDIDATE)).drop(_CANDIDATE), "candidate-rows")
-    edges = materialise(verified_pairs(rows, candidates, config), "near-edges")
+    texts = df.select(ROW_ID, config.column)
+    marked = probe_filter.mark_members(texts, ROW_ID, ids, 2 * n_candidates, materialise, _CANDIDATE, "candidate-filter")
+    edges = materialise(verified_pairs(materialise(marked.where(F.col(_CANDIDATE)).drop(_CANDIDATE), "candidate-texts"),
+                                       candidates, config), "near-edges")
     n_edges = edges.count()
     log.info("near-dup: %d candidate pairs, %d at Jaccard >= %s", n_candidates, n_edges, config.threshold)
-    if n_edges:
-        components = connected_components(edges, materialise).withColumnRenamed("node", ROW_ID)
-        rows = rows.join(components, ROW_ID, "left").withColumn(DUP_CLUSTER, F.coalesce(F.col("component"), F.col(ROW_ID)))
-    else:
-        rows = rows.withColumn(DUP_CLUSTER, F.col(ROW_ID))
-    alone = marked.where(~F.col(_CANDIDATE)).drop(_CANDIDATE).withColumn(DUP_CLUSTER, F.col(ROW_ID))
-    return alone.unionByName(rows.select(*alone.columns))
+    if not n_edges:
+        return df.withColumn(DUP_CLUSTER, F.col(ROW_ID))
+    clusters = connected_components(edges, materialise).withColumnsRenamed({"node": ROW_ID, "component": DUP_CLUSTER})
+    joined = probe_filter.join_small(df, clusters, ROW_ID, 2 * n_edges, materialise, "clustered-filter")
+    return joined.withColumn(DUP_CLUSTER, F.coalesce(F.col(DUP_CLUSTER), F.col(ROW_ID)))
 
 
 def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
@@ -240,7 +240,8 @@ def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
     Args:
         rows: rows through the previous dedup rules, none of them rejected.
         config: the run's config (dedup.near).
-        ctx: the run's scratch space, for the candidates, edges, components, filters and the result.
+        ctx: the run's scratch space, for the candidates, edges, components, filters and (keep:
+            representative) the collapsed rows.
     """
     near = config.dedup.near
     if not near:
@@ -248,7 +249,6 @@ def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
     start = time.perf_counter()
     clustered = add_dup_clusters(rows, near, ctx.under("dedup/near"))
     if near.keep == "representative":
-        clustered = collapse(clustered, [DUP_CLUSTER], F.col(ROW_ID), "near", largest=False)
-    kept = ctx.materialise(clustered, "dedup/unique")
+        clustered = ctx.materialise(collapse(clustered, [DUP_CLUSTER], F.col(ROW_ID), "near", largest=False), "dedup/unique")
     log.info("near-duplicates done in %.1fs", time.perf_counter() - start)
-    return kept
+    return clustered

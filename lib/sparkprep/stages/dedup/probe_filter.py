@@ -130,3 +130,28 @@ def mark_members(df: DataFrame, probe: str, members: DataFrame, count: int, mate
     bits = filter_bits(count)
     log.info("%s: a Bloom filter of %d bits for %d members", name, bits, count)
     return mark(df, probe, materialise(build(members, probe, bits), name), bits, flag)
+
+
+def join_small(df: DataFrame, table: DataFrame, key: str, count: int, materialise: Materialise, name: str) -> DataFrame:
+    """`df` left-joined with `table` (at most one row per `key`, `count` rows), with `df`'s columns
+    first: only the rows of `df` that can match are shuffled. Up to EXACT_MEMBERS rows the table
+    is broadcast; beyond, the rows a Bloom filter of its keys passes are joined and the others get
+    nulls, so a large `df` never goes through a shuffle for a small share of matches.
+
+    Args:
+        df: rows with the long column `key`.
+        table: the rows to join, keyed by `key`.
+        key: the column both have.
+        count: how many rows `table` has (or an upper bound).
+        materialise: where the filter (or the broadcast set) is kept.
+        name: its scratch name.
+    """
+    values = [c for c in table.columns if c != key]
+    if count <= EXACT_MEMBERS:
+        return df.join(F.broadcast(table), key, "left").select(*df.columns, *values)
+    flag = "_sp_join_small"
+    marked = mark_members(df, key, table.select(key), count, materialise, flag, name, exact_members=0)
+    hit = marked.where(F.col(flag)).drop(flag).join(table, key, "left").select(*df.columns, *values)
+    types = dict(table.dtypes)
+    miss = marked.where(~F.col(flag)).drop(flag).withColumns({c: F.lit(None).cast(types[c]) for c in values})
+    return miss.unionByName(hit)
