@@ -52,11 +52,11 @@ from datasketch import MinHash, MinHashLSH as SketchLSH
 from pyspark.ml.feature import HashingTF, MinHashLSH
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from results_table import insert_rows  # bench/ is sys.path[0] when a bench script runs
+from neardup_scale import Scratch, generated_texts  # bench/ is sys.path[0] when a bench script runs
+from results_table import insert_rows
 
-from sparkprep.config import GenerateConfig, NearDupConfig, SparkConfig
+from sparkprep.config import NearDupConfig, SparkConfig
 from sparkprep.contract import DUP_CLUSTER, ROW_ID
-from sparkprep.generate import generate_rows
 from sparkprep.io.session import build_session
 from sparkprep.stages.dedup.minhash import BandHasher, bucket_pairs, jaccard
 from sparkprep.stages.dedup.near import add_dup_clusters, candidate_pairs, verified_pairs
@@ -81,21 +81,6 @@ def _session(master: str) -> SparkSession:
                                      conf={"spark.ui.showConsoleProgress": "false"}), "sparkprep-bench-neardup-peers")
 
 
-def _materialiser(work: Path):
-    calls = itertools.count()
-
-    def materialise(df: DataFrame, name: str) -> DataFrame:
-        path = str(work / f"{name}-{next(calls)}")
-        df.write.parquet(path)
-        return df.sparkSession.read.parquet(path)
-    return materialise
-
-
-def _write_texts(spark: SparkSession, path: str, n: int) -> None:
-    generated = generate_rows(spark, GenerateConfig(path=path, rows=n, files=max(2, n // 125_000)))
-    generated.select(F.col("row").alias(ROW_ID), "text").write.parquet(path)
-
-
 def _warm_up(spark: SparkSession, source: str, work: Path) -> None:
     """One untimed run of each Spark tool on 1,000 of the texts, as the floor has: a session's first
     run starts the Python workers and JIT-compiles (at 2,000 texts, ours took 24 s cold and 9-10 s
@@ -116,7 +101,7 @@ def _floor_s(spark: SparkSession, source: str, work: Path) -> float:
 
 def _ours(spark: SparkSession, source: str, work: Path, n: int) -> tuple[float, Pairs, Pairs]:
     """(seconds of add_dup_clusters, pairs of rows sharing a cluster, verified edges (untimed))."""
-    materialise = _materialiser(Path(tempfile.mkdtemp(prefix="ours-", dir=work)))
+    materialise = Scratch(spark, Path(tempfile.mkdtemp(prefix="ours-", dir=work)))
     texts, config = spark.read.parquet(source), NearDupConfig(column="text")
     start = time.perf_counter()
     clustered = materialise(add_dup_clusters(texts, config, materialise), "clusters")
@@ -259,8 +244,8 @@ def _collect(spark: SparkSession, source: str) -> tuple[np.ndarray, pa.Array]:
 def _self_check(spark: SparkSession, work: Path) -> None:
     """Truth against brute force on 500 texts (plus short, cased and spaced ones); MLlib's shingles
     against the Python ones."""
-    _write_texts(spark, str(work / "check"), 500)
-    ids, texts = _collect(spark, str(work / "check"))
+    generated_texts(spark, work, 500)
+    ids, texts = _collect(spark, str(work / "texts-500"))
     extra = ["ABCD", "abcd", "x", "", "  Hello   World\tfoo bar ", "hello world foo bar", "Hello World foo baR!"]
     ids, texts = np.append(ids, np.arange(500, 500 + len(extra))), pa.concat_arrays([texts, pa.array(extra)])
     expected, found = _brute_force(ids.tolist(), texts.to_pylist()), truth_pairs(ids, texts)
@@ -298,7 +283,7 @@ def _tool(seconds: float, status: str, pairs: Pairs, run: dict, truth: Pairs, sa
 def _measure(spark: SparkSession, work: Path, n: int, limit: float) -> dict:
     """Every tool on the same n generated texts (module docstring)."""
     source = str(work / f"texts-{n}")
-    _write_texts(spark, source, n)
+    generated_texts(spark, work, n)
     _warm_up(spark, source, work)
     run = {"texts": n, "floor_s": round(_floor_s(spark, source, work), 2)}
     ours_s, clusters, edges = _ours(spark, source, work, n)

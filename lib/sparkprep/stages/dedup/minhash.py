@@ -252,28 +252,25 @@ def jaccard(left: pa.Array, right: pa.Array, kind: str, size: int) -> np.ndarray
     return _pair_jaccard(*shingles(left, kind, size), *shingles(right, kind, size))
 
 
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) of every run of equal values in sorted `keys`."""
+    if not keys.size:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    ends = np.append(np.flatnonzero(keys[1:] != keys[:-1]) + 1, keys.size).astype(np.int64)
+    return np.concatenate([[0], ends[:-1]]).astype(np.int64), ends
+
+
 @kernel
-def _bucket_pairs(keys, rows, max_bucket):  # pragma: no cover (compiled)
-    """(a, b) with a < b for the (key, row) entries sorted by key: every pair of a bucket of at most
-    `max_bucket` rows, and each row of a larger bucket with the bucket's smallest row. Sorts each
-    bucket's rows in place (buckets are few and small: sorting all entries by (key, row) cost 4x
-    sorting by key alone)."""
-    n = keys.size
-    total, s = 0, 0
-    while s < n:
-        e = s + 1
-        while e < n and keys[e] == keys[s]:
-            e += 1
-        m = e - s
-        total += m - 1 if m > max_bucket else m * (m - 1) // 2
-        s = e
+def _bucket_pairs(starts, ends, rows, max_bucket, total):  # pragma: no cover (compiled)
+    """The `total` pairs (a, b), a < b, of the buckets rows[starts[i]:ends[i]]: every pair of a
+    bucket of at most `max_bucket` rows, and each row of a larger bucket with the bucket's smallest
+    row. Sorts each bucket's rows in place (buckets are few and small: sorting all entries by
+    (key, row) cost 4x sorting by key alone)."""
     a = np.empty(total, np.int64)
     b = np.empty(total, np.int64)
-    k, s = 0, 0
-    while s < n:
-        e = s + 1
-        while e < n and keys[e] == keys[s]:
-            e += 1
+    k = 0
+    for r in range(starts.size):
+        s, e = starts[r], ends[r]
         if e - s > 1:
             rows[s:e] = np.sort(rows[s:e])
         last = s + 1 if e - s > max_bucket else e - 1
@@ -282,43 +279,31 @@ def _bucket_pairs(keys, rows, max_bucket):  # pragma: no cover (compiled)
                 if rows[i] != rows[j]:
                     a[k], b[k] = rows[i], rows[j]
                     k += 1
-        s = e
     return a[:k], b[:k]
 
 
 @kernel
-def _hot_runs(keys, rows, max_bucket):  # pragma: no cover (compiled)
-    """For (key, row) entries sorted by key: which to keep, and the (smallest row, row) pairs that
-    replace every run of one key longer than `max_bucket`, of which only the smallest row is kept."""
-    n = keys.size
-    keep = np.ones(n, np.bool_)
-    total, s = 0, 0
-    while s < n:
-        e = s + 1
-        while e < n and keys[e] == keys[s]:
-            e += 1
-        if e - s > max_bucket:
-            total += e - s - 1
-        s = e
+def _hot_runs(starts, ends, rows, max_bucket, total):  # pragma: no cover (compiled)
+    """Which entries to keep, and the `total` (smallest row, row) pairs that replace every run
+    rows[starts[i]:ends[i]] longer than `max_bucket`, of which only the smallest row is kept."""
+    keep = np.ones(rows.size, np.bool_)
     a = np.empty(total, np.int64)
     b = np.empty(total, np.int64)
-    k, s = 0, 0
-    while s < n:
-        e = s + 1
-        while e < n and keys[e] == keys[s]:
-            e += 1
-        if e - s > max_bucket:
-            smallest = s
-            for i in range(s + 1, e):
-                if rows[i] < rows[smallest]:
-                    smallest = i
-            for i in range(s, e):
-                if i != smallest:
-                    keep[i] = False
-                    if rows[i] != rows[smallest]:
-                        a[k], b[k] = rows[smallest], rows[i]
-                        k += 1
-        s = e
+    k = 0
+    for r in range(starts.size):
+        s, e = starts[r], ends[r]
+        if e - s <= max_bucket:
+            continue
+        smallest = s
+        for i in range(s + 1, e):
+            if rows[i] < rows[smallest]:
+                smallest = i
+        for i in range(s, e):
+            if i != smallest:
+                keep[i] = False
+                if rows[i] != rows[smallest]:
+                    a[k], b[k] = rows[smallest], rows[i]
+                    k += 1
     return keep, a[:k], b[:k]
 
 
@@ -332,7 +317,9 @@ def hot_runs(keys: np.ndarray, rows: np.ndarray, max_bucket: int) -> tuple[np.nd
         rows: the row_id of each entry.
         max_bucket: dedup.near.max_bucket.
     """
-    return _hot_runs(keys, rows, max_bucket)
+    starts, ends = _runs(keys)
+    sizes = ends - starts
+    return _hot_runs(starts, ends, rows, max_bucket, int((sizes - 1)[sizes > max_bucket].sum()))
 
 
 def bucket_pairs(keys: np.ndarray, rows: np.ndarray, max_bucket: int) -> tuple[np.ndarray, np.ndarray]:
@@ -347,7 +334,10 @@ def bucket_pairs(keys: np.ndarray, rows: np.ndarray, max_bucket: int) -> tuple[n
         max_bucket: dedup.near.max_bucket.
     """
     order = np.argsort(keys)
-    return _bucket_pairs(keys[order], rows[order], max_bucket)
+    starts, ends = _runs(keys[order])
+    sizes = ends - starts
+    total = int(np.where(sizes > max_bucket, sizes - 1, sizes * (sizes - 1) // 2).sum())
+    return _bucket_pairs(starts, ends, rows[order], max_bucket, total)
 
 
 def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
