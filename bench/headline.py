@@ -156,7 +156,9 @@ def _neardup(d: dict) -> tuple[str, str]:
 
 
 def _peers(d: dict) -> tuple[str, str]:
-    run = max(d["runs"], key=lambda r: r["texts"])
+    generated = [r for r in d["runs"] if r.get("corpus", "~90 chars") == "~90 chars"]
+    run = max(generated, key=lambda r: r["texts"])
+    real = [r for r in d["runs"] if r not in generated]
 
     def versus(peer: str, label: str) -> str:
         r, faster = run[peer], run[peer].get("ours_faster")
@@ -173,7 +175,10 @@ def _peers(d: dict) -> tuple[str, str]:
             f"bench/neardup_peers.py, {run['texts']:,} generated texts, {d['master']}: ours {ours['seconds']} s "
             f"({quality(ours)}), MLlib {mllib['seconds']} s, {mllib['status']} ({quality(mllib)}), datasketch "
             f"{sketch['seconds']} s, {sketch['status']} ({quality(sketch)}); truth: exact Jaccard >= 0.8 over "
-            f"{run['truth']['over']}")
+            f"{run['truth']['over']}" + "".join(
+                f"; on {r['texts']:,} {r['corpus']}: ours {r['ours']['seconds']} s ({quality(r['ours'])}), MLlib "
+                f"{r['mllib']['seconds']} s ({quality(r['mllib'])}), datasketch {r['datasketch']['seconds']} s "
+                f"({quality(r['datasketch'])})" for r in real))
 
 
 def _profile(d: dict) -> tuple[str, str]:

@@ -23,7 +23,9 @@ to one space, trimmed) have an exact Jaccard similarity >= 0.8, found without Sp
 banding (40 bands x 4 rows: a pair at 0.8 is missed with probability (1 - 0.8^4)^40 ~ 6e-10) and
 exact verification. Where its buckets would hold over TRUTH_MAX_PAIRS pairs, the truth covers a
 random sample of 20,000 texts and every tool is scored on the pairs with both ends in it.
-`--self-check` compares the truth with brute force over all pairs of 500 texts.
+`--self-check` compares the truth with brute force over all pairs of 500 texts. `--docstrings`
+adds a run on a real text collection shipped inside PyPI packages: the docstrings of 200+
+characters of DOCSTRING_PACKAGES (as installed in the ETL environment).
 
 Prints one JSON line per size, writes bench/results/<date>-neardup-peers.json and adds one row per
 tool and size to bench/RESULTS.md (first table).
@@ -34,6 +36,8 @@ tool and size to bench/RESULTS.md (first table).
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.util
 import itertools
 import json
 import shutil
@@ -280,12 +284,44 @@ def _tool(seconds: float, status: str, pairs: Pairs, run: dict, truth: Pairs, sa
             "us_per_text": round(seconds / run["texts"] * 1e6, 1), "pairs": len(pairs), **_scores(pairs, truth, sample)}
 
 
-def _measure(spark: SparkSession, work: Path, n: int, limit: float) -> dict:
-    """Every tool on the same n generated texts (module docstring)."""
-    source = str(work / f"texts-{n}")
-    generated_texts(spark, work, n)
+#: The installed packages whose docstrings make the real text collection (--docstrings).
+DOCSTRING_PACKAGES = ("pyspark", "pandas", "numpy", "scipy", "sklearn", "matplotlib", "pydantic", "hypothesis")
+
+
+def docstrings(packages: tuple[str, ...] = DOCSTRING_PACKAGES, shortest: int = 200) -> list[str]:
+    """A real text collection shipped inside PyPI packages: the docstrings (of `shortest` characters
+    or more) of every function and class in the installed `packages`' sources, read with `ast`.
+    Libraries copy paragraphs between docstrings (shared parameters, deprecation notes, templates),
+    so near-duplicates are real ones."""
+    found = []
+    for package in packages:
+        root = Path(importlib.util.find_spec(package).origin).parent
+        for path in sorted(root.rglob("*.py")):
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"))
+            except (SyntaxError, UnicodeDecodeError, ValueError):
+                continue  # test fixtures and templates that are not Python 3.11
+            found += [text for node in ast.walk(tree)
+                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                      and (text := ast.get_docstring(node)) and len(text) >= shortest]
+    return found
+
+
+def _docstring_texts(spark: SparkSession, work: Path) -> tuple[str, int]:
+    texts = docstrings()
+    source = str(work / "docstrings")
+    spark.createDataFrame(list(enumerate(texts)), f"{ROW_ID} long, text string").repartition(4).write.parquet(source)
+    return source, len(texts)
+
+
+def _measure(spark: SparkSession, work: Path, n: int, limit: float, source: str | None = None) -> dict:
+    """Every tool on the same texts (module docstring): n generated ones, or those at `source`."""
+    corpus = "~90 chars" if source is None else "docstrings of " + ", ".join(DOCSTRING_PACKAGES)
+    if source is None:
+        source = str(work / f"texts-{n}")
+        generated_texts(spark, work, n)
     _warm_up(spark, source, work)
-    run = {"texts": n, "floor_s": round(_floor_s(spark, source, work), 2)}
+    run = {"texts": n, "corpus": corpus, "floor_s": round(_floor_s(spark, source, work), 2)}
     ours_s, clusters, edges = _ours(spark, source, work, n)
     ids, texts = _collect(spark, source)
     start = time.perf_counter()
@@ -335,17 +371,18 @@ def _rows(date: str, master: str, run: dict) -> list[str]:
             faster = f", ours is {r['ours_faster']}x faster" if r["ours_faster"] is not None else ""
             quality = f"precision {r['precision']}, recall {r['recall']}{faster}"
         rows.append(f"| {date[:10]} | near-dup peers: {label} ({conditions}, Jaccard 0.8) | {run['texts']:,} texts "
-                    f"(~90 chars), {master}{scope} | floor {run['floor_s']:.1f} s | {seconds} | "
+                    f"({run.get('corpus', '~90 chars')}), {master}{scope} | floor {run['floor_s']:.1f} s | {seconds} | "
                     f"**{r['ratio_to_floor']}x** floor, {quality} |")
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[20_000, 100_000])
     parser.add_argument("--peer-timeout", type=float, default=900, help="seconds a peer may run per size")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--self-check", action="store_true", help="only check the truth against brute force")
+    parser.add_argument("--docstrings", action="store_true", help="also run on the docstrings of DOCSTRING_PACKAGES")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sparkprep-neardup-peers-"))
     spark, results = _session(args.master), []
@@ -360,6 +397,10 @@ def main() -> None:
                 results[-1]["jvm_exited"] = f"after MLlib at {n:,} texts: larger sizes not run"
                 print(json.dumps({"stopped": results[-1]["jvm_exited"]}))
                 break
+        if args.docstrings and _jvm_alive(spark):
+            source, n = _docstring_texts(spark, work)
+            results.append(_measure(spark, work, n, args.peer_timeout, source))
+            print(json.dumps(results[-1]))
     finally:
         with suppress(Py4JError, ConnectionError):  # the JVM may be gone already (above)
             spark.stop()
