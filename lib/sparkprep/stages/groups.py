@@ -76,7 +76,8 @@ def connected_components(edges: DataFrame, materialise: Materialise, local_edges
     """(`node`, `component`) for every node of the undirected `edges` (`a`, `b`); the component is
     its smallest node. Materialised.
 
-    Up to `local_edges` edges, one task runs union-find over them all. Beyond, labels form a forest that only ever points to smaller nodes. Each round: every node takes the
+    Up to `local_edges` edges, one task runs union-find over them all. Beyond, labels form a
+    forest that only ever points to smaller nodes. Each round: every node takes the
     smallest label around it; every label's node ("parent") takes the smallest value any of its
     children found (hooking, as in Shiloach-Vishkin, so one discovery re-labels a whole tree);
     then two pointer-doubling jumps. Plain min-propagation needs as many rounds as the graph's
@@ -144,9 +145,9 @@ def add_groups(df: DataFrame, keys: list[Column | Anchor], materialise: Material
         if isinstance(key, Anchor):
             anchored = anchored.withColumn(f"_sp_ga{i}", key.column)
             continue
-        anchors = (anchored.withColumn(f"_sp_gk{i}", key).where(F.col(f"_sp_gk{i}").isNotNull()).groupBy(f"_sp_gk{i}")
-                   .agg(F.min(ROW_ID).alias(f"_sp_ga{i}")))
-        anchored = anchored.withColumn(f"_sp_gk{i}", key).join(anchors, f"_sp_gk{i}", "left")
+        keyed = anchored.withColumn(f"_sp_gk{i}", key)
+        anchors = keyed.where(F.col(f"_sp_gk{i}").isNotNull()).groupBy(f"_sp_gk{i}").agg(F.min(ROW_ID).alias(f"_sp_ga{i}"))
+        anchored = keyed.join(anchors, f"_sp_gk{i}", "left")
     temporary = [c for c in anchored.columns if c.startswith(("_sp_gk", "_sp_ga"))]
     if len(keys) == 1:
         return anchored.withColumn(GROUP, F.coalesce(F.col("_sp_ga0"), F.col(ROW_ID))).drop(*temporary)
