@@ -183,7 +183,8 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
     clock.lap("ingest+clean", "dedup", f"{n_input:,} rows read, {n_input - accepted:,} rejected, {accepted:,} on")
 
     deduped = dedup.run(clean.accepted(marked, keep_source=True), config, ctx)
-    rejected = clean.quarantine_rows(marked, tallied.first_positions).unionByName(deduped.rejected, allowMissingColumns=True)
+    rejected = clean.quarantine_rows(marked, tallied.first_positions).unionByName(
+        clean.numbered(deduped.rejected, tallied.first_positions))
     by_column, rejections = quarantine.by_reason_and_column(rejected)
     log.info("duplicates %s, rejected %d %s", deduped.counts, sum(rejections.values()), rejections)
     if not sum(deduped.remaining.values()):

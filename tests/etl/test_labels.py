@@ -45,7 +45,10 @@ def test_rare_classes_can_be_quarantined_with_their_rows(spark, tmp_path, csv_co
     # 60 good, 40 bad; the holdout takes round(0.1 n) of each class, and is counted here too.
     assert manifest["classes"] == ["bad", "good"] and manifest["class_counts"] == {"bad": 40, "good": 60}
     quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()
-    assert sorted(json.loads(q["raw"])["text"] for q in quarantine) == ["odd one", "odd three", "odd two"]
+    # Each row's record in the file's own format and its number there (the header is not a record).
+    assert sorted((q["record"], q["raw"]) for q in quarantine) == [
+        (101, "2000,1.0,odd one,great"), (102, "2001,2.0,odd two,great"), (103, "2002,3.0,odd three,great")]
+    assert {q["source_file"] for q in quarantine} == {f"file:{data}"}
     assert all(q["reason"] == "rare_label" and "3 rows for cross-validation, fewer than 4" in q["message"]
                for q in quarantine)
     report = (tmp_path / "out" / "report.html").read_text()
@@ -88,3 +91,23 @@ def test_nothing_left_after_dedup_names_the_stage(spark, tmp_path, csv_config, c
     assert "8 x conflicting_label (label)" in err
     assert not (tmp_path / "out").exists()
     _no_run_left_behind(tmp_path)
+
+
+def test_conflicting_rows_are_quarantined_as_csv_records_that_read_back_once_fixed(spark, tmp_path, csv_config):
+    data = tmp_path / "raw.csv"
+    # Two rows whose features (score, text) equal each other's but whose labels differ, one with a
+    # text that needs quoting, one with a normalised number (1.50 reads as 1.5).
+    _reviews(data, 60, 40, ['3000,1.50,"same words, twice",good', '3001,1.5,"same words, twice",bad'])
+    config = csv_config(data, SCHEMA, dedup={"exact": True, "conflicts": "drop_all"})
+    assert main(["prepare", "--config", config]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["rejections"]["by_reason"] == {"conflicting_label": 2}
+    quarantine = pq.read_table(tmp_path / "out" / "quarantine").to_pylist()
+    assert sorted((q["record"], q["raw"]) for q in quarantine) == [
+        (101, '3000,1.5,"same words, twice",good'), (102, '3001,1.5,"same words, twice",bad')]
+    # Fixed (both are good) and fed back under the file's header, they read as the rows they were.
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text("id,score,text,label\n" + "".join(q["raw"].replace(",bad", ",good") + "\n" for q in quarantine))
+    back = spark.read.csv(str(fixed), header=True, schema="id bigint, score double, text string, label string")
+    assert sorted(tuple(r) for r in back.collect()) == [(3000, 1.5, "same words, twice", "good"),
+                                                        (3001, 1.5, "same words, twice", "good")]

@@ -85,19 +85,19 @@ def strips_line_end_cr(options: dict[str, str]) -> bool:
     return whole_files(options) and _lowered(options).get("linesep") == "\n"
 
 
-def record_text(layout: Column, columns: list[str], options: dict[str, str]) -> Column:
-    """The CSV record of a row, its `columns` in the file's order (`layout`, an array of their
+def record_text(layout: Column, fields: dict[str, Column], options: dict[str, str]) -> Column:
+    """The CSV record of a row, its `fields` in the file's order (`layout`, an array of their
     names), as the reader's dialect writes it, quoting only where needed (Python's QUOTE_MINIMAL,
     pandas' default); a null is an empty field. What a rejected row keeps as `raw`, so that it can
     be fixed and read again. Interpreted (a lambda per field): meant for rejected rows only.
 
     Args:
         layout: the file's column names in order (an array column).
-        columns: the row's columns.
+        fields: each column's text, by name.
         options: the reader options (the dialect).
     """
     delimiter, quote, escape = _dialect(options)
-    values = F.create_map(*[x for c in columns for x in (F.lit(c), F.col(c))])
+    values = F.create_map(*[x for name, text in fields.items() for x in (F.lit(name), text)])
 
     def field(name: Column) -> Column:
         value = values[name]

@@ -12,6 +12,7 @@ config's `InputConfig.format` (the strict config lists what it accepts; it canno
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
@@ -22,10 +23,10 @@ from pyspark.errors import AnalysisException
 from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, MapType, StringType, StructField, StructType
 
 from sparkprep.contract import (
-    CORRUPT, INTERNAL_PREFIX, INVALID_UTF8, LAYOUT, LINE, POSITION, RESERVED_COLUMNS, SOURCE_FILE, WHOLE_RECORD)
+    CORRUPT, DUP_CLUSTER, INTERNAL_PREFIX, INVALID_UTF8, LAYOUT, LINE, POSITION, RESERVED_COLUMNS, SOURCE_FILE, WHOLE_RECORD)
 from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import InputError
 from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, reader_options, reads_utf8,
@@ -216,7 +217,57 @@ def raw_record(df: DataFrame, config: InputConfig) -> Column | None:
         return F.col(LINE)
     if LAYOUT not in df.columns:
         return None
-    return record_text(F.col(LAYOUT), [c for c in df.columns if not c.startswith(INTERNAL_PREFIX)], csv_options(config))
+    return record_text(F.col(LAYOUT), {c: F.col(c) for c in df.columns if not c.startswith(INTERNAL_PREFIX)},
+                       csv_options(config))
+
+
+def file_layouts(spark: SparkSession, config: InputConfig | None) -> dict[str, list[str]]:
+    """Each CSV input file's header (its columns in order, the layout `rendered_record` renders a
+    record of it in), read from the files' first bytes; empty for other formats and header-less files.
+
+    Args:
+        spark: the session.
+        config: the input section.
+    """
+    if config is None or config.format != "csv" or not has_header(options := csv_options(config)):
+        return {}
+    headers = read_headers(spark, _input_files(spark, config, options), options)[0]
+    # Keyed as `_metadata.file_path` spells a file: URI-encoded (Hadoop's Path.toUri), and an
+    # empty authority left out (file:/x, as a file status names it, not file:///x).
+    encoded = spark._jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]
+    return {re.sub(r"^([A-Za-z][\w+.-]*):///", r"\1:/", encoded(uri).toUri().toString()): header
+            for uri, header in headers.items()}
+
+
+def rendered_record(df: DataFrame, config: InputConfig | None, layouts: dict[str, list[str]]) -> Column:
+    """A row's record rendered from its values in the input's own format, for a row that passed
+    cleaning and that a later stage quarantines (a conflicting or rare label). The scratch copy
+    keeps typed values, not the text as read (the text of every row would double the copy), so
+    this is the record as clean reads it back, not byte for byte the line: a CSV line in the
+    reader's dialect and the input's column order (arrays as `a;b`, a null as an empty field), else
+    the row as a JSON object (a JSON line). The row's file and record number locate the original.
+
+    Args:
+        df: rows with the input's columns (and internal or output columns, left out) and `_sp_source_file`.
+        config: the input section (None: a JSON object).
+        layouts: `file_layouts` (a file missing from it: the rows' column order).
+    """
+    columns = [f for f in df.schema.fields if not f.name.startswith(INTERNAL_PREFIX)
+               and f.name not in (*RESERVED_COLUMNS, DUP_CLUSTER)]
+    if config is None or config.format != "csv":
+        return F.to_json(F.struct(*[F.col(f.name) for f in columns]))
+
+    def text(f: StructField) -> Column:
+        if isinstance(f.dataType, ArrayType):
+            return F.array_join(F.col(f.name).cast("array<string>"), ";")
+        if isinstance(f.dataType, (MapType, StructType)):
+            return F.to_json(F.col(f.name))
+        return F.col(f.name).cast("string")
+    order = F.array(*[F.lit(f.name) for f in columns])
+    if layouts:
+        by_file = F.create_map(*[x for uri, header in layouts.items() for x in (F.lit(uri), F.array(*map(F.lit, header)))])
+        order = F.coalesce(by_file[F.col(SOURCE_FILE)], order)
+    return record_text(order, {f.name: text(f) for f in columns}, csv_options(config))
 
 
 def _read_json(spark: SparkSession, config: InputConfig, options: dict[str, str], version: int | None) -> DataFrame:

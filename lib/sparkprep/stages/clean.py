@@ -311,36 +311,48 @@ def _first_failing(parsed: DataFrame, checks: list[_Check], raw: Column) -> Data
 
 
 def accepted(df: DataFrame, keep_source: bool = False) -> DataFrame:
-    """Rows without a rejection, with the internal columns removed (but the source file with
-    `keep_source`, for rows that a later stage may still quarantine).
+    """Rows without a rejection, with the internal columns removed (but the source file and
+    position with `keep_source`, for rows that a later stage may still quarantine).
 
     Args:
         df: `mark_rejections` rows.
-        keep_source: keep `_sp_source_file`.
+        keep_source: keep `_sp_source_file` and `_sp_position`.
     """
-    drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, POSITION, INVALID_UTF8,
-                        *([] if keep_source else [SOURCE_FILE]))
+    drop = [c for c in (REASON, REASON_COLUMN, MESSAGE, RAW, CORRUPT, INVALID_UTF8,
+                        *([] if keep_source else [SOURCE_FILE, POSITION]))
             if c in df.columns]
     return df.where(F.col(REASON).isNull()).drop(*drop)
 
 
 def quarantine_rows(df: DataFrame, first_positions: DataFrame | None = None) -> DataFrame:
     """Rejected rows in the quarantine schema: reason, column, message, source_file, raw (as read)
-    and record, the row's number among its file's records (1 = the first after a header) where
-    `first_positions` (source file -> its first `_sp_position`) gives it.
+    and record (`numbered`).
 
     Args:
         df: `mark_rejections` rows.
         first_positions: `tally`'s first position per source file, if any.
     """
-    rejected = df.where(F.col(REASON).isNotNull())
-    record = F.lit(None).cast("long")
-    if first_positions is not None and POSITION in df.columns:
-        rejected = rejected.join(F.broadcast(first_positions), SOURCE_FILE, "left")
-        record = F.col(POSITION) - F.col(_FIRST) + 1
-    return rejected.select(
+    rejected = df.where(F.col(REASON).isNotNull()).select(
         F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"), F.col(MESSAGE).alias("message"),
-        F.col(SOURCE_FILE).alias("source_file"), F.col(RAW).alias("raw"), record.alias("record"))
+        F.col(SOURCE_FILE).alias("source_file"), F.col(RAW).alias("raw"),
+        *([F.col(POSITION)] if POSITION in df.columns else []))
+    return numbered(rejected, first_positions)
+
+
+def numbered(rejected: DataFrame, first_positions: DataFrame | None) -> DataFrame:
+    """Quarantine rows with `record`, the row's number among its file's records (1 = the first
+    after a header) where `first_positions` (source file -> its first `_sp_position`) gives it, in
+    place of their `_sp_position`.
+
+    Args:
+        rejected: quarantine rows (source_file), with `_sp_position` where the reader numbers rows.
+        first_positions: `tally`'s first position per source file, if any.
+    """
+    if first_positions is None or POSITION not in rejected.columns:
+        return rejected.drop(POSITION).withColumn("record", F.lit(None).cast("long"))
+    joined = rejected.join(F.broadcast(first_positions), rejected["source_file"] == first_positions[SOURCE_FILE], "left")
+    return joined.select(*[rejected[c] for c in rejected.columns if c != POSITION],
+                         (rejected[POSITION] - first_positions[_FIRST] + 1).alias("record"))
 
 
 def rules(config: Config) -> dict[str, ColumnRule]:

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparkprep.config import Config
-from sparkprep.contract import CONFLICT, CONFLICTING_LABEL, FEATURE_HASH, MESSAGE, RAW, REASON, REASON_COLUMN, ROW_ID
+from sparkprep.contract import CONFLICT, CONFLICTING_LABEL, FEATURE_HASH, MESSAGE, REASON, REASON_COLUMN, ROW_ID
 from sparkprep.stages.context import Context
 from sparkprep.stages.dedup.exact import COUNTED_PREFIX, MERGED, data_columns
 
@@ -101,7 +101,6 @@ def mark_label_conflicts(df: DataFrame, label: str, policy: str, features: list[
     rejected = {"keep_all": F.lit(False),
                 "drop_all": conflict,
                 "keep_majority": conflict & ~(has_majority & (F.col(label) == F.col("_sp_majority")))}[policy]
-    data = data_columns(df)
     message = F.format_string(f"features identical to rows with %d labels; policy {policy}", F.col("_sp_labels"))
     return joined.withColumns({
         CONFLICT: conflict,
@@ -109,5 +108,4 @@ def mark_label_conflicts(df: DataFrame, label: str, policy: str, features: list[
         REASON: F.when(rejected, F.lit(CONFLICTING_LABEL)),
         REASON_COLUMN: F.when(rejected, F.lit(label)),
         MESSAGE: F.when(rejected, message),
-        RAW: F.when(rejected, F.to_json(F.struct(*[F.col(c) for c in data if c != ROW_ID]))),
     }).drop("_sp_labels", "_sp_majority", "_sp_top", "_sp_second")

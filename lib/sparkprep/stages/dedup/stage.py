@@ -22,9 +22,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparkprep.config import Config
-from sparkprep.contract import (
-    INTERNAL_PREFIX, MESSAGE, RARE_LABEL, RAW, REASON, REASON_COLUMN, RESERVED_COLUMNS, SOURCE_FILE)
+from sparkprep.contract import MESSAGE, POSITION, RARE_LABEL, REASON, REASON_COLUMN, SOURCE_FILE
 from sparkprep.errors import InputError
+from sparkprep.io.read import file_layouts, rendered_record
 from sparkprep.stages.context import Context
 from sparkprep.stages.dedup import conflicts, exact, near
 from sparkprep.stages.split import held_out
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: The dedup rules, in the order they run.
 RULES = (exact.apply, conflicts.apply, near.apply)
-_QUARANTINE_COLUMNS = (REASON, REASON_COLUMN, MESSAGE, RAW)
+_QUARANTINE_COLUMNS = (REASON, REASON_COLUMN, MESSAGE)
 
 
 @dataclass(frozen=True)
@@ -63,18 +63,6 @@ class Deduplicated:
         """Input rows absorbed by the rules, all kinds together (rows.duplicates)."""
         return sum(self.by_kind.values())
 
-    def cross_validation_rows(self, holdout_fraction: float) -> dict[str, int]:
-        """Per class, the rows left for cross-validation: not held out by a column rule, less the
-        holdout fraction's share (as the row split takes it).
-
-        Args:
-            holdout_fraction: split.holdout_fraction.
-        """
-        rows: dict[str, int] = {}
-        for (c, held), n in self.remaining.items():
-            rows[c] = rows.get(c, 0) + (0 if held else n)
-        return {c: n - int(math.floor(holdout_fraction * n + 0.5)) for c, n in rows.items()}
-
 
 def run(rows: DataFrame, config: Config, ctx: Context) -> Deduplicated:
     """The RULES in order over the accepted rows, then the rare-class check.
@@ -90,16 +78,24 @@ def run(rows: DataFrame, config: Config, ctx: Context) -> Deduplicated:
         if REASON in rows.columns:
             rejected.append(rows.where(F.col(REASON).isNotNull()))
             rows = rows.where(F.col(REASON).isNull()).drop(*_QUARANTINE_COLUMNS)
-    counts, remaining = _count(rows, rejected, config)
+    counts, remaining, n_rejected = _count(rows, rejected, config)
+    rows, rare, remaining = rare_classes(rows, remaining, config)
+    if rare is not None:
+        rejected.append(rare)
+    # The headers are read only when some row needs its record rendered.
+    layouts = file_layouts(rows.sparkSession, config.input) if n_rejected or rare is not None else {}
     quarantined = [r.select(F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"),
                             F.col(MESSAGE).alias("message"), F.col(SOURCE_FILE).alias("source_file"),
-                            F.col(RAW).alias("raw")) for r in rejected]
-    return rare_classes(Deduplicated(rows, reduce(DataFrame.unionByName, quarantined), counts, remaining), config)
+                            rendered_record(r, config.input, layouts).alias("raw"),
+                            *([F.col(POSITION)] if POSITION in r.columns else []))
+                   for r in rejected]
+    return Deduplicated(rows, reduce(DataFrame.unionByName, quarantined), counts, remaining)
 
 
-def _count(kept: DataFrame, rejected: list[DataFrame], config: Config) -> tuple[dict[str, int], dict[tuple[str, bool], int]]:
-    """Every counter summed over the rows kept and rejected, and the rows kept per (class, held
-    out by a column rule), in one aggregation."""
+def _count(kept: DataFrame, rejected: list[DataFrame],
+           config: Config) -> tuple[dict[str, int], dict[tuple[str, bool], int], int]:
+    """Every counter summed over the rows kept and rejected, the rows kept per (class, held out by
+    a column rule), and the rows rejected, in one aggregation."""
     names = exact.counters(kept)
     cls, held = F.col(config.columns.label).cast("string").alias("_sp_class"), held_out(config).alias("_sp_held")  # type: ignore[union-attr]
 
@@ -112,25 +108,40 @@ def _count(kept: DataFrame, rejected: list[DataFrame], config: Config) -> tuple[
              .agg(*[F.sum(c).alias(c) for c in names], F.count(F.lit(1)).alias("_sp_n")).collect())
     counts = {c.removeprefix(exact.ABSORBED_PREFIX).removeprefix(exact.COUNTED_PREFIX): int(sum(r[c] or 0 for r in found))
               for c in names}
-    return counts, {(r["_sp_class"], r["_sp_held"]): r["_sp_n"] for r in found if r["_sp_kept"]}
+    return (counts, {(r["_sp_class"], r["_sp_held"]): r["_sp_n"] for r in found if r["_sp_kept"]},
+            sum(r["_sp_n"] for r in found if not r["_sp_kept"]))
 
 
-def rare_classes(deduped: Deduplicated, config: Config) -> Deduplicated:
+def _cross_validation_rows(remaining: dict[tuple[str, bool], int], holdout_fraction: float) -> dict[str, int]:
+    """Per class, the rows left for cross-validation: not held out by a column rule, less the
+    holdout fraction's share (as the row split takes it)."""
+    rows: dict[str, int] = {}
+    for (c, held), n in remaining.items():
+        rows[c] = rows.get(c, 0) + (0 if held else n)
+    return {c: n - int(math.floor(holdout_fraction * n + 0.5)) for c, n in rows.items()}
+
+
+def rare_classes(rows: DataFrame, remaining: dict[tuple[str, bool], int],
+                 config: Config) -> tuple[DataFrame, DataFrame | None, dict[tuple[str, bool], int]]:
     """A class with fewer cross-validation rows than columns.min_class_rows (default k) cannot be
     stratified: some folds get none of it. Usually it is no class at all (a typo, a stray value, a
     shifted column), so by default the run stops here, before anything is written; with
-    columns.rare_classes: quarantine its rows are rejected as rare_label.
+    columns.rare_classes: quarantine its rows are rejected as rare_label. Returns the rows kept,
+    the rows rejected (with the quarantine columns; None if none) and the rows kept per (class,
+    held out).
 
     Args:
-        deduped: what the dedup rules left.
+        rows: what the dedup rules kept.
+        remaining: their count per (class, held out by a column rule).
         config: the run's config (columns, split.k, split.holdout_fraction).
     """
     assert config.columns is not None
     cols, k = config.columns, config.split.k
     minimum = cols.min_class_rows or k
-    rare = {c: n for c, n in sorted(deduped.cross_validation_rows(config.split.holdout_fraction).items()) if n < minimum}
+    per_class = _cross_validation_rows(remaining, config.split.holdout_fraction)
+    rare = {c: n for c, n in sorted(per_class.items()) if n < minimum}
     if not rare:
-        return deduped
+        return rows, None, remaining
     listed = ", ".join(f"{c!r}: {n}" for c, n in rare.items())
     if cols.rare_classes == "stop":
         raise InputError(
@@ -143,11 +154,8 @@ def rare_classes(deduped: Deduplicated, config: Config) -> Deduplicated:
     label = F.col(cols.label).cast("string")
     is_rare = label.isin(list(rare))
     counts = F.create_map(*[F.lit(x) for c, n in rare.items() for x in (c, n)])
-    data = [c for c in deduped.rows.columns if not c.startswith(INTERNAL_PREFIX) and c not in RESERVED_COLUMNS]
-    rejected = deduped.rows.where(is_rare).select(
-        F.lit(RARE_LABEL).alias("reason"), F.lit(cols.label).alias("column"),
-        F.format_string(f"label %s has %d rows for cross-validation, fewer than {minimum} (columns.min_class_rows)",
-                        label, counts[label]).alias("message"),
-        F.col(SOURCE_FILE).alias("source_file"), F.to_json(F.struct(*data)).alias("raw"))
-    remaining = {key: n for key, n in deduped.remaining.items() if key[0] not in rare}
-    return Deduplicated(deduped.rows.where(~is_rare), deduped.rejected.unionByName(rejected), deduped.counts, remaining)
+    rejected = rows.where(is_rare).withColumns({
+        REASON: F.lit(RARE_LABEL), REASON_COLUMN: F.lit(cols.label),
+        MESSAGE: F.format_string(f"label %s has %d rows for cross-validation, fewer than {minimum} "
+                                 "(columns.min_class_rows)", label, counts[label])})
+    return rows.where(~is_rare), rejected, {key: n for key, n in remaining.items() if key[0] not in rare}
