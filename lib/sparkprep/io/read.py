@@ -35,6 +35,7 @@ from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, read
 log = logging.getLogger(__name__)
 
 _BYTES = "ISO-8859-1"  # one character per byte: reading with it loses nothing
+_ASCII_ROW = "_sp_ascii_row"
 
 
 def _configured_options(config: InputConfig) -> dict[str, str]:
@@ -170,7 +171,9 @@ def _csv_finish(df: DataFrame, options: dict[str, str]) -> DataFrame:
     file layout (its columns in file order) kept for its raw record."""
     if strips_line_end_cr(options):
         last = [c for c in df.columns if c != CORRUPT][-1]
-        df = df.withColumn(last, F.regexp_replace(F.col(last), "\\r\\z", ""))
+        value = F.col(last)
+        df = df.withColumn(last, F.when(F.endswith(value, F.lit("\r")), F.substr(value, F.lit(1), F.length(value) - 1))
+                           .otherwise(value))
     if reads_utf8(options):
         df = _decoded(df)
     return df.withColumn(LAYOUT, F.array(*[F.lit(c) for c in df.columns if not c.startswith(INTERNAL_PREFIX)]))
@@ -187,21 +190,32 @@ def _delta_version(reader: DataFrameReader, spark: SparkSession, config: InputCo
 def _decoded(df: DataFrame) -> DataFrame:
     """Text read as ISO-8859-1 (its bytes, one character each) back to UTF-8, checked: a value
     whose bytes are not valid UTF-8 becomes `0x` and its bytes in hex, and `_sp_invalid_utf8`
-    names its column (clean rejects the row as invalid_encoding). ASCII values, as many
-    characters as bytes, are left as they are without a look at their bytes."""
+    names its column (clean rejects the row as invalid_encoding). A row whose text is all ASCII
+    (as many characters as bytes: nearly every row of most inputs) is left as it is after one
+    test of its values together; only the other rows' values are looked at one by one."""
     texts = [f.name for f in df.schema.fields if isinstance(f.dataType, StringType)
              and (f.name == CORRUPT or not f.name.startswith(INTERNAL_PREFIX))]
+    if not texts:
+        return df.withColumn(INVALID_UTF8, F.array().cast("array<string>"))
+    whole = F.concat_ws("", *[F.col(n) for n in texts])
+    ascii_row = F.length(whole) == F.octet_length(whole)
+    checked = df.withColumn(_ASCII_ROW, ascii_row)
+    # Each value's own test stays inside the branch for rows that are not all ASCII: an expression
+    # in a CASE's first condition is evaluated for every row (and hoisted by Spark's common
+    # subexpression elimination wherever it appears again).
+    ascii_rows = F.col(_ASCII_ROW)
     values, invalid = {}, []
     for name in texts:
         raw = F.encode(F.col(name), _BYTES)
         ascii_only = F.length(F.col(name)) == F.octet_length(F.col(name))
         valid = ascii_only | F.call_function("is_valid_utf8", raw.cast("string"))
-        values[name] = (F.when(ascii_only, F.col(name)).when(valid, raw.cast("string"))
-                        .otherwise(F.concat(F.lit("0x"), F.hex(raw))))
+        values[name] = F.when(ascii_rows, F.col(name)).otherwise(
+            F.when(ascii_only, F.col(name)).when(valid, raw.cast("string")).otherwise(F.concat(F.lit("0x"), F.hex(raw))))
         if name != CORRUPT:
             invalid.append(F.when(~valid, F.lit(name)))
-    return df.withColumns({**values, INVALID_UTF8: F.array_compact(F.array(*invalid)) if invalid
-                           else F.array().cast("array<string>")})
+    none = F.array().cast("array<string>")
+    found = F.when(ascii_rows, none).otherwise(F.array_compact(F.array(*invalid))) if invalid else none
+    return checked.withColumns({**values, INVALID_UTF8: found}).drop(_ASCII_ROW)
 
 
 def raw_record(df: DataFrame, config: InputConfig) -> Column | None:
