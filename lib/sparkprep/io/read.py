@@ -22,12 +22,12 @@ from pyspark.errors import AnalysisException
 from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import DataType, StringType, StructField, StructType
 
 from sparkprep.contract import (
     CORRUPT, INTERNAL_PREFIX, INVALID_UTF8, LAYOUT, LINE, POSITION, RESERVED_COLUMNS, SOURCE_FILE, WHOLE_RECORD)
 from sparkprep.config import ColumnsConfig, InputConfig
-from sparkprep.errors import InputError
+from sparkprep.errors import ConfigError, InputError
 from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, reader_options, reads_utf8,
                                      record_text, strips_line_end_cr, whole_files)
 
@@ -88,9 +88,24 @@ def read_input(spark: SparkSession, config: InputConfig, version: int | None = N
         config: the input section.
         version: the Delta version to read (Delta only).
     """
+    _check_schema_types(config)
     fmt = FORMATS[config.format]
     options = fmt.options(config)
     return fmt.read(spark, config, options, version) if fmt.read else _load(spark, config, options, version)
+
+
+def _check_schema_types(config: InputConfig) -> None:
+    """Each input.schema type as Spark SQL reads it: a misspelt one is a ConfigError naming its key,
+    before anything is read (Spark's parser would raise it later, from clean's casts). Two words
+    read as a struct of one field ("big int"); only a type spelled struct<...> is taken as one."""
+    for name, kind in (config.schema_ or {}).items():
+        try:
+            parsed = DataType.fromDDL(kind)
+        except CapturedException:  # its parser's message is about the last of the grammars it tried
+            parsed = None
+        if parsed is None or (isinstance(parsed, StructType) and not kind.strip().lower().startswith("struct")):
+            raise ConfigError(f"input.schema.{name}: {kind!r} is not a Spark SQL type; "
+                              f"e.g. string, bigint, double, timestamp, array<double>")
 
 
 def _read_csv(spark: SparkSession, config: InputConfig, options: dict[str, str], version: int | None) -> DataFrame:
