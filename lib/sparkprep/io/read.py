@@ -30,10 +30,12 @@ from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import ConfigError, InputError
 from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, reader_options, reads_utf8,
                                      record_text, strips_line_end_cr, whole_files)
+from sparkprep.io.fs import HadoopFS
 
 log = logging.getLogger(__name__)
 
 _BYTES = "ISO-8859-1"  # one character per byte: reading with it loses nothing
+_DELTA_LOG = "_delta_log"
 
 
 def _configured_options(config: InputConfig) -> dict[str, str]:
@@ -89,6 +91,7 @@ def read_input(spark: SparkSession, config: InputConfig, version: int | None = N
         version: the Delta version to read (Delta only).
     """
     _check_schema_types(config)
+    _refuse_delta_tables(spark, config)
     fmt = FORMATS[config.format]
     options = fmt.options(config)
     return fmt.read(spark, config, options, version) if fmt.read else _load(spark, config, options, version)
@@ -106,6 +109,18 @@ def _check_schema_types(config: InputConfig) -> None:
         if parsed is None or (isinstance(parsed, StructType) and not kind.strip().lower().startswith("struct")):
             raise ConfigError(f"input.schema.{name}: {kind!r} is not a Spark SQL type; "
                               f"e.g. string, bigint, double, timestamp, array<double>")
+
+
+def _refuse_delta_tables(spark: SparkSession, config: InputConfig) -> None:
+    """An input path that is a Delta table (it holds `_delta_log/`) read as another format would give
+    the rows of every Parquet file in it: the files of replaced and deleted versions too."""
+    if config.format == "delta":
+        return
+    for uri in config.paths:
+        if HadoopFS(spark, uri).exists(f"{uri.rstrip('/')}/{_DELTA_LOG}"):
+            raise InputError(f"input path {uri} is a Delta table (it holds {_DELTA_LOG}/): read as {config.format}, "
+                             f"its files of earlier versions would be read too, rows replaced or deleted since "
+                             f"among them; set input.format: delta")
 
 
 def _read_csv(spark: SparkSession, config: InputConfig, options: dict[str, str], version: int | None) -> DataFrame:
