@@ -609,8 +609,7 @@ BAD_INPUTS = [
     BadInput("misspelt type in input.schema", _csv(_lines(*GOOD), input={"schema": {**SCHEMA, "score": "dobule"}}), 2,
              ("input.schema.score: 'dobule' is not a Spark SQL type",)),
     BadInput("a JSON array on one line", _csv(json.dumps(RECORDS) + "\n", "data.json", **JSON), 0,
-             rows=8, data={AS_WRITTEN: 8},
-             xfail="from_json rejects the line that Spark's JSON reader reads as one row per object"),
+             rows=8, data={AS_WRITTEN: 8}),
     # 1 line '[' + 8 x 6 lines ('{', 4 keys, '}') + 1 line ']': 50 lines, none a JSON value of its own.
     BadInput("a JSON array over many lines, read without multiLine",
              _csv(json.dumps(RECORDS, indent=2), "data.json", **JSON), 3,

@@ -22,7 +22,7 @@ from pyspark.errors import AnalysisException
 from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DataType, StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, DataType, StringType, StructField, StructType
 
 from sparkprep.contract import (
     CORRUPT, INTERNAL_PREFIX, INVALID_UTF8, LAYOUT, LINE, POSITION, RESERVED_COLUMNS, SOURCE_FILE, WHOLE_RECORD)
@@ -253,8 +253,9 @@ def _read_json(spark: SparkSession, config: InputConfig, options: dict[str, str]
     """JSON Lines, read as lines of text and parsed by Spark's own JSON parser (`from_json`, with
     the reader's options): a rejected record keeps its line exactly as read (`_sp_line`), and a line
     whose bytes are not UTF-8 is kept as 0x and hex and named (invalid_encoding) rather than parsed
-    with replacement characters. A multi-line document, or a file in another encoding, has no line
-    to keep: Spark's JSON reader reads those as before."""
+    with replacement characters. As Spark's JSON reader reads it, a line that is an array of objects
+    holds one record per object (each keeps the whole line as its raw). A multi-line document, or a
+    file in another encoding, has no line to keep: Spark's JSON reader reads those as before."""
     if whole_files(options) or not reads_utf8(options):
         return _load(spark, config, options, version)
     schema = _json_schema(spark, config, options)
@@ -262,9 +263,16 @@ def _read_json(spark: SparkSession, config: InputConfig, options: dict[str, str]
     lines = _loaded(lambda: reader.text(config.paths), config)
     valid = F.call_function("is_valid_utf8", F.col("value"))
     parsed = F.from_json("value", schema, {**options, "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
-    # Spark's JSON reader skips blank lines; so does this.
+    # Only a line that starts with [ is parsed as an array: an object is parsed once, as above.
+    bracketed = F.startswith(F.ltrim("value"), F.lit("["))
+    objects = ArrayType(StructType([f for f in schema.fields if f.name != CORRUPT]))
+    array = F.from_json(F.when(bracketed & valid, F.col("value")), objects, {**options, "mode": "PERMISSIVE"})
+    records = F.when(array.isNotNull() & ~F.exists(array, lambda r: r.isNull()),
+                     F.transform(array, lambda r: r.withField(CORRUPT, F.lit(None).cast("string")))
+                     ).otherwise(F.array(parsed))
+    # Spark's JSON reader skips blank lines (and an empty array); so does this.
     df = lines.where(F.trim(F.col("value")) != "").select(
-        parsed.alias("_sp_parsed"), F.col("value").alias(LINE), valid.alias("_sp_valid"),
+        F.explode(records).alias("_sp_parsed"), F.col("value").alias(LINE), valid.alias("_sp_valid"),
         F.col("_metadata.file_path").alias(SOURCE_FILE))
     return df.select("_sp_parsed.*", LINE, SOURCE_FILE, "_sp_valid").withColumns({
         CORRUPT: F.when(F.col("_sp_valid"), F.col(CORRUPT)).otherwise(F.concat(F.lit("0x"), F.hex(F.col(LINE)))),
