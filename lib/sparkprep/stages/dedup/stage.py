@@ -8,7 +8,8 @@ leave the stage for the quarantine. The counters travel with the rows and a coll
 (exact.py), so every count comes from one aggregation of what is left. Adding a rule: its module
 and its line in RULES.
 
-After the rules, a class too rare to stratify stops the run or is quarantined (columns.rare_classes).
+After the rules, a class too rare to stratify stops the run or is quarantined (columns.rare_classes),
+and a label left with a single class stops it.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def run(rows: DataFrame, config: Config, ctx: Context) -> Deduplicated:
     quarantined = [r.select(F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"),
                             F.col(MESSAGE).alias("message"), F.col(SOURCE_FILE).alias("source_file"),
                             F.col(RAW).alias("raw")) for r in rejected]
-    return rare_classes(Deduplicated(rows, reduce(DataFrame.unionByName, quarantined), counts, remaining), config)
+    deduped = Deduplicated(rows, reduce(DataFrame.unionByName, quarantined), counts, remaining)
+    return one_class_stops(rare_classes(deduped, config), config)
 
 
 def _count(kept: DataFrame, rejected: list[DataFrame], config: Config) -> tuple[dict[str, int], dict[tuple[str, bool], int]]:
@@ -151,3 +153,25 @@ def rare_classes(deduped: Deduplicated, config: Config) -> Deduplicated:
         F.col(SOURCE_FILE).alias("source_file"), F.to_json(F.struct(*data)).alias("raw"))
     remaining = {key: n for key, n in deduped.remaining.items() if key[0] not in rare}
     return Deduplicated(deduped.rows.where(~is_rare), deduped.rejected.unionByName(rejected), deduped.counts, remaining)
+
+
+def one_class_stops(deduped: Deduplicated, config: Config) -> Deduplicated:
+    """A label left with a single class is no classification task (no stratification, no weights
+    to learn from): usually the input was filtered to one class, or columns.label names the wrong
+    column. The run stops naming the class, before anything is written.
+
+    Args:
+        deduped: what the dedup rules and the rare-class check left.
+        config: the run's config (columns.label).
+    """
+    assert config.columns is not None
+    classes: dict[str, int] = {}
+    for (c, _), n in deduped.remaining.items():
+        classes[c] = classes.get(c, 0) + n
+    present = {c: n for c, n in classes.items() if n}
+    if len(present) == 1:
+        ((only, n),) = present.items()
+        raise InputError(f"label column {config.columns.label} has one class only: {only!r} ({n} rows after cleaning "
+                         f"and dedup), and a classifier needs two or more. Nothing was written. Check columns.label "
+                         f"and the input (was it filtered to one class?).")
+    return deduped
