@@ -28,8 +28,8 @@ from sparkprep.contract import (
     CORRUPT, INTERNAL_PREFIX, INVALID_UTF8, LAYOUT, LINE, POSITION, RESERVED_COLUMNS, SOURCE_FILE, WHOLE_RECORD)
 from sparkprep.config import ColumnsConfig, InputConfig
 from sparkprep.errors import ConfigError, InputError
-from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, reader_options, reads_utf8,
-                                     record_text, strips_line_end_cr, whole_files)
+from sparkprep.io.csv_files import (has_header, likely_cause, parser_limit, read_headers, reader_options,
+                                     reads_utf8, record_text, strips_line_end_cr, whole_files)
 from sparkprep.io.fs import HadoopFS
 
 log = logging.getLogger(__name__)
@@ -447,13 +447,28 @@ def check_columns(df: DataFrame, columns: ColumnsConfig, source: str) -> DataFra
 
 
 def spark_error_summary(exc: Exception) -> str:
-    """The first line of what the JVM said (it names the file), without the stack trace.
+    """The first line of what the JVM said (it names the file), without the stack trace, and why,
+    where only its innermost cause says it (Spark's FAILED_READ_FILE.NO_HINT names the file alone).
 
     Args:
         exc: what Spark raised.
     """
     text = exc.java_exception.getMessage() if isinstance(exc, Py4JJavaError) else str(exc)
-    return (str(text).strip().splitlines() or [type(exc).__name__])[0][:600]
+    first = (str(text).strip().splitlines() or [type(exc).__name__])[0][:600]
+    why = _why(exc)
+    return f"{first} ({why})" if why and why not in first else first
+
+
+def _why(exc: Exception) -> str | None:
+    """What the causes of a JVM exception say: the CSV parser's limit where one was hit, else the
+    first line of the innermost cause."""
+    java = exc.java_exception if isinstance(exc, Py4JJavaError) else getattr(exc, "_origin", None)
+    causes, cause = [], java.getCause() if java is not None else None
+    while cause is not None and len(causes) < 20:
+        causes.append(f"{cause.getClass().getSimpleName()}: {cause.getMessage() or ''}".strip())
+        cause = cause.getCause()
+    limit = next(filter(None, map(parser_limit, causes)), None)
+    return limit or (causes[-1].splitlines()[0][:600] if causes else None)
 
 
 def _explain_read_failure(config: InputConfig, exc: AnalysisException) -> str:
