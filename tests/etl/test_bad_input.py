@@ -92,8 +92,8 @@ def test_config_error_names_key_and_file(spark, tmp_path, capsys):
     assert "conf/demo.yaml" in err and "split.k" in err
 
 
-def test_failed_rerun_leaves_the_previous_dataset_intact(spark, tmp_path, small_csv):
-    assert _prepare(spark, tmp_path, f"input.paths=[{small_csv}]") == 0
+def test_failed_rerun_leaves_the_previous_dataset_intact(spark, tmp_path, small_csv, previous_output):
+    shutil.copytree(previous_output, tmp_path / "out")  # what a finished run left (the table's fixture)
     manifest = (tmp_path / "out" / "manifest.json").read_text()
     assert _prepare(spark, tmp_path, f"input.paths=[{small_csv}]", "columns.numeric=[nope]") == 3
     assert (tmp_path / "out" / "manifest.json").read_text() == manifest
