@@ -407,9 +407,9 @@ def _skipped_file_counted(spark, case: Path, made: Case) -> None:
 
 # --- the config -------------------------------------------------------------------------------------
 
-def _set(*sets: str, **sections: dict) -> Callable[[Path, Path, Path], Case]:
-    """The good input, with `sets` and `sections` of config."""
-    return lambda case, good, out: Case([f"input.paths=[{good}]", *sets], out, [], sections)
+def _set(*sets: str) -> Callable[[Path, Path, Path], Case]:
+    """The good input, with `sets`."""
+    return lambda case, good, out: Case([f"input.paths=[{good}]", *sets], out)
 
 
 # --- verify -------------------------------------------------------------------------------------------
