@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from py4j.protocol import Py4JJavaError
@@ -196,6 +197,21 @@ def likely_cause(spark: SparkSession, uri: str, options: dict[str, str]) -> str 
                 f"set input.options.sep: {other!r}")
     if escape == quote and ("\\" + quote).encode() in head:
         return f"it escapes quotes with a backslash (\\{quote}): set input.options.escape: '\\\\'"
+    return None
+
+
+def parser_limit(message: str) -> str | None:
+    """What a failure of Spark's CSV parser means where it hit one of the parser's limits: a record
+    with more fields than maxColumns (univocity's TextParsingException: an index out of bounds, and
+    the parser's settings).
+
+    Args:
+        message: an exception's class name and message.
+    """
+    limit = re.search(r"Maximum number of columns=(\d+)", message)
+    if limit and "ArrayIndexOutOfBoundsException" in message:
+        return (f"a record has more than {limit[1]} fields, the CSV parser's limit: a line of runaway delimiters, or "
+                f"set input.options.maxColumns higher")
     return None
 
 

@@ -23,19 +23,21 @@ from pyspark.errors import AnalysisException
 from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, MapType, StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, DataType, MapType, StringType, StructField, StructType
 
 from sparkprep.contract import (
     CORRUPT, DUP_CLUSTER, INTERNAL_PREFIX, INVALID_UTF8, LAYOUT, LINE, POSITION, RESERVED_COLUMNS, SOURCE_FILE, WHOLE_RECORD)
 from sparkprep.config import ColumnsConfig, InputConfig
-from sparkprep.errors import InputError
-from sparkprep.io.csv_files import (has_header, likely_cause, read_headers, reader_options, reads_utf8,
-                                     record_text, strips_line_end_cr, whole_files)
+from sparkprep.errors import ConfigError, InputError
+from sparkprep.io.csv_files import (has_header, likely_cause, parser_limit, read_headers, reader_options,
+                                     reads_utf8, record_text, strips_line_end_cr, whole_files)
+from sparkprep.io.fs import HadoopFS
 
 log = logging.getLogger(__name__)
 
 _BYTES = "ISO-8859-1"  # one character per byte: reading with it loses nothing
 _ASCII_ROW = "_sp_ascii_row"
+_DELTA_LOG = "_delta_log"
 
 
 def _configured_options(config: InputConfig) -> dict[str, str]:
@@ -90,9 +92,37 @@ def read_input(spark: SparkSession, config: InputConfig, version: int | None = N
         config: the input section.
         version: the Delta version to read (Delta only).
     """
+    _check_schema_types(config)
+    _refuse_delta_tables(spark, config)
     fmt = FORMATS[config.format]
     options = fmt.options(config)
     return fmt.read(spark, config, options, version) if fmt.read else _load(spark, config, options, version)
+
+
+def _check_schema_types(config: InputConfig) -> None:
+    """Each input.schema type as Spark SQL reads it: a misspelt one is a ConfigError naming its key,
+    before anything is read (Spark's parser would raise it later, from clean's casts). Two words
+    read as a struct of one field ("big int"); only a type spelled struct<...> is taken as one."""
+    for name, kind in (config.schema_ or {}).items():
+        try:
+            parsed = DataType.fromDDL(kind)
+        except CapturedException:  # its parser's message is about the last of the grammars it tried
+            parsed = None
+        if parsed is None or (isinstance(parsed, StructType) and not kind.strip().lower().startswith("struct")):
+            raise ConfigError(f"input.schema.{name}: {kind!r} is not a Spark SQL type; "
+                              f"e.g. string, bigint, double, timestamp, array<double>")
+
+
+def _refuse_delta_tables(spark: SparkSession, config: InputConfig) -> None:
+    """An input path that is a Delta table (it holds `_delta_log/`) read as another format would give
+    the rows of every Parquet file in it: the files of replaced and deleted versions too."""
+    if config.format == "delta":
+        return
+    for uri in config.paths:
+        if HadoopFS(spark, uri).exists(f"{uri.rstrip('/')}/{_DELTA_LOG}"):
+            raise InputError(f"input path {uri} is a Delta table (it holds {_DELTA_LOG}/): read as {config.format}, "
+                             f"its files of earlier versions would be read too, rows replaced or deleted since "
+                             f"among them; set input.format: delta")
 
 
 def _read_csv(spark: SparkSession, config: InputConfig, options: dict[str, str], version: int | None) -> DataFrame:
@@ -288,8 +318,9 @@ def _read_json(spark: SparkSession, config: InputConfig, options: dict[str, str]
     """JSON Lines, read as lines of text and parsed by Spark's own JSON parser (`from_json`, with
     the reader's options): a rejected record keeps its line exactly as read (`_sp_line`), and a line
     whose bytes are not UTF-8 is kept as 0x and hex and named (invalid_encoding) rather than parsed
-    with replacement characters. A multi-line document, or a file in another encoding, has no line
-    to keep: Spark's JSON reader reads those as before."""
+    with replacement characters. As Spark's JSON reader reads it, a line that is an array of objects
+    holds one record per object (each keeps the whole line as its raw). A multi-line document, or a
+    file in another encoding, has no line to keep: Spark's JSON reader reads those as before."""
     if whole_files(options) or not reads_utf8(options):
         return _load(spark, config, options, version)
     schema = _json_schema(spark, config, options)
@@ -297,9 +328,16 @@ def _read_json(spark: SparkSession, config: InputConfig, options: dict[str, str]
     lines = _loaded(lambda: reader.text(config.paths), config)
     valid = F.call_function("is_valid_utf8", F.col("value"))
     parsed = F.from_json("value", schema, {**options, "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
-    # Spark's JSON reader skips blank lines; so does this.
+    # Only a line that starts with [ is parsed as an array: an object is parsed once, as above.
+    bracketed = F.startswith(F.ltrim("value"), F.lit("["))
+    objects = ArrayType(StructType([f for f in schema.fields if f.name != CORRUPT]))
+    array = F.from_json(F.when(bracketed & valid, F.col("value")), objects, {**options, "mode": "PERMISSIVE"})
+    records = F.when(array.isNotNull() & ~F.exists(array, lambda r: r.isNull()),
+                     F.transform(array, lambda r: r.withField(CORRUPT, F.lit(None).cast("string")))
+                     ).otherwise(F.array(parsed))
+    # Spark's JSON reader skips blank lines (and an empty array); so does this.
     df = lines.where(F.trim(F.col("value")) != "").select(
-        parsed.alias("_sp_parsed"), F.col("value").alias(LINE), valid.alias("_sp_valid"),
+        F.explode(records).alias("_sp_parsed"), F.col("value").alias(LINE), valid.alias("_sp_valid"),
         F.col("_metadata.file_path").alias(SOURCE_FILE))
     return df.select("_sp_parsed.*", LINE, SOURCE_FILE, "_sp_valid").withColumns({
         CORRUPT: F.when(F.col("_sp_valid"), F.col(CORRUPT)).otherwise(F.concat(F.lit("0x"), F.hex(F.col(LINE)))),
@@ -474,13 +512,28 @@ def check_columns(df: DataFrame, columns: ColumnsConfig, source: str) -> DataFra
 
 
 def spark_error_summary(exc: Exception) -> str:
-    """The first line of what the JVM said (it names the file), without the stack trace.
+    """The first line of what the JVM said (it names the file), without the stack trace, and why,
+    where only its innermost cause says it (Spark's FAILED_READ_FILE.NO_HINT names the file alone).
 
     Args:
         exc: what Spark raised.
     """
     text = exc.java_exception.getMessage() if isinstance(exc, Py4JJavaError) else str(exc)
-    return (str(text).strip().splitlines() or [type(exc).__name__])[0][:600]
+    first = (str(text).strip().splitlines() or [type(exc).__name__])[0][:600]
+    why = _why(exc)
+    return f"{first} ({why})" if why and why not in first else first
+
+
+def _why(exc: Exception) -> str | None:
+    """What the causes of a JVM exception say: the CSV parser's limit where one was hit, else the
+    first line of the innermost cause."""
+    java = exc.java_exception if isinstance(exc, Py4JJavaError) else getattr(exc, "_origin", None)
+    causes, cause = [], java.getCause() if java is not None else None
+    while cause is not None and len(causes) < 20:
+        causes.append(f"{cause.getClass().getSimpleName()}: {cause.getMessage() or ''}".strip())
+        cause = cause.getCause()
+    limit = next(filter(None, map(parser_limit, causes)), None)
+    return limit or (causes[-1].splitlines()[0][:600] if causes else None)
 
 
 def _explain_read_failure(config: InputConfig, exc: AnalysisException) -> str:

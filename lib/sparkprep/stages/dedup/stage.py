@@ -8,7 +8,8 @@ leave the stage for the quarantine. The counters travel with the rows and a coll
 (exact.py), so every count comes from one aggregation of what is left. Adding a rule: its module
 and its line in RULES.
 
-After the rules, a class too rare to stratify stops the run or is quarantined (columns.rare_classes).
+After the rules, a class too rare to stratify stops the run or is quarantined (columns.rare_classes),
+and a label left with a single class stops it.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def run(rows: DataFrame, config: Config, ctx: Context) -> Deduplicated:
             rows = rows.where(F.col(REASON).isNull()).drop(*_QUARANTINE_COLUMNS)
     counts, remaining, n_rejected = _count(rows, rejected, config)
     rows, rare, remaining = rare_classes(rows, remaining, config)
+    one_class_stops(remaining, config)
     if rare is not None:
         rejected.append(rare)
     # The headers are read only when some row needs its record rendered.
@@ -159,3 +161,24 @@ def rare_classes(rows: DataFrame, remaining: dict[tuple[str, bool], int],
         MESSAGE: F.format_string(f"label %s has %d rows for cross-validation, fewer than {minimum} "
                                  "(columns.min_class_rows)", label, counts[label])})
     return rows.where(~is_rare), rejected, {key: n for key, n in remaining.items() if key[0] not in rare}
+
+
+def one_class_stops(remaining: dict[tuple[str, bool], int], config: Config) -> None:
+    """A label left with a single class is no classification task (no stratification, no weights
+    to learn from): usually the input was filtered to one class, or columns.label names the wrong
+    column. The run stops naming the class, before anything is written.
+
+    Args:
+        remaining: the rows the dedup rules and the rare-class check left, per (class, held out).
+        config: the run's config (columns.label).
+    """
+    assert config.columns is not None
+    classes: dict[str, int] = {}
+    for (c, _), n in remaining.items():
+        classes[c] = classes.get(c, 0) + n
+    present = {c: n for c, n in classes.items() if n}
+    if len(present) == 1:
+        ((only, n),) = present.items()
+        raise InputError(f"label column {config.columns.label} has one class only: {only!r} ({n} rows after cleaning "
+                         f"and dedup), and a classifier needs two or more. Nothing was written. Check columns.label "
+                         f"and the input (was it filtered to one class?).")
