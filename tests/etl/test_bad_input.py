@@ -45,17 +45,6 @@ def small_csv(spark, tmp_path_factory):
     return path
 
 
-def test_missing_input_path_is_named_with_no_java_stack_before(tmp_path):
-    # A process of its own: the JVM's log lines go to the stderr it was started with.
-    missing = tmp_path / "nowhere"
-    proc = subprocess.run([sys.executable, "-m", "sparkprep.cli", "prepare", *BASE, "--set", f"input.paths=[{missing}]",
-                           "--set", f"output.path={tmp_path / 'out'}"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 3
-    assert f"input path does not exist: file:{missing}" in proc.stderr
-    assert "FileNotFoundException" not in proc.stderr and "\tat org.apache" not in proc.stderr
-    _nothing_complete(tmp_path)
-
-
 def test_empty_input_is_an_error(spark, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
