@@ -15,7 +15,7 @@ from sparkprep.quality.drift import METRICS
 from sparkprep.quality.sample import Roles, Sample
 from sparkprep.transform import CategoricalParams, NumericParams, TransformParams
 
-ROLES = Roles(numeric=("x",), categorical=("label", "c"), text=("t",))
+ROLES = Roles(label="label", numeric=("x",), categorical=("c",), text=("t",))
 
 
 def _sample(**columns) -> Sample:

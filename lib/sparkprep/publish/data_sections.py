@@ -43,8 +43,8 @@ def _series_line(hist: dict[str, Any]) -> str:
     return "<p class=\"note\">" + "; ".join(parts) + "</p>"
 
 
-#: Why a column has no transformed view, by kind.
-_UNTRANSFORMED = {"categorical": "the label: a trainer reads its label_index (classes in the manifest's order)",
+#: Why a column has no transformed view, by role or kind.
+_UNTRANSFORMED = {"label": "the label: a trainer reads its label_index (classes in the manifest's order)",
                   "text length": "text columns reach the trainer as they are",
                   "array length": "the transform scales an array's elements; their lengths stay"}
 
@@ -64,7 +64,8 @@ def _plot(hist: dict[str, Any], colours: list[str]) -> str:
 def _transformed(view: dict[str, Any]) -> str:
     hist = view["transformed"]
     if hist is None:
-        return figure("after the fitted transform", f'<p class="note">none: {esc(_UNTRANSFORMED.get(view["kind"], ""))}</p>')
+        why = _UNTRANSFORMED.get(view.get("role", ""), _UNTRANSFORMED.get(view["kind"], "no fitted parameters"))
+        return figure("after the fitted transform", f'<p class="note">none: {esc(why)}</p>')
     how = (f"; {hist['filled']:,} missing filled" if hist.get("filled") else "") + (
         f"; {esc(hist['encoding'])} encoding, {esc('(unknown)')}: values outside the vocabulary" if "encoding" in hist else "")
     return figure(f"after the fitted transform{how}", _plot(hist, _TRANSFORMED))

@@ -45,8 +45,15 @@ SAMPLED_FOLD = f"{INTERNAL_PREFIX}{FOLD}"
 UNKNOWN = "(unknown)"
 _TAILS = ("below", "above")
 
-def _finite(values: list[Any]) -> np.ndarray:
-    x = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+def _numbers(values: list[Any] | np.ndarray) -> np.ndarray:
+    """`values` as float64, NaN for None."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        return values
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _finite(values: list[Any] | np.ndarray) -> np.ndarray:
+    x = _numbers(values)
     return x[np.isfinite(x)]
 
 
@@ -76,7 +83,7 @@ def numeric_bins(values: list[Any], kind: str = "numeric") -> dict[str, Any]:
     return {"kind": kind, "edges": edges, "low": low, "high": high}
 
 
-def numeric_counts(bins: dict[str, Any], values: list[Any]) -> dict[str, int | list[int]]:
+def numeric_counts(bins: dict[str, Any], values: list[Any] | np.ndarray) -> dict[str, Any]:
     """`values` counted in `bins`: per bin (the last one closed), below, above and missing.
 
     Args:
@@ -106,16 +113,36 @@ def categorical_bins(values: list[Any], top: int = TOP) -> dict[str, Any]:
     return {"kind": "categorical", "labels": sorted(seen, key=lambda v: (-seen[v], v))[:top]}
 
 
-def categorical_counts(bins: dict[str, Any], values: list[Any]) -> dict[str, int | list[int]]:
+def _codes(bins: dict[str, Any], values: list[Any]) -> np.ndarray:
+    """Each value's label index in `bins`; len(labels) for another value, len(labels) + 1 for None."""
+    index = {v: i for i, v in enumerate(bins["labels"])}
+    other, missing = len(index), len(index) + 1
+    return np.fromiter((missing if v is None else index.get(v, other) for v in values), dtype=np.int64, count=len(values))
+
+
+def _code_counts(bins: dict[str, Any], codes: np.ndarray) -> dict[str, Any]:
+    n = len(bins["labels"])
+    found = np.bincount(codes, minlength=n + 2)
+    return {"counts": [int(c) for c in found[:n]], "other": int(found[n]), "missing": int(found[n + 1])}
+
+
+def categorical_counts(bins: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     """`values` counted per label of `bins`; `other` the rest, `missing` the nulls.
 
     Args:
         bins: `categorical_bins`.
         values: strings or None.
     """
-    seen = Counter(v for v in values if v is not None)
-    counts = [seen[label] for label in bins["labels"]]
-    return {"counts": counts, "other": sum(seen.values()) - sum(counts), "missing": len(values) - sum(seen.values())}
+    return _code_counts(bins, _codes(bins, values))
+
+
+def _counter(bins: dict[str, Any], values: list[Any]) -> Callable[[np.ndarray], dict[str, Any]]:
+    """Counts of `values` in `bins` for any subset of them (a boolean mask), the values prepared once."""
+    if bins["kind"] == "categorical":
+        codes = _codes(bins, values)
+        return lambda mask: _code_counts(bins, codes[mask])
+    x = _numbers(values)
+    return lambda mask: numeric_counts(bins, x[mask])
 
 
 def histogram(bins: dict[str, Any], series: dict[str, list[Any]]) -> dict[str, Any]:
@@ -203,7 +230,7 @@ def distances(hist: dict[str, Any], baseline: str, current: str) -> dict[str, An
 
 
 def _kinds(roles: Roles) -> dict[str, str]:
-    return {**{c: "numeric" for c in roles.numeric}, **{c: "categorical" for c in roles.categorical},
+    return {**{c: "numeric" for c in roles.numeric}, **{c: "categorical" for c in roles.strings},
             **{c: "text length" for c in roles.text}, **{c: "array length" for c in roles.arrays}}
 
 
@@ -237,7 +264,8 @@ def column_views(as_read: Sample, roles: Roles, final: TransformParams) -> dict[
         values = as_read.columns[column]
         cleaned = [v for v, r in zip(values, rejected) if not r]
         bins = _bins_of(kind, cleaned or values)
-        views[column] = {"kind": kind, "read": histogram(bins, {"as read": values, "cleaned": cleaned}),
+        views[column] = {"kind": kind, "role": "label" if column == roles.label else "feature",
+                         "read": histogram(bins, {"as read": values, "cleaned": cleaned}),
                          "transformed": _transformed(column, cleaned, params)}
     return views
 
@@ -248,21 +276,21 @@ def fold_views(output: Sample, roles: Roles, k: int) -> dict[str, dict[str, Any]
 
     Args:
         output: the sample of the output's originals, with SAMPLED_FOLD.
-        roles: the sampled columns (the label's balance is the manifest's).
+        roles: the sampled columns (the label is left out: its balance per fold is the manifest's).
         k: the number of folds.
     """
-    folds = output.columns.get(SAMPLED_FOLD, [])
-    label = roles.categorical[0] if roles.categorical else None
+    folds = np.array(output.columns.get(SAMPLED_FOLD, []), dtype=np.int64)
+    cv = folds != HOLDOUT_FOLD
     views: dict[str, dict[str, Any]] = {}
     for column, kind in _kinds(roles).items():
-        if column == label:
+        if column == roles.label:
             continue
-        cv = [(f, v) for f, v in zip(folds, output.columns[column]) if f != HOLDOUT_FOLD]
-        bins = _bins_of(kind, [v for _, v in cv])
+        values = output.columns[column]
+        bins = _bins_of(kind, [v for v, keep in zip(values, cv) if keep])
+        count = _counter(bins, values)
         by_fold = {}
         for fold in range(k):
-            hist = histogram(bins, {"training": [v for f, v in cv if f != fold],
-                                    "validation": [v for f, v in cv if f == fold]})
+            hist = {**bins, "series": {"training": count(cv & (folds != fold)), "validation": count(folds == fold)}}
             by_fold[str(fold)] = {"series": hist["series"], "distances": distances(hist, "training", "validation")}
         views[column] = {**bins, "folds": by_fold}
     return views

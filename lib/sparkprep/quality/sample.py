@@ -42,9 +42,10 @@ MAX_ROW_BYTES = 4096
 
 @dataclass(frozen=True)
 class Roles:
-    """The columns a sample keeps, by what it keeps of them: numbers (as double), categorical
-    values (strings, cut), text lengths (characters) and array lengths (elements)."""
+    """The columns a sample keeps, by what it keeps of them: numbers (as double), the label and
+    categorical values (strings, cut), text lengths (characters) and array lengths (elements)."""
 
+    label: str | None = None
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
@@ -52,20 +53,25 @@ class Roles:
 
     @classmethod
     def of(cls, columns: ColumnsConfig) -> "Roles":
-        """The feature columns and the label (as a categorical column).
+        """The label and the feature columns of the columns section.
 
         Args:
             columns: the columns section.
         """
-        return cls(tuple(columns.numeric), (columns.label, *columns.categorical), tuple(columns.text),
+        return cls(columns.label, tuple(columns.numeric), tuple(columns.categorical), tuple(columns.text),
                    tuple(columns.array))
+
+    @property
+    def strings(self) -> tuple[str, ...]:
+        """The label (where there is one) and the categorical columns."""
+        return (*([self.label] if self.label else []), *self.categorical)
 
     def values(self) -> dict[str, Column]:
         """What the sample keeps of each column, by column name."""
         def length(c: Column, size: Column) -> Column:
             return F.when(c.isNotNull(), size)
         return {**{n: F.col(n).cast("double") for n in self.numeric},
-                **{n: F.substring(F.col(n).cast("string"), 1, STRING_CHARS) for n in self.categorical},
+                **{n: F.substring(F.col(n).cast("string"), 1, STRING_CHARS) for n in self.strings},
                 **{n: length(F.col(n), F.length(F.col(n))) for n in self.text},
                 **{n: length(F.col(n), F.size(F.col(n))) for n in self.arrays}}
 
