@@ -233,7 +233,8 @@ class NearClusters:
     def summary(self, config: NearDupConfig) -> dict[str, Any]:
         """What near-dup found, for the report: pairs and clusters (count, sizes), and example pairs
         (the least similar pairs over the threshold and the most similar, texts cut to
-        EXAMPLE_CHARS). Two small jobs over the small tables, none over the rows.
+        EXAMPLE_CHARS). Small jobs over the small tables (an aggregation, two top-k, a lookup), none
+        over the rows.
 
         Args:
             config: dedup.near.
@@ -246,16 +247,16 @@ class NearClusters:
         sizes = {int(r["size"]): int(r["n"]) for r in self.clusters.groupBy(DUP_CLUSTER).agg(F.count(F.lit(1)).alias("size"))
                  .groupBy("size").agg(F.count(F.lit(1)).alias("n")).collect()}
         least, most = EXAMPLES
-        picked = (self.edges.orderBy("jaccard", "a", "b").limit(least)
-                  .unionByName(self.edges.orderBy(F.desc("jaccard"), "a", "b").limit(most)).distinct())
-        text = F.substring(F.col(config.column).cast("string"), 1, EXAMPLE_CHARS)
-        for side in ("a", "b"):
-            picked = picked.join(self.texts.select(F.col(ROW_ID).alias(side), text.alias(f"text_{side}")), side)
-        examples = sorted(picked.collect(), key=lambda r: (r["jaccard"], r["a"], r["b"]))
+        ends = (self.edges.orderBy("jaccard", "a", "b").limit(least).collect()
+                + self.edges.orderBy(F.desc("jaccard"), "a", "b").limit(most).collect())
+        pairs = sorted({(r["jaccard"], r["a"], r["b"]) for r in ends})
+        ids = sorted({i for _, a, b in pairs for i in (a, b)})
+        texts = {r[0]: r[1] for r in self.texts.where(F.col(ROW_ID).isin(ids))
+                 .select(ROW_ID, F.substring(F.col(config.column).cast("string"), 1, EXAMPLE_CHARS)).collect()}
         return {**found, "pairs": self.pairs, "clusters": sum(sizes.values()), "rows": sum(size * n for size, n in sizes.items()),
                 "sizes": {str(size): n for size, n in sorted(sizes.items())},
-                "examples": [{"a": r["a"], "b": r["b"], "jaccard": round(r["jaccard"], 4), "text_a": r["text_a"],
-                              "text_b": r["text_b"]} for r in examples]}
+                "examples": [{"a": a, "b": b, "jaccard": round(j, 4), "text_a": texts.get(a), "text_b": texts.get(b)}
+                             for j, a, b in pairs]}
 
 
 def find_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise) -> NearClusters:
