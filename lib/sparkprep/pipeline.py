@@ -206,8 +206,9 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
     _check_accounting(n_input, sum(rejections.values()), deduped.duplicates, folded.rows_kept)
     final = rebalance(folded.rows, config.columns.label, folded.plan, config.rebalance.method, config.rebalance.target)  # type: ignore[union-attr]
     # The report's per-fold sample of originals, taken as they are written.
-    sampled = sample_rows(output_order(final, config.split.seed), Roles.of(config.columns), sampling_rate(rows=folded.rows_kept),  # type: ignore[arg-type]
-                          extra={SAMPLED_FOLD: F.col(FOLD)}, where=F.col(REPLICA) == 0)
+    sampled = sample_rows(output_order(final, config.split.seed), Roles.of(config.columns),  # type: ignore[arg-type]
+                          sampling_rate(rows=folded.rows_kept), extra={SAMPLED_FOLD: F.col(FOLD)},
+                          where=F.col(REPLICA) == 0)
     version = write_table(sampled.rows, run.target.data, out_cfg.format, [FOLD],
                           out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
     clock.lap("split+write", "measure", f"{folded.rows_kept:,} rows in {config.split.k} folds and a holdout, "
@@ -257,7 +258,8 @@ def _measure_and_publish(spark: SparkSession, config: Config, run: _Run, written
     data = read_table(spark, run.target.data, out_cfg.format, written.version)
     plan = written.folded.plan
     groups, transforms = normalise.fit(data, config, plan.k)
-    report_data = build_report_data(as_read=written.as_read, output=written.output, roles=Roles.of(config.columns),  # type: ignore[arg-type]
+    report_data = build_report_data(as_read=written.as_read, output=written.output,
+                                    roles=Roles.of(config.columns),  # type: ignore[arg-type]
                                     final=transforms[0], k=plan.k, near_duplicates=written.near_duplicates)
     clock.lap("measure", "verify+publish")
     by_fold = {str(f): sum(n for (fo, _), n in groups.rows.items() if fo == f) for f in [HOLDOUT_FOLD, *range(plan.k)]}
@@ -276,8 +278,8 @@ def _measure_and_publish(spark: SparkSession, config: Config, run: _Run, written
                         "delta_version": written.quarantine_version, "unreadable_files": list(written.unreadable),
                         "unreadable_file_bytes": written.unreadable},
             warnings=plan.warnings(), timings=clock.timings())
-        publish_dataset(run.fs, run.target, config, manifest, data, transforms, written.checked, written.quarantine_version,
-                        report_data)
+        publish_dataset(run.fs, run.target, config, manifest, data, transforms, written.checked,
+                        written.quarantine_version, report_data)
     except Exception:
         abandon(run.fs, run.target)
         raise

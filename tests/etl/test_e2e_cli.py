@@ -222,7 +222,8 @@ def test_the_report_renders_every_section_in_a_headless_browser(parquet_out, tmp
     for rgb in ((0x4C, 0x72, 0xB0), (0x55, 0xA8, 0x68), (0x81, 0x72, 0xB3), (0xDD, 0x84, 0x52)):
         assert colours.get(rgb, 0) > 2000, rgb
     # Drawn all the way down: every section, the last one (near-duplicates) ends below 6,000 px.
-    inked = [y for y in range(0, 9000, 10) if image.crop((0, y, 1000, y + 1)).getcolors(maxcolors=1 << 12) != [(1000, (255, 255, 255))]]
+    blank = [(1000, (255, 255, 255))]
+    inked = [y for y in range(0, 9000, 10) if image.crop((0, y, 1000, y + 1)).getcolors(maxcolors=1 << 12) != blank]
     assert inked[-1] > 6000, inked[-1]
 
 

@@ -45,5 +45,5 @@ def test_only_rows_offered_are_sampled(rows, tmp_path, monkeypatch):
 
 def test_the_rate_offers_about_twice_the_sample_or_every_row():
     assert sampling_rate(rows=10 * sampling.SAMPLE_ROWS) == pytest.approx(0.2)
-    assert sampling_rate(rows=100) == 1.0 and sampling_rate() == 1.0
+    assert sampling_rate(rows=100) == 1.0 and sampling_rate() == 1.0 and sampling_rate(input_bytes=(1 << 63) - 1) == 1.0
     assert sampling_rate(input_bytes=20 * 10**9) == pytest.approx(sampling.SAMPLE_ROWS * sampling.MAX_ROW_BYTES / 2e10)

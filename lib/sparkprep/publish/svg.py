@@ -148,4 +148,5 @@ def shares(rows: dict[str, dict[str, int]], keys: list[str], width: int = 640) -
                 parts.append(f'<text x="{x + 3:.1f}" y="{y + bar - 4}" font-size="10" fill="#fff">{n:,}</text>')
             x += w
         y += bar + gap
-    return f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 4}">{legend(keys)}{"".join(parts)}</svg>'
+    return (f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y + 4}">'
+            f'{legend(keys)}{"".join(parts)}</svg>')

@@ -38,6 +38,8 @@ STRING_CHARS = 100
 OFFERED = 2
 #: Bytes of input per row assumed at most, where the row count is not known (the input's write).
 MAX_ROW_BYTES = 4096
+#: A size from this on is no size: what Spark states for a plan it has no statistics of.
+_UNKNOWN_BYTES = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class Roles:
             return F.when(c.isNotNull(), size)
         return {**{n: F.col(n).cast("double") for n in self.numeric},
                 **{n: F.substring(F.col(n).cast("string"), 1, STRING_CHARS) for n in self.strings},
-                **{n: length(F.col(n), F.length(F.col(n))) for n in self.text},
+                **{n: length(F.col(n), F.length(F.col(n).cast("string"))) for n in self.text},
                 **{n: length(F.col(n), F.size(F.col(n))) for n in self.arrays}}
 
 
@@ -111,7 +113,8 @@ class Sampling:
 
 def sampling_rate(rows: int | None = None, input_bytes: int | None = None) -> float:
     """The fraction of rows to offer to a sample: about OFFERED x SAMPLE_ROWS of them, from the
-    row count, else from the input's bytes (at most MAX_ROW_BYTES a row); 1 when unknown.
+    row count, else from the input's bytes (at most MAX_ROW_BYTES a row); 1 when unknown (a plan
+    without statistics states Spark's default size, 2^63 - 1 bytes).
 
     Args:
         rows: the rows to sample from, if known.
@@ -119,7 +122,7 @@ def sampling_rate(rows: int | None = None, input_bytes: int | None = None) -> fl
     """
     if rows is not None:
         return min(1.0, OFFERED * SAMPLE_ROWS / max(rows, 1))
-    if input_bytes:
+    if input_bytes and input_bytes < _UNKNOWN_BYTES:
         return min(1.0, SAMPLE_ROWS * MAX_ROW_BYTES / input_bytes)
     return 1.0
 
