@@ -23,6 +23,13 @@ def section(ident: str, title: str, body: str) -> str:
     return f'<section id="{ident}"><h2>{esc(title)}</h2>{body}</section>'
 
 
+def _sampled(sampled: int, rows: int, what: str) -> str:
+    """Which rows a view shows: all of them, or how many of how many."""
+    if sampled >= rows:
+        return f"All {rows:,} {what}"
+    return f"A uniform sample of {sampled:,} of the {rows:,} {what} (those with the smallest row_id)"
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name)
 
@@ -78,12 +85,10 @@ def columns_section(data: dict[str, Any], manifest: dict[str, Any]) -> str:
         data: report_data.json's content.
         manifest: the run's manifest.
     """
-    sampled, rows = data["samples"]["as_read"], manifest["rows"]["input"]
-    intro = (f"<p>One sample of {sampled:,} of the {rows:,} input rows (the rows with the smallest row_id, "
-             f"{'every row' if sampled >= rows else 'a uniform sample'}), at three points: as read (typed, rejected rows "
-             "included), after cleaning (the rows cleaning accepted, on the same bins, so what it removed shows in the "
-             "grey-edged tail bars), and through the final fitted transform. Bar heights are shares of each series' "
-             "present values.</p>")
+    intro = (f"<p>{_sampled(data['samples']['as_read'], manifest['rows']['input'], 'input rows')}, at three points: "
+             "as read (typed, rejected rows included), after cleaning (the rows cleaning accepted, on the same bins, "
+             "so what it removed shows in the grey-edged tail bars), and through the final fitted transform. Bar "
+             "heights are shares of each series' present values.</p>")
     parts = []
     for name, view in data["columns"].items():
         read = view["read"]
@@ -114,10 +119,10 @@ def folds_section(data: dict[str, Any], manifest: dict[str, Any]) -> str:
     """
     views, k = data["folds"], manifest["split"]["k"]
     limits = ", ".join(f"{m} {metric.threshold}" for m, metric in METRICS.items() if metric.threshold is not None)
-    intro = (f"<p>Training (folds other than k) vs validation (fold k), from a sample of {data['samples']['output']:,} of "
-             f"the output's {manifest['rows']['output']:,} originals, holdout left out; distances of quality/drift.py with "
-             f"training as the baseline, on the bins drawn (a cell is marked where one exceeds its drift threshold: "
-             f"{esc(limits)}; hover for every distance).</p>")
+    intro = (f"<p>Training (folds other than k) vs validation (fold k): "
+             f"{_sampled(data['samples']['output'], manifest['rows']['output'], 'originals of the output')}, the holdout "
+             f"left out. Distances of quality/drift.py with training as the baseline, on the bins drawn (a cell is marked "
+             f"where one exceeds its drift threshold: {esc(limits)}; hover for every distance).</p>")
     head = "".join(f"<th>fold {f}</th>" for f in range(k))
     rows = "".join(f"<tr><th>{esc(c)}</th>{''.join(_distance_cell(v['folds'][str(f)]['distances']) for f in range(k))}</tr>"
                    for c, v in views.items())
