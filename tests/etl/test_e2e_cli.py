@@ -203,6 +203,8 @@ def test_the_report_shows_the_runs_data_from_files_beside_the_manifest(parquet_o
 def test_the_report_renders_every_section_in_a_headless_browser(parquet_out, tmp_path):
     page = parquet_out / "report.html"
     dom = headless_chromium(page, "--dump-dom").stdout
+    missing = [ident for ident in SECTIONS if f'<section id="{ident}">' not in dom]
+    assert not missing, f"sections missing from the page Chromium built: {missing}"
     sections = {ident: dom.split(f'<section id="{ident}">')[1].split("</section>")[0] for ident in SECTIONS}
     manifest = json.loads((parquet_out / "manifest.json").read_text())
     cols, k = manifest["columns"], manifest["split"]["k"]
