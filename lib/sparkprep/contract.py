@@ -76,6 +76,8 @@ QUARANTINE_SCHEMA = (("reason", "string"), ("column", "string"), ("message", "st
 # File names in an output directory.
 MANIFEST = "manifest.json"
 REPORT = "report.html"
+#: What report.html shows of the data, as JSON (publish/report_data.py), beside it.
+REPORT_DATA = "report_data.json"
 STATS = "stats.json"
 DATA_DIR = "data"
 QUARANTINE_DIR = "quarantine"

@@ -30,18 +30,21 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from sparkprep.config import Config, InputConfig
-from sparkprep.contract import DATA_DIR, FOLD, HOLDOUT_FOLD, MANIFEST, QUARANTINE_DIR, REPORT, ROW_ID
+from sparkprep.contract import DATA_DIR, FOLD, HOLDOUT_FOLD, MANIFEST, QUARANTINE_DIR, REASON, REPLICA, REPORT, ROW_ID
 from sparkprep.errors import ContractError, InputError, SparkprepError
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.io.read import check_columns, input_version, raw_record, read_input, unread_files
-from sparkprep.io.session import scale_shuffle_partitions
+from sparkprep.io.session import plan_bytes, scale_shuffle_partitions
 from sparkprep.io.write import (OutputTarget, abandon, output_order, prepare_target, read_table, refuse_overlap,
                                 scratch_dir, write_table)
 from sparkprep.publish.dataset import publish_dataset, record_blocked
 from sparkprep.publish.manifest import RowCounts, build_manifest
+from sparkprep.publish.report_data import REJECTED, SAMPLED_FOLD, build_report_data
 from sparkprep.quality.gate import Blocked, Checked, gate
+from sparkprep.quality.sample import Roles, Sample, sample_rows, sampling_rate
 from sparkprep.stages import clean, quarantine, split
 from sparkprep.stages.context import Context
 from sparkprep.stages.dedup import stage as dedup
@@ -119,6 +122,9 @@ class _Written:
     checked: Checked | None
     version: int | None
     quarantine_version: int | None
+    as_read: Sample  # sampled as the typed input was written (quality/sample.py)
+    output: Sample  # sampled as the output was written (originals)
+    near_duplicates: dict[str, Any] | None  # what near-dup found, if it ran
 
 
 def run(spark: SparkSession, config: Config) -> RunResult:
@@ -176,7 +182,7 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
     """ingest+clean → dedup → quarantine → split+write, each stage's Spark jobs named after it."""
     out_cfg = config.output
     assert out_cfg is not None
-    marked, tallied, checked = _clean(spark, config, run, raw, ctx)
+    marked, tallied, checked, as_read = _clean(spark, config, run, raw, ctx)
     n_input = tallied.rows
     unreadable = quarantine.skipped_files(spark, unread_files(raw, marked) if run.input.on_unreadable_file == "quarantine" else [])
     accepted = tallied.by_reason.get(None, 0)
@@ -200,24 +206,32 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
     folded = split.run(deduped.rows, deduped.counts, config, ctx)
     _check_accounting(n_input, sum(rejections.values()), deduped.duplicates, folded.rows_kept)
     final = rebalance(folded.rows, config.columns.label, folded.plan, config.rebalance.method, config.rebalance.target)  # type: ignore[union-attr]
-    version = write_table(output_order(final, config.split.seed), run.target.data, out_cfg.format, [FOLD],
+    # The report's per-fold sample of originals, taken as they are written.
+    sampled = sample_rows(output_order(final, config.split.seed), Roles.of(config.columns),  # type: ignore[arg-type]
+                          sampling_rate(rows=folded.rows_kept), extra={SAMPLED_FOLD: F.col(FOLD)},
+                          where=F.col(REPLICA) == 0)
+    version = write_table(sampled.rows, run.target.data, out_cfg.format, [FOLD],
                           out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
     clock.lap("split+write", "measure", f"{folded.rows_kept:,} rows in {config.split.k} folds and a holdout, "
               f"rebalance {config.rebalance.method}")
-    return _Written(n_input, rejections, by_column, deduped, folded, unreadable, checked, version, q_version)
+    return _Written(n_input, rejections, by_column, deduped, folded, unreadable, checked, version, q_version,
+                    as_read, sampled.taken(), ctx.notes.get("near_duplicates"))
 
 
 def _clean(spark: SparkSession, config: Config, run: _Run, raw: DataFrame,
-           ctx: Context) -> tuple[DataFrame, clean.Tally, Checked | None]:
+           ctx: Context) -> tuple[DataFrame, clean.Tally, Checked | None, Sample]:
     """Rejections marked, row identity and feature hashes added (once, so that dedup and the split
-    read them from the scratch copy instead of hashing every column again), the typed copy profiled
-    and gated, and what cleaning rejected counted."""
+    read them from the scratch copy instead of hashing every column again) and the report's sample
+    taken as that copy is written, the typed copy profiled and gated, and what cleaning rejected
+    counted."""
     cols = config.columns
     assert cols is not None
     features = [*cols.numeric, *cols.categorical, *cols.array, *cols.text]
     rejections = clean.mark_rejections(raw, run.input.schema_, cols.label, cols.classes, clean.rules(config),
                                        config.clean.non_finite, raw_record(raw, run.input))
-    marked = ctx.materialise(add_feature_hash(add_row_id(rejections), cols.label, features), "marked")
+    sampled = sample_rows(add_feature_hash(add_row_id(rejections), cols.label, features), Roles.of(cols),
+                          sampling_rate(input_bytes=plan_bytes(raw)), extra={REJECTED: F.col(REASON).isNotNull()})
+    marked = ctx.materialise(sampled.rows, "marked")
     # Profile the typed scratch copy (rejected rows included), not the raw input again.
     checked = gate(marked.drop(ROW_ID), config)
     tallied = clean.tally(marked)
@@ -228,7 +242,7 @@ def _clean(spark: SparkSession, config: Config, run: _Run, raw: DataFrame,
         raise quarantine.nothing_left("ingest+clean", f"{tallied.rows} rows read, all rejected",
                                       clean.quarantine_rows(marked, tallied.first_positions), run.fs, run.target,
                                       run.id, config.output, run.input)  # type: ignore[arg-type]
-    return marked, tallied, checked
+    return marked, tallied, checked, sampled.taken()
 
 
 def _check_accounting(n_input: int, rejected: int, duplicates: int, kept: int) -> None:
@@ -245,6 +259,9 @@ def _measure_and_publish(spark: SparkSession, config: Config, run: _Run, written
     data = read_table(spark, run.target.data, out_cfg.format, written.version)
     plan = written.folded.plan
     groups, transforms = normalise.fit(data, config, plan.k)
+    report_data = build_report_data(as_read=written.as_read, output=written.output,
+                                    roles=Roles.of(config.columns),  # type: ignore[arg-type]
+                                    final=transforms[0], k=plan.k, near_duplicates=written.near_duplicates)
     clock.lap("measure", "verify+publish")
     by_fold = {str(f): sum(n for (fo, _), n in groups.rows.items() if fo == f) for f in [HOLDOUT_FOLD, *range(plan.k)]}
     counts = RowCounts(input=written.n_input, rejected=sum(written.rejections.values()),
@@ -262,7 +279,8 @@ def _measure_and_publish(spark: SparkSession, config: Config, run: _Run, written
                         "delta_version": written.quarantine_version, "unreadable_files": list(written.unreadable),
                         "unreadable_file_bytes": written.unreadable},
             warnings=plan.warnings(), timings=clock.timings())
-        publish_dataset(run.fs, run.target, config, manifest, data, transforms, written.checked, written.quarantine_version)
+        publish_dataset(run.fs, run.target, config, manifest, data, transforms, written.checked,
+                        written.quarantine_version, report_data)
     except Exception:
         abandon(run.fs, run.target)
         raise

@@ -1,5 +1,7 @@
 import csv
 import itertools
+import shutil
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -60,3 +62,18 @@ def csv_records(raw: Path) -> int:
     module reads them (RFC 4180): one per line, except that a line cut inside its quoted text
     runs on into the next."""
     return sum(len(list(csv.reader(f.open(newline="")))) for f in Path(raw).glob("part-*.txt"))
+
+
+#: Skips a test where Debian's chromium is not installed.
+needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
+
+
+def headless_chromium(page: Path, *args: str) -> subprocess.CompletedProcess:
+    """Chromium, headless, on the local file `page` (`--dump-dom` prints the DOM it built,
+    `--screenshot=<png>` draws it); fails the test on a non-zero exit or a console message (a
+    script error, a resource that failed to load)."""
+    flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"]
+    done = subprocess.run([*flags, *args, page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "CONSOLE" not in done.stderr and "Failed to load" not in done.stderr, done.stderr[-2000:]
+    return done

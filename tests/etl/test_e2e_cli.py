@@ -10,9 +10,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
-from conftest import csv_records
+from conftest import csv_records, headless_chromium, needs_chromium
+from sparkprep.publish.report import render_report
 from sparkprep.publish.verify import verify_output
+from sparkprep.quality.drift import METRICS
 from trainer_process import run_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +152,81 @@ def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out, raw_csv):
     assert len(manifest["verified"]) == 19  # 14 on the data (undersampling: none), 1 on the quarantine, 4 on the transform
     report = _cli("verify", *SMALL[2:], str(out)).stdout
     assert report.count("ok  ") == 20 and "FAIL" not in report  # and the transform file is there
+
+
+def _values(series: dict) -> int:
+    """Values one histogram series counted: in its bins, its tails, `other` and missing."""
+    return sum(series["counts"]) + sum(series.get(k, 0) for k in ("below", "above", "other", "missing"))
+
+
+#: The report's sections about the run (publish/report.py, publish/data_sections.py), by id.
+SECTIONS = ("rows", "warnings", "columns", "folds", "balance", "near-duplicates")
+
+
+def test_the_report_shows_the_runs_data_from_files_beside_the_manifest(parquet_out):
+    """report_data.json is filled from the run's two samples (every row here: the input is smaller
+    than a sample) and near-dup's finding, and report.html is rendered from the files alone."""
+    out = parquet_out
+    manifest = json.loads((out / "manifest.json").read_text())
+    data = json.loads((out / "report_data.json").read_text())
+    cols, rows = manifest["columns"], manifest["rows"]
+    assert list(data["columns"]) == [*cols["numeric"], cols["label"], *cols["categorical"], *cols["text"], *cols["array"]]
+    assert data["samples"] == {"as_read": rows["input"], "output": rows["output"]}
+    # Cleaning's rejections (not dedup's conflicting labels) are what separates cleaned from as read.
+    cleaning = sum(n for reason, n in manifest["rejections"]["by_reason"].items() if reason != "conflicting_label")
+    num_0 = data["columns"]["num_0"]
+    read, cleaned = num_0["read"]["series"]["as read"], num_0["read"]["series"]["cleaned"]
+    assert (_values(read), _values(cleaned)) == (rows["input"], rows["input"] - cleaning)
+    # The generator's x1e6 outliers are read, then rejected by clean.rules (num_0 within ±1000).
+    assert read["above"] + read["below"] > 0 and max(abs(read["low"]), read["high"]) > 1000
+    assert cleaned["below"] == cleaned["above"] == 0 and -1000 <= cleaned["low"] <= cleaned["high"] <= 1000
+    transformed = num_0["transformed"]
+    assert _values(transformed["series"]["transformed"]) == _values(cleaned) and transformed["filled"] == cleaned["missing"]
+    vocabulary = json.loads((out / manifest["normalisation"]["transform"]["path"]).read_text())["final"]["categorical"][0]
+    assert set(data["columns"]["cat_0"]["transformed"]["labels"]) <= {*vocabulary["vocabulary"], "(unknown)"}
+    # Folds: each fold's validation series is its originals; no fold of generated rows is skewed.
+    k, per_fold = manifest["split"]["k"], manifest["counts"]["per_fold_per_class"]
+    for column, view in data["folds"].items():
+        assert sorted(view["folds"]) == [str(f) for f in range(k)]
+        for fold, found in view["folds"].items():
+            assert _values(found["series"]["validation"]) == sum(per_fold[fold].values())
+            assert found["distances"]["psi"] < METRICS["psi"].threshold, (column, fold, found["distances"])
+    near = data["near_duplicates"]
+    assert near["keep"] == "all" and near["clusters"] > 0 and near["rows"] >= 2 * near["clusters"]
+    assert near["examples"] and all(e["jaccard"] >= near["threshold"] for e in near["examples"])
+    page = (out / "report.html").read_text()
+    assert all(f'<section id="{ident}">' in page for ident in SECTIONS)
+    assert render_report(manifest, None, data) == page  # a pure function of the files
+
+
+@needs_chromium
+def test_the_report_renders_every_section_in_a_headless_browser(parquet_out, tmp_path):
+    page = parquet_out / "report.html"
+    dom = headless_chromium(page, "--dump-dom").stdout
+    missing = [ident for ident in SECTIONS if f'<section id="{ident}">' not in dom]
+    assert not missing, f"sections missing from the page Chromium built: {missing}"
+    sections = {ident: dom.split(f'<section id="{ident}">')[1].split("</section>")[0] for ident in SECTIONS}
+    manifest = json.loads((parquet_out / "manifest.json").read_text())
+    cols, k = manifest["columns"], manifest["split"]["k"]
+    # A plot as read vs cleaned per column, and one after the transform per numeric and categorical
+    # column (arrays of one length get a sentence instead); k per feature column and fold.
+    features = [*cols["numeric"], *cols["categorical"], *cols["text"]]
+    assert sections["columns"].count('class="plot"') == len(features) + 1 + len(cols["numeric"]) + len(cols["categorical"])
+    assert sections["folds"].count('class="plot"') == k * len(features)
+    assert sections["balance"].count("training, after</text>") == k + 1 and 'class="plot"' in sections["balance"]
+    assert "Example pairs" in sections["near-duplicates"] and "Clusters by size" in sections["near-duplicates"]
+    shot = tmp_path / "report.png"
+    headless_chromium(page, f"--screenshot={shot}", "--window-size=1000,9000")
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1000, 9000) and shot.stat().st_size > 100_000
+    colours = dict((rgb, n) for n, rgb in image.getcolors(maxcolors=1 << 22))
+    # as read and training (blue), cleaned (green), transformed (purple), validation (orange)
+    for rgb in ((0x4C, 0x72, 0xB0), (0x55, 0xA8, 0x68), (0x81, 0x72, 0xB3), (0xDD, 0x84, 0x52)):
+        assert colours.get(rgb, 0) > 2000, rgb
+    # Drawn all the way down: every section, the last one (near-duplicates) ends below 6,000 px.
+    blank = [(1000, (255, 255, 255))]
+    inked = [y for y in range(0, 9000, 10) if image.crop((0, y, 1000, y + 1)).getcolors(maxcolors=1 << 12) != blank]
+    assert inked[-1] > 6000, inked[-1]
 
 
 def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):

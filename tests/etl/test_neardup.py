@@ -16,7 +16,8 @@ from pyspark.sql import functions as F
 from sparkprep.config import NearDupConfig
 from sparkprep.stages.groups import LOCAL_EDGES, connected_components
 from sparkprep.stages.dedup.minhash import jaccard, shingles
-from sparkprep.stages.dedup.near import add_dup_clusters, band_entries, candidate_pairs, verified_pairs
+from sparkprep.stages.dedup.near import (EXAMPLE_CHARS, EXAMPLES, add_dup_clusters, band_entries, candidate_pairs,
+                                         find_clusters, verified_pairs)
 
 
 def _shingle_set(text: str, size: int = 5) -> set[str]:
@@ -135,6 +136,34 @@ def test_precision_and_recall_against_known_clusters(spark, materialise):
     recall = len(found & truth) / len(truth)
     print(f"near-dup on {len(rows)} texts, {len(truth)} true pairs: precision {precision:.3f}, recall {recall:.3f}")
     assert precision >= 0.95 and recall >= 0.9
+
+
+def test_the_summary_counts_clusters_by_size_and_shows_the_least_and_most_similar_pairs(spark, materialise):
+    rows = _clustered_texts(60, seed=7)
+    long = "lorem ipsum dolor sit amet " * 20  # 540 characters: an example shows the first EXAMPLE_CHARS
+    df = spark.createDataFrame([(r, t) for r, t, _ in rows] + [(1000, long), (1001, long + "!")], "row_id long, text string")
+    config = NearDupConfig(column="text", threshold=0.8)
+    found = find_clusters(df, config, materialise)
+    summary = found.summary(config)
+    clusters = {}
+    for r in found.rows.collect():
+        clusters.setdefault(r["dup_cluster"], []).append(r["row_id"])
+    sizes = [len(members) for members in clusters.values() if len(members) > 1]
+    assert summary["clusters"] == len(sizes) and summary["rows"] == sum(sizes)
+    assert summary["sizes"] == {str(s): sizes.count(s) for s in sorted(set(sizes))}
+    edges = sorted((r["jaccard"], r["a"], r["b"]) for r in found.edges.collect())
+    assert summary["pairs"] == len(edges) and summary["candidate_pairs"] >= len(edges)
+    examples = summary["examples"]
+    assert len(examples) == sum(EXAMPLES)
+    assert (examples[0]["a"], examples[0]["b"]) == edges[0][1:] and (examples[-1]["a"], examples[-1]["b"]) == edges[-1][1:]
+    texts = {**{r: t for r, t, _ in rows}, 1000: long, 1001: long + "!"}
+    for e in examples:
+        assert e["jaccard"] >= 0.8 and e["text_a"] == texts[e["a"]][:EXAMPLE_CHARS] and e["text_b"] == texts[e["b"]][:EXAMPLE_CHARS]
+    # Nothing found: the summary says so.
+    lone = find_clusters(spark.createDataFrame([(1, "one text"), (2, "something else entirely")], "row_id long, text string"),
+                         config, materialise)
+    assert lone.summary(config) | {"candidate_pairs": 0} == {"column": "text", "threshold": 0.8, "keep": "all", "candidate_pairs": 0,
+                                                              "pairs": 0, "clusters": 0, "rows": 0, "sizes": {}, "examples": []}
 
 
 def test_an_oversized_bucket_links_to_its_anchor_instead_of_all_pairs(spark, materialise):

@@ -194,8 +194,17 @@ def scale_shuffle_partitions(spark: SparkSession, raw: DataFrame, config: Config
     per = config.spark.shuffle_partition_bytes
     if per is None or "spark.sql.shuffle.partitions" in config.spark.conf:
         return
-    size = int(str(raw._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))  # a BigInt
+    size = plan_bytes(raw)
     width = max(config.spark.shuffle_partitions, -(-size // per))
     if width != int(spark.conf.get("spark.sql.shuffle.partitions")):
         log.info("shuffle partitions: %d (input %.0f MB / %d MB per partition)", width, size / 1e6, per >> 20)
         spark.conf.set("spark.sql.shuffle.partitions", str(width))
+
+
+def plan_bytes(df: DataFrame) -> int:
+    """The size of `df` in bytes as Spark's optimised plan states it (for an input read: its files' total).
+
+    Args:
+        df: the rows.
+    """
+    return int(str(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))  # a BigInt

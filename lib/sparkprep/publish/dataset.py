@@ -1,6 +1,6 @@
 """The last steps of a run, in the order that keeps readers safe: verify the written dataset, write
-the transform, the optional normalised copy, stats.json, report.html and manifest.json (last), then
-swap the staged output in (io/write.py). A run the quality gate stopped leaves only its record.
+the transform, the optional normalised copy, stats.json, report_data.json, report.html and
+manifest.json (last), then swap the staged output in (io/write.py). A run the quality gate stopped leaves only its record.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 
 from sparkprep.config import Config
-from sparkprep.contract import FOLD, MANIFEST, NORMALISED_DIR, REPORT, STATS
+from sparkprep.contract import FOLD, MANIFEST, NORMALISED_DIR, REPORT, REPORT_DATA, STATS
 from sparkprep.errors import ContractError
 from sparkprep.io.fs import HadoopFS
 from sparkprep.io.write import OutputTarget, blocked_dir, publish, read_table, write_table
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def publish_dataset(fs: HadoopFS, target: OutputTarget, config: Config, manifest: dict[str, Any], written: DataFrame,
                     transforms: tuple[TransformParams, dict[int, TransformParams]], checked: Checked | None,
-                    quarantine_version: int | None) -> None:
+                    quarantine_version: int | None, report_data: dict[str, Any] | None = None) -> None:
     """Verify the written dataset against its manifest, then write every file beside it and publish.
 
     Args:
@@ -41,6 +41,7 @@ def publish_dataset(fs: HadoopFS, target: OutputTarget, config: Config, manifest
         transforms: the final and per-fold transforms.
         checked: the quality gate's verdict, if the run validated its input.
         quarantine_version: the quarantine's Delta version (None for Parquet).
+        report_data: what the report shows of the data (publish/report_data.py), if measured.
     """
     out_cfg = config.output
     assert out_cfg is not None
@@ -59,7 +60,9 @@ def publish_dataset(fs: HadoopFS, target: OutputTarget, config: Config, manifest
     if checked:
         record_validation(manifest, checked.validation.to_dict())
         fs.write_text(target.file(STATS), stats_text(checked))
-    fs.write_text(target.file(REPORT), render_report(manifest, checked.for_report() if checked else None))
+    if report_data is not None:
+        fs.write_text(target.file(REPORT_DATA), json.dumps(report_data, indent=1))
+    fs.write_text(target.file(REPORT), render_report(manifest, checked.for_report() if checked else None, report_data))
     fs.write_text(target.file(MANIFEST), json.dumps(manifest, indent=2, sort_keys=False))
     publish(fs, target, manifest["run_id"])
 

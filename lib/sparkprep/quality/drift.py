@@ -3,6 +3,8 @@
 Numeric columns are compared on their DDSketch buckets (same ALPHA on both sides, so the buckets
 line up exactly); categorical columns on their value frequencies (values beyond both sides' top-k
 are not seen). Every distance is always computed; thresholds decide what becomes an anomaly.
+`between` computes the same distances for any two frequency distributions over shared bins (the
+report's training vs validation histograms of each fold), given where each bin lies.
 
 METRICS is the one list of distances: validation, the thresholds an inferred schema starts with
 (schema_rules), the CLI and the report read it. Adding a metric: a module with its function and
@@ -99,18 +101,19 @@ def psi(p: dict[str, float], q: dict[str, float]) -> float:
     return total
 
 
-def wasserstein(p: dict[str, float], q: dict[str, float]) -> float:
+def wasserstein(p: dict[str, float], q: dict[str, float], at: Callable[[str], float] = bucket_value) -> float:
     """1-D earth mover's distance between bucket distributions at their representative values.
 
     Args:
         p: the baseline's bucket frequencies.
         q: the batch's.
+        at: where a bucket lies (default: a DDSketch bucket key's representative value).
     """
-    keys = sorted(set(p) | set(q), key=bucket_value)
+    keys = sorted(set(p) | set(q), key=at)
     distance, cdf_gap = 0.0, 0.0
     for left, right in zip(keys, keys[1:]):
         cdf_gap += p.get(left, 0.0) - q.get(left, 0.0)
-        distance += abs(cdf_gap) * (bucket_value(right) - bucket_value(left))
+        distance += abs(cdf_gap) * (at(right) - at(left))
     return distance
 
 
@@ -119,21 +122,21 @@ class Metric:
     """A distance between two frequency distributions (value or bucket -> fraction).
 
     Args:
-        distance: the distance of (baseline, current).
+        distance: the distance of (baseline, current, where each bucket lies).
         threshold: the drift threshold an inferred schema starts with (None: not checked).
         numeric_only: the metric needs ordered buckets, so categorical columns have none.
     """
 
-    distance: Callable[[dict[str, float], dict[str, float]], float]
+    distance: Callable[[dict[str, float], dict[str, float], Callable[[str], float]], float]
     threshold: float | None
     numeric_only: bool = False
 
 
 #: The drift distances, in the order they are reported.
 METRICS: dict[str, Metric] = {
-    "linf": Metric(lambda p, q: linf(p, q)[0], 0.1),
-    "js": Metric(jensen_shannon, 0.1),
-    "psi": Metric(psi, 0.25),
+    "linf": Metric(lambda p, q, at: linf(p, q)[0], 0.1),
+    "js": Metric(lambda p, q, at: jensen_shannon(p, q), 0.1),
+    "psi": Metric(lambda p, q, at: psi(p, q), 0.25),
     "wasserstein": Metric(wasserstein, None, numeric_only=True),
 }
 
@@ -145,7 +148,20 @@ def distances(baseline: ColumnStats, current: ColumnStats) -> Distances:
         baseline: the column in the baseline profile.
         current: the column in the profile being checked.
     """
-    p, q = _frequencies(baseline), _frequencies(current)
-    numeric = baseline.kind == current.kind == "numeric"
-    values = {name: None if m.numeric_only and not numeric else m.distance(p, q) for name, m in METRICS.items()}
+    return between(_frequencies(baseline), _frequencies(current), baseline.kind == current.kind == "numeric")
+
+
+def between(p: dict[str, float], q: dict[str, float], numeric: bool,
+            at: Callable[[str], float] = bucket_value) -> Distances:
+    """All METRICS distances between two frequency distributions over the same bins.
+
+    >>> between({"a": 0.5, "b": 0.5}, {"a": 0.9, "b": 0.1}, numeric=False).psi
+
+    Args:
+        p: the baseline's frequencies (bin -> fraction).
+        q: the current ones.
+        numeric: the bins are ordered values (else wasserstein is None).
+        at: where a bin lies, for wasserstein (default: a DDSketch bucket key's value).
+    """
+    values = {name: None if m.numeric_only and not numeric else m.distance(p, q, at) for name, m in METRICS.items()}
     return Distances(values, moved_most=linf(p, q)[1])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pyspark.sql import DataFrame
 
@@ -11,17 +12,30 @@ from sparkprep.io.write import Materialise, materialise
 
 @dataclass(frozen=True)
 class Context:
-    """One run's scratch directory (beside the output) and what a scratch write needs to know.
+    """One run's scratch directory (beside the output) and what a scratch write needs to know, and
+    what stages found beside their rows and counts (for the report: `note`).
 
     Args:
         scratch: the run's scratch directory, removed at the end of the run.
         paths: the input paths, named when the input turns out to be unreadable.
         dictionary_page_bytes: output.dictionary_page_bytes, for every Parquet write.
+        notes: what stages noted, by name.
     """
 
     scratch: str
     paths: list[str]
     dictionary_page_bytes: int
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def note(self, name: str, finding: Any) -> None:
+        """Record what a stage found (plain data: it is written as JSON), for the pipeline to pass
+        on to the report without the stage knowing the report.
+
+        Args:
+            name: the finding's name.
+            finding: the finding.
+        """
+        self.notes[name] = finding
 
     def materialise(self, df: DataFrame, name: str) -> DataFrame:
         """Write `df` to `<scratch>/<name>` and read it back (io.write.materialise).

@@ -35,7 +35,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +62,10 @@ _PAIRS_PER_BATCH = 1 << 20
 _PAIR_SCHEMA = "a long, b long"
 _BLOB_COLUMNS = ["task", "pairs", "first", "second"]
 _CANDIDATE = "_sp_near_candidate"
+#: Example pairs the report shows: the least similar over the threshold, and the most similar.
+EXAMPLES = (3, 2)
+#: Characters of an example's text the report shows.
+EXAMPLE_CHARS = 300
 
 
 def _packed(values: np.ndarray, offsets: np.ndarray) -> pa.Array:
@@ -204,8 +209,59 @@ def verified_pairs(rows: DataFrame, candidates: DataFrame, config: NearDupConfig
             .where(F.col("jaccard") >= config.threshold))
 
 
-def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise) -> DataFrame:
-    """`df` with `dup_cluster`: the smallest row_id among its near-duplicates (itself if none).
+@dataclass(frozen=True)
+class NearClusters:
+    """`find_clusters`' rows with `dup_cluster`, and the small tables they came from, from which
+    `summary` tells what was found (no table: no candidate or no edge).
+
+    Args:
+        rows: the rows with `dup_cluster`.
+        candidates: the candidate pairs.
+        pairs: the verified pairs (edges).
+        edges: the verified pairs (`a`, `b`, `jaccard`), materialised.
+        clusters: (`row_id`, `dup_cluster`) of the rows in a cluster, materialised.
+        texts: (`row_id`, text) of the candidates, materialised.
+    """
+
+    rows: DataFrame
+    candidates: int = 0
+    pairs: int = 0
+    edges: DataFrame | None = None
+    clusters: DataFrame | None = None
+    texts: DataFrame | None = None
+
+    def summary(self, config: NearDupConfig) -> dict[str, Any]:
+        """What near-dup found, for the report: pairs and clusters (count, sizes), and example pairs
+        (the least similar pairs over the threshold and the most similar, texts cut to
+        EXAMPLE_CHARS). Small jobs over the small tables (an aggregation, two top-k, a lookup), none
+        over the rows.
+
+        Args:
+            config: dedup.near.
+        """
+        found: dict[str, Any] = {"column": config.column, "threshold": config.threshold, "keep": config.keep,
+                                 "candidate_pairs": self.candidates, "pairs": 0, "clusters": 0, "rows": 0,
+                                 "sizes": {}, "examples": []}
+        if self.edges is None or self.clusters is None or self.texts is None:
+            return found
+        sizes = {int(r["size"]): int(r["n"]) for r in self.clusters.groupBy(DUP_CLUSTER).agg(F.count(F.lit(1)).alias("size"))
+                 .groupBy("size").agg(F.count(F.lit(1)).alias("n")).collect()}
+        least, most = EXAMPLES
+        ends = (self.edges.orderBy("jaccard", "a", "b").limit(least).collect()
+                + self.edges.orderBy(F.desc("jaccard"), "a", "b").limit(most).collect())
+        pairs = sorted({(r["jaccard"], r["a"], r["b"]) for r in ends})
+        ids = sorted({i for _, a, b in pairs for i in (a, b)})
+        texts = {r[0]: r[1] for r in self.texts.where(F.col(ROW_ID).isin(ids))
+                 .select(ROW_ID, F.substring(F.col(config.column).cast("string"), 1, EXAMPLE_CHARS)).collect()}
+        return {**found, "pairs": self.pairs, "clusters": sum(sizes.values()), "rows": sum(size * n for size, n in sizes.items()),
+                "sizes": {str(size): n for size, n in sorted(sizes.items())},
+                "examples": [{"a": a, "b": b, "jaccard": round(j, 4), "text_a": texts.get(a), "text_b": texts.get(b)}
+                             for j, a, b in pairs]}
+
+
+def find_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise) -> NearClusters:
+    """`df` with `dup_cluster`: the smallest row_id among its near-duplicates (itself if none), and
+    the small tables it came from.
 
     Args:
         df: rows with `row_id` and the text column.
@@ -216,21 +272,33 @@ def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Material
     n_candidates = candidates.count()
     if not n_candidates:
         log.info("near-dup: no candidate pairs")
-        return df.withColumn(DUP_CLUSTER, F.col(ROW_ID))
+        return NearClusters(df.withColumn(DUP_CLUSTER, F.col(ROW_ID)))
     # Only a candidate can have a near-duplicate: only the candidates' texts (and the few others a
     # filter passes) are kept, verified and clustered; every other row is its own cluster.
     ids = candidates.select(F.col("a").alias(ROW_ID)).unionByName(candidates.select(F.col("b").alias(ROW_ID)))
     texts = df.select(ROW_ID, config.column)
     marked = probe_filter.mark_members(texts, ROW_ID, ids, 2 * n_candidates, materialise, _CANDIDATE, "candidate-filter")
-    edges = materialise(verified_pairs(materialise(marked.where(F.col(_CANDIDATE)).drop(_CANDIDATE), "candidate-texts"),
-                                       candidates, config), "near-edges")
+    candidate_texts = materialise(marked.where(F.col(_CANDIDATE)).drop(_CANDIDATE), "candidate-texts")
+    edges = materialise(verified_pairs(candidate_texts, candidates, config), "near-edges")
     n_edges = edges.count()
     log.info("near-dup: %d candidate pairs, %d at Jaccard >= %s", n_candidates, n_edges, config.threshold)
     if not n_edges:
-        return df.withColumn(DUP_CLUSTER, F.col(ROW_ID))
+        return NearClusters(df.withColumn(DUP_CLUSTER, F.col(ROW_ID)), n_candidates)
     clusters = connected_components(edges, materialise).withColumnsRenamed({"node": ROW_ID, "component": DUP_CLUSTER})
     joined = probe_filter.join_small(df, clusters, ROW_ID, 2 * n_edges, materialise, "clustered-filter")
-    return joined.withColumn(DUP_CLUSTER, F.coalesce(F.col(DUP_CLUSTER), F.col(ROW_ID)))
+    return NearClusters(joined.withColumn(DUP_CLUSTER, F.coalesce(F.col(DUP_CLUSTER), F.col(ROW_ID))), n_candidates,
+                        n_edges, edges, clusters, candidate_texts)
+
+
+def add_dup_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise) -> DataFrame:
+    """`df` with `dup_cluster`: the smallest row_id among its near-duplicates (itself if none).
+
+    Args:
+        df: rows with `row_id` and the text column.
+        config: dedup.near.
+        materialise: where the candidates, their rows, edges, components and the filter are kept.
+    """
+    return find_clusters(df, config, materialise).rows
 
 
 def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
@@ -247,7 +315,9 @@ def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
     if not near:
         return rows
     start = time.perf_counter()
-    clustered = add_dup_clusters(rows, near, ctx.under("dedup/near"))
+    found = find_clusters(rows, near, ctx.under("dedup/near"))
+    ctx.note("near_duplicates", found.summary(near))
+    clustered = found.rows
     if near.keep == "representative":
         clustered = ctx.materialise(collapse(clustered, [DUP_CLUSTER], F.col(ROW_ID), "near", largest=False), "dedup/unique")
     log.info("near-duplicates done in %.1fs", time.perf_counter() - start)
