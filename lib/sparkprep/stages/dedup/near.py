@@ -216,8 +216,8 @@ class NearClusters:
 
     Args:
         rows: the rows with `dup_cluster`.
-        candidates: the candidate pairs.
-        pairs: the verified pairs (edges).
+        candidates: how many candidate pairs there were.
+        pairs: how many of them were verified (the edges).
         edges: the verified pairs (`a`, `b`, `jaccard`), materialised.
         clusters: (`row_id`, `dup_cluster`) of the rows in a cluster, materialised.
         texts: (`row_id`, text) of the candidates, materialised.

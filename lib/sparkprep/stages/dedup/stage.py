@@ -43,7 +43,8 @@ class Deduplicated:
 
     Args:
         rows: the rows kept.
-        rejected: rows that a rule (or the rare-class check) rejects, in the quarantine schema.
+        rejected: rows that a rule (or the rare-class check) rejects, in the quarantine schema but
+            for `record`: their `_sp_position` instead, which clean.numbered turns into it.
         counts: input rows absorbed by each absorbing rule (exact, key, near) and the rows each
             counting rule counted (conflicting_rows).
         remaining: rows kept per (class, held out by a column rule).
