@@ -10,6 +10,7 @@ from typing import Any
 from sparkprep.publish.data_sections import balance_section, columns_section, folds_section, near_section, section
 from sparkprep.publish.svg import bars, histogram, table
 
+
 def _quality(quality: dict[str, Any] | None) -> str:
     """Profile and validation: anomalies, null rates, label distribution, histograms, drift overlays."""
     if not quality:
