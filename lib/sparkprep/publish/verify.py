@@ -15,11 +15,11 @@ its size; violations are reported with up to five example row_ids, and each mani
 disagrees is named by its key (class_weights.folds.0, rows.by_fold, ...).
 
 The fitted transform (the file manifest.json names) is checked the same way, with a third
-aggregation: parameters for folds 0..k-1 and final; each set fitted on exactly its training
+pass: parameters for folds 0..k-1 and final; each set fitted on exactly its training
 originals (`fold not in {k, -1}`, `replica == 0`; final: every non-holdout original); means, stds
-and min/max recomputed with Spark's own avg/stddev_pop/min/max (conditional aggregates, every set
-in the one pass), not normalise/fit.py's merged moments; quantile parameters checked by their rank in
-the data, within the KLL sketch's rank error (plus the sampling error when the sketches were fed a
+and min/max recomputed from Spark's rows, per fold with numpy and merged per training set
+(publish/training_stats.py), not by normalise/fit.py's reader and sums; quantile parameters checked
+by their rank in the data (exact counts below and at most the fitted value), within the KLL sketch's rank error (plus the sampling error when the sketches were fed a
 hash sample of a large output, `normalise.sketch_sample_rows`). The manifest's normalisation
 statistics (count, mean, std per column, final and per fold) are recomputed in the same pass.
 """
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, Row, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep.contract import (
@@ -41,8 +41,8 @@ from sparkprep.contract import (
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.publish.manifest import class_priors, class_weights
+from sparkprep.publish.training_stats import TrainingStats, Value, measure
 from sparkprep.stages.normalise.fit import FoldGroups, sketch_sample_rate
-from sparkprep.io.session import temporary_conf
 from sparkprep.stages.split import holdout_by_column, training_folds
 from sparkprep.transform import TRANSFORM_FORMAT_VERSION, ArrayParams, NumericParams, TransformParams
 from sparkprep.io.write import read_table
@@ -460,33 +460,28 @@ class _Tolerance:
 
     kll: float
     sample: int | None
-    #: column -> the aggregates counting its present values in each training set
-    present: dict[str, list[str]] = field(default_factory=dict)
+    #: column -> its value and the training sets the fit sketched it over
+    present: dict[str, list[tuple[Value, int | None]]] = field(default_factory=dict)
 
-    def at(self, r: Row, column: str, present: int) -> float:
-        rate = sketch_sample_rate(min(r[n] for n in self.present[column]), self.sample)
+    def at(self, stats: TrainingStats, column: str, present: int) -> float:
+        rate = sketch_sample_rate(min(stats.summary(v, fold).count for v, fold in self.present[column]), self.sample)
         return self.kll + (math.sqrt(math.log(200) / (2 * rate * present)) if rate < 1 else 0.0)
 
 
 @dataclass
 class _Plan:
-    """Aggregates to compute in one pass over the data, and what each result must satisfy."""
+    """The values (and thresholds) to measure in one pass over the training originals, and what
+    each result must satisfy."""
 
-    aggs: dict[str, Column] = field(default_factory=dict)
-    rules: list[tuple[str, Callable[[Row], str | None]]] = field(default_factory=list)
+    wanted: dict[Value, set[float]] = field(default_factory=dict)
+    rules: list[tuple[str, Callable[[TrainingStats], str | None]]] = field(default_factory=list)
 
-    def agg(self, column: Column) -> str:
-        name = f"_v{len(self.aggs)}"
-        self.aggs[name] = column.alias(name)
-        return name
+    def value(self, value: Value, *thresholds: float) -> Value:
+        self.wanted.setdefault(value, set()).update(thresholds)
+        return value
 
-    def rule(self, check: str, test: Callable[[Row], str | None]) -> None:
+    def rule(self, check: str, test: Callable[[TrainingStats], str | None]) -> None:
         self.rules.append((check, test))
-
-
-def _finite(x: Column) -> Column:
-    """x where it is a finite number; null for null, NaN (Spark orders NaN above +inf) and ±inf."""
-    return F.when(F.abs(x) < F.lit(math.inf), x)
 
 
 def _differs(where: str, got: float, want: float | None, spread: float) -> str | None:
@@ -531,12 +526,12 @@ def _transform_rules(verdict: Verdict, plan: _Plan, manifest: dict[str, Any], do
     # Manifests from before sampling have no sketch_sample_rows: their sketches saw every row.
     tolerance = _Tolerance(_kll_rank_error(int(normalise.get("sketch_k", 200))), normalise.get("sketch_sample_rows"))
     for name, params in parsed.items():
-        train = _training(None if name == "final" else int(name))
-        _rows_rule(plan, _set_label(name), train, params.rows)
+        fold = None if name == "final" else int(name)
+        _rows_rule(plan, _set_label(name), fold, params.rows)
         for p in params.numeric:
-            _numeric_rules(plan, f"{_set_label(name)} {p.column}", train, p, _configured(normalise, p.column), tolerance)
+            _numeric_rules(plan, f"{_set_label(name)} {p.column}", fold, p, _configured(normalise, p.column), tolerance)
         for a in params.arrays:
-            _array_rules(plan, f"{_set_label(name)} {a.column}", train, a)
+            _array_rules(plan, f"{_set_label(name)} {a.column}", fold, a)
     # Categorical vocabularies are not re-derived here: that takes a group per distinct value (the
     # second aggregation of normalise/fit.py), and their counts are not in transform.json to compare.
 
@@ -546,42 +541,36 @@ def _configured(normalise: dict[str, Any], column: str) -> dict[str, Any]:
     return (normalise.get("numeric_columns") or {}).get(column) or normalise.get("numeric") or {}
 
 
-def _fitted(column: str, log1p: bool) -> Column:
-    """The value a numeric column's statistics are fitted on: finite values, sign(x)·log1p(|x|) with log1p."""
-    x = _finite(F.col(column).cast("double"))
-    return F.signum(x) * F.log1p(F.abs(x)) if log1p else x
-
-
-def _training(fold: int | None) -> Column:
-    """The training originals of fold `fold` (None: the final model's, every non-holdout original)."""
-    originals = (F.col(REPLICA) == 0) & (F.col(FOLD) != HOLDOUT_FOLD)
-    return originals if fold is None else originals & (F.col(FOLD) != fold)
+def _training_originals() -> Column:
+    """Every fold's training originals: the originals outside the holdout (fold f's training set is
+    those of the other folds)."""
+    return (F.col(REPLICA) == 0) & (F.col(FOLD) != HOLDOUT_FOLD)
 
 
 def _normalisation_rules(plan: _Plan, manifest: dict[str, Any]) -> None:
     """normalisation.final and .folds.<k>: per numeric column the count, mean and population std
-    of its present training values (on the log scale with log1p), recomputed with Spark's
-    count/avg/stddev_pop, not normalise/fit.py's merged moments."""
+    of its present training values (on the log scale with log1p), recomputed from Spark's rows
+    (publish/training_stats.py), not by normalise/fit.py."""
     recorded = manifest.get("normalisation") or {}
     normalise = (manifest.get("config") or {}).get("normalise") or {}
     sets = {"final": (recorded.get("final"), None),
             **{f"folds.{f}": (stats, int(f)) for f, stats in (recorded.get("folds") or {}).items()}}
     for name, (stats, fold) in sets.items():
         for column, moments in (stats or {}).items():
-            v = F.when(_training(fold), _fitted(column, bool(_configured(normalise, column).get("log1p"))))
-            _moments_rule(plan, f"normalisation.{name}.{column}", v, moments)
+            value = plan.value(Value(column, bool(_configured(normalise, column).get("log1p"))))
+            _moments_rule(plan, f"normalisation.{name}.{column}", value, fold, moments)
 
 
-def _moments_rule(plan: _Plan, where: str, v: Column, recorded: dict[str, Any]) -> None:
-    """`recorded` (count, mean, std) against the present values `v`; no values give mean 0 and a
-    zero std is 1 (Moments.to_dict, scikit-learn's rule)."""
-    n, mean, std = plan.agg(F.count(v)), plan.agg(F.avg(v)), plan.agg(F.stddev_pop(v))
+def _moments_rule(plan: _Plan, where: str, value: Value, fold: int | None, recorded: dict[str, Any]) -> None:
+    """`recorded` (count, mean, std) against `value` in fold `fold`'s training set; no values give
+    mean 0 and a zero std is 1 (Moments.to_dict, scikit-learn's rule)."""
 
-    def test(r: Row) -> str | None:
-        want_mean = r[mean] if r[n] else 0.0
-        sd = _noise_free(r[std], want_mean) if r[n] else 0.0
+    def test(s: TrainingStats) -> str | None:
+        m = s.summary(value, fold)
+        want_mean = m.mean if m.count else 0.0
+        sd = _noise_free(m.std, want_mean) if m.count else 0.0
         count = recorded.get("count")
-        return _joined([None if count == r[n] else f"{where}.count is {count!r}, the data gives {r[n]}",
+        return _joined([None if count == m.count else f"{where}.count is {count!r}, the data gives {m.count}",
                         _differs(f"{where}.mean", float(recorded.get("mean", math.nan)), want_mean, sd),
                         _differs(f"{where}.std", float(recorded.get("std", math.nan)), _unit(sd), _unit(sd))])
 
@@ -589,19 +578,14 @@ def _moments_rule(plan: _Plan, where: str, v: Column, recorded: dict[str, Any]) 
 
 
 def _run_plan(verdict: Verdict, plan: _Plan, data: DataFrame, checks: list[str]) -> None:
-    """Every aggregate of `plan` in one pass over the training originals; then each of `checks`
+    """Every value of `plan` measured in one pass over the training originals (the filter spares
+    the copies and the holdout, more than half the rows when oversampling); then each of `checks`
     with the problems its rules found."""
     found: dict[str, list[str]] = {check: [] for check in checks}
-    if plan.aggs:
-        # Hundreds of aggregates: above spark.sql.codegen.maxFields (100) Spark would evaluate
-        # them without whole-stage code generation, at twice the time. The limit counts the
-        # aggregation buffer's fields too: up to 3 per aggregate (stddev_pop) plus its result.
-        with temporary_conf(data.sparkSession, "spark.sql.codegen.maxFields", str(max(100, 4 * len(plan.aggs)))):
-            # Every aggregate reads training originals only: the filter spares the copies and the
-            # holdout (more than half the rows when oversampling) hundreds of conditional updates.
-            row = data.where(_training(None)).agg(*plan.aggs.values()).first()
+    if plan.rules:
+        stats = measure(data.where(_training_originals()), plan.wanted)
         for check, test in plan.rules:
-            problem = test(row)
+            problem = test(stats)
             if problem:
                 found[check].append(problem)
     for check, problems in found.items():
@@ -612,40 +596,42 @@ def _set_label(name: str) -> str:
     return "final" if name == "final" else f"fold {name}"
 
 
-def _rows_rule(plan: _Plan, where: str, train: Column, fitted: int | None) -> None:
-    rows = plan.agg(F.count(F.when(train, 1)))
-    plan.rule(TRANSFORM_ROWS, lambda r: None if fitted == r[rows] else
-              f"{where}: fitted on {fitted} rows, the data has {r[rows]} training originals")
+def _rows_rule(plan: _Plan, where: str, fold: int | None, fitted: int | None) -> None:
+    plan.rule(TRANSFORM_ROWS, lambda s: None if fitted == s.training_rows(fold) else
+              f"{where}: fitted on {fitted} rows, the data has {s.training_rows(fold)} training originals")
 
 
-def _numeric_rules(plan: _Plan, where: str, train: Column, p: NumericParams, configured: dict[str, Any],
+def _numeric_rules(plan: _Plan, where: str, fold: int | None, p: NumericParams, configured: dict[str, Any],
                    tolerance: _Tolerance) -> None:
-    v = F.when(train, _fitted(p.column, p.log1p))
-    n = plan.agg(F.count(v))
-    tolerance.present.setdefault(p.column, []).append(n)
-    plan.rule(TRANSFORM_ROWS, lambda r: None if p.count == r[n] else
-              f"{where}: fitted on {p.count} present values, the data has {r[n]}")
+    value = plan.value(Value(p.column, p.log1p))
+    tolerance.present.setdefault(p.column, []).append((value, fold))
+    plan.rule(TRANSFORM_ROWS, lambda s: None if p.count == s.summary(value, fold).count else
+              f"{where}: fitted on {p.count} present values, the data has {s.summary(value, fold).count}")
     if not p.count:
         return
     clipped = not math.isinf(p.lower)
     if p.method == "standard" or configured.get("impute") == "mean":
-        mean, std = plan.agg(F.avg(v)), plan.agg(F.stddev_pop(v))
 
-        def moments(r: Row) -> str | None:
-            sd = _noise_free(r[std], r[mean])
-            problems = [_differs(f"{where} center", p.center, r[mean], sd),
+        def moments(s: TrainingStats) -> str | None:
+            m = s.summary(value, fold)
+            if not m.count:  # the rows rule names it
+                return None
+            sd = _noise_free(m.std, m.mean)
+            problems = [_differs(f"{where} center", p.center, m.mean, sd),
                         _differs(f"{where} scale", p.scale, _unit(sd), _unit(sd))] if p.method == "standard" else []
             if configured.get("impute") == "mean":
-                problems.append(_differs(f"{where} fill (mean)", p.fill, r[mean], sd))
+                problems.append(_differs(f"{where} fill (mean)", p.fill, m.mean, sd))
             return _joined(problems)
 
         plan.rule(TRANSFORM_MOMENTS, moments)
     if p.method == "minmax":
         # Clipped, the range is the clip quantiles (their ranks are checked below), else min/max.
-        low, high = (None, None) if clipped else (plan.agg(F.min(v)), plan.agg(F.max(v)))
 
-        def extent(r: Row) -> str | None:
-            lo, hi = (p.lower, p.upper) if clipped else (r[low], r[high])
+        def extent(s: TrainingStats) -> str | None:
+            m = s.summary(value, fold)
+            if not m.count:  # the rows rule names it
+                return None
+            lo, hi = (p.lower, p.upper) if clipped else (m.min, m.max)
             problems = [_differs(f"{where} center (min)", p.center, lo, hi - lo),
                         _differs(f"{where} scale (range)", p.scale, _unit(hi - lo), _unit(hi - lo))]
             return _joined(problems)
@@ -660,42 +646,46 @@ def _numeric_rules(plan: _Plan, where: str, train: Column, p: NumericParams, con
         ranks.append(("fill (median)", p.fill, 0.5))
     if configured.get("clip") and clipped:
         ranks += [("lower clip", p.lower, configured["clip"][0]), ("upper clip", p.upper, configured["clip"][1])]
-    for what, value, rank in ranks:
-        _rank_rule(plan, f"{where} {what}", v, n, p.column, value, rank, tolerance)
+    for what, fitted, rank in ranks:
+        _rank_rule(plan, f"{where} {what}", plan.value(value, fitted), fold, fitted, rank, tolerance)
 
 
-def _rank_rule(plan: _Plan, where: str, v: Column, n: str, column: str, value: float, rank: float,
+def _rank_rule(plan: _Plan, where: str, value: Value, fold: int | None, fitted: float, rank: float,
                tolerance: _Tolerance) -> None:
-    """`value` is the `rank` quantile within ±eps: some rank in [#(v < value), #(v <= value)] / n
-    (ties span a range) lies within eps of it."""
-    below, at_most = plan.agg(F.count(F.when(v < value, 1))), plan.agg(F.count(F.when(v <= value, 1)))
+    """`fitted` is the `rank` quantile of `value` in fold `fold`'s training set within ±eps: some
+    rank in [#(v < fitted), #(v <= fitted)] / n (ties span a range) lies within eps of it."""
 
-    def test(r: Row) -> str | None:
-        eps = tolerance.at(r, column, r[n])
-        low, high = r[below] / r[n], r[at_most] / r[n]
+    def test(s: TrainingStats) -> str | None:
+        m = s.summary(value, fold)
+        if not m.count:  # the rows rule names it
+            return None
+        eps = tolerance.at(s, value.column, m.count)
+        low, high = m.below(fitted) / m.count, m.at_most(fitted) / m.count
         if low - eps <= rank <= high + eps:
             return None
-        return f"{where} {value!r} has rank [{low:.4f}, {high:.4f}] in the data, expected {rank} ± {eps:.4f}"
+        return f"{where} {fitted!r} has rank [{low:.4f}, {high:.4f}] in the data, expected {rank} ± {eps:.4f}"
 
     plan.rule(TRANSFORM_QUANTILES, test)
 
 
-def _array_rules(plan: _Plan, where: str, train: Column, p: ArrayParams) -> None:
+def _array_rules(plan: _Plan, where: str, fold: int | None, p: ArrayParams) -> None:
     if not p.per_element or p.method not in ("standard", "minmax"):
         # Pooled over positions (per_element: false), one plain aggregate would need the elements
         # exploded into rows, a pass of its own; the per-element arithmetic is the same.
         return
     for i, (center, scale) in enumerate(zip(p.center, p.scale)):
-        v = F.when(train, _finite(F.try_element_at(F.col(p.column), F.lit(i + 1)).cast("double")))
-        _element_rule(plan, f"{where}[{i}]", v, p.method, center, scale)
+        value = plan.value(Value(p.column, element=i))
+        _element_rule(plan, f"{where}[{i}]", value, fold, p.method, center, scale)
 
 
-def _element_rule(plan: _Plan, where: str, v: Column, method: str, center: float, scale: float) -> None:
+def _element_rule(plan: _Plan, where: str, value: Value, fold: int | None, method: str, center: float,
+                  scale: float) -> None:
     """One array position: (mean, std) or (min, max - min); no present value gives (0, 1)."""
-    first, second = (plan.agg(f(v)) for f in ((F.avg, F.stddev_pop) if method == "standard" else (F.min, F.max)))
 
-    def test(r: Row) -> str | None:
-        a, b = r[first] or 0.0, r[second] or 0.0
+    def test(s: TrainingStats) -> str | None:
+        m = s.summary(value, fold)
+        a, b = (m.mean, m.std) if method == "standard" else (m.min, m.max)
+        a, b = a or 0.0, b or 0.0
         want_center, spread = (a, _noise_free(b, a)) if method == "standard" else (a, b - a)
         problems = [_differs(f"{where} center", center, want_center, spread),
                     _differs(f"{where} scale", scale, _unit(spread), _unit(spread))]
