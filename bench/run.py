@@ -103,17 +103,21 @@ def _peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
 
 
-def event_log_figures(log_dir: Path) -> dict[str, dict]:
+def event_log_figures(log_dir: Path, rows: int | None = None) -> dict[str, dict]:
     """Per job group: stages run, stages scanning a CSV (the raw input: scratch copies are
     Parquet), shuffle bytes written, memory and disk spill, input bytes read, records written; tasks, their total
     input in records (read from files + fetched from shuffles) and the largest task's input
     (records, and shuffle MB fetched); and the 8 slowest stages by wall time, each named by its
     job's description (prepare's stage, e.g. "sparkprep prepare: split+write") and Spark's call
     site (a sparkprep file and line for collects and counts; a write is only "parquet at
-    NativeMethodAccessorImpl.java:0")."""
+    NativeMethodAccessorImpl.java:0"). Given the input's `rows`, also the full passes over the
+    rows: the stages whose tasks read (from files or a shuffle) at least half as many records as
+    the input has rows, each named as above with its records, in the order they ran."""
     stage_group: dict[int, str] = {}
     stage_job: dict[int, str | None] = {}
     walls: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    names: dict[int, str] = {}
+    stage_in: dict[int, int] = defaultdict(int)
     figures: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     # Spark 4 writes a directory of rolled files, events_<n>_<app id>, in order of n.
     logs = sorted(log_dir.rglob("events_*"), key=lambda p: int(p.name.split("_")[1]))
@@ -138,6 +142,7 @@ def event_log_figures(log_dir: Path) -> dict[str, dict]:
                         seconds = (info["Completion Time"] - info["Submission Time"]) / 1e3
                         job = stage_job.get(info["Stage ID"])
                         name = f"{job} | {info['Stage Name']}" if job else info["Stage Name"]
+                        names[info["Stage ID"]] = name
                         walls[stage_group.get(info["Stage ID"], "none")].append((seconds, name))
                 elif kind == "SparkListenerTaskEnd" and event.get("Task Metrics"):
                     metrics = event["Task Metrics"]
@@ -153,12 +158,19 @@ def event_log_figures(log_dir: Path) -> dict[str, dict]:
                     task_in = metrics["Input Metrics"]["Records Read"] + shuffle_in["Total Records Read"]
                     shuffle_mb = (shuffle_in["Remote Bytes Read"] + shuffle_in["Local Bytes Read"]) / 1e6
                     group["tasks"] += 1
+                    stage_in[event["Stage ID"]] += task_in
                     group["task_in_records"] += task_in
                     group["largest_task_in_records"] = max(group["largest_task_in_records"], task_in)
                     group["largest_task_shuffle_mb"] = max(group["largest_task_shuffle_mb"], shuffle_mb)
     out: dict[str, dict] = {g: {k: round(v, 1) for k, v in f.items()} for g, f in figures.items()}
     for g, stages in walls.items():
         out[g]["slowest_stages"] = [[name, round(seconds, 1)] for seconds, name in sorted(stages, reverse=True)[:8]]
+    if rows:
+        for stage in sorted(s for s, n in stage_in.items() if 2 * n >= rows):
+            out[stage_group.get(stage, "none")].setdefault("full_pass_stages", []).append(
+                [names.get(stage, str(stage)), stage_in[stage]])
+        for figures_of_group in out.values():
+            figures_of_group["full_passes"] = len(figures_of_group.get("full_pass_stages", []))
     return out
 
 
@@ -236,7 +248,8 @@ def _append_table(result: dict) -> None:
     if "prepare" in result:
         p = result["prepare"]
         rows.append(f"| {day} | suite: prepare ({settings}) vs floor | {size} | {floor_text} | "
-                    f"prepare {p['seconds']} s, {p['mb_per_s']} MB/s, {p['csv_scan_stages']} CSV-scan stages, shuffle {p['shuffle_write_mb']} MB, "
+                    f"prepare {p['seconds']} s, {p['mb_per_s']} MB/s, {p['csv_scan_stages']} CSV-scan stages, "
+                    f"{p.get('full_passes')} full passes over the rows, shuffle {p['shuffle_write_mb']} MB, "
                     f"spill {p['spill_disk_mb']} MB disk, JVM peak RSS {p['jvm_peak_rss_mb']} MB, disk peak {p.get('disk_peak_mb')} MB | **{p.get('ratio_to_floor')}x** floor"
                     + (f"; {p['ratio_to_tuned_floor']}x the tuned floor ({result['floor_tuned_s']} s)" if "ratio_to_tuned_floor" in p else "") + " |")
     if "copies" in result:
@@ -327,7 +340,7 @@ def main() -> None:
     finally:
         spark.stop()
     try:
-        groups = event_log_figures(work / "events")
+        groups = event_log_figures(work / "events", result.get("rows"))
         if "floor" in groups:
             result["floor_metrics"] = {k: round(v / result["floor_runs"], 1) if isinstance(v, float) else v
                                        for k, v in groups["floor"].items()}

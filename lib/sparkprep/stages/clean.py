@@ -371,14 +371,16 @@ class Tally:
     """What cleaning rejected, counted on the marked rows in one aggregation.
 
     Args:
-        by_file: one row per (reason, source file): its rows `n` and first position `p`.
+        by_file: one row per (reason, column, source file): its rows `n` and first position `p`.
         by_reason: rows per reason (None: accepted).
         first_positions: source file -> its first position, for `quarantine_rows`.
+        by_column: rejected rows per (reason, column), as the quarantine will count them.
     """
 
     by_file: list[Row]
     by_reason: dict[str | None, int]
     first_positions: DataFrame
+    by_column: dict[tuple[str, str | None], int]
 
     @property
     def rows(self) -> int:
@@ -387,18 +389,23 @@ class Tally:
 
 
 def tally(marked: DataFrame) -> Tally:
-    """Per reason and file: the counts, and each file's first position (quarantine_rows' record
-    numbers).
+    """Per reason, column and file: the counts, and each file's first position (quarantine_rows'
+    record numbers), in the one aggregation.
 
     Args:
         marked: `mark_rejections` rows.
     """
-    by_file = marked.groupBy(REASON, SOURCE_FILE).agg(F.count(F.lit(1)).alias("n"), F.min(POSITION).alias("p")).collect()
+    by_file = marked.groupBy(REASON, REASON_COLUMN, SOURCE_FILE).agg(
+        F.count(F.lit(1)).alias("n"), F.min(POSITION).alias("p")).collect()
     by_reason: dict[str | None, int] = {}
+    by_column: dict[tuple[str, str | None], int] = {}
     starts: dict[str, int] = {}
     for r in by_file:
         by_reason[r[REASON]] = by_reason.get(r[REASON], 0) + r["n"]
+        if r[REASON] is not None:
+            key = (r[REASON], r[REASON_COLUMN])
+            by_column[key] = by_column.get(key, 0) + r["n"]
         if r["p"] is not None:
             starts[r[SOURCE_FILE]] = min(r["p"], starts.get(r[SOURCE_FILE], r["p"]))
     first_positions = marked.sparkSession.createDataFrame(list(starts.items()), f"{SOURCE_FILE} string, {_FIRST} long")
-    return Tally(by_file, by_reason, first_positions)
+    return Tally(by_file, by_reason, first_positions, by_column)
