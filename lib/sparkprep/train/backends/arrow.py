@@ -56,13 +56,16 @@ class ArrowLoader(ShardedLoader):
         return EpochRows(order.rows, order.dropped, order.padded, self._segments(order.segments))
 
     def _segments(self, segments: tuple[Segment, ...]) -> Iterator[Block]:
-        windows = self._windows(w for i, w in enumerate(s.window for s in segments)
-                                if i == 0 or segments[i - 1].window is not w)
+        windows = self._ahead(self._windows(w for i, w in enumerate(s.window for s in segments)
+                                            if i == 0 or segments[i - 1].window is not w))
         held: tuple[Window, Block] | None = None
-        for segment in segments:
-            if held is None or held[0] is not segment.window:
-                held = next(windows)
-            yield slice_rows(held[1], segment.start, segment.stop)
+        try:
+            for segment in segments:
+                if held is None or held[0] is not segment.window:
+                    held = next(windows)
+                yield slice_rows(held[1], segment.start, segment.stop)
+        finally:
+            windows.close()  # stops the prefetch thread when the consumer stops early
 
     def _windows(self, windows: Iterable[Window]) -> Iterator[tuple[Window, Block]]:
         """Each window's rows, decoded and permuted; a file stays open while its row groups follow."""

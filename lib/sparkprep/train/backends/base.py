@@ -12,7 +12,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
 
 SHUFFLE_BATCHES = 8  # rows held for mixing across row groups, in batches
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,8 @@ class BackendOptions(ABC):
     defaults under the backend's name.
 
     Args:
-        prefetch: batches made ahead of the consumer on a thread; 0 makes them on demand.
+        prefetch: decoded row groups (shuffle windows for the arrow backend) made ahead of the
+            consumer on a thread; 0 decodes on demand.
         pin_memory: put batches in page-locked memory (faster, asynchronous copies to a GPU);
             None pins when CUDA is available.
     """
@@ -311,10 +313,11 @@ class ShardedLoader(IterableDataset):
         while start.last_epoch is None or epoch <= start.last_epoch:
             rows = self._epoch_rows(epoch, position)
             received = 0
-            for batch in prefetched(self._tensors(rows.blocks), self._options.prefetch):
+            for batch in self._tensors(rows.blocks):
                 received += rows_of(batch)
-                # Counted as the consumer takes the batch (a generator resumes only when asked
-                # for the next one); the end of the rank's rows is the end of the epoch for all.
+                # Counted as the consumer takes the batch (a generator resumes only when asked for
+                # the next one, and what the prefetch thread made ahead is not counted); the end of
+                # the rank's rows is the end of the epoch for all.
                 done = self._total if received == rows.rows else position + received * world_size
                 self._cursor = self._state(epoch, done, start.last_epoch)
                 yield batch
@@ -352,6 +355,11 @@ class ShardedLoader(IterableDataset):
                 batch = plan.transform(batch)
             tensors = {name: torch.from_numpy(array) for name, array in batch.items()}
             yield {name: t.pin_memory() for name, t in tensors.items()} if pin else tensors
+
+    def _ahead(self, items: Iterator[T]) -> Iterator[T]:
+        """`items` made on the prefetch thread: a backend passes its decoding (whole row groups or
+        windows, GIL-free for the most part), so that the thread hands over few, large items."""
+        return prefetched(items, self._options.prefetch)
 
     def _check_resumable(self, saved: LoaderState) -> None:
         """What a backend cannot resume beyond what every backend checks; nothing here."""

@@ -96,7 +96,7 @@ class PetastormLoader(ShardedLoader):
         sampling = self.plan.sampling
         shard = plan_shard(self.plan.units, sampling, epoch)
         skip = shard.rows if position >= self._total else position // sampling.world_size
-        blocks = self._blocks(shard, epoch) if skip < shard.rows else iter([])
+        blocks = self._ahead(self._blocks(shard, epoch)) if skip < shard.rows else iter([])
         if sampling.shuffle:
             rng = epoch_rng(sampling.seed, epoch, WINDOW_STREAM, sampling.rank)
             blocks = shuffled_windows(blocks, SHUFFLE_BATCHES * self.plan.batch_size, rng)
