@@ -193,17 +193,15 @@ class Window:
 
 @dataclass(frozen=True)
 class Segment:
-    """Rows [start, stop) of a window, counted in its permuted order.
+    """Some consecutive rows of a window, counted in its permuted order.
 
     Args:
         window: the window the rows are in.
-        start: the first row.
-        stop: one past the last row.
+        rows: their positions in the window's permuted order.
     """
 
     window: Window
-    start: int
-    stop: int
+    rows: range
 
 
 @dataclass(frozen=True)
@@ -299,7 +297,7 @@ def _segments(windows: Sequence[Window], ranges: Sequence[tuple[int, int]]) -> t
         while start < stop:
             window, offset = windows[i], offsets[i]
             end = min(stop, offset + window.rows)
-            segments.append(Segment(window, start - offset, end - offset))
+            segments.append(Segment(window, range(start - offset, end - offset)))
             start, i = end, i + 1
     return tuple(segments)
 

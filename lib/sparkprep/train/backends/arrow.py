@@ -63,7 +63,7 @@ class ArrowLoader(ShardedLoader):
             for segment in segments:
                 if held is None or held[0] is not segment.window:
                     held = next(windows)
-                yield slice_rows(held[1], segment.start, segment.stop)
+                yield slice_rows(held[1], segment.rows.start, segment.rows.stop)
         finally:
             windows.close()  # stops the prefetch thread when the consumer stops early
 
