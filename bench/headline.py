@@ -211,7 +211,9 @@ def _loaders(d: dict) -> tuple[str, str]:
         value += f"; petastorm {ratio[petastorm]:.2f}x at best ({petastorm.removeprefix('petastorm, ')})"
     return value, (f"make_loader (default: arrow, shuffled), split final: {d['rows_read']:,} of {d['rows_written']:,} "
                    f"rows, {d['features']}, batch {d['batch_size']}, row groups {d['row_group_rows']:,}; floor: the "
-                   f"faster raw pyarrow reader into torch, {d['rows_per_s']['raw pyarrow']:,} rows/s")
+                   f"faster raw pyarrow reader into torch, {d['rows_per_s']['raw pyarrow']:,} rows/s"
+                   + (f"; best of {d['rounds']} interleaved rounds, load {d['load_avg_start']:.1f} → "
+                      f"{d['load_avg_end']:.1f}" if "rounds" in d else ""))
 
 
 def _status(status: str) -> str:

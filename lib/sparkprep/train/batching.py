@@ -28,10 +28,27 @@ def shuffled_windows(blocks: Iterable[Block], window_rows: int, rng: np.random.G
         pending.append(block)
         held += rows_of(block)
         if held >= window_rows:
-            yield _permuted(concat(pending), rng)
+            yield permuted(concat(pending), rng.permutation(held))
             pending, held = [], 0
     if pending:
-        yield _permuted(concat(pending), rng)
+        yield permuted(concat(pending), rng.permutation(held))
+
+
+def skip_rows(blocks: Iterable[Block], rows: int) -> Iterator[Block]:
+    """The blocks without their first `rows` rows (a resume into a stream that cannot be entered
+    anywhere else than at its start).
+
+    Args:
+        blocks: column blocks, in reading order.
+        rows: how many rows to leave out.
+    """
+    for block in blocks:
+        n = rows_of(block)
+        if rows >= n:
+            rows -= n
+            continue
+        yield slice_rows(block, rows, n) if rows else block
+        rows = 0
 
 
 def rebatch(blocks: Iterable[Block], batch_size: int) -> Iterator[Block]:
@@ -50,13 +67,13 @@ def rebatch(blocks: Iterable[Block], batch_size: int) -> Iterator[Block]:
             if n < need:
                 carry = concat([carry, block])
                 continue
-            yield concat([carry, _slice(block, 0, need)])
+            yield concat([carry, slice_rows(block, 0, need)])
             carry, i = None, need
         while i + batch_size <= n:
-            yield _slice(block, i, i + batch_size)
+            yield slice_rows(block, i, i + batch_size)
             i += batch_size
         if i < n:
-            carry = _slice(block, i, n)
+            carry = slice_rows(block, i, n)
     if carry is not None:
         yield carry
 
@@ -81,12 +98,24 @@ def concat(blocks: list[Block]) -> Block:
     return {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}
 
 
-def _slice(block: Block, start: int, stop: int) -> Block:
+def slice_rows(block: Block, start: int, stop: int) -> Block:
+    """Rows [start, stop) of a block, as views of its arrays.
+
+    Args:
+        block: a block.
+        start: the first row.
+        stop: one past the last row.
+    """
     return {name: array[start:stop] for name, array in block.items()}
 
 
-def _permuted(block: Block, rng: np.random.Generator) -> Block:
-    order = rng.permutation(rows_of(block))
+def permuted(block: Block, order: np.ndarray) -> Block:
+    """The block's rows in the given order (a copy).
+
+    Args:
+        block: a block.
+        order: a permutation of its rows.
+    """
     indices = pa.array(order)
     return {name: _gathered(array, order, indices) for name, array in block.items()}
 

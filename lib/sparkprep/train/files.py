@@ -115,7 +115,7 @@ class DatasetFiles:
         urls = tuple(sorted(f.url for f in files if keep(f.fold)))
         if not urls:
             raise InputError(f"no data files for split {split!r} (fold {fold}) under "
-                             f"{location.url_of(_data_path(manifest))}: the dataset has no rows there")
+                             f"{location.url_of(_data_path(location, manifest))}: the dataset has no rows there")
         log.info("split %s fold %d: %d of %d files", split, fold, len(urls), len(files))
         undersampled = (manifest.get("rebalance") or {}).get("method") == "undersample"
         return cls(urls=urls, keep=ORIGINALS if split in ("val", "test") else TRAINING if undersampled else None)
@@ -130,14 +130,14 @@ def list_data_files(location: OutputLocation, manifest: dict[str, Any]) -> list[
     """
     output = manifest["output"]
     if output["format"] == "parquet":
-        return _parquet_files(location, _data_path(manifest))
+        return _parquet_files(location, _data_path(location, manifest))
     if output["format"] == "delta":
-        return _delta_files(location, _data_path(manifest), output["delta_version"])
+        return _delta_files(location, _data_path(location, manifest), output["delta_version"])
     raise InputError(f"unknown output.format {output['format']!r} in the manifest of {location.url}")
 
 
-def _data_path(manifest: dict[str, Any]) -> str:
-    return manifest["output"].get("data_path") or "data"
+def _data_path(location: OutputLocation, manifest: dict[str, Any]) -> str:
+    return location.inside(manifest["output"].get("data_path") or "data", "output.data_path")
 
 
 def _parquet_files(location: OutputLocation, data: str) -> list[DataFile]:

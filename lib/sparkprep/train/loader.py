@@ -69,7 +69,8 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
         backend: a name in BACKENDS, or a backend's options (`PetastormOptions(...)`).
 
     Returns:
-        A ShardedLoader: an IterableDataset with `len()`, `set_epoch`, `dropped` and `padded`.
+        A ShardedLoader: an IterableDataset with `len()`, `set_epoch`, `dropped` and `padded`, and
+        `state_dict()`/`load_state_dict()` to resume mid-epoch (the README's "Resuming").
     """
     options = _backend_options(backend)
     if transform not in TRANSFORMS:
@@ -85,8 +86,9 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
     location = OutputLocation.of(out_dir)
     sources = tuple(Source.of(location, url) for url in files.urls)
     check_columns(sources[0], _stored(wanted, params))
-    return options.loader(ReadPlan(sources, tuple(count_units(sources, files.keep)), tuple(wanted), files.keep,
-                                   batch_size, sampling, params.apply_numpy if params else None))
+    return options.loader(ReadPlan(f"{location.url} {split} fold {fold}", manifest.get("run_id"), sources,
+                                   tuple(count_units(sources, files.keep)), tuple(wanted), files.keep, batch_size,
+                                   sampling, params.apply_numpy if params else None))
 
 
 def feature_columns(manifest: dict[str, Any], with_categorical: bool = False) -> list[str]:

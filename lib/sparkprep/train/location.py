@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.fs as pafs
+
+from sparkprep.errors import InputError
 
 _S3A = "s3a://"
 
@@ -59,3 +62,21 @@ class OutputLocation:
             relative: the file's path under the root.
         """
         return f"{self.url}/{relative}"
+
+    def inside(self, relative: str, field: str) -> str:
+        """A path the manifest names, checked to stay under the root: a manifest edited to point
+        elsewhere (an absolute path, a URL, `..`) would make a reader read another dataset.
+
+        Args:
+            relative: the path, as the manifest gives it.
+            field: the manifest's key that gives it, for the message.
+
+        Raises:
+            InputError: the path leaves the root.
+        """
+        normal = posixpath.normpath(relative)
+        if "://" in relative or normal.startswith("/") or normal == ".." or normal.startswith("../"):
+            raise InputError(f"{field} {relative!r} in the manifest of {self.url} points outside the dataset "
+                             f"root: a sparkprep output names its files relative to it; restore the manifest "
+                             f"or rerun the ETL job")
+        return normal

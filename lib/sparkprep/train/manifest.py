@@ -86,6 +86,7 @@ def load_transform(out_dir: str, fold: int | None, manifest: dict[str, Any] | No
         raise InputError(f"the manifest of {location.url} names no transform file (normalisation.transform."
                          f"path): it was written by a sparkprep without fitted transforms; rerun the ETL job "
                          f"or use transform=None")
+    name = location.inside(name, "normalisation.transform.path")
     document = _read_json(location, name, "the manifest names it but it is missing; rerun the ETL job "
                           "or use transform=None")
     return params_of(document, fold, location.url_of(name))

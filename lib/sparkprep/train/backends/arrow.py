@@ -1,13 +1,16 @@
 """The native backend: one split read with pyarrow, row group by row group, into torch tensors.
 
-Memory per rank is bounded by the shuffle window: with shuffle, at most 2 x (the window of base.SHUFFLE_BATCHES
-batches + the rows of one row group) decoded rows of the selected columns (a window and its permuted copy);
-without shuffle, one row group plus one batch.
+The rank's rows are segments of shuffle windows (sharding.plan_order): each window is decoded once,
+permuted by its own generator, and sliced, so a resume starts at its window without decoding the
+ones before it. Memory per rank is bounded by the shuffle window: with shuffle, at most 2 x (the
+window of base.SHUFFLE_BATCHES batches + the rows of one row group) decoded rows of the selected
+columns (a window and its permuted copy), plus the batches prefetched; without shuffle, one row
+group plus one batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,15 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sparkprep.errors import ContractError
-from sparkprep.train.backends.base import BackendOptions, ReadPlan, ShardedLoader, Source, is_list
-from sparkprep.train.batching import Block
-from sparkprep.train.sharding import Shard
-
+from sparkprep.train.backends.base import (SHUFFLE_BATCHES, BackendOptions, EpochRows, ReadPlan, ShardedLoader,
+                                           Source, is_list)
+from sparkprep.train.batching import Block, concat, permuted, slice_rows
+from sparkprep.train.sharding import Piece, Segment, Window, plan_order
 
 
 @dataclass(frozen=True)
 class ArrowOptions(BackendOptions):
-    """The default backend, pyarrow row group by row group; it has no options of its own."""
+    """The default backend, pyarrow row group by row group; it has no options beyond every backend's."""
 
     def loader(self, plan: ReadPlan) -> ArrowLoader:
         """An ArrowLoader of the split.
@@ -31,7 +34,7 @@ class ArrowOptions(BackendOptions):
         Args:
             plan: what to read, and how ranks share it.
         """
-        return ArrowLoader(plan)
+        return ArrowLoader(plan, self)
 
 
 class ArrowLoader(ShardedLoader):
@@ -41,23 +44,49 @@ class ArrowLoader(ShardedLoader):
         plan: what to read, and how ranks share it; its units are row groups.
     """
 
-    def __init__(self, plan: ReadPlan) -> None:
+    def __init__(self, plan: ReadPlan, options: ArrowOptions) -> None:
         keep, columns = plan.keep, plan.columns
         self._read = [*columns, keep.column] if keep and keep.column not in columns else list(columns)
-        super().__init__(plan)
+        super().__init__(plan, options)
 
-    def _blocks(self, shard: Shard, epoch: int) -> Iterator[Block]:
-        sources, keep = self.plan.sources, self.plan.keep
+    def _epoch_rows(self, epoch: int, position: int) -> EpochRows:
+        plan = self.plan
+        order = plan_order(plan.units, plan.sampling, epoch, plan.batch_size, SHUFFLE_BATCHES * plan.batch_size,
+                           position)
+        return EpochRows(order.rows, order.dropped, order.padded, self._segments(order.segments))
+
+    def _segments(self, segments: tuple[Segment, ...]) -> Iterator[Block]:
+        windows = self._ahead(self._windows(w for i, w in enumerate(s.window for s in segments)
+                                            if i == 0 or segments[i - 1].window is not w))
+        held: tuple[Window, Block] | None = None
+        try:
+            for segment in segments:
+                if held is None or held[0] is not segment.window:
+                    held = next(windows)
+                yield slice_rows(held[1], segment.rows.start, segment.rows.stop)
+        finally:
+            windows.close()  # stops the prefetch thread when the consumer stops early
+
+    def _windows(self, windows: Iterable[Window]) -> Iterator[tuple[Window, Block]]:
+        """Each window's rows, decoded and permuted; a file stays open while its row groups follow."""
         opened: tuple[int, pq.ParquetFile] | None = None
-        for piece in shard.pieces:
-            unit = piece.unit
-            if opened is None or opened[0] != unit.file:
-                opened = (unit.file, sources[unit.file].open())
-            table = opened[1].read_row_group(unit.row_group, columns=self._read)
-            if keep:
-                table = table.filter(keep.mask(table))
-            table = table.slice(piece.start, piece.stop - piece.start)
-            yield {name: _to_numpy(table.column(name), name, sources[unit.file]) for name in self.plan.columns}
+        for window in windows:
+            blocks = []
+            for piece in window.pieces:
+                if opened is None or opened[0] != piece.unit.file:
+                    opened = (piece.unit.file, self.plan.sources[piece.unit.file].open())
+                blocks.append(self._decoded(opened[1], piece))
+            order = window.order()
+            block = concat(blocks)
+            yield window, block if order is None else permuted(block, order)
+
+    def _decoded(self, file: pq.ParquetFile, piece: Piece) -> Block:
+        source, keep = self.plan.sources[piece.unit.file], self.plan.keep
+        table = file.read_row_group(piece.unit.row_group, columns=self._read)
+        if keep:
+            table = table.filter(keep.mask(table))
+        table = table.slice(piece.start, piece.stop - piece.start)
+        return {name: _to_numpy(table.column(name), name, source) for name in self.plan.columns}
 
 
 def _to_numpy(column: pa.ChunkedArray, name: str, source: Source) -> np.ndarray:

@@ -1,8 +1,9 @@
 """What every backend shares: the split as make_loader resolved it (`ReadPlan`: its files, their
-row groups counted from metadata, the columns), and one rank's exact shard per epoch
-(sharding.plan_shard), shuffled in a seeded window, re-batched to a fixed size, transformed, as
-torch tensors (`ShardedLoader`). A backend supplies its options, which build its loader
-(`BackendOptions`), and how the shard's rows are decoded (`ShardedLoader._blocks`)."""
+row groups counted from metadata, the columns), and one rank's exact shard per epoch, shuffled in
+seeded windows, re-batched to a fixed size, transformed, as torch tensors made on a prefetch
+thread, with the consumer's position as a state to save and resume from (`ShardedLoader`). A
+backend supplies its options, which build its loader (`BackendOptions`), and the rank's rows of an
+epoch from a position on (`ShardedLoader._epoch_rows`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,10 +22,12 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from sparkprep.errors import InputError
-from sparkprep.train.batching import Block, rebatch, shuffled_windows
+from sparkprep.train.batching import Block, rebatch, rows_of
 from sparkprep.train.files import RowFilter
 from sparkprep.train.location import OutputLocation
-from sparkprep.train.sharding import Sampling, Shard, Unit, epoch_rng, plan_shard
+from sparkprep.train.prefetch import prefetched
+from sparkprep.train.resume import LoaderState
+from sparkprep.train.sharding import Sampling, Unit
 
 log = logging.getLogger(__name__)
 # Batches share the decoded Arrow buffers (zero-copy), which numpy marks read-only; they belong to
@@ -31,7 +35,7 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
 
 SHUFFLE_BATCHES = 8  # rows held for mixing across row groups, in batches
-_WINDOW_STREAM = 1  # epoch_rng stream of the in-memory shuffle (stream 0 permutes the units)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ class ReadPlan:
     """What a backend reads, as make_loader resolved it, the same whichever backend reads it.
 
     Args:
+        dataset: the output's URL, the split and the fold, as a loader state names them.
+        run_id: the run that wrote the output (the manifest's run_id; None for a hand-made one).
         sources: the split's data files.
         units: their row groups, with the rows the split reads from each (count_units).
         columns: the columns of a batch.
@@ -150,6 +156,8 @@ class ReadPlan:
             the stored values.
     """
 
+    dataset: str
+    run_id: str | None
     sources: tuple[Source, ...]
     units: tuple[Unit, ...]
     columns: tuple[str, ...]
@@ -159,9 +167,21 @@ class ReadPlan:
     transform: Callable[[Block], Block] | None = None
 
 
+@dataclass(frozen=True)
 class BackendOptions(ABC):
-    """A backend's options, which build its loader. A backend's module defines one as a frozen
-    dataclass; `loader.BACKENDS` registers its defaults under the backend's name."""
+    """A backend's options, which build its loader, and what every backend takes. A backend's
+    module defines its options as a frozen dataclass on this one; `loader.BACKENDS` registers its
+    defaults under the backend's name.
+
+    Args:
+        prefetch: decoded row groups (shuffle windows for the arrow backend) made ahead of the
+            consumer on a thread; 0 decodes on demand.
+        pin_memory: put batches in page-locked memory (faster, asynchronous copies to a GPU);
+            None pins when CUDA is available.
+    """
+
+    prefetch: int = 2
+    pin_memory: bool | None = None
 
     @abstractmethod
     def loader(self, plan: ReadPlan) -> ShardedLoader:
@@ -172,6 +192,24 @@ class BackendOptions(ABC):
         """
 
 
+@dataclass(frozen=True)
+class EpochRows:
+    """A rank's rows of one epoch from a position on: how many, what the split lost or repeated so
+    that ranks are equal, and the rows themselves (lazily, in order).
+
+    Args:
+        rows: how many rows `blocks` holds, the same on every rank.
+        dropped: rows of the split left out of the epoch (drop_last).
+        padded: rows of the split repeated in the epoch (no drop_last).
+        blocks: the rows, shuffled, as column blocks of `plan.columns`.
+    """
+
+    rows: int
+    dropped: int
+    padded: int
+    blocks: Iterator[Block]
+
+
 class ShardedLoader(IterableDataset):
     """Batches (dicts of torch tensors) of one rank's shard, epoch after epoch; see `make_loader`.
 
@@ -180,52 +218,111 @@ class ShardedLoader(IterableDataset):
     Use with `torch.utils.data.DataLoader(loader, batch_size=None)` (it batches itself) and
     `num_workers` 0 or 1: more workers would each read the same shard.
 
+    `state_dict()`/`load_state_dict()` save and restore the consumer's position (torchdata's
+    StatefulDataLoader protocol, and torch.distributed.checkpoint's Stateful): resuming yields
+    exactly the batches the consumer had not received, in the same order. In a DataLoader with a
+    worker process, use torchdata's StatefulDataLoader, which takes the state from the worker with
+    each batch; a plain DataLoader's worker holds a copy of the loader whose state this one never sees.
+
     Args:
         plan: what to read, and how ranks share it; a backend that reads whole files passes
             file units (sharding.whole_files).
+        options: the backend's options (prefetch, pinning).
     """
 
-    def __init__(self, plan: ReadPlan) -> None:
+    def __init__(self, plan: ReadPlan, options: BackendOptions) -> None:
         super().__init__()
         self.plan = plan
+        self._options = options
+        self._total = sum(u.rows for u in plan.units)
+        self._resume: LoaderState | None = None  # a loaded state the next iteration starts from
+        self._cursor: LoaderState | None = None  # what the consumer has received, once it iterates
         self.set_epoch(plan.sampling.epoch)
-        log.info("%s rank %d/%d: %d rows per rank, %d batches; %d row(s) dropped, %d padded", type(self).__name__,
-                 plan.sampling.rank, plan.sampling.world_size, self._shard.rows, len(self), self.dropped, self.padded)
+        log.info("%s rank %d/%d: %d batches per rank; %d row(s) dropped, %d padded", type(self).__name__,
+                 plan.sampling.rank, plan.sampling.world_size, len(self), self.dropped, self.padded)
 
     def set_epoch(self, epoch: int) -> None:
-        """The epoch whose order the next iteration yields (as DistributedSampler.set_epoch).
+        """The epoch whose order the next iteration yields (as DistributedSampler.set_epoch). A
+        state loaded for this same epoch still applies; for another epoch it is dropped.
 
         Args:
             epoch: the epoch; iterating yields it and the next `num_epochs - 1`.
         """
         self.epoch = epoch
-        self._shard = plan_shard(self.plan.units, self.plan.sampling, epoch)
+        self._cursor = None
+        if self._resume is not None and self._resume.epoch != epoch:
+            log.info("set_epoch(%d) drops the loaded state of epoch %d", epoch, self._resume.epoch)
+            self._resume = None
+        self._batches = -(-self._epoch_rows(epoch, 0).rows // self.plan.batch_size)
 
     @property
     def dropped(self) -> int:
-        """Rows of the split left out of every epoch so that ranks are equal (drop_last)."""
-        return self._shard.dropped
+        """Rows of the split left out of the epoch so that ranks are equal (drop_last); after an
+        elastic load_state_dict at another world size, of the rest of that epoch."""
+        return self._coming().dropped
 
     @property
     def padded(self) -> int:
-        """Rows of the split repeated in every epoch to fill the last ranks (no drop_last)."""
-        return self._shard.padded
+        """Rows of the split repeated in the epoch to fill the last ranks (no drop_last); after an
+        elastic load_state_dict at another world size, in the rest of that epoch."""
+        return self._coming().padded
 
     def __len__(self) -> int:
-        return -(-self._shard.rows // self.plan.batch_size)
+        return self._batches
+
+    def state_dict(self) -> dict[str, Any]:
+        """The consumer's position (a few hundred bytes of plain values, the same on every rank):
+        the dataset and run, the order (seed, shuffle, drop_last, batch size, elastic), the world
+        size, the epoch and the rows of it the ranks have received. Batches made ahead on the
+        prefetch thread are not counted until the consumer has them.
+
+        >>> torch.save(loader.state_dict(), "loader.pt")   # or inside a StatefulDataLoader / DCP
+        """
+        return (self._resume or self._cursor or self._start(self.epoch)).to_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from a `state_dict()`: the next iteration yields the rest of its epoch (then the
+        epochs after it, up to the iteration's last), exactly the batches not received before.
+
+        Args:
+            state: what `state_dict()` returned, on this rank or any other.
+
+        Raises:
+            InputError: the state is from another dataset, run, seed or order, or from another
+                world size without `Sampling(elastic=True)`; the message names the field.
+        """
+        saved = LoaderState.from_dict(state)
+        saved.check_resumable_by(self._start(saved.epoch))
+        self._check_resumable(saved)
+        self.epoch = saved.epoch
+        self._resume, self._cursor = saved, None
+        if saved.world_size != self.plan.sampling.world_size:
+            log.info("elastic resume of epoch %d at row %d of %d: world_size %d -> %d, %d row(s) dropped, "
+                     "%d padded", saved.epoch, saved.position, self._total, saved.world_size,
+                     self.plan.sampling.world_size, self.dropped, self.padded)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker = get_worker_info()
         if worker is not None and worker.num_workers > 1:
             raise InputError("the loader batches and shards itself: use it in a DataLoader with "
                              "batch_size=None and num_workers 0 or 1")
-        num_epochs = self.plan.sampling.num_epochs
-        epoch = self.epoch
-        while num_epochs is None or epoch < self.epoch + num_epochs:
-            shard = self._shard if epoch == self.epoch else plan_shard(self.plan.units, self.plan.sampling, epoch)
-            for batch in self._batches(shard, epoch):
-                yield {name: torch.from_numpy(array) for name, array in batch.items()}
-            epoch += 1
+        start = self._resume or self._start(self.epoch)
+        self._resume, self._cursor = None, start
+        world_size = self.plan.sampling.world_size
+        epoch, position = start.epoch, start.position
+        while start.last_epoch is None or epoch <= start.last_epoch:
+            rows = self._epoch_rows(epoch, position)
+            received = 0
+            for batch in self._tensors(rows.blocks):
+                received += rows_of(batch)
+                # Counted as the consumer takes the batch (a generator resumes only when asked for
+                # the next one, and what the prefetch thread made ahead is not counted); the end of
+                # the rank's rows is the end of the epoch for all.
+                done = self._total if received == rows.rows else position + received * world_size
+                self._cursor = self._state(epoch, done, start.last_epoch)
+                yield batch
+            self._cursor = self._state(epoch, self._total, start.last_epoch)
+            epoch, position = epoch + 1, 0
 
     def __enter__(self) -> ShardedLoader:
         return self
@@ -233,16 +330,41 @@ class ShardedLoader(IterableDataset):
     def __exit__(self, *exc: object) -> None:
         """Nothing to stop between epochs: a backend's reader lives only while an epoch is read."""
 
-    def _batches(self, shard: Shard, epoch: int) -> Iterator[Block]:
-        plan, sampling = self.plan, self.plan.sampling
-        blocks = self._blocks(shard, epoch)
-        if sampling.shuffle:
-            rng = epoch_rng(sampling.seed, epoch, _WINDOW_STREAM, sampling.rank)
-            blocks = shuffled_windows(blocks, SHUFFLE_BATCHES * plan.batch_size, rng)
-        batches = rebatch(blocks, plan.batch_size)
-        # Per batch, after shuffling: the transform's output (one-hot rows) never fills the window.
-        return map(plan.transform, batches) if plan.transform else batches
+    def _coming(self) -> EpochRows:
+        """The rows of the epoch the next iteration starts in, from where it starts."""
+        start = self._resume or self._start(self.epoch)
+        return self._epoch_rows(start.epoch, start.position)
 
-    def _blocks(self, shard: Shard, epoch: int) -> Iterator[Block]:
-        """The shard's rows, exactly (with repeats where padded), as column blocks of `plan.columns`."""
+    def _start(self, epoch: int) -> LoaderState:
+        """The state of an iteration that has yet to start at `epoch`."""
+        num_epochs = self.plan.sampling.num_epochs
+        return self._state(epoch, 0, None if num_epochs is None else epoch + num_epochs - 1)
+
+    def _state(self, epoch: int, position: int, last_epoch: int | None) -> LoaderState:
+        sampling, plan = self.plan.sampling, self.plan
+        return LoaderState(dataset=plan.dataset, run_id=plan.run_id, seed=sampling.seed, shuffle=sampling.shuffle,
+                           drop_last=sampling.drop_last, batch_size=plan.batch_size, elastic=sampling.elastic,
+                           world_size=sampling.world_size, epoch=epoch, position=position, last_epoch=last_epoch)
+
+    def _tensors(self, blocks: Iterator[Block]) -> Iterator[dict[str, torch.Tensor]]:
+        plan = self.plan
+        pin = torch.cuda.is_available() if self._options.pin_memory is None else self._options.pin_memory
+        for batch in rebatch(blocks, plan.batch_size):
+            # Per batch, after shuffling: the transform's output (one-hot rows) never fills the window.
+            if plan.transform:
+                batch = plan.transform(batch)
+            tensors = {name: torch.from_numpy(array) for name, array in batch.items()}
+            yield {name: t.pin_memory() for name, t in tensors.items()} if pin else tensors
+
+    def _ahead(self, items: Iterator[T]) -> Iterator[T]:
+        """`items` made on the prefetch thread: a backend passes its decoding (whole row groups or
+        windows, GIL-free for the most part), so that the thread hands over few, large items."""
+        return prefetched(items, self._options.prefetch)
+
+    def _check_resumable(self, saved: LoaderState) -> None:
+        """What a backend cannot resume beyond what every backend checks; nothing here."""
+
+    def _epoch_rows(self, epoch: int, position: int) -> EpochRows:
+        """This rank's rows of an epoch, after the first `position` rows of it that the ranks
+        together have received (LoaderState.position)."""
         raise NotImplementedError

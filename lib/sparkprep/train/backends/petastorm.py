@@ -9,6 +9,11 @@ a TransformSpec keeps, in those shared files, only the rank's rows (and repeats 
 Which rows those are is known by their key (`row_id`, `replica`), unique by the data contract;
 Petastorm's row groups carry no position.
 
+A resume decodes the epoch again up to where the consumer was (Petastorm decides which row group
+comes next, so a window cannot be entered on its own), and is exact only with the default "dummy"
+pool, whose order is reproducible; the elastic order (one order over all row groups) is the arrow
+backend's alone.
+
 Memory per rank: the shuffle window as in the arrow backend; Petastorm's decoded row groups in
 flight (one with the default "dummy" pool, up to its results queue of 50 with a thread or process
 pool); and the keys of the shared files' rows that the rank skips or repeats (16 bytes a row, at
@@ -30,10 +35,12 @@ import pandas as pd
 from petastorm import TransformSpec, make_batch_reader
 
 from sparkprep.contract import REPLICA, ROW_ID
-from sparkprep.train.backends.base import BackendOptions, ReadPlan, ShardedLoader
-from sparkprep.train.batching import Block
+from sparkprep.errors import InputError
+from sparkprep.train.backends.base import SHUFFLE_BATCHES, BackendOptions, EpochRows, ReadPlan, ShardedLoader
+from sparkprep.train.batching import Block, shuffled_windows, skip_rows
 from sparkprep.train.files import RowFilter
-from sparkprep.train.sharding import Shard, epoch_rng, whole_files
+from sparkprep.train.resume import LoaderState
+from sparkprep.train.sharding import WINDOW_STREAM, Shard, epoch_rng, plan_shard, whole_files
 
 _PETASTORM_STREAM = 2  # epoch_rng stream of Petastorm's row-group order (0: units, 1: window)
 
@@ -44,7 +51,8 @@ class PetastormOptions(BackendOptions):
 
     The default pool, "dummy", is as fast as any here (bench/RESULTS.md) and the only one whose
     order is a pure function of (seed, epoch): thread and process pools deliver row groups in
-    completion order, so with them the order varies from run to run (the rows of each rank do not).
+    completion order, so with them the order varies from run to run (the rows of each rank do not),
+    and a state saved mid-epoch cannot be resumed exactly (load_state_dict refuses it).
 
     Args:
         workers_count: the pool's workers.
@@ -71,11 +79,34 @@ class PetastormLoader(ShardedLoader):
         plan: what to read, and how ranks share it; its row-group units are merged into whole
             files, which is what Petastorm opens.
         options: Petastorm's decoding pool.
+
+    Raises:
+        InputError: the sampling is elastic, an order this backend cannot follow.
     """
 
+    _options: PetastormOptions
+
     def __init__(self, plan: ReadPlan, options: PetastormOptions) -> None:
-        self._options = options
-        super().__init__(replace(plan, units=tuple(whole_files(plan.units))))
+        if plan.sampling.elastic:
+            raise InputError("Sampling(elastic=True) needs backend='arrow': Petastorm picks the order of "
+                             "the row groups of a rank's files, so there is no global order to share")
+        super().__init__(replace(plan, units=tuple(whole_files(plan.units))), options)
+
+    def _epoch_rows(self, epoch: int, position: int) -> EpochRows:
+        sampling = self.plan.sampling
+        shard = plan_shard(self.plan.units, sampling, epoch)
+        skip = shard.rows if position >= self._total else position // sampling.world_size
+        blocks = self._ahead(self._blocks(shard, epoch)) if skip < shard.rows else iter([])
+        if sampling.shuffle:
+            rng = epoch_rng(sampling.seed, epoch, WINDOW_STREAM, sampling.rank)
+            blocks = shuffled_windows(blocks, SHUFFLE_BATCHES * self.plan.batch_size, rng)
+        return EpochRows(shard.rows - skip, shard.dropped, shard.padded, skip_rows(blocks, skip))
+
+    def _check_resumable(self, saved: LoaderState) -> None:
+        if 0 < saved.position < self._total and self._options.reader_pool_type != "dummy":
+            raise InputError(f"a state saved mid-epoch resumes exactly only with PetastormOptions("
+                             f"reader_pool_type='dummy'): the {self._options.reader_pool_type!r} pool delivers "
+                             f"row groups in completion order, so the rows already received are not known")
 
     def _blocks(self, shard: Shard, epoch: int) -> Iterator[Block]:
         files = sorted({piece.unit.file for piece in shard.pieces})
