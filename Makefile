@@ -49,15 +49,16 @@ test: prerequisites-test env test-etl test-train test-cluster
 prerequisites-%:
 	@PYTHON=$(PYTHON) scripts/prerequisites.sh $*
 
+# --durations: each run lists its slowest tests, where the suite's time goes (CI's budget).
 test-etl:
-	$(ETL)/python -m pytest tests/etl
+	$(ETL)/python -m pytest tests/etl --durations=30
 
 test-train:
-	$(TRAIN)/python -m pytest tests/train
+	$(TRAIN)/python -m pytest tests/train --durations=10
 
 # Real servers on loopback, started and stopped (by PID) by the tests: standalone Spark, S3 (moto).
 test-cluster:
-	$(ETL)/python -m pytest tests/cluster
+	$(ETL)/python -m pytest tests/cluster --durations=12
 
 clean:
 	rm -rf out data spark-warehouse
