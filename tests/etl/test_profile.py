@@ -13,7 +13,8 @@ from sklearn.datasets import load_wine
 
 from sparkprep.quality.profile import ALPHA, HLL_RSE, Profile, column_kinds, profile
 from sparkprep.io.arrow_tasks import plan
-from sparkprep.quality.state import GAMMA, TINY, bucket_codes, bucket_key
+from sparkprep.quality.kernels import GAMMA
+from sparkprep.quality.state import TINY, bucket_codes, bucket_key
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import pyarrow as pa
 
 from sparkprep.quality import state as profile_state
 from sparkprep.quality.profile import add_projected, bucket_value
-from sparkprep.quality.state import (ALPHA, HLL_RSE, TINY, NumericState, PartialProfile, bucket_codes, bucket_key,
+from sparkprep.quality.kernels import ALPHA, GAMMA, HLL_RSE
+from sparkprep.quality.state import (TINY, NumericState, PartialProfile, bucket_codes, bucket_key,
                                      hll_add, hll_estimate)
 
 
@@ -64,7 +65,7 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 def test_compiled_fold_equals_the_numpy_formulas_value_by_value():
     # Values of every kind the loop branches on, many exactly on bucket edges (γ^i and near it).
     rng = np.random.default_rng(3)
-    edges = profile_state.GAMMA ** rng.integers(-1300, 1300, 3_000).astype(np.float64)
+    edges = GAMMA ** rng.integers(-1300, 1300, 3_000).astype(np.float64)
     x = np.concatenate([rng.normal(0, 1e3, 20_000), rng.lognormal(0, 30, 5_000), -rng.lognormal(0, 30, 5_000),
                         edges, -edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf), [1.0, -1.0],
                         [0.0, -0.0, 5e-13, -1e-12, 1e-12, 1e150, -1.7e150, np.nan, np.inf, -np.inf]])

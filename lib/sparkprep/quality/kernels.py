@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
-from sparkprep.compiled import splitmix64
+from sparkprep.compiled import kernel, splitmix64
 
 
 #: DDSketch relative accuracy: every quantile is within 1% of a true value of that rank.
@@ -46,7 +45,7 @@ _LOW = np.uint64((1 << _HLL_Q) - 1)
 
 # Helpers of fold_numbers, inlined into it by numba (inline="always"), so the compiled loop is
 # the same as when they were written out in it.
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@kernel(error_model="numpy", inline="always")
 def _hll_add(registers, h):  # pragma: no cover (compiled)
     """Update the HLL register that the hash `h` selects with its rank."""
     index = h >> np.uint64(_HLL_Q)
@@ -56,7 +55,7 @@ def _hll_add(registers, h):  # pragma: no cover (compiled)
         registers[index] = rank
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@kernel(error_model="numpy", inline="always")
 def _squared_deviations(x, valid, mean):  # pragma: no cover (compiled)
     """Sum of (v - mean)^2 over the finite valid values: the second pass that keeps m2 exact."""
     m2 = 0.0
@@ -69,7 +68,7 @@ def _squared_deviations(x, valid, mean):  # pragma: no cover (compiled)
     return m2
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@kernel(error_model="numpy")
 def fold_numbers(x, bits, logs, valid, registers, codes, near):  # pragma: no cover (compiled)
     """Fold the valid values of `x` (`logs` comes in: numpy's vectorised log takes a fifth of the
     time of a scalar one in the loop). Returns (nulls, nan, inf, finite, mean, m2, min, max,
@@ -122,7 +121,7 @@ def fold_numbers(x, bits, logs, valid, registers, codes, near):  # pragma: no co
     return nulls, nan, inf, finite, mean, m2, lo, hi, n_codes, n_near, code_lo, code_hi
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def tally(counts, first, codes):  # pragma: no cover (compiled)
     """counts[code - first] += 1 for each code.
 

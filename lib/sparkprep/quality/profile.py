@@ -56,8 +56,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkprep.contract import INTERNAL_PREFIX
-from sparkprep.quality.state import (ALPHA, CATEGORICAL_CAP, GAMMA, HLL_P, HLL_RSE, CategoricalState,
-                                     LengthState, NumericState, PartialProfile, TextState, bucket_key, hll_estimate)
+from sparkprep.quality.kernels import ALPHA, GAMMA, HLL_RSE
+from sparkprep.quality.state import (CATEGORICAL_CAP, HLL_P, CategoricalState, LengthState, NumericState, PartialProfile,
+                                     TextState, bucket_key, hll_estimate)
 from sparkprep.io.arrow_tasks import (CHUNK_ROWS, NUMBER_KINDS, TIME_TYPES, ParquetSource, Piece, chunk_numbers, plan,
                                      read_chunks, run_tasks, tree_merge)
 

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from pandas.util import hash_array
 
 from sparkprep.io.arrow_tasks import NUMBER_KINDS
-from sparkprep.quality.kernels import _BIAS, _EDGE, _HLL_Q, _LOG_GAMMA, ALPHA, GAMMA, HLL_P, HLL_RSE, TINY, fold_numbers, tally
+from sparkprep.quality.kernels import _BIAS, _EDGE, _HLL_Q, _LOG_GAMMA, HLL_P, TINY, fold_numbers, tally
 
 #: Categorical columns keep exact counts up to this many distinct values per column; beyond it
 #: only the most frequent are kept (their counts become lower bounds) and `distinct` is estimated.

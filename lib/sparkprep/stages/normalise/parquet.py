@@ -22,11 +22,11 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from sparkprep.compiled import kernel
 from sparkprep.contract import FOLD, IN_TRAIN, LABEL_INDEX, REPLICA
 from sparkprep.io.arrow_tasks import CHUNK_ROWS, ParquetSource, Piece, chunk_numbers, plan, read_chunks, run_tasks
 
@@ -35,7 +35,7 @@ _NUMBER_TYPES = (T.ByteType(), T.ShortType(), T.IntegerType(), T.LongType(), T.F
 _CONTROL = (FOLD, LABEL_INDEX, REPLICA)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _count_rows(slots, original, in_train, rows, copies, undersampled):  # pragma: no cover (compiled)
     for i in range(slots.shape[0]):
         g = slots[i]
@@ -47,7 +47,7 @@ def _count_rows(slots, original, in_train, rows, copies, undersampled):  # pragm
             undersampled[g] += 1
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel
 def _add_column(x, valid, slots, original, shift, symlog, n, s1, s2, lo, hi):  # pragma: no cover (compiled)
     """Add the present values of originals (finite, not null; symlog(x) when `symlog`) to their
     slot's count, shifted sum and sum of squares, min and max."""
