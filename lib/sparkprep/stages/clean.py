@@ -332,11 +332,20 @@ def quarantine_rows(df: DataFrame, first_positions: DataFrame | None = None) -> 
         df: `mark_rejections` rows.
         first_positions: `tally`'s first position per source file, if any.
     """
-    rejected = df.where(F.col(REASON).isNotNull()).select(
+    return numbered(quarantine_columns(df), first_positions)
+
+
+def quarantine_columns(df: DataFrame) -> DataFrame:
+    """The rejected rows of `df` (a reason set) as the quarantine's columns, `_sp_position` kept
+    where there is one for `numbered` (a later stage's rejections are numbered with cleaning's).
+
+    Args:
+        df: rows with a reason, column, message, source file and raw record (RAW).
+    """
+    return df.where(F.col(REASON).isNotNull()).select(
         F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"), F.col(MESSAGE).alias("message"),
         F.col(SOURCE_FILE).alias("source_file"), F.col(RAW).alias("raw"),
         *([F.col(POSITION)] if POSITION in df.columns else []))
-    return numbered(rejected, first_positions)
 
 
 def numbered(rejected: DataFrame, first_positions: DataFrame | None) -> DataFrame:

@@ -23,9 +23,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparkprep.config import Config
-from sparkprep.contract import MESSAGE, POSITION, RARE_LABEL, REASON, REASON_COLUMN, SOURCE_FILE
+from sparkprep.contract import MESSAGE, RARE_LABEL, RAW, REASON, REASON_COLUMN
 from sparkprep.errors import InputError
 from sparkprep.io.read import file_layouts, rendered_record
+from sparkprep.stages.clean import quarantine_columns
 from sparkprep.stages.context import Context
 from sparkprep.stages.dedup import conflicts, exact, near
 from sparkprep.stages.split import held_out
@@ -87,11 +88,7 @@ def run(rows: DataFrame, config: Config, ctx: Context) -> Deduplicated:
         rejected.append(rare)
     # The headers are read only when some row needs its record rendered.
     layouts = file_layouts(rows.sparkSession, config.input) if n_rejected or rare is not None else {}
-    quarantined = [r.select(F.col(REASON).alias("reason"), F.col(REASON_COLUMN).alias("column"),
-                            F.col(MESSAGE).alias("message"), F.col(SOURCE_FILE).alias("source_file"),
-                            rendered_record(r, config.input, layouts).alias("raw"),
-                            *([F.col(POSITION)] if POSITION in r.columns else []))
-                   for r in rejected]
+    quarantined = [quarantine_columns(r.withColumn(RAW, rendered_record(r, config.input, layouts))) for r in rejected]
     return Deduplicated(rows, reduce(DataFrame.unionByName, quarantined), counts, remaining)
 
 
