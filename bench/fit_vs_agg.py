@@ -4,10 +4,11 @@ Generated Parquet shaped like a sparkprep output (row_id, fold, replica, label_i
 nulls and x1e6 outliers, a categorical column, an array column). The floor is
 `df.agg(mean of every numeric column)`, the least any statistic over these columns costs (one
 scan). Ours: `measure_groups` + `count_categories` + `fit_transforms` for k folds and final.
-Three specs: "moments" (the floor's columns: standard, minmax, log1p; no sketch), "sketches" (the
-same columns with robust, robust+clip and median imputation on 4 of the 10: KLL sketches), "all"
-(sketches plus the categorical and the array column); the sketches see prepare's default hash
-sample (normalise.sketch_sample_rows); `--only` picks some. After one warm-up, the
+Three specs: "moments" (the floor's columns: standard, minmax, log1p; no quantiles), "sketches"
+(the same columns with robust, robust+clip and median imputation on 4 of the 10: quantiles, once
+KLL sketches, now exact over a hash sample), "all" (those plus the categorical and the array
+column); the quantiles see prepare's default hash sample (normalise.sketch_sample_rows); `--only`
+picks some. After one warm-up, the
 measurements run interleaved, `--rounds` times; each figure is its best (the machine is shared),
 in wall time and in CPU time of the driver, the JVM and its Python workers (which other
 processes' load barely moves). Prints the
@@ -94,7 +95,7 @@ def main() -> None:
 
         def fit(spec: FitSpec) -> None:
             groups = measure_groups(df, NUMERIC, spec)
-            fit_transforms(spark, groups, count_categories(df, list(spec.categorical)), spec, args.k)
+            fit_transforms(groups, count_categories(df, list(spec.categorical)), spec, args.k)
 
         specs = {"moments": moments, "sketches": sketches, "all": everything}
         runs = {"floor": floor, **{n: functools.partial(fit, specs[n]) for n in args.only}}

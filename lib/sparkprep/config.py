@@ -307,18 +307,15 @@ class NormaliseConfig(_Section):
         "model's defaults, not those of numeric:).")
     categorical_columns: dict[str, CategoricalTransform] = Field(default_factory=dict, description="Per-column overrides.")
     array_columns: dict[str, ArrayTransform] = Field(default_factory=dict, description="Per-column overrides.")
-    sketch_k: int = Field(200, ge=8, le=65535, description="KLL sketch size for quantiles (median, IQR, "
-                          "clip): rank error about 1.65% at 200; exact below about k values per fold.")
     materialise: bool = Field(False, description="Also write normalised/: every row with its feature "
                               "columns transformed in Spark with the final parameters (partitioned by "
                               "fold), for consumers that read with Spark. Trainers apply fold k's on the fly.")
     sketch_sample_rows: int | None = Field(
-        1_000_000, ge=10_000, description="Feed a column's quantile sketches a deterministic sample (by "
-        "a hash of row_id) of its values, so that its smallest training set gives about this many, "
-        "when it has more: the sketches are a second aggregation whose per-row cost in Spark exceeds "
-        "all the moments' (bench/RESULTS.md). The sample adds at most sqrt(ln(200) / (2 n)) to the "
-        "rank error at 99% (n: the set's sampled values; 0.16% at 1M), against KLL's own 1.65%. "
-        "null: every value.")
+        1_000_000, ge=10_000, description="Quantiles (median, IQR, clip) are exact over a "
+        "deterministic sample (by a hash of row_id) of a column's values, so that its smallest "
+        "training set gives about this many, when it has more; the sample is collected to the "
+        "driver (16 bytes a value and column). Its rank error is at most sqrt(ln(200) / (2 n)) at 99% "
+        "(n: the set's sampled values; 0.16% at 1M). null: every value.")
 
 
 class OutputConfig(_Section):

@@ -19,8 +19,10 @@ pass: parameters for folds 0..k-1 and final; each set fitted on exactly its trai
 originals (`fold not in {k, -1}`, `replica == 0`; final: every non-holdout original); means, stds
 and min/max recomputed from Spark's rows, per fold with numpy and merged per training set
 (publish/training_stats.py), not by normalise/fit.py's reader and sums; quantile parameters checked
-by their rank in the data (exact counts below and at most the fitted value), within the KLL sketch's rank error (plus the sampling error when the sketches were fed a
-hash sample of a large output, `normalise.sketch_sample_rows`). The manifest's normalisation
+by their rank in the data (exact counts below and at most the fitted value): exactly for a
+quantile of every value, else within the sampling error of the hash sample a large output's
+quantiles are taken over (`normalise.sketch_sample_rows`; plus a KLL sketch's rank error for an
+output whose config records `sketch_k`, fitted before quantiles were exact). The manifest's normalisation
 statistics (count, mean, std per column, final and per fold) are recomputed in the same pass.
 """
 
@@ -443,20 +445,25 @@ TRANSFORM_ROWS = "transform: fitted on the training originals (rows, present val
 TRANSFORM_MOMENTS = "transform: mean, std, min, max recomputed from the data (rel 1e-6)"
 TRANSFORM_QUANTILES = "transform: quantiles within the KLL sketch's rank error"
 _REL = 1e-6
+#: An exact quantile's rank bounds are counts / n, compared with a rank as floats: a unit in the
+#: last place either way is no error of the fit.
+_RANK_ROUNDING = 1e-12
 
 
 def _kll_rank_error(k: int) -> float:
     """DataSketches' bound on a KLL sketch's normalised rank error, two-sided at 99% confidence
-    (about 1.65% at k=200, as config.py says); a merge of sketches keeps the bound of one sketch."""
+    (about 1.65% at k=200); a merge of sketches keeps the bound of one sketch. Outputs of sparkprep
+    before its quantiles were exact on their sample record `normalise.sketch_k` and get it."""
     return 2.446 / k ** 0.9433
 
 
 @dataclass(frozen=True)
 class _Tolerance:
-    """How far a fitted quantile's rank may be from its target: the KLL sketch's bound, plus, when
-    the fit fed a column's sketches a hash sample (more than normalise.sketch_sample_rows present
-    values in its smallest training set), the sample's own (Dvoretzky-Kiefer-Wolfowitz at 99%:
-    sqrt(ln(2/0.01) / (2 n)) for n sampled values)."""
+    """How far a fitted quantile's rank may be from its target: 0 for a quantile of every value,
+    and when the fit took a column's quantiles over a hash sample (more than
+    normalise.sketch_sample_rows present values in its smallest training set), the sample's error
+    (Dvoretzky-Kiefer-Wolfowitz at 99%: sqrt(ln(2/0.01) / (2 n)) for n sampled values); plus a KLL
+    sketch's bound for an output whose config records `sketch_k` (fitted with sketches)."""
 
     kll: float
     sample: int | None
@@ -524,7 +531,8 @@ def _transform_rules(verdict: Verdict, plan: _Plan, manifest: dict[str, Any], do
                   + malformed)
     normalise = (manifest.get("config") or {}).get("normalise") or {}
     # Manifests from before sampling have no sketch_sample_rows: their sketches saw every row.
-    tolerance = _Tolerance(_kll_rank_error(int(normalise.get("sketch_k", 200))), normalise.get("sketch_sample_rows"))
+    kll = _kll_rank_error(int(normalise["sketch_k"])) if "sketch_k" in normalise else 0.0
+    tolerance = _Tolerance(kll, normalise.get("sketch_sample_rows"))
     for name, params in parsed.items():
         fold = None if name == "final" else int(name)
         _rows_rule(plan, _set_label(name), fold, params.rows)
@@ -659,7 +667,7 @@ def _rank_rule(plan: _Plan, where: str, value: Value, fold: int | None, fitted: 
         m = s.summary(value, fold)
         if not m.count:  # the rows rule names it
             return None
-        eps = tolerance.at(s, value.column, m.count)
+        eps = tolerance.at(s, value.column, m.count) + _RANK_ROUNDING
         low, high = m.below(fitted) / m.count, m.at_most(fitted) / m.count
         if low - eps <= rank <= high + eps:
             return None

@@ -4,22 +4,31 @@ All folds' numeric and array statistics come from ONE aggregation over the writt
 grouped by (fold, label_index): count and shifted sums of values and squares per column, min/max
 where a method needs them (when the written output is local Parquet or Delta, the same sums come
 from one job that reads the files with pyarrow and adds them up in a compiled loop:
-`sparkprep.stages.normalise.parquet`, about a third of Spark's grouped aggregation's CPU); KLL sketches where a method needs quantiles come from a second
-aggregation over a hash sample of the originals (every value up to `normalise.sketch_sample_rows`
-present values in a column's smallest training set; see `_sketch_groups` for why two). The statistics of fold k are the merge of every group
-whose fold is not k and not the holdout (train_k = all groups minus fold k's and the holdout's):
-moments merge exactly (Chan et al.), min/max trivially, KLL sketches are mergeable with the same
-rank-error bound as one sketch of the union. So fold k and the holdout never contribute to what
-fold k is normalised with, and k folds cost one pass, not k. Final statistics merge all
-non-holdout folds. The same groups give per-fold class counts.
+`sparkprep.stages.normalise.parquet`, about a third of Spark's grouped aggregation's CPU). Where a
+method needs quantiles, a second, narrow job collects (as Arrow) the fold and value of every
+originals' present value in a deterministic hash sample (every value up to
+`normalise.sketch_sample_rows` present values in a column's smallest training set), and each
+training set's quantiles are the exact quantiles of its sampled values (`_quantile_samples`). The
+statistics of fold k are the merge of every group whose fold is not k and not the holdout (train_k
+= all groups minus fold k's and the holdout's): moments merge exactly (Chan et al.), min/max
+trivially, samples by concatenation. So fold k and the holdout never contribute to what fold k is
+normalised with, and k folds cost one pass, not k. Final statistics merge all non-holdout folds.
+The same groups give per-fold class counts.
+
+Why not Spark's KLL sketches (`kll_sketch_agg_double`), as before: a KLL sketch compacts with
+random coin flips and in the order its values arrive, so the same input and seed gave different
+medians and clip bounds from run to run (3,000 demo rows: an upper clip of 4.15 in one run, 3.79
+in the next), against DESIGN.md's first rule. Exact quantiles of a sample chosen by a hash of
+row_id depend on the rows only; their rank error is the sample's alone (0.16% at 1M values,
+where KLL at k=200 added 1.65%).
 
 Where one pass is not enough, and what we do instead:
 - categorical frequencies need a group per distinct value, not per fold: a second aggregation
   (over the categorical columns only, all columns at once), then the counts per fold summed over
   each training set on the driver. The driver holds distinct values x folds (a vocabulary must fit
   in transform.json anyway).
-- merging the KLL sketches of each training set is a small Spark job over the collected sketches
-  (a few KB per (fold, class, column)), not over the data.
+- the quantiles of each training set come from the collected sample on the driver (numpy), not
+  from the data: the sample is bounded by normalise.sketch_sample_rows whatever the output's size.
 - the mean/std of *clipped* values would need each fold's own clip bounds applied to every row:
   a pass per fold. The config refuses clip with standard scaling or mean imputation; with robust
   (clip quantiles outside [0.25, 0.75]) or minmax (the bounds are the min/max) one pass suffices.
@@ -31,7 +40,8 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame, SparkSession
+import numpy as np
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, Config, NormaliseConfig,
@@ -99,8 +109,7 @@ class FitSpec:
     categorical: dict[str, CategoricalTransform] = field(default_factory=dict)
     arrays: dict[str, ArrayTransform] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
-    sketch_k: int = 200
-    #: Present values a column's smallest training set feeds its sketches at most (a hash sample of
+    #: Present values a column's smallest training set gives its quantiles at most (a hash sample of
     #: the rest: `sketch_sample_rate`); None: every value.
     sketch_sample: int | None = None
 
@@ -116,10 +125,10 @@ class FitSpec:
         return cls({c: config.numeric_columns.get(c, config.numeric) for c in columns.numeric},
                    {c: config.categorical_columns.get(c, config.categorical) for c in columns.categorical},
                    {c: config.array_columns.get(c, config.array) for c in columns.array},
-                   widths, config.sketch_k, config.sketch_sample_rows)
+                   widths, config.sketch_sample_rows)
 
     def ranks(self, column: str) -> list[float]:
-        """The quantiles column `column` needs (empty: no sketch).
+        """The quantiles column `column` needs (empty: none).
 
         Args:
             column: a numeric column.
@@ -153,17 +162,18 @@ class FoldGroups:
     false), and per-column statistics of originals.
 
     `moments`/`extents` are keyed by column, and by `column[i]` for position i of an array column;
-    `sketches` holds the KLL sketch (bytes) of the numeric columns whose methods need quantiles.
+    `samples` holds, per numeric column whose method needs quantiles, the folds and values of its
+    sampled present values (training originals only).
     """
 
     rows: dict[tuple[int, int], int]
     copies: dict[tuple[int, int], int]
     moments: dict[tuple[int, int], dict[str, Moments]]
     extents: dict[tuple[int, int], dict[str, Extent]] = field(default_factory=dict)
-    sketches: dict[tuple[int, int], dict[str, bytes]] = field(default_factory=dict)
+    samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     undersampled: dict[tuple[int, int], int] = field(default_factory=dict)
-    #: Per sketched column, the fraction of its values its sketches were fed (`sketch_sample_rate`).
-    sketch_rates: dict[str, float] = field(default_factory=dict)
+    #: Per sampled column, the fraction of its values in the sample (`sketch_sample_rate`).
+    sample_rates: dict[str, float] = field(default_factory=dict)
 
     def class_counts(self, folds: list[int], classes: int, as_read: bool = False) -> list[int]:
         """Rows per class in `folds`: originals; with `as_read`, what a training portion reads
@@ -241,7 +251,7 @@ def _stat_aggs(name: str, shift: float, extent: bool) -> list[Column]:
 
 
 def sketch_sample_rate(present: int, sample: int | None) -> float:
-    """The fraction of a column's values fed to its quantile sketches: every value while its
+    """The fraction of a column's values its quantiles are taken over: every value while its
     smallest training set has at most `sample` present values, else that set gets about `sample`.
 
     Args:
@@ -268,7 +278,7 @@ def smallest_training_set(moments: dict[tuple[int, int], dict[str, Moments]], co
 
 
 def in_sketch_sample(rate: float) -> Column:
-    """Whether a row is in the sketches' sample: a salted hash of its row_id below `rate`, so the
+    """Whether a row is in the quantiles' sample: a salted hash of its row_id below `rate`, so the
     sample depends on the rows only (not on partitioning or order), and the verifier redraws it.
 
     Args:
@@ -287,13 +297,14 @@ def _moments(n: int, s1: float | None, s2: float | None, shift: float) -> Moment
 
 
 def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = None) -> FoldGroups:
-    """One aggregation over the written data (and one over a sample for sketches, `_sketch_groups`);
+    """One aggregation over the written data (and a narrow job collecting a sample for quantiles,
+    `_quantile_samples`);
     statistics come from originals (`replica == 0`) only,
     undersampled ones included: normalisation is fitted on all training originals (DESIGN.md), so
     a fold's transform does not depend on the rebalancing.
 
     Without `spec`, every numeric column gets the moments of its present values; with it, also
-    min/max (minmax methods), sketches (quantile methods) and array positions as the spec needs. The fitted values are
+    min/max (minmax methods), samples (quantile methods) and array positions as the spec needs. The fitted values are
     projected once per row (null unless an original's present value), then aggregated.
 
     Args:
@@ -328,8 +339,7 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
     rows, copies, undersampled, moments, extents = counted
     sample = spec.sketch_sample if ROW_ID in df.columns else None
     rates = {c: sketch_sample_rate(smallest_training_set(moments, c), sample) for c in numeric if spec.ranks(c)}
-    sketches = _sketch_groups(values, moments, rates, spec.sketch_k)
-    return FoldGroups(rows, copies, moments, extents, sketches, undersampled, rates)
+    return FoldGroups(rows, copies, moments, extents, _quantile_samples(values, rates), undersampled, rates)
 
 
 _Counted = tuple[dict[tuple[int, int], int], dict[tuple[int, int], int], dict[tuple[int, int], int],
@@ -365,26 +375,29 @@ def _from_sums(sums: GroupSums, shifts: dict[str, float], with_extent: set[str])
     return rows, copies, undersampled, moments, extents
 
 
-def _sketch_groups(values: DataFrame, moments: dict[tuple[int, int], dict[str, Moments]],
-                   rates: dict[str, float], k: int) -> dict[tuple[int, int], dict[str, bytes]]:
-    """KLL sketches per (fold, label_index) of the columns in `rates`, each fed the originals'
-    present values in its hash sample; only for groups where the column has present values.
+def _quantile_samples(values: DataFrame, rates: dict[str, float]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per column in `rates`: the fold and value of each present value of a training original in
+    the column's hash sample, collected as Arrow (about normalise.sketch_sample_rows values per
+    training set at most, 16 bytes each; none when no column needs quantiles).
 
-    A second aggregation, over the sampled rows only, where the maths would allow one pass: any
-    sketch aggregate turns the whole aggregation into an ObjectHashAggregate (no generated code),
-    whose per-row cost was about twice the moments' generated code, even for rows whose sketch
-    input is null (10M rows: moments 4-5 s of executor CPU, moments + 4 sketches 10-12 s, 4
+    A job of its own over the sampled rows, where the moments' aggregation could have carried it:
+    a sketch or collect aggregate turns the whole aggregation into an ObjectHashAggregate (no
+    generated code), whose per-row cost was about twice the moments' generated code, even for rows
+    whose input is null (10M rows: moments 4-5 s of executor CPU, moments + 4 sketches 10-12 s, 4
     sketches over a 10% sample filtered first 1.3-1.6 s, which is about one scan)."""
     if not rates:
         return {}
     widest = max(rates.values())
-    sampled = values.where(F.col("_original") & in_sketch_sample(widest))
-    aggs = [F.kll_sketch_agg_double(F.col(f"`{c}`") if rate == widest else F.when(in_sketch_sample(rate), F.col(f"`{c}`")),
-                                    F.lit(k)).alias(c) for c, rate in rates.items()]
+    sampled = values.where(F.col("_original") & (F.col(FOLD) != HOLDOUT_FOLD) & in_sketch_sample(widest)).select(
+        FOLD, *[(F.col(f"`{c}`") if rate == widest else F.when(in_sketch_sample(rate), F.col(f"`{c}`"))).alias(c)
+                for c, rate in rates.items()])
+    table = sampled.toArrow()
+    folds = table.column(FOLD).to_numpy(zero_copy_only=False)
     out = {}
-    for r in sampled.groupBy(FOLD, LABEL_INDEX).agg(*aggs).collect():
-        key = (int(r[FOLD]), int(r[LABEL_INDEX]))
-        out[key] = {c: bytes(r[c]) for c in rates if moments[key][c].count}
+    for c in rates:
+        x = table.column(c).to_numpy(zero_copy_only=False)  # null (not present, not sampled) -> NaN
+        kept = ~np.isnan(x)  # present values are finite (`present`)
+        out[c] = (folds[kept], x[kept])
     return out
 
 
@@ -417,24 +430,18 @@ def _set_name(fold: int | None) -> str:
     return "final" if fold is None else str(fold)
 
 
-def _quantiles(spark: SparkSession, groups: FoldGroups, spec: FitSpec,
-               sets: dict[str, list[int]]) -> dict[tuple[str, str], dict[float, float]]:
-    """(training set, column) -> rank -> quantile, from the merged sketches of the set's groups.
-
-    A small Spark job over the collected sketches, not over the data: each group's sketch is listed
-    once per training set it belongs to, merged per (set, column) and queried.
-    """
-    rows = [(name, column, bytes(sketch)) for name, folds in sets.items()
-            for (fold, _), per_column in sorted(groups.sketches.items()) if fold in folds
-            for column, sketch in sorted(per_column.items())]
-    if not rows:
-        return {}
-    ranks = sorted({r for c in spec.numeric for r in spec.ranks(c)})
-    merged = (spark.createDataFrame(rows, "name string, column string, sketch binary")
-              .groupBy("name", "column").agg(F.kll_merge_agg_double("sketch").alias("sketch"))
-              .select("name", "column", F.kll_sketch_get_quantile_double(
-                  "sketch", F.array(*[F.lit(r) for r in ranks])).alias("q")))
-    return {(r["name"], r["column"]): dict(zip(ranks, r["q"])) for r in merged.collect()}
+def _quantiles(groups: FoldGroups, spec: FitSpec, sets: dict[str, list[int]]) -> dict[tuple[str, str], dict[float, float]]:
+    """(training set, column) -> rank -> quantile: over the set's sampled values, the smallest value
+    whose share of them at or below it reaches the rank (numpy's inverted_cdf: a value of the data,
+    as DataSketches' inclusive quantile), exact on the sample, whatever order the values came in."""
+    out = {}
+    for column, (folds, x) in sorted(groups.samples.items()):
+        ranks = spec.ranks(column)
+        for name, members in sets.items():
+            chosen = x[np.isin(folds, members)]
+            if len(chosen) and ranks:
+                out[(name, column)] = dict(zip(ranks, np.quantile(chosen, ranks, method="inverted_cdf").tolist()))
+    return out
 
 
 def _unit(scale: float) -> float:
@@ -497,19 +504,18 @@ def _vocabulary(t: CategoricalTransform, counts: dict[int, dict[str, int]], fold
     return tuple(kept[: t.max_size] if t.max_size else kept)
 
 
-def fit_transforms(spark: SparkSession, groups: FoldGroups, categories: dict[str, dict[int, dict[str, int]]],
+def fit_transforms(groups: FoldGroups, categories: dict[str, dict[int, dict[str, int]]],
                    spec: FitSpec, k: int) -> tuple[TransformParams, dict[int, TransformParams]]:
     """The final and per-fold parameters from measured groups and category counts (no data pass).
 
     Args:
-        spark: the session (merges the sketches).
         groups: `measure_groups`.
         categories: `count_categories`.
         spec: the transforms asked for.
         k: the number of folds.
     """
     sets = {_set_name(f): training_folds(k, f) for f in [None, *range(k)]}
-    quantiles = _quantiles(spark, groups, spec, sets)
+    quantiles = _quantiles(groups, spec, sets)
     fitted = {}
     for name, folds in sets.items():
         moments = groups.merged(folds, list(spec.numeric))
@@ -525,7 +531,7 @@ def fit_transforms(spark: SparkSession, groups: FoldGroups, categories: dict[str
 
 
 def fit(written: DataFrame, config: Config, k: int) -> tuple[FoldGroups, tuple[TransformParams, dict[int, TransformParams]]]:
-    """The normalise stage: the groups measured on the written data (counts, moments, sketches)
+    """The normalise stage: the groups measured on the written data (counts, moments, samples)
     and the transforms of the final model and of each fold fitted from them.
 
     Args:
@@ -537,5 +543,5 @@ def fit(written: DataFrame, config: Config, k: int) -> tuple[FoldGroups, tuple[T
     assert cols is not None
     spec = FitSpec.of(config.normalise, cols, array_widths(written, cols.array))
     groups = measure_groups(written, cols.numeric, spec)
-    transforms = fit_transforms(written.sparkSession, groups, count_categories(written, cols.categorical), spec, k)
+    transforms = fit_transforms(groups, count_categories(written, cols.categorical), spec, k)
     return groups, transforms
