@@ -357,3 +357,54 @@ def test_spark_trainer_and_serving_apply_the_same_transform(parquet_out):
         "print(seen)\n")
     proc = run_trainer(script, str(parquet_out))
     assert int(proc.stdout.strip().splitlines()[-1]) == manifest["rows"]["by_fold"]["-1"]
+
+
+#: The demo run's output as the pipeline of 2026-12-06 (commit 0428cc8, before issue 27 changes its
+#: shape) wrote it: rewritten only with SPARKPREP_FREEZE=1, which a change of the pipeline's shape
+#: must never need (same input and seed, same output: DESIGN.md, rule 1).
+FROZEN = Path(__file__).parents[1] / "fixtures" / "demo_3000_output.json.gz"
+#: The manifest's numbers that the data determine (ids, times, paths and config left out).
+FROZEN_MANIFEST = ("classes", "class_counts", "rows", "counts", "class_weights", "class_priors", "rejections",
+                   "duplicates", "warnings")
+
+
+def _what_must_not_change(out: Path) -> dict:
+    """Per row_id: its fold, how many rows it has (1 + copies) and their in_train flags; the
+    manifest's counts; the transform's parameters and the normalisation statistics."""
+    table = ds.dataset(out / "data", format="parquet", partitioning="hive").to_table(
+        columns=["row_id", "fold", "replica", "in_train"])
+    by_id: dict[int, list] = {}
+    for row_id, fold, replica, in_train in sorted(zip(*(table[c].to_pylist() for c in table.column_names))):
+        entry = by_id.setdefault(row_id, [fold, [], []])
+        entry[1].append(replica)
+        entry[2].append(in_train)
+    manifest = json.loads((out / "manifest.json").read_text())
+    transform = json.loads((out / manifest["normalisation"]["transform"]["path"]).read_text())
+    return {"rows": [[i, *v] for i, v in sorted(by_id.items())],
+            "manifest": {key: manifest[key] for key in FROZEN_MANIFEST},
+            "normalisation": {key: manifest["normalisation"][key] for key in ("final", "folds")},
+            "transform": {key: transform[key] for key in ("final", "folds")}}
+
+
+def _same(got, want, where: str = "") -> list[str]:
+    """Where `got` differs from `want`: numbers to 1e-9 relative, everything else exactly."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        return [d for key in sorted(want.keys() | got.keys(), key=str)
+                for d in _same(got.get(key), want.get(key), f"{where}.{key}")]
+    if isinstance(want, list) and isinstance(got, list) and len(got) == len(want):
+        return [d for i, (g, w) in enumerate(zip(got, want)) for d in _same(g, w, f"{where}[{i}]")]
+    if isinstance(want, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+        return [] if got == pytest.approx(want, rel=1e-9, abs=1e-12) else [f"{where}: {got!r}, frozen {want!r}"]
+    return [] if got == want else [f"{where}: {str(got)[:200]}, frozen {str(want)[:200]}"]
+
+
+def test_the_output_equals_the_frozen_output_of_the_same_input_and_seed(parquet_out):
+    import gzip
+
+    observed = _what_must_not_change(parquet_out)
+    if os.environ.get("SPARKPREP_FREEZE") == "1":
+        FROZEN.write_bytes(gzip.compress(json.dumps(observed, sort_keys=True).encode(), mtime=0))
+        pytest.skip(f"froze {FROZEN}")
+    frozen = json.loads(gzip.decompress(FROZEN.read_bytes()))
+    differences = _same(json.loads(json.dumps(observed)), frozen)
+    assert not differences, f"{len(differences)} difference(s):\n" + "\n".join(differences[:20])
