@@ -33,7 +33,7 @@ from pyspark.sql import functions as F
 from sparkprep.contract import FOLD
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Value:
     """What a statistic is taken over: column `column` cast to double (`element`: its 0-based
     position in an array column, null past the end), with `log1p`: sign(x)·log1p(|x|); only the
@@ -149,7 +149,8 @@ def measure(originals: DataFrame, wanted: dict[Value, Iterable[float]]) -> Train
         originals: the rows, with a `fold` column and every column the values name.
         wanted: each value and the thresholds whose below / at-most counts it needs.
     """
-    values = tuple(sorted(wanted))
+    # One order for the columns of every partition's result; an array's positions after its name.
+    values = tuple(sorted(wanted, key=lambda v: (v.column, v.log1p, -1 if v.element is None else v.element)))
     thresholds = tuple(np.unique(np.asarray(list(wanted[v]), dtype=np.float64)) for v in values)
     columns = sorted({v.column for v in values})
     types = {f.name: f.dataType.typeName() for f in originals.schema.fields}
