@@ -189,10 +189,10 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
     clock.lap("ingest+clean", "dedup", f"{n_input:,} rows read, {n_input - accepted:,} rejected, {accepted:,} on")
 
     deduped = dedup.run(clean.accepted(marked, keep_source=True), config, ctx)
-    dedup_rejected = clean.numbered(deduped.rejected, tallied.first_positions)
-    rejected = clean.quarantine_rows(marked, tallied.first_positions).unionByName(dedup_rejected)
+    rejected = clean.quarantine_rows(marked, tallied.first_positions).unionByName(
+        clean.numbered(deduped.rejected, tallied.first_positions))
     # Cleaning's rejections were counted by the tally: only dedup's few are counted here.
-    by_column, rejections = quarantine.by_reason_and_column(dedup_rejected, tallied.by_column)
+    by_column, rejections = quarantine.by_reason_and_column(deduped.rejected, tallied.by_column)
     log.info("duplicates %s, rejected %d %s", deduped.counts, sum(rejections.values()), rejections)
     if not sum(deduped.remaining.values()):
         raise quarantine.nothing_left("dedup", f"{n_input} rows read, {sum(rejections.values())} rejected, "

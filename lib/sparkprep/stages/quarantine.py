@@ -47,7 +47,7 @@ def skipped_files(spark: SparkSession, files: list[str]) -> dict[str, int]:
     return sizes
 
 
-def by_reason_and_column(quarantine: DataFrame, counted: dict[tuple[str, str | None], int] | None = None
+def by_reason_and_column(quarantine: DataFrame, counted: dict[tuple[str, str | None], int]
                          ) -> tuple[dict[tuple[str, str | None], int], dict[str, int]]:
     """The quarantine's rows per (reason, column), and per reason.
 
@@ -55,7 +55,7 @@ def by_reason_and_column(quarantine: DataFrame, counted: dict[tuple[str, str | N
         quarantine: rejected rows in the quarantine schema (those `counted` leaves out).
         counted: rows per (reason, column) already counted elsewhere (cleaning's tally), added in.
     """
-    by_column = dict(counted or {})
+    by_column = dict(counted)
     for r in quarantine.groupBy("reason", "column").count().collect():
         by_column[(r["reason"], r["column"])] = by_column.get((r["reason"], r["column"]), 0) + int(r["count"])
     rejections = {reason: sum(n for (r, _), n in by_column.items() if r == reason)
