@@ -182,10 +182,16 @@ def _batch_stats(values: tuple[Value, ...], thresholds: tuple[np.ndarray, ...], 
     keys, starts = np.unique(folds[order], return_index=True)
     bounds = [*starts[1:], len(folds)]
     doubles = {c: batch.column(1 + i) for i, c in enumerate(columns)}
+    lists: dict[str, _Lists] = {}  # each list column decoded once for all its positions
     stats = TrainingStats(values, thresholds, {int(f): int(e - s) for f, s, e in zip(keys, starts, bounds)},
                           {int(f): [] for f in keys})
     for value, cuts in zip(values, thresholds):
-        x = _numbers(doubles[value.column], value.element)[order]
+        column = doubles[value.column]
+        if value.element is None:
+            x = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        else:
+            x = lists.setdefault(value.column, _Lists.of(column)).position(value.element)
+        x = x[order]
         if value.log1p:
             x = np.sign(x) * np.log1p(np.abs(x))
         for f, s, e in zip(keys, starts, bounds):
@@ -193,17 +199,27 @@ def _batch_stats(values: tuple[Value, ...], thresholds: tuple[np.ndarray, ...], 
     return stats
 
 
-def _numbers(column: pa.Array, element: int | None) -> np.ndarray:
-    """float64 values (NaN for null) of a double column, or of position `element` of a list column."""
-    if element is None:
-        return column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
-    starts = column.offsets.to_numpy(zero_copy_only=False)[:-1]
-    flat = column.values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    out = np.full(len(column), np.nan)
-    inside = lengths > element
-    out[inside] = flat[starts[inside] + element]
-    return out
+@dataclass(frozen=True)
+class _Lists:
+    """A list<double> column as numpy: each row's length (0 for a null list) and start in the
+    flattened values (NaN for a null element)."""
+
+    lengths: np.ndarray
+    starts: np.ndarray
+    flat: np.ndarray
+
+    @classmethod
+    def of(cls, column: pa.Array) -> "_Lists":
+        return cls(pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False),
+                   column.offsets.to_numpy(zero_copy_only=False)[:-1],
+                   column.values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
+
+    def position(self, element: int) -> np.ndarray:
+        """Every row's value at 0-based `element` (NaN past the row's end)."""
+        out = np.full(len(self.lengths), np.nan)
+        inside = self.lengths > element
+        out[inside] = self.flat[self.starts[inside] + element]
+        return out
 
 
 def _part(x: np.ndarray, cuts: np.ndarray) -> _Part:
