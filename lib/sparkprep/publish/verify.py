@@ -467,7 +467,8 @@ class _Tolerance:
 
     kll: float
     sample: int | None
-    #: column -> its value and the training sets the fit sketched it over
+    #: column -> its value and the training sets its quantiles were fitted on (the smallest
+    #: decides the sample's rate, as in the fit)
     present: dict[str, list[tuple[Value, int | None]]] = field(default_factory=dict)
 
     def at(self, stats: TrainingStats, column: str, present: int) -> float:
