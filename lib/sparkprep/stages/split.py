@@ -409,9 +409,11 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
               .withColumn(FOLD, _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k)).drop("_sp_pos", "_sp_bounds"))
     rest = joined.where(~single).withColumn(FOLD, F.coalesce(F.col(FOLD), F.lit(HOLDOUT_FOLD)))
     folded = materialise(filled.unionByName(rest).drop("_sp_held"), "split-folds")
-    counts = {(r[_CLASS], int(r[FOLD])): int(r["n"])
-              for r in folded.groupBy(_CLASS, FOLD).agg(F.count(F.lit(1)).alias("n")).collect()}
-    rows, _ = _positions(folded, [FOLD, _CLASS], ROW_ID, None, seed, _bits_for(max(counts.values(), default=0)))
+    # The rank's bucket counts sum to the rows per (fold, class): no count of its own. Buckets are
+    # sized for a fold's share of the largest class (the rank never depends on their number).
+    rows, running = _positions(folded, [FOLD, _CLASS], ROW_ID, None, seed,
+                               _bits_for(max(targets.class_counts.values(), default=0) // k))
+    counts = {(c, int(f)): n for (f, c), n in running.items()}
     plan = _grouped_plan(counts, k, holdout_fraction, seed, reachable, placement)
     rank = F.when(F.col(FOLD) != HOLDOUT_FOLD, F.col("_sp_pos")).cast("long")
     return rows.withColumn(FOLD_RANK, rank).drop("_sp_pos", _CLASS), plan
