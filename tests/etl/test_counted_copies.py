@@ -16,6 +16,7 @@ from sparkprep.generate import write_generated
 from sparkprep.pipeline import RunResult, run
 from sparkprep.publish.verify import verify_dataset, verify_output
 from sparkprep.stages.normalise.fit import measure_groups
+from trainer_process import run_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYOUTS = ("rows", "count")
@@ -80,6 +81,36 @@ def _flat(value: object, where: str = "") -> dict[str, object]:
 
 def _local(uri: str) -> Path:
     return Path(uri.removeprefix("file:"))
+
+
+#: Per split of fold 1 and backend, the (row_id, replica) of an epoch over two DDP ranks (without
+#: drop_last: every row, and fewer than 2 repeated to fill a rank) and each rank's count.
+_READ_BOTH_WAYS = """
+import json, sys
+from sparkprep.train import PetastormOptions, Sampling, make_loader
+found = {}
+for backend in ('arrow', PetastormOptions()):
+    for split in ('train', 'val', 'final', 'test'):
+        ranks = []
+        for rank in (0, 1):
+            with make_loader(sys.argv[1], 1, split, columns=['row_id', 'replica'], batch_size=64,
+                             sampling=Sampling(rank=rank, world_size=2, seed=3, drop_last=False),
+                             backend=backend) as loader:
+                ranks.append([(i, r) for b in loader for i, r in zip(b['row_id'].tolist(), b['replica'].tolist())])
+        found[f'{backend}/{split}'] = {'rows': ranks[0] + ranks[1], 'per_rank': [len(r) for r in ranks]}
+print(json.dumps(found))
+"""
+
+
+def test_both_loaders_read_the_same_rows_of_either_layout_in_equal_shards(outputs):
+    read = {layout: json.loads(run_trainer(_READ_BOTH_WAYS, r.out).stdout.strip().splitlines()[-1])
+            for layout, r in outputs.items()}
+    for key, found in read["count"].items():
+        rows = {tuple(row) for row in found["rows"]}  # (row_id, replica) is unique: the set is the split
+        assert rows == {tuple(row) for row in read["rows"][key]["rows"]}, key
+        assert len(found["rows"]) - len(rows) < 2 and found["per_rank"][0] == found["per_rank"][1], key
+    final = {tuple(row) for row in read["count"]["arrow/final"]["rows"]}
+    assert sum(1 for _, replica in final if replica) == outputs["rows"].manifest["rows"]["replicas"]
 
 
 def test_a_counted_output_holds_only_its_originals_and_passes_verify(spark, outputs):
