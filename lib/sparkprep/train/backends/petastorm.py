@@ -6,8 +6,9 @@ sharding: a rank's rows come from the same row-level plan as the arrow backend
 (sharding.plan_shard), over whole files because Petastorm reads whole files. A rank hands Petastorm
 the files its range touches (about 1/W of them, plus at most two it shares with a neighbour) and
 a TransformSpec keeps, in those shared files, only the rank's rows (and repeats padded ones).
-Which rows those are is known by their key (`row_id`, `replica`), unique by the data contract;
-Petastorm's row groups carry no position.
+Which rows those are is known by their key (`row_id`, `replica`), unique by the data contract
+(counted copies are expanded first, so each has its own replica); Petastorm's row groups carry no
+position.
 
 A resume decodes the epoch again up to where the consumer was (Petastorm decides which row group
 comes next, so a window cannot be entered on its own), and is exact only with the default "dummy"
