@@ -328,3 +328,14 @@ def test_counted_copies_per_row_group_are_counted_from_statistics_or_the_column(
 
 def pq_counts(source: Source, group: int) -> list[int]:
     return source.open().read_row_group(group, columns=["copies"]).column("copies").to_pylist()
+
+
+def test_a_manifest_that_says_count_over_data_without_the_column_is_refused_naming_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_generated_output(out, "rows")
+    manifest = load_manifest(str(out))
+    write_manifest(out, {**manifest, "rebalance": {**manifest["rebalance"], "copies": "count"}})
+    with pytest.raises(ContractError, match=r"fold=0/part-00000.* has no copies column, but the manifest records "
+                                            r"rebalance.copies count"):
+        make_loader(str(out), 1, "train")
+    assert make_loader(str(out), 1, "val") is not None  # val reads no copies

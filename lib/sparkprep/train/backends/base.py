@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from sparkprep.contract import COPIES
-from sparkprep.errors import InputError
+from sparkprep.errors import ContractError, InputError
 from sparkprep.train.batching import Block, rebatch, rows_of
 from sparkprep.train.copies import expanded_rows
 from sparkprep.train.files import RowFilter
@@ -90,10 +90,16 @@ def count_units(sources: Sequence[Source], keep: RowFilter | None, expand: bool 
 
     Returns:
         One unit per row group, file by file.
+
+    Raises:
+        ContractError: `expand`, and a file has no `copies` column.
     """
     units = []
     for index, source in enumerate(sources):
         file = source.open()
+        if expand and COPIES not in file.schema_arrow.names:
+            raise ContractError(f"{source.url} has no {COPIES} column, but the manifest records rebalance.copies "
+                                f"count: the data and its manifest disagree (`sparkprep verify` checks them)")
         for group in range(file.metadata.num_row_groups):
             rows = file.metadata.row_group(group).num_rows
             if (keep or expand) and rows:
