@@ -16,12 +16,15 @@ capped at `--driver-memory` (local mode: one JVM holds driver and executors, so 
 - prepare: `sparkprep.pipeline.run` with conf/demo.yaml (oversampling, near-duplicates, robust
   normalisation); time, MB/s, stages that scan the CSV input, shuffle bytes and spill (from
   Spark's event log, by job group), peak RSS of the JVM (VmHWM, reset before the run);
+- prepare-counted: prepare again with rebalance.copies: count (each original once, its copies
+  counted in `copies`; the loaders expand them), the same figures and the output's size beside
+  prepare's (copies as rows), to measure what writing the copies costs;
 - pandas: bench/pandas_baseline.py on the same CSV in a subprocess, uncapped and under an
   address-space cap (`--pandas-cap-gb`, RLIMIT_AS as `ulimit -v`).
 Every time is also given as a ratio to the floor of the same run. Writes
 bench/results/<date>T<HHMM>-suite-<G>gb.json and .png and adds rows to bench/RESULTS.md (first table).
 
-    .venv/etl/bin/python bench/run.py --gb 0.25 [--only floor copies prepare pandas pandas-capped]
+    .venv/etl/bin/python bench/run.py --gb 0.25 [--only floor copies prepare prepare-counted pandas pandas-capped]
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from results_table import insert_rows
 
-from sparkprep.config import GenerateConfig
+from sparkprep.config import Config, GenerateConfig
 from sparkprep.stages.dedup.exact import add_row_id, drop_exact_duplicates
 from sparkprep.generate import write_generated
 from sparkprep.io.fs import HadoopFS, qualify
@@ -55,7 +58,9 @@ from sparkprep.io.session import build_session
 
 #: Bytes of generated CSV per row (264.1 MB for 1,000,000 rows, RESULTS.md).
 CSV_BYTES_PER_ROW = 264.1
-BENCHES = ("floor", "floor-tuned", "copies", "dedup", "prepare", "pandas", "pandas-capped")
+BENCHES = ("floor", "floor-tuned", "copies", "dedup", "prepare", "prepare-counted", "pandas", "pandas-capped")
+#: The prepare benches and how each stores oversampled copies (rebalance.copies).
+PREPARES = {"prepare": "rows", "prepare-counted": "count"}
 
 
 def _jvm_pid() -> int | None:
@@ -245,12 +250,15 @@ def _append_table(result: dict) -> None:
     settings = "demo.yaml: oversample, near-dup, robust" + "".join(f", {o}" for o in result["overrides"])
     floor_text = f"floor {result['floor_s']} s" if "floor_s" in result else "floor not run"
     rows = []
-    if "prepare" in result:
-        p = result["prepare"]
-        rows.append(f"| {day} | suite: prepare ({settings}) vs floor | {size} | {floor_text} | "
+    for name, layout in PREPARES.items():
+        if name not in result:
+            continue
+        p = result[name]
+        rows.append(f"| {day} | suite: prepare ({settings}, copies as {layout}) vs floor | {size} | {floor_text} | "
                     f"prepare {p['seconds']} s, {p['mb_per_s']} MB/s, {p['csv_scan_stages']} CSV-scan stages, "
                     f"{p.get('full_passes')} full passes over the rows, shuffle {p['shuffle_write_mb']} MB, "
-                    f"spill {p['spill_disk_mb']} MB disk, JVM peak RSS {p['jvm_peak_rss_mb']} MB, disk peak {p.get('disk_peak_mb')} MB | **{p.get('ratio_to_floor')}x** floor"
+                    f"spill {p['spill_disk_mb']} MB disk, JVM peak RSS {p['jvm_peak_rss_mb']} MB, disk peak {p.get('disk_peak_mb')} MB, "
+                    f"{p.get('rows_written', 0) / 1e6:.2f}M rows, {p.get('output_mb')} MB written | **{p.get('ratio_to_floor')}x** floor"
                     + (f"; {p['ratio_to_tuned_floor']}x the tuned floor ({result['floor_tuned_s']} s)" if "ratio_to_tuned_floor" in p else "") + " |")
     if "copies" in result:
         p = result["copies"]
@@ -270,6 +278,24 @@ def _append_table(result: dict) -> None:
             rows.append(f"| {day} | suite: pandas + sklearn + imblearn{cap} vs floor | {size} | {floor_text} | "
                         f"{p.get('seconds')} s, peak RSS {p.get('peak_rss_mb')} MB, {p['status']} | {ratio} |")
     insert_rows(HERE / "RESULTS.md", rows)
+
+
+def _prepare(spark: SparkSession, config: Config, work: Path, input_bytes: int, name: str) -> dict:
+    """One prepare run under the job group `name`: its time, MB/s, peaks, stage times and what it wrote."""
+    shutil.rmtree(work / "out", ignore_errors=True)  # an earlier prepare's output would count in the disk peak
+    jvm = _jvm_pid()
+    if jvm:
+        _reset_peak_rss(jvm)
+    spark.sparkContext.setJobGroup(name, name)
+    box = []
+    with _DiskPeak(work) as disk:
+        seconds = timed(lambda: box.append(run(spark, config)))
+    rows = box[0].manifest["rows"]
+    data = qualify(str(work / "out" / "data"))
+    return {"seconds": round(seconds, 2), "mb_per_s": round(input_bytes / 1e6 / seconds, 2),
+            "jvm_peak_rss_mb": _peak_rss_mb(jvm) if jvm else None, "disk_peak_mb": round(disk.peak / 1e6, 1),
+            "rows_written": rows["output"] + (rows["replicas"] if config.rebalance.copies == "rows" else 0),
+            "output_mb": round(HadoopFS(spark, data).total_size(data) / 1e6, 1), "stages_s": box[0].manifest["timings_s"]}
 
 
 def main() -> None:
@@ -325,18 +351,10 @@ def main() -> None:
         if "dedup" in args.only:
             sc.setJobGroup("dedup", "dedup")
             result["dedup"] = {"seconds": round(timed(lambda: floor(spark, config, work, drop_exact_duplicates, add_row_id)), 2)}
-        if "prepare" in args.only:
-            jvm = _jvm_pid()
-            if jvm:
-                _reset_peak_rss(jvm)
-            sc.setJobGroup("prepare", "prepare")
-            box = []
-            with _DiskPeak(work) as disk:
-                seconds = timed(lambda: box.append(run(spark, config)))
-            result["prepare"] = {"seconds": round(seconds, 2), "mb_per_s": round(size / 1e6 / seconds, 2),
-                                 "jvm_peak_rss_mb": _peak_rss_mb(jvm) if jvm else None,
-                                 "disk_peak_mb": round(disk.peak / 1e6, 1),
-                                 "stages_s": box[0].manifest["timings_s"]}
+        for name, layout in PREPARES.items():
+            if name in args.only:
+                rebalance = config.rebalance.model_copy(update={"copies": layout})
+                result[name] = _prepare(spark, config.model_copy(update={"rebalance": rebalance}), work, size, name)
     finally:
         spark.stop()
     try:
@@ -344,7 +362,7 @@ def main() -> None:
         if "floor" in groups:
             result["floor_metrics"] = {k: round(v / result["floor_runs"], 1) if isinstance(v, float) else v
                                        for k, v in groups["floor"].items()}
-        for name in ("copies", "dedup", "prepare"):
+        for name in ("copies", "dedup", *PREPARES):
             if name in result:
                 result[name].update(groups.get(name, {}))
         for name, cap in (("pandas", None), ("pandas-capped", args.pandas_cap_gb)):
@@ -355,11 +373,12 @@ def main() -> None:
     result["python_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["load_avg_end"] = os.getloadavg()[0]
     if "floor_s" in result:
-        for name in ("copies", "dedup", "prepare", "pandas", "pandas-capped"):
+        for name in ("copies", "dedup", *PREPARES, "pandas", "pandas-capped"):
             if result.get(name, {}).get("status", "ok") == "ok" and result.get(name, {}).get("seconds"):
                 result[name]["ratio_to_floor"] = round(result[name]["seconds"] / result["floor_s"], 2)
-    if "floor_tuned_s" in result and "prepare" in result:
-        result["prepare"]["ratio_to_tuned_floor"] = round(result["prepare"]["seconds"] / result["floor_tuned_s"], 2)
+    for name in PREPARES:
+        if "floor_tuned_s" in result and name in result:
+            result[name]["ratio_to_tuned_floor"] = round(result[name]["seconds"] / result["floor_tuned_s"], 2)
     print(json.dumps(result, indent=2))
     # Date and minute (UTC) in the name: two runs of one day keep both files.
     stem = f"{HERE / 'results'}/{result['date'][:16].replace(':', '')}-suite-{args.gb:g}gb{'-custom' if args.set else ''}"

@@ -237,6 +237,18 @@ class RebalanceConfig(_Section):
     target: float = Field(1.0, gt=0, le=1, description="oversample: each class up to target x the "
                           "majority count of its fold; undersample: each class down to the minority "
                           "count / target; 1.0 balances every training portion exactly.")
+    copies: Literal["rows", "count"] = Field(
+        "rows", description="oversample: how the copies are written. rows: each copy as a row "
+        "(replica 1..n), as any Parquet reader sees them; count: no copy rows, each original carries "
+        "its number of copies in the `copies` column, and sparkprep's loaders expand it into the same "
+        "training rows (replica 0..copies), so the output holds only the originals.")
+
+    @model_validator(mode="after")
+    def _count_needs_copies(self) -> "RebalanceConfig":
+        if self.copies == "count" and self.method != "oversample":
+            raise ValueError(f"copies: count counts oversampled copies, but method is {self.method}: "
+                             f"set method: oversample, or leave copies at rows")
+        return self
 
 
 class NumericTransform(_Section):

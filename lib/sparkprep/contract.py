@@ -14,7 +14,15 @@ REPLICA = "replica"
 LABEL_INDEX = "label_index"
 #: False only for an undersampled original, which training portions skip.
 IN_TRAIN = "in_train"
-RESERVED_COLUMNS = (ROW_ID, FOLD, REPLICA, LABEL_INDEX, IN_TRAIN)
+#: How many oversampled copies of the row training adds (replica 1..copies): written only when the
+#: copies are counted (rebalance.copies: count) instead of written as rows, but reserved always, so
+#: that an input column of that name is refused whichever layout a run picks.
+COPIES = "copies"
+RESERVED_COLUMNS = (ROW_ID, FOLD, REPLICA, LABEL_INDEX, IN_TRAIN, COPIES)
+#: rebalance.copies (recorded in the manifest's `rebalance`): oversampled copies written as rows
+#: (the default, for readers outside sparkprep) or counted in COPIES on their original.
+COPIES_AS_ROWS = "rows"
+COPIES_COUNTED = "count"
 #: Optional output column: the near-duplicate cluster a row belongs to.
 DUP_CLUSTER = "dup_cluster"
 #: The fold of the held-out test rows.

@@ -206,7 +206,8 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
 
     folded = split.run(deduped.rows, deduped.counts, config, ctx)
     _check_accounting(n_input, sum(rejections.values()), deduped.duplicates, folded.rows_kept)
-    final = rebalance(folded.rows, config.columns.label, folded.plan, config.rebalance.method, config.rebalance.target)  # type: ignore[union-attr]
+    final = rebalance(folded.rows, config.columns.label, folded.plan, config.rebalance.method,  # type: ignore[union-attr]
+                      config.rebalance.target, config.rebalance.copies)
     # The report's per-fold sample of originals, taken as they are written.
     sampled = sample_rows(output_order(final, config.split.seed), Roles.of(config.columns),  # type: ignore[arg-type]
                           sampling_rate(rows=folded.rows_kept), extra={SAMPLED_FOLD: F.col(FOLD)},

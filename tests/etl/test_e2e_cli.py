@@ -149,9 +149,10 @@ def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out, raw_csv):
     assert manifest["rows"]["replicas"] > 0
     assert _trainer_counts(out, fold=0) == _expected_loader_counts(manifest, 0)
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name or ".scratch-" in p.name]
-    assert len(manifest["verified"]) == 19  # 14 on the data (undersampling: none), 1 on the quarantine, 4 on the transform
+    # 15 on the data (undersampling: none; the copies' layout), 1 on the quarantine, 4 on the transform
+    assert len(manifest["verified"]) == 20
     report = _cli("verify", *SMALL[2:], str(out)).stdout
-    assert report.count("ok  ") == 20 and "FAIL" not in report  # and the transform file is there
+    assert report.count("ok  ") == 21 and "FAIL" not in report  # and the transform file is there
 
 
 def _values(series: dict) -> int:

@@ -75,7 +75,7 @@ def _write(spark, tmp_path, rows, manifest=None, transform=None):
 def test_a_good_dataset_passes(spark, tmp_path):
     verdict = verify_output(spark, _write(spark, tmp_path, GOOD))
     assert verdict.ok, verdict.violations
-    assert len(verdict.checks) == 17
+    assert len(verdict.checks) == 18
 
 
 @pytest.mark.parametrize("rows, expected", [

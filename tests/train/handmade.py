@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,30 @@ def table_of(rows: list[tuple[int, int, int, int]], base: int = BASE) -> pa.Tabl
         "num_1": [float(-r) for _, r, _, _ in rows],
         "emb": [[float(r), float(rep)] for _, r, rep, _ in rows],
     }, schema=SCHEMA)
+
+
+#: How a hand-made output stores its oversampled copies (rebalance.copies): as rows, or counted.
+LAYOUTS = ("rows", "count")
+
+
+def counted_copies(rows: list[tuple[int, int, int, int]]) -> pa.Table:
+    """The originals of `rows`, each with its number of copies in `copies` (rebalance.copies: count)
+    instead of the copy rows; those with copies last, so that row groups hold none, some or only
+    rows with copies."""
+    copies = Counter(r for _, r, rep, _ in rows if rep)
+    originals = sorted((row for row in rows if row[2] == 0), key=lambda row: copies[row[1]] > 0)
+    return table_of(originals).append_column("copies", pa.array([copies[r] for _, r, _, _ in originals], pa.int32()))
+
+
+def write_generated_output(out: Path, layout: str, **manifest: Any) -> None:
+    """generated_rows() with k=3, 2 or 3 files per fold and row groups of 7 rows (not a divisor of
+    anything), the copies written as `layout` says (LAYOUTS); `manifest` overrides manifest_for's."""
+    rows = generated_rows()
+    table = table_of(rows) if layout == "rows" else counted_copies(rows)
+    write_parquet_output(out, table, files={-1: 2, 0: 3, 1: 2, 2: 3}, row_group_size=7)
+    rebalance = {"method": "oversample", "target": 1.0, "copies": layout}
+    schema = [{"name": f.name, "type": str(f.type)} for f in table.schema]
+    write_manifest(out, manifest_for("parquet", k=K, rebalance=rebalance, schema=schema, **manifest))
 
 
 def manifest_for(fmt: str, k: int = 2, delta_version: int | None = None, **overrides: Any) -> dict[str, Any]:

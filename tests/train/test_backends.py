@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from handmade import BASE, K, generated_rows, manifest_for, table_of, write_manifest, write_parquet_output
+from handmade import (BASE, K, LAYOUTS, generated_rows, manifest_for, table_of, write_generated_output, write_manifest,
+                      write_parquet_output)
 from sparkprep.errors import ContractError, InputError
 from sparkprep.train import DatasetFiles, Sampling, load_manifest, make_loader
 from sparkprep.train.backends import base
@@ -24,24 +25,26 @@ from sparkprep.train.loader import BACKENDS
 SPLITS = [("train", f) for f in range(K)] + [("val", f) for f in range(K)] + [("final", 0), ("test", 0)]
 
 
-@pytest.fixture(scope="module")
-def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~400 rows, k=3, 2 or 3 files per fold, row groups of 7 rows (not a divisor of anything)."""
-    out = tmp_path_factory.mktemp("many") / "out"
-    rows = generated_rows()
-    write_parquet_output(out, table_of(rows), files={-1: 2, 0: 3, 1: 2, 2: 3}, row_group_size=7)
-    by_fold = Counter(str(f) for f, _, rep, _ in rows if rep == 0)
-    write_manifest(out, manifest_for("parquet", k=K, rows={"output": sum(by_fold.values()), "by_fold": by_fold}))
+@pytest.fixture(scope="module", params=LAYOUTS)
+def many(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """~400 rows (write_generated_output), their copies written as rows or counted."""
+    out = tmp_path_factory.mktemp(f"many-{request.param}") / "out"
+    by_fold = Counter(str(f) for f, _, rep, _ in generated_rows() if rep == 0)
+    write_generated_output(out, request.param, rows={"output": sum(by_fold.values()), "by_fold": by_fold})
     return out
 
 
 def contract_rows(out: Path, split: str, fold: int) -> list[tuple[int, int]]:
-    """A direct pyarrow read of the whole dataset, with DESIGN.md's filters written out."""
+    """A direct pyarrow read of the whole dataset, with DESIGN.md's filters written out; train and
+    final read a row with counted copies as itself and its copies (replica 0..copies)."""
     f, rep = ds.field("fold"), ds.field("replica")
     where = {"train": (f != fold) & (f != -1), "val": (f == fold) & (rep == 0),
              "final": f != -1, "test": (f == -1) & (rep == 0)}[split]
     table = ds.dataset(out / "data", format="parquet", partitioning="hive").to_table(filter=where)
-    return sorted(zip((r - BASE for r in table.column("row_id").to_pylist()), table.column("replica").to_pylist()))
+    ids = [r - BASE for r in table.column("row_id").to_pylist()]
+    if "copies" in table.column_names and split in ("train", "final"):
+        return sorted((i, c) for i, n in zip(ids, table.column("copies").to_pylist()) for c in range(n + 1))
+    return sorted(zip(ids, table.column("replica").to_pylist()))
 
 
 def read_batches(out: Path, fold: int, split: str, **kwargs) -> list[list[tuple[int, int]]]:
@@ -297,3 +300,42 @@ def test_kept_rows_per_row_group_are_counted_from_statistics_or_the_column(under
 
 def test_a_manifest_without_undersampling_reads_every_row_of_train(many: Path) -> None:
     assert DatasetFiles.for_split(str(many), load_manifest(str(many)), "train", fold=0).keep is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_counted_copies_are_read_as_the_same_rows_as_copies_written_as_rows(tmp_path: Path, backend: str) -> None:
+    outs = {layout: tmp_path / layout for layout in LAYOUTS}
+    for layout, out in outs.items():
+        write_generated_output(out, layout)
+    stored = {layout: ds.dataset(out / "data", partitioning="hive").count_rows() for layout, out in outs.items()}
+    assert stored["count"] == sum(1 for _, _, rep, _ in generated_rows() if rep == 0) < stored["rows"]
+    for split, fold in SPLITS:
+        assert sorted(flat(read_batches(outs["count"], fold, split, backend=backend))) == \
+            contract_rows(outs["rows"], split, fold), (split, fold)
+
+
+def test_counted_copies_per_row_group_are_counted_from_statistics_or_the_column(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_generated_output(out, "count")
+    files = DatasetFiles.for_split(str(out), load_manifest(str(out)), "final")
+    assert files.expand and files.keep is None
+    assert not DatasetFiles.for_split(str(out), load_manifest(str(out)), "val", fold=0).expand
+    sources = [Source.of(OutputLocation.of(str(out)), url) for url in files.urls]
+    direct = [pq_counts(source, group) for source in sources for group in range(source.open().num_row_groups)]
+    assert [u.rows for u in count_units(sources, None, expand=True)] == [len(c) + sum(c) for c in direct]
+    assert {"none", "all", "some"} <= {"none" if not any(c) else "all" if all(c) else "some" for c in direct}
+
+
+def pq_counts(source: Source, group: int) -> list[int]:
+    return source.open().read_row_group(group, columns=["copies"]).column("copies").to_pylist()
+
+
+def test_a_manifest_that_says_count_over_data_without_the_column_is_refused_naming_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_generated_output(out, "rows")
+    manifest = load_manifest(str(out))
+    write_manifest(out, {**manifest, "rebalance": {**manifest["rebalance"], "copies": "count"}})
+    with pytest.raises(ContractError, match=r"fold=0/part-00000.* has no copies column, but the manifest records "
+                                            r"rebalance.copies count"):
+        make_loader(str(out), 1, "train")
+    assert make_loader(str(out), 1, "val") is not None  # val reads no copies

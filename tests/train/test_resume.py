@@ -13,7 +13,8 @@ import pytest
 import torch.distributed.checkpoint as dcp
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from handmade import BASE, K, generated_rows, manifest_for, table_of, write_manifest, write_parquet_output
+from handmade import (BASE, K, LAYOUTS, generated_rows, manifest_for, table_of, write_generated_output, write_manifest,
+                      write_parquet_output)
 from sparkprep.errors import InputError
 from sparkprep.train import PetastormOptions, Sampling, make_loader
 from sparkprep.train.loader import BACKENDS
@@ -21,12 +22,11 @@ from sparkprep.train.loader import BACKENDS
 Rows = list[tuple[int, int]]
 
 
-@pytest.fixture(scope="module")
-def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~400 rows, k=3, 2 or 3 files per fold, row groups of 7 rows; a run id."""
-    out = tmp_path_factory.mktemp("many") / "out"
-    write_parquet_output(out, table_of(generated_rows()), files={-1: 2, 0: 3, 1: 2, 2: 3}, row_group_size=7)
-    write_manifest(out, manifest_for("parquet", k=K, run_id="20261206T000000Z-aaaaaa"))
+@pytest.fixture(scope="module", params=LAYOUTS)
+def many(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """~400 rows (write_generated_output), their copies written as rows or counted; a run id."""
+    out = tmp_path_factory.mktemp(f"many-{request.param}") / "out"
+    write_generated_output(out, request.param, run_id="20261206T000000Z-aaaaaa")
     return out
 
 

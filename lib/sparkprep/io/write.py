@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep.contract import (
-    BLOCKED_DIR, DATA_DIR, FOLD, INTERNAL_PREFIX, MANIFEST, QUARANTINE_DIR, RESERVED_COLUMNS, ROW_ID)
+    BLOCKED_DIR, COPIES, DATA_DIR, FOLD, INTERNAL_PREFIX, MANIFEST, QUARANTINE_DIR, RESERVED_COLUMNS, ROW_ID)
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, relative_to
 from sparkprep.io.read import delta_version, spark_error_summary
@@ -255,11 +255,12 @@ def output_order(rows: DataFrame, seed: int) -> DataFrame:
     is a fair mix of classes even before it shuffles.
 
     Args:
-        rows: the rows to write, with every reserved column.
+        rows: the rows to write, with every reserved column (`copies` only when counted).
         seed: split.seed, so the order is reproducible.
     """
     data = [c for c in rows.columns if c not in RESERVED_COLUMNS and not c.startswith(INTERNAL_PREFIX)]
-    return rows.select(*RESERVED_COLUMNS, *data).sortWithinPartitions(
+    reserved = [c for c in RESERVED_COLUMNS if c != COPIES or COPIES in rows.columns]
+    return rows.select(*reserved, *data).sortWithinPartitions(
         FOLD, F.xxhash64(ROW_ID, F.lit(seed), F.lit("file-order")))
 
 

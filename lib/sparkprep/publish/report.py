@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from sparkprep.contract import COPIES_COUNTED
 from sparkprep.publish.data_sections import balance_section, columns_section, folds_section, near_section, section
 from sparkprep.publish.svg import bars, histogram, table
 
@@ -41,7 +42,8 @@ def _rebalance(manifest: dict[str, Any]) -> str:
     method = rebalance.get("method", "none")
     if method == "none":
         return "none"
-    done = (f"{rows.get('replicas', 0)} copies added" if method == "oversample" else
+    counted = " (counted in the copies column; the loaders expand them)" if rebalance.get("copies") == COPIES_COUNTED else ""
+    done = (f"{rows.get('replicas', 0)} copies added{counted}" if method == "oversample" else
             f"{rows.get('undersampled', 0)} originals left out of training (validation still sees them)")
     return f"{method} to target {rebalance.get('target')}: {done}"
 

@@ -7,8 +7,9 @@ groups: wherever the manifest says the groups allowed it, and the largest deviat
 one it reports), groups whole, and the manifest's per-fold per-class counts equal to the data; with
 `in_train`, only CV originals undersampled and exactly the planned number kept per (fold, class).
 Every other number of the manifest that the data determines is re-derived from the same per-(fold,
-class) counts: class_counts, rows.replicas, rows.undersampled, rows.by_fold,
-counts.replicas_per_fold_per_class, and the class weights and priors of every training set (by
+class) counts (an output whose copies are counted, rebalance.copies: count, counts them from its
+`copies` column, so both layouts must give the same numbers): class_counts, rows.replicas,
+rows.undersampled, rows.by_fold, counts.replicas_per_fold_per_class, and the class weights and priors of every training set (by
 manifest.py's own formulas, which are the definition; what is checked is that the manifest's
 numbers are those formulas applied to the written rows). Two aggregations over the data, whatever
 its size; violations are reported with up to five example row_ids, and each manifest number that
@@ -38,7 +39,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep.contract import (
-    BLOCKED, DUP_CLUSTER, FOLD, HOLDOUT_FOLD, IN_TRAIN, LABEL_INDEX, MANIFEST, REPLICA, ROW_ID,
+    BLOCKED, COPIES, COPIES_AS_ROWS, COPIES_COUNTED, DUP_CLUSTER, FOLD, HOLDOUT_FOLD, IN_TRAIN, LABEL_INDEX, MANIFEST, REPLICA, ROW_ID,
     UNREADABLE_FILE)
 from sparkprep.errors import InputError
 from sparkprep.io.fs import HadoopFS, qualify
@@ -170,6 +171,7 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
     _split_checks(verdict, manifest, data, counts)
     classes, k = manifest["classes"], manifest["split"]["k"]
     verdict.check("replicas as planned", _replica_problems(counts, copies, len(classes), k, manifest.get("rebalance") or {}))
+    verdict.check("copies laid out as the manifest records (rebalance.copies)", _layout_problems(manifest, data))
     if IN_TRAIN in data.columns or (manifest.get("rebalance") or {}).get("method") == "undersample":
         verdict.check("undersampling as planned (training portions balanced to the target)",
                       _undersample_problems(counts, counted["skipped"], counted["skipped_copies"], manifest,
@@ -189,12 +191,17 @@ def verify_dataset(manifest: dict[str, Any], data: DataFrame, transform: dict[st
 
 
 def _identity_checks(verdict: Verdict, data: DataFrame) -> None:
-    """One fold per row_id, every copy with its original, row_id unique among originals."""
-    # One shuffle by row_id answers all three; examples are fetched only for a check that failed.
+    """One fold per row_id, every copy with its original, row_id unique among originals; with
+    counted copies, a count on originals only, never null or negative."""
+    # One shuffle by row_id answers all of them; examples are fetched only for a check that failed.
+    counted = COPIES in data.columns
+    miscounted = [(F.count_if(F.col(COPIES).isNull() | (F.col(COPIES) < 0) |
+                              ((F.col(REPLICA) > 0) & (F.col(COPIES) != 0))) > 0).alias("miscounted")] if counted else []
     per_id = data.groupBy(ROW_ID).agg(
         _in_several_folds().alias("split"), (F.min(REPLICA) > 0).alias("orphan"),
-        (F.count_if(F.col(REPLICA) == 0) > 1).alias("twin"))
-    found = per_id.agg(*[F.count_if(kind).alias(kind) for kind in ("split", "orphan", "twin")]).first()
+        (F.count_if(F.col(REPLICA) == 0) > 1).alias("twin"), *miscounted)
+    kinds = ("split", "orphan", "twin", *(["miscounted"] if counted else []))
+    found = per_id.agg(*[F.count_if(kind).alias(kind) for kind in kinds]).first()
 
     def examples(kind: str, what: str) -> list[str]:
         return [f"{what}: {_examples(per_id.where(kind).select(ROW_ID).limit(_EXAMPLES).collect())}"] if found[kind] else []
@@ -202,17 +209,22 @@ def _identity_checks(verdict: Verdict, data: DataFrame) -> None:
     verdict.check("one fold per row_id (copies in their original's fold)", examples("split", "row_ids in more than one fold"))
     verdict.check("every copy has its original", examples("orphan", "copies without an original"))
     verdict.check("row_id unique among originals", examples("twin", "row_ids of several originals"))
+    if counted:
+        verdict.check(f"{COPIES} counted on originals only, never null or negative",
+                      examples("miscounted", f"row_ids with a null, negative or copy's {COPIES}"))
 
 
 def _per_fold_and_class(data: DataFrame) -> dict[str, dict[tuple[int, int], int]]:
-    """Per (fold, label_index): originals, copies, and those of each that training skips."""
+    """Per (fold, label_index): originals, copies (rows with replica > 0, plus the counts of an
+    output whose copies are counted), and those of each that training skips."""
     # A null in_train counts as skipped, as the trainer's filter (== true) skips it.
     skipped = ~F.coalesce(F.col(IN_TRAIN), F.lit(False)) if IN_TRAIN in data.columns else F.lit(False)
+    copies = (F.col(REPLICA) > 0).cast("long") + (F.coalesce(F.col(COPIES), F.lit(0)) if COPIES in data.columns else 0)
     grouped = data.groupBy(FOLD, LABEL_INDEX).agg(
         F.count(F.when(F.col(REPLICA) == 0, 1)).alias("originals"),
-        F.count(F.when(F.col(REPLICA) > 0, 1)).alias("copies"),
+        F.sum(copies).alias("copies"),
         F.count(F.when(skipped & (F.col(REPLICA) == 0), 1)).alias("skipped"),
-        F.count(F.when(skipped & (F.col(REPLICA) > 0), 1)).alias("skipped_copies")).collect()
+        F.sum(F.when(skipped, copies)).alias("skipped_copies")).collect()
     return {column: {(int(r[FOLD]), int(r[LABEL_INDEX])): int(r[column]) for r in grouped if r[column]}
             for column in ("originals", "copies", "skipped", "skipped_copies")}
 
@@ -344,6 +356,16 @@ def _class_balance_problems(manifest: dict[str, Any], groups: FoldGroups) -> lis
                 problems.append(f"{key}.{name}: manifest {values}, the data gives {want}")
     return problems
 
+
+
+def _layout_problems(manifest: dict[str, Any], data: DataFrame) -> list[str]:
+    """Counted copies and the `copies` column go together: a loader that trusted a manifest without
+    the column would train without the copies, one without the record would ignore the column."""
+    layout = (manifest.get("rebalance") or {}).get("copies", COPIES_AS_ROWS)
+    if (layout == COPIES_COUNTED) == (COPIES in data.columns):
+        return []
+    has = "has" if COPIES in data.columns else "has no"
+    return [f"the data {has} a {COPIES} column, but the manifest records rebalance.copies {layout}"]
 
 
 def _replica_problems(counts: dict[tuple[int, int], int], copies: dict[tuple[int, int], int],

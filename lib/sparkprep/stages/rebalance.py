@@ -1,10 +1,12 @@
 """Over- or undersampling inside the training portions, after the split, with exact counts.
 
 Every output row gets `replica` and `in_train` (what a training portion reads). Oversampling:
-copies are stored once, in their original's fold, with `replica = 1..n`; the holdout is never
-resampled. For every cross-validation fold j and class c with n_jc originals, the fold is filled
-up to T_jc = max(n_jc, round(target * max_c' n_jc')) rows: r_jc = T_jc - n_jc copies. Each
-original gets r_jc div n_jc copies, and the first r_jc mod n_jc originals in hash order (the split's
+copies are stored once, in their original's fold, with `replica = 1..n`, or (rebalance.copies:
+count) not stored at all: each original carries its number of copies in `copies`, and the
+trainer's loaders expand it into the same rows; the holdout is never resampled. For every
+cross-validation fold j and class c with n_jc originals, the fold is filled up to
+T_jc = max(n_jc, round(target * max_c' n_jc')) rows: r_jc = T_jc - n_jc copies. Each original
+gets r_jc div n_jc copies, and the first r_jc mod n_jc originals in hash order (the split's
 per-(fold, class) rank) one more, so the totals are exact and a pure function of (row_id, seed).
 With target 1 every fold holds the same number of rows of each class, hence so does every
 training portion (a union of folds): train_k is balanced exactly for every k, provided every class
@@ -28,7 +30,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparkprep.contract import FOLD, FOLD_RANK, HOLDOUT_FOLD, IN_TRAIN, REPLICA
+from sparkprep.contract import (COPIES, COPIES_AS_ROWS, COPIES_COUNTED, FOLD, FOLD_RANK, HOLDOUT_FOLD, IN_TRAIN,
+                                REPLICA)
 from sparkprep.stages.split import SplitPlan
 
 _CLASS = "_sp_rebalance_class"
@@ -64,7 +67,8 @@ def kept_counts(plan: SplitPlan, target: float) -> dict[tuple[int, str], int]:
     return out
 
 
-def rebalance(df: DataFrame, label: str, plan: SplitPlan, method: str, target: float) -> DataFrame:
+def rebalance(df: DataFrame, label: str, plan: SplitPlan, method: str, target: float,
+              copies: str = COPIES_AS_ROWS) -> DataFrame:
     """Add `replica` and `in_train` to split rows as `method` ("none", "oversample", "undersample") says.
 
     Args:
@@ -73,9 +77,11 @@ def rebalance(df: DataFrame, label: str, plan: SplitPlan, method: str, target: f
         plan: the split's plan.
         method: rebalance.method.
         target: rebalance.target.
+        copies: rebalance.copies: oversampled copies as rows, or counted on their original.
     """
     if method == "oversample":
-        return oversample_training_rows(df, label, plan, target).withColumn(IN_TRAIN, F.lit(True))
+        return (oversample_training_rows(df, label, plan, target, counted=copies == COPIES_COUNTED)
+                .withColumn(IN_TRAIN, F.lit(True)))
     if method == "undersample":
         return undersample_training_rows(df, label, plan, target)
     return df.withColumns({REPLICA: F.lit(0), IN_TRAIN: F.lit(True)})
@@ -99,7 +105,8 @@ def undersample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target
     return joined.withColumns({REPLICA: F.lit(0), IN_TRAIN: kept}).drop(_CLASS, "_sp_t")
 
 
-def oversample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target: float = 1.0) -> DataFrame:
+def oversample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target: float = 1.0,
+                             counted: bool = False) -> DataFrame:
     """Add `replica` (0 for originals) and the copies of minority rows, fold by fold.
 
     Args:
@@ -107,6 +114,8 @@ def oversample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target:
         label: the label column.
         plan: the split's plan.
         target: rebalance.target.
+        counted: write no copy rows; each original gets its number of copies in `copies` instead
+            (rebalance.copies: count), which the trainer's loaders expand into replicas 1..copies.
     """
     rows = [(fold, c, plan.fold_size(c, fold), r) for (fold, c), r in replica_counts(plan, target).items() if r]
     table = df.sparkSession.createDataFrame(
@@ -116,5 +125,6 @@ def oversample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target:
     joined = (df.withColumn(_CLASS, F.col(label).cast("string"))
               .join(F.broadcast(table), [FOLD, _CLASS], "left"))
     copies = F.when(F.col(FOLD) == HOLDOUT_FOLD, 0).otherwise(copies)
-    return (joined.withColumn(REPLICA, F.explode(F.sequence(F.lit(0), copies)))
-            .drop(_CLASS, "_sp_n", "_sp_r"))
+    added = (joined.withColumns({REPLICA: F.lit(0), COPIES: copies}) if counted
+             else joined.withColumn(REPLICA, F.explode(F.sequence(F.lit(0), copies))))
+    return added.drop(_CLASS, "_sp_n", "_sp_r")

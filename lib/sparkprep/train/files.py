@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from sparkprep.contract import FOLD, FOLD_DIR, HOLDOUT_FOLD, IN_TRAIN, REPLICA, SPLITS
+from sparkprep.contract import COPIES_COUNTED, FOLD, FOLD_DIR, HOLDOUT_FOLD, IN_TRAIN, REPLICA, SPLITS
 from sparkprep.errors import ContractError, InputError
 from sparkprep.train.location import OutputLocation
 
@@ -75,17 +75,21 @@ class DatasetFiles:
     Args:
         urls: the files, sorted.
         keep: the rows of the files the split reads; None for every row.
+        expand: each row read is 1 + its `copies` rows, replica 0..copies (train and final of an
+            output whose copies are counted: rebalance.copies count; sparkprep.train.copies).
     """
 
     urls: tuple[str, ...]
     keep: RowFilter | None
+    expand: bool = False
 
     @classmethod
     def for_split(cls, out_dir: str, manifest: dict[str, Any], split: str, fold: int = 0) -> DatasetFiles:
         """Select by the data contract (DESIGN.md), for fold k: train = fold not in {k, -1};
         val = fold == k and replica == 0; final = fold != -1; test = fold == -1 and replica == 0.
         When the run undersampled, train and final also need in_train (older outputs have no
-        such column and no undersampling).
+        such column and no undersampling); when it counted its copies instead of writing them
+        (rebalance.copies: count), train and final expand each row into 1 + copies rows.
 
         Args:
             out_dir: the output root (a local path or a URI).
@@ -117,8 +121,11 @@ class DatasetFiles:
             raise InputError(f"no data files for split {split!r} (fold {fold}) under "
                              f"{location.url_of(_data_path(location, manifest))}: the dataset has no rows there")
         log.info("split %s fold %d: %d of %d files", split, fold, len(urls), len(files))
-        undersampled = (manifest.get("rebalance") or {}).get("method") == "undersample"
-        return cls(urls=urls, keep=ORIGINALS if split in ("val", "test") else TRAINING if undersampled else None)
+        rebalance = manifest.get("rebalance") or {}
+        if split in ("val", "test"):
+            return cls(urls=urls, keep=ORIGINALS)
+        return cls(urls=urls, keep=TRAINING if rebalance.get("method") == "undersample" else None,
+                   expand=rebalance.get("copies") == COPIES_COUNTED)
 
 
 def list_data_files(location: OutputLocation, manifest: dict[str, Any]) -> list[DataFile]:

@@ -1,7 +1,8 @@
 """`make_loader`: one split of a sparkprep output as batches of torch tensors, without Spark.
 
-Splits, for fold k (DESIGN.md): "train" = fold not in {k, -1}, replicas included, undersampled
-originals (in_train false) left out, as for "final"; "val" = fold k, originals only; "final" =
+Splits, for fold k (DESIGN.md): "train" = fold not in {k, -1}, replicas included (expanded from
+their count when the output counted them: rebalance.copies count), undersampled originals
+(in_train false) left out, as for "final"; "val" = fold k, originals only; "final" =
 fold != -1; "test" = holdout, originals only. Only the files of the selected folds are opened.
 
 Every backend is DDP-exact (sharding.Sampling) and yields the same rows: "arrow" (default;
@@ -87,8 +88,8 @@ def make_loader(out_dir: str, fold: int = 0, split: str = "train", *, batch_size
     sources = tuple(Source.of(location, url) for url in files.urls)
     check_columns(sources[0], _stored(wanted, params))
     return options.loader(ReadPlan(f"{location.url} {split} fold {fold}", manifest.get("run_id"), sources,
-                                   tuple(count_units(sources, files.keep)), tuple(wanted), files.keep, batch_size,
-                                   sampling, params.apply_numpy if params else None))
+                                   tuple(count_units(sources, files.keep, files.expand)), tuple(wanted), files.keep,
+                                   batch_size, sampling, params.apply_numpy if params else None, files.expand))
 
 
 def feature_columns(manifest: dict[str, Any], with_categorical: bool = False) -> list[str]:

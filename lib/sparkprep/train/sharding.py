@@ -43,7 +43,8 @@ class Unit:
     Args:
         file: the file's index in the split's list of files.
         row_group: the row group's index in the file; None for the whole file.
-        rows: the rows the split reads from it (originals only for val/test).
+        rows: the rows the split reads from it (originals only for val/test; an original with
+            counted copies as 1 + copies rows for train/final: sparkprep.train.copies).
     """
 
     file: int

@@ -46,7 +46,7 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import (ArrayTransform, CategoricalTransform, ColumnsConfig, Config, NormaliseConfig,
                               NumericTransform)
-from sparkprep.contract import FOLD, HOLDOUT_FOLD, IN_TRAIN, LABEL_INDEX, REPLICA, ROW_ID
+from sparkprep.contract import COPIES, FOLD, HOLDOUT_FOLD, IN_TRAIN, LABEL_INDEX, REPLICA, ROW_ID
 from sparkprep.stages.normalise.parquet import GroupSums, file_source, group_sums
 from sparkprep.stages.normalise.spark import present, symlog
 from sparkprep.stages.split import training_folds
@@ -321,7 +321,10 @@ def measure_groups(df: DataFrame, numeric: list[str], spec: FitSpec | None = Non
             projected[_element(c, i)] = present(F.try_element_at(F.col(c), F.lit(i + 1)).cast("double"))
     # Data without `in_train` (hand-built frames, outputs older than undersampling) trains on every row.
     in_train = F.col(IN_TRAIN) if IN_TRAIN in df.columns else F.lit(True)
+    # A row's copies: 1 for a copy row, or those counted on an original (rebalance.copies: count).
+    added = F.col(COPIES) if COPIES in df.columns else (~original).cast("int")
     values = df.select(FOLD, LABEL_INDEX, original.alias("_original"), in_train.alias("_in_train"),
+                       added.alias("_added"),
                        *([ROW_ID] if ROW_ID in df.columns else []),
                        *[F.when(original, v).alias(n) for n, v in projected.items()])
     stats = list(projected)
@@ -350,7 +353,7 @@ def _aggregate(values: DataFrame, stats: list[str], shifts: dict[str, float], wi
     """Rows, copies, undersampled rows, moments and extents per (fold, label_index): Spark's
     grouped aggregation of `measure_groups`' projected values."""
     aggs = [F.count(F.when(F.col("_original"), 1)).alias("_rows"),
-            F.count(F.when(~F.col("_original"), 1)).alias("_copies"),
+            F.sum("_added").alias("_copies"),
             F.count(F.when(~F.col("_in_train"), 1)).alias("_undersampled")]
     for name in stats:
         aggs += _stat_aggs(name, shifts[name], name in with_extent)

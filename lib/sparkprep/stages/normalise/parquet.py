@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkprep.compiled import kernel
-from sparkprep.contract import FOLD, IN_TRAIN, LABEL_INDEX, REPLICA
+from sparkprep.contract import COPIES, FOLD, IN_TRAIN, LABEL_INDEX, REPLICA
 from sparkprep.io.arrow_tasks import CHUNK_ROWS, ParquetSource, Piece, chunk_numbers, plan, read_chunks, run_tasks
 
 #: Spark types whose cast to double numpy's float64 conversion gives exactly.
@@ -36,13 +36,14 @@ _CONTROL = (FOLD, LABEL_INDEX, REPLICA)
 
 
 @kernel
-def _count_rows(slots, original, in_train, rows, copies, undersampled):  # pragma: no cover (compiled)
+def _count_rows(slots, original, added, in_train, rows, copies, undersampled):  # pragma: no cover (compiled)
+    """Per slot: originals, copies (`added`: a copy row's 1, or an original's counted copies) and
+    rows training skips."""
     for i in range(slots.shape[0]):
         g = slots[i]
         if original[i]:
             rows[g] += 1
-        else:
-            copies[g] += 1
+        copies[g] += added[i]
         if not in_train[i]:
             undersampled[g] += 1
 
@@ -154,6 +155,7 @@ class FitSource:
     shifts: tuple[float, ...]
     symlog: tuple[bool, ...]
     has_in_train: bool
+    has_copies: bool  # copies counted on their originals (rebalance.copies: count)
 
 
 def fold_task(source: FitSource, task: list[Piece]) -> GroupSums:
@@ -169,7 +171,7 @@ def fold_task(source: FitSource, task: list[Piece]) -> GroupSums:
         for batch in read_chunks(piece, names, CHUNK_ROWS):
             numbers, valid, _ = chunk_numbers(batch, source.parquet)
             by_name = dict(zip(names, zip(numbers, valid)))
-            for control in _CONTROL:
+            for control in (*_CONTROL, *([COPIES] if source.has_copies else [])):
                 if by_name[control][1] is not None:
                     raise ValueError(f"{piece.path}: column {control!r} has nulls (not a sparkprep output?)")
             slots = sums.slots_of(by_name[FOLD][0], by_name[LABEL_INDEX][0])
@@ -178,7 +180,8 @@ def fold_task(source: FitSource, task: list[Piece]) -> GroupSums:
             if source.has_in_train:
                 values, ok = by_name[IN_TRAIN]
                 in_train = values != 0 if ok is None else (values != 0) | ~ok  # null: not counted, as Spark's ~null
-            _count_rows(slots, original, in_train, sums.rows, sums.copies, sums.undersampled)
+            added = by_name[COPIES][0].astype(np.int64) if source.has_copies else (~original).astype(np.int64)
+            _count_rows(slots, original, added, in_train, sums.rows, sums.copies, sums.undersampled)
             for i, (name, shift, symlog) in enumerate(zip(source.stats, source.shifts, source.symlog)):
                 x, ok = by_name[name]
                 _add_column(x, ok, slots, original, shift, symlog,
@@ -202,13 +205,13 @@ def file_source(df: DataFrame, stats: list[str], shifts: dict[str, float],
             return None, None, f"{name!r} is an array position"
         if types[name] not in _NUMBER_TYPES:
             return None, None, f"column {name!r} is {types[name].simpleString()}"
-    has_in_train = IN_TRAIN in types
-    control = list(_CONTROL) + ([IN_TRAIN] if has_in_train else [])
+    has_in_train, has_copies = IN_TRAIN in types, COPIES in types
+    control = list(_CONTROL) + ([IN_TRAIN] if has_in_train else []) + ([COPIES] if has_copies else [])
     parquet, tasks, why = plan(df, {c: "numeric" for c in control + stats}, None)
     if parquet is None or tasks is None:
         return None, None, why
     return FitSource(parquet, tuple(stats), tuple(shifts[c] for c in stats), tuple(c in symlog for c in stats),
-                     has_in_train), tasks, why
+                     has_in_train, has_copies), tasks, why
 
 
 def group_sums(df: DataFrame, source: FitSource, tasks: list[list[Piece]]) -> GroupSums:

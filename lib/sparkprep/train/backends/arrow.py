@@ -21,6 +21,7 @@ from sparkprep.errors import ContractError
 from sparkprep.train.backends.base import (SHUFFLE_BATCHES, BackendOptions, EpochRows, ReadPlan, ShardedLoader,
                                            Source, is_list)
 from sparkprep.train.batching import Block, concat, permuted, slice_rows
+from sparkprep.train.copies import expanded
 from sparkprep.train.sharding import Piece, Segment, Window, plan_order
 
 
@@ -45,8 +46,7 @@ class ArrowLoader(ShardedLoader):
     """
 
     def __init__(self, plan: ReadPlan, options: ArrowOptions) -> None:
-        keep, columns = plan.keep, plan.columns
-        self._read = [*columns, keep.column] if keep and keep.column not in columns else list(columns)
+        self._read = list(dict.fromkeys([*plan.columns, *plan.selected_by]))
         super().__init__(plan, options)
 
     def _epoch_rows(self, epoch: int, position: int) -> EpochRows:
@@ -85,7 +85,8 @@ class ArrowLoader(ShardedLoader):
         table = file.read_row_group(piece.unit.row_group, columns=self._read)
         if keep:
             table = table.filter(keep.mask(table))
-        table = table.slice(piece.start, piece.stop - piece.start)
+        table = (expanded(table, piece.start, piece.stop) if self.plan.expand
+                 else table.slice(piece.start, piece.stop - piece.start))
         return {name: _to_numpy(table.column(name), name, source) for name in self.plan.columns}
 
 

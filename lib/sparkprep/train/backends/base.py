@@ -21,8 +21,10 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from sparkprep.errors import InputError
+from sparkprep.contract import COPIES
+from sparkprep.errors import ContractError, InputError
 from sparkprep.train.batching import Block, rebatch, rows_of
+from sparkprep.train.copies import expanded_rows
 from sparkprep.train.files import RowFilter
 from sparkprep.train.location import OutputLocation
 from sparkprep.train.prefetch import prefetched
@@ -70,45 +72,63 @@ class Source:
         return pq.ParquetFile(self.path, filesystem=self.fs)
 
 
-def count_units(sources: Sequence[Source], keep: RowFilter | None) -> list[Unit]:
+def count_units(sources: Sequence[Source], keep: RowFilter | None, expand: bool = False) -> list[Unit]:
     """The row groups of the files and the rows the split reads from each, from Parquet metadata.
 
     With a filter (val/test: originals only; train/final of an undersampled run: in_train only)
     the counts must be known before sharding so that ranks stay equal: a row group whose
     statistics of the filter column say every row matches counts all its rows without a read, one
     whose statistics exclude the value counts none; any other reads that column alone (4 bytes a
-    row for `replica`, 1 bit for `in_train`) and counts the matches.
+    row for `replica`, 1 bit for `in_train`) and counts the matches. Counted copies are counted the
+    same way: a row group whose `copies` statistics are all 0 adds none, any other reads that column.
 
     Args:
         sources: the split's files.
         keep: the rows of the files the split reads; None for every row.
+        expand: each row read is 1 + its `copies` rows (train/final of an output whose copies are
+            counted: sparkprep.train.copies).
 
     Returns:
         One unit per row group, file by file.
+
+    Raises:
+        ContractError: `expand`, and a file has no `copies` column.
     """
     units = []
     for index, source in enumerate(sources):
         file = source.open()
+        if expand and COPIES not in file.schema_arrow.names:
+            raise ContractError(f"{source.url} has no {COPIES} column, but the manifest records rebalance.copies "
+                                f"count: the data and its manifest disagree (`sparkprep verify` checks them)")
         for group in range(file.metadata.num_row_groups):
             rows = file.metadata.row_group(group).num_rows
-            if keep and rows:
-                rows = _kept_in(file, group, rows, keep)
+            if (keep or expand) and rows:
+                rows = _kept_in(file, group, rows, keep, expand)
             units.append(Unit(file=index, row_group=group, rows=rows))
     return units
 
 
-def _kept_in(file: pq.ParquetFile, group: int, rows: int, keep: RowFilter) -> int:
+def _kept_in(file: pq.ParquetFile, group: int, rows: int, keep: RowFilter | None, expand: bool) -> int:
     meta = file.metadata.row_group(group)
-    for i in range(meta.num_columns):
-        column = meta.column(i)
-        if column.path_in_schema == keep.column and column.is_stats_set and column.statistics.has_min_max:
-            stats = column.statistics
-            if stats.min == stats.max == keep.value and stats.null_count == 0:
-                return rows
-            if not stats.min <= keep.value <= stats.max:
-                return 0
+    stats = {c.path_in_schema: c.statistics for c in (meta.column(i) for i in range(meta.num_columns))
+             if c.is_stats_set and c.statistics.has_min_max}
+    if expand and not _all_equal(stats.get(COPIES), 0):
+        table = file.read_row_group(group, columns=[COPIES, *([keep.column] if keep else [])])
+        return expanded_rows(table.filter(keep.mask(table)) if keep else table)
+    if keep is None:
+        return rows
+    found = stats.get(keep.column)
+    if _all_equal(found, keep.value):
+        return rows
+    if found is not None and not found.min <= keep.value <= found.max:
+        return 0
     table = file.read_row_group(group, columns=[keep.column])
     return int(pc.sum(keep.mask(table)).as_py() or 0)
+
+
+def _all_equal(stats: pq.Statistics | None, value: Any) -> bool:
+    """Whether a column's row-group statistics say that every value of it is `value`."""
+    return stats is not None and stats.min == stats.max == value and stats.null_count == 0
 
 
 def check_columns(source: Source, columns: Sequence[str]) -> None:
@@ -154,6 +174,8 @@ class ReadPlan:
         sampling: the rank's share of the split and its order, the seed set.
         transform: what each batch goes through (a fitted transform's apply_numpy); None for
             the stored values.
+        expand: each row read is 1 + its `copies` rows, and `units` count those (train/final of
+            an output whose copies are counted: sparkprep.train.copies).
     """
 
     dataset: str
@@ -165,6 +187,13 @@ class ReadPlan:
     batch_size: int
     sampling: Sampling
     transform: Callable[[Block], Block] | None = None
+    expand: bool = False
+
+    @property
+    def selected_by(self) -> list[str]:
+        """The columns that say which rows of the files the split reads, and how often: read with
+        `columns` (the batches leave them out unless asked for)."""
+        return [*([self.keep.column] if self.keep else []), *([COPIES] if self.expand else [])]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ sharding: a rank's rows come from the same row-level plan as the arrow backend
 (sharding.plan_shard), over whole files because Petastorm reads whole files. A rank hands Petastorm
 the files its range touches (about 1/W of them, plus at most two it shares with a neighbour) and
 a TransformSpec keeps, in those shared files, only the rank's rows (and repeats padded ones).
-Which rows those are is known by their key (`row_id`, `replica`), unique by the data contract;
-Petastorm's row groups carry no position.
+Which rows those are is known by their key (`row_id`, `replica`), unique by the data contract
+(counted copies are expanded first, so each has its own replica); Petastorm's row groups carry no
+position.
 
 A resume decodes the epoch again up to where the consumer was (Petastorm decides which row group
 comes next, so a window cannot be entered on its own), and is exact only with the default "dummy"
@@ -34,10 +35,11 @@ import numpy as np
 import pandas as pd
 from petastorm import TransformSpec, make_batch_reader
 
-from sparkprep.contract import REPLICA, ROW_ID
+from sparkprep.contract import COPIES, REPLICA, ROW_ID
 from sparkprep.errors import InputError
 from sparkprep.train.backends.base import SHUFFLE_BATCHES, BackendOptions, EpochRows, ReadPlan, ShardedLoader
 from sparkprep.train.batching import Block, shuffled_windows, skip_rows
+from sparkprep.train.copies import expanded, expansion
 from sparkprep.train.files import RowFilter
 from sparkprep.train.resume import LoaderState
 from sparkprep.train.sharding import WINDOW_STREAM, Shard, epoch_rng, plan_shard, whole_files
@@ -111,10 +113,10 @@ class PetastormLoader(ShardedLoader):
     def _blocks(self, shard: Shard, epoch: int) -> Iterator[Block]:
         files = sorted({piece.unit.file for piece in shard.pieces})
         repeats = self._repeats(shard)
-        keys = [*([ROW_ID, REPLICA] if repeats is not None else []), *self._filtered_on()]
+        keys = [*([ROW_ID, REPLICA] if repeats is not None else []), *self.plan.selected_by]
         columns, sampling = self.plan.columns, self.plan.sampling
         read = list(dict.fromkeys([*columns, *keys]))
-        transform = (TransformSpec(_RankRows(self.plan.keep, repeats),
+        transform = (TransformSpec(_RankRows(self.plan.keep, self.plan.expand, repeats),
                                    removed_fields=[c for c in read if c not in columns]) if keys else None)
         seed = int(epoch_rng(sampling.seed, epoch, _PETASTORM_STREAM, sampling.rank).integers(2**31))
         with make_batch_reader(
@@ -130,9 +132,6 @@ class PetastormLoader(ShardedLoader):
             for batch in reader:
                 yield {name: getattr(batch, name) for name in columns}
 
-    def _filtered_on(self) -> list[str]:
-        return [self.plan.keep.column] if self.plan.keep else []
-
     def _repeats(self, shard: Shard) -> pd.Series | None:
         """How often the rank yields each row of the files it shares (0: another rank's row; 2 or
         more: a padded row), keyed by (row_id, replica); None when it reads its files whole."""
@@ -145,9 +144,11 @@ class PetastormLoader(ShardedLoader):
         ids, replicas, times = [], [], []
         keep = self.plan.keep
         for file, count in shared.items():
-            table = self.plan.sources[file].open().read(columns=list(dict.fromkeys([ROW_ID, REPLICA, *self._filtered_on()])))
+            table = self.plan.sources[file].open().read(columns=list(dict.fromkeys([ROW_ID, REPLICA, *self.plan.selected_by])))
             if keep:
                 table = table.filter(keep.mask(table))
+            if self.plan.expand:
+                table = expanded(table)
             differs = count != 1
             ids.append(table.column(ROW_ID).to_numpy()[differs])
             replicas.append(table.column(REPLICA).to_numpy()[differs])
@@ -160,7 +161,8 @@ class PetastormLoader(ShardedLoader):
 class _RankRows:
     """Petastorm's TransformSpec function (runs in its workers on one row group at a time; a class,
     not a closure, so that a process pool can pickle it): the split's rows (`keep`: originals only
-    for val/test, in_train only for an undersampled train/final), then each row as often as
+    for val/test, in_train only for an undersampled train/final), expanded into 1 + copies rows
+    where `expand` (train/final of an output whose copies are counted), then each row as often as
     `repeats` says (1 when it has no entry).
 
     A filter here rather than a Petastorm predicate: with make_batch_reader the predicate path
@@ -168,11 +170,17 @@ class _RankRows:
     (row_id is a 64-bit hash; it would lose precision)."""
 
     keep: RowFilter | None
+    expand: bool
     repeats: pd.Series | None
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.keep:
             frame = frame[frame[self.keep.column] == self.keep.value]
+        if self.expand:
+            index, replica = expansion(frame[COPIES].to_numpy())
+            frame = frame.iloc[index]
+            if REPLICA in frame.columns:
+                frame = frame.assign(**{REPLICA: replica.astype(frame[REPLICA].dtype)})
         if self.repeats is None:
             return frame
         keys = pd.MultiIndex.from_arrays([frame[ROW_ID].to_numpy(), frame[REPLICA].to_numpy()])
