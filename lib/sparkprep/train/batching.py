@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 Block = dict[str, np.ndarray]
 
@@ -115,14 +116,21 @@ def permuted(block: Block, order: np.ndarray) -> Block:
     Args:
         block: a block.
         order: a permutation of its rows.
+
+    Raises:
+        ValueError: `order` does not have as many rows as the block (the gather checks no bounds).
     """
+    if len(order) != rows_of(block):
+        raise ValueError(f"a permutation of {len(order)} rows for a block of {rows_of(block)}")
     indices = pa.array(order)
     return {name: _gathered(array, order, indices) for name, array in block.items()}
 
 
 def _gathered(array: np.ndarray, order: np.ndarray, indices: pa.Array) -> np.ndarray:
     """array[order], the shuffle's whole cost: Arrow's take gathers a 1-D column about twice as
-    fast as numpy (both sides zero-copy); numpy is faster for 2-D (whole rows of a list column)."""
+    fast as numpy (both sides zero-copy), a fifth faster again without its bounds check, which a
+    permutation of the block's rows cannot fail; numpy is faster for 2-D (whole rows of a list
+    column). Both release the GIL while they copy."""
     if array.ndim == 1:
-        return pa.array(array).take(indices).to_numpy(zero_copy_only=False)
+        return pc.take(pa.array(array), indices, boundscheck=False).to_numpy(zero_copy_only=False)
     return np.take(array, order, axis=0)

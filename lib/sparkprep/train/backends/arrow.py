@@ -2,10 +2,11 @@
 
 The rank's rows are segments of shuffle windows (sharding.plan_order): each window is decoded once,
 permuted by its own generator, and sliced, so a resume starts at its window without decoding the
-ones before it. Memory per rank is bounded by the shuffle window: with shuffle, at most 2 x (the
-window of base.SHUFFLE_BATCHES batches + the rows of one row group) decoded rows of the selected
-columns (a window and its permuted copy), plus the batches prefetched; without shuffle, one row
-group plus one batch.
+ones before it. One thread decodes, a second permutes the window before, the consumer slices.
+Memory per rank is bounded by the shuffle window W (base.SHUFFLE_BATCHES batches + the rows of one
+row group, of the selected columns): at most 4 W in the making (a window being decoded, one waiting
+for the second thread, one being permuted and its permuted copy), plus the `prefetch` windows made
+ahead and the one the consumer is in; without shuffle, as many row groups and no copy.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ class ArrowLoader(ShardedLoader):
         return EpochRows(order.rows, order.dropped, order.padded, self._segments(order.segments))
 
     def _segments(self, segments: tuple[Segment, ...]) -> Iterator[Block]:
-        windows = self._ahead(self._windows(w for i, w in enumerate(s.window for s in segments)
-                                            if i == 0 or segments[i - 1].window is not w))
+        read = self._windows(w for i, w in enumerate(s.window for s in segments)
+                             if i == 0 or segments[i - 1].window is not w)
+        # Two threads: the next window decodes while this one is permuted, so that on two cores the
+        # shuffle costs no more time than the decoding it overlaps; the consumer only slices.
+        windows = self._ahead(self._mixed(self._ahead(read, depth=1)))
         held: tuple[Window, Block] | None = None
         try:
             for segment in segments:
@@ -68,7 +72,7 @@ class ArrowLoader(ShardedLoader):
             windows.close()  # stops the prefetch thread when the consumer stops early
 
     def _windows(self, windows: Iterable[Window]) -> Iterator[tuple[Window, Block]]:
-        """Each window's rows, decoded and permuted; a file stays open while its row groups follow."""
+        """Each window's rows, decoded in reading order; a file stays open while its row groups follow."""
         opened: tuple[int, pq.ParquetFile] | None = None
         for window in windows:
             blocks = []
@@ -76,8 +80,13 @@ class ArrowLoader(ShardedLoader):
                 if opened is None or opened[0] != piece.unit.file:
                     opened = (piece.unit.file, self.plan.sources[piece.unit.file].open())
                 blocks.append(self._decoded(opened[1], piece))
+            yield window, concat(blocks)
+
+    @staticmethod
+    def _mixed(read: Iterable[tuple[Window, Block]]) -> Iterator[tuple[Window, Block]]:
+        """Each window's rows in its permuted order (as read without shuffle)."""
+        for window, block in read:
             order = window.order()
-            block = concat(blocks)
             yield window, block if order is None else permuted(block, order)
 
     def _decoded(self, file: pq.ParquetFile, piece: Piece) -> Block:
