@@ -555,8 +555,8 @@ def _group_split(rows: DataFrame, keys: list[Column | Anchor], config: Config,
     """Groups, their placement and every row's fold and rank are found on a narrow projection
     (row_id, label, the keys, the holdout rule), materialised as it goes; the rows themselves are
     read once more and joined to (row_id, fold, rank) on their way to the output. Materialising
-    the whole rows, grouped and then folded, cost two full writes and reads (about 30 s of the
-    split's 84 s at 1 GB). The join pairs each row with its own fold because row_id is unique
+    the whole rows, grouped and then folded, cost two full writes and reads: split+write took
+    84-86 s at ~1 GB with them, 69 s with the join (bench/RESULTS.md, sixteenth session). The join pairs each row with its own fold because row_id is unique
     among the rows split (verify's "row_id unique among originals" holds every output to it)."""
     split, label = config.split, config.columns.label  # type: ignore[union-attr]
     materialise = ctx.under("groups")
