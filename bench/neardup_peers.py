@@ -229,7 +229,8 @@ def truth_pairs(ids: np.ndarray, texts: pa.Array) -> Pairs:
     if int((sizes * (sizes - 1) // 2).sum()) > TRUTH_MAX_PAIRS:
         raise _TooManyPairs(f"largest bucket {sizes.max():,} texts")
     # Positions, not row_ids, in the buckets: a < b then holds for the row_ids too (ids ascend).
-    a, b = bucket_pairs(keys, np.repeat(owners.astype(np.int64), TRUTH_BANDS), 10**9)
+    # Keys cut to 32 bits, as a bucket task cuts them: a few more candidates, each verified below.
+    a, b = bucket_pairs(keys.astype(np.uint32), np.repeat(owners.astype(np.int64), TRUTH_BANDS), 10**9)
     close = jaccard(texts.take(pa.array(a)), texts.take(pa.array(b)), "char", SHINGLE) >= THRESHOLD
     return set(zip(ids[a[close]].tolist(), ids[b[close]].tolist()))
 

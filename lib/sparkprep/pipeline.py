@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -188,7 +188,7 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
     accepted = tallied.by_reason.get(None, 0)
     clock.lap("ingest+clean", "dedup", f"{n_input:,} rows read, {n_input - accepted:,} rejected, {accepted:,} on")
 
-    deduped = dedup.run(clean.accepted(marked, keep_source=True), config, ctx)
+    deduped = dedup.run(clean.accepted(marked, keep_source=True), config, replace(ctx, rows=accepted))
     rejected = clean.quarantine_rows(marked, tallied.first_positions).unionByName(
         clean.numbered(deduped.rejected, tallied.first_positions))
     # Cleaning's rejections were counted by the tally: only dedup's few are counted here.

@@ -15,7 +15,9 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
 from sparkprep.stages.groups import LOCAL_EDGES, connected_components
-from sparkprep.stages.dedup.minhash import jaccard, shingles
+import numpy as np
+
+from sparkprep.stages.dedup.minhash import bucket_pairs, has_hot_keys, jaccard, shingles
 from sparkprep.stages.dedup.near import (EXAMPLE_CHARS, EXAMPLES, add_dup_clusters, band_entries, candidate_pairs,
                                          find_clusters, verified_pairs)
 
@@ -43,6 +45,28 @@ def _components(pairs: set[tuple[int, int]], n: int) -> dict[int, int]:
                 label[a] = label[b] = low
                 changed = True
     return dict(enumerate(label))
+
+
+def test_buckets_pair_their_rows_and_a_large_bucket_is_a_star_on_its_smallest_row():
+    keys = np.array([5, 7, 5, 9, 5, 7, 5], np.uint32)
+    rows = np.array([14, 11, 12, 13, 10, 15, 12], np.int64)  # row 12 twice in bucket 5 (two bands)
+    pairs = lambda max_bucket: sorted(zip(*(x.tolist() for x in bucket_pairs(keys, rows, max_bucket))))
+    # bucket 5: rows 10, 12, 12, 14; bucket 7: rows 11, 15; bucket 9: one row, no pair
+    assert pairs(10) == [(10, 12), (10, 12), (10, 14), (11, 15), (12, 14), (12, 14)]
+    assert pairs(3) == [(10, 12), (10, 12), (10, 14), (11, 15)]  # 4 entries > 3: each with row 10
+    assert has_hot_keys(keys, 3) and not has_hot_keys(keys, 4) and not has_hot_keys(keys[:0], 1)
+
+
+def test_keys_that_agree_only_on_their_low_32_bits_are_a_candidate_that_verification_drops(spark, materialise):
+    # Two unrelated texts whose 64-bit band keys differ but are cut to the same 32 bits share a
+    # bucket: a candidate pair, never an edge.
+    keys = np.array([(1 << 40) | 77, (2 << 40) | 77], np.int64)
+    assert bucket_pairs(keys.astype(np.uint32), np.array([1, 2], np.int64), 10)[0].tolist() == [1]
+    df = spark.createDataFrame([(1, "the quick brown fox jumps over the lazy dog"), (2, "query planners and databases")],
+                               "row_id long, text string")
+    config = NearDupConfig(column="text")
+    edges = verified_pairs(df, spark.createDataFrame([(1, 2)], "a long, b long"), config)
+    assert edges.count() == 0
 
 
 def test_empty_texts_have_no_shingles_and_short_texts_have_one():
@@ -199,7 +223,7 @@ def test_a_hot_bucket_neither_explodes_into_pairs_nor_lands_in_one_task(spark, m
     df = materialise(boiler.unionByName(spark.createDataFrame(others, "row_id long, text string")), "texts")
 
     entries = (band_entries(df, config, tasks=16).where(~F.col("pairs"))
-               .groupBy("task").agg((F.sum(F.length("first")) / 8).alias("n")).collect())
+               .groupBy("task").agg((F.sum(F.length("second")) / 8).alias("n")).collect())
     sent = [r["n"] for r in entries]
     assert sum(sent) < 0.05 * copies * config.bands  # each batch sends a hot key once, not once per copy
     assert max(sent) <= 2 * sum(sent) / 16, sent

@@ -22,7 +22,7 @@ from typing import Callable
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors.exceptions.captured import CapturedException
-from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+from pyspark.sql import DataFrame, DataFrameWriter, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep.contract import (
@@ -221,7 +221,22 @@ def materialise(df: DataFrame, uri: str, paths: list[str], dictionary_page_bytes
     except (CapturedException, Py4JJavaError) as exc:
         raise InputError(f"cannot read input {paths}: {spark_error_summary(exc)}; to skip files that cannot "
                          f"be read at all (and list them in quarantine/), set input.on_unreadable_file: quarantine") from None
-    return df.sparkSession.read.parquet(uri)
+    # The schema is known: read back without the footer-reading job that inferring it costs.
+    return df.sparkSession.read.schema(df.schema).parquet(uri)
+
+
+def counted(materialise: Materialise, df: DataFrame, name: str) -> tuple[DataFrame, int]:
+    """`materialise(df, name)` and its number of rows, counted while it is written (an observed
+    metric) instead of by a job of its own.
+
+    Args:
+        materialise: where the copy goes.
+        df: the rows to keep a copy of.
+        name: the copy's name.
+    """
+    observation = Observation()
+    kept = materialise(df.observe(observation, F.count(F.lit(1)).alias("rows")), name)
+    return kept, int(observation.get["rows"])
 
 
 def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_rows: int,

@@ -20,12 +20,15 @@ class Context:
         paths: the input paths, named when the input turns out to be unreadable.
         dictionary_page_bytes: output.dictionary_page_bytes, for every Parquet write.
         notes: what stages noted, by name.
+        rows: at least as many rows as the stage is given, where the pipeline knows it (the rows
+            cleaning accepted, for dedup): sizes a stage's tasks without a count of its own.
     """
 
     scratch: str
     paths: list[str]
     dictionary_page_bytes: int
     notes: dict[str, Any] = field(default_factory=dict)
+    rows: int | None = None
 
     def note(self, name: str, finding: Any) -> None:
         """Record what a stage found (plain data: it is written as JSON), for the pipeline to pass

@@ -72,7 +72,8 @@ def _jump(labels: DataFrame) -> DataFrame:
             .select("node", F.least(F.col("component"), F.coalesce(F.col("via"), F.col("component"))).alias("component")))
 
 
-def connected_components(edges: DataFrame, materialise: Materialise, local_edges: int = LOCAL_EDGES) -> DataFrame:
+def connected_components(edges: DataFrame, materialise: Materialise, local_edges: int = LOCAL_EDGES,
+                         count: int | None = None) -> DataFrame:
     """(`node`, `component`) for every node of the undirected `edges` (`a`, `b`); the component is
     its smallest node. Materialised.
 
@@ -88,8 +89,9 @@ def connected_components(edges: DataFrame, materialise: Materialise, local_edges
         edges: undirected edges (`a`, `b`).
         materialise: where each round's labels are kept (a scratch copy).
         local_edges: the most edges one task takes (LOCAL_EDGES).
+        count: how many edges there are, where the caller knows (else they are counted).
     """
-    count = edges.count()
+    count = edges.count() if count is None else count
     if count <= local_edges:
         log.info("connected components of %d edges in one task", count)
         return materialise(edges.select(F.col("a").cast("long"), F.col("b").cast("long")).coalesce(1)

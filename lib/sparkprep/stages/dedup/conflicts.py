@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import Config
 from sparkprep.contract import CONFLICT, CONFLICTING_LABEL, FEATURE_HASH, MESSAGE, REASON, REASON_COLUMN, ROW_ID
+from sparkprep.io.write import counted
 from sparkprep.stages.context import Context
 from sparkprep.stages.dedup.exact import COUNTED_PREFIX, MERGED, data_columns
 
@@ -31,9 +32,9 @@ def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
         ctx: the run's scratch space, for the conflicting groups.
     """
     label = config.columns.label  # type: ignore[union-attr]
-    groups = ctx.materialise(conflicting_groups(rows, label), "dedup/conflicts")
+    groups, n_groups = counted(ctx.materialise, conflicting_groups(rows, label), "dedup/conflicts")
     # Few conflicting groups (the usual case) are broadcast, so marking the rows shuffles nothing.
-    small = groups.count() <= _BROADCAST_CONFLICT_GROUPS
+    small = n_groups <= _BROADCAST_CONFLICT_GROUPS
     return mark_label_conflicts(rows, label, config.dedup.conflicts, groups=F.broadcast(groups) if small else groups)
 
 

@@ -17,7 +17,8 @@ candidate pairs.
    defaults). A bin that no shingle fell into borrows the next non-empty bin's value, salted by
    the distance (densification by rotation), so short texts keep `rows` values per band. The r
    values are folded into one 64-bit key salted by the band, so keys of different bands never meet.
-4. Buckets: a task's (key, row) entries sorted by key; the rows of one key are paired up.
+4. Buckets: a task's (key, row) entries, keys cut to their low 32 bits, sorted by key; the rows of
+   one key are paired up.
 5. Jaccard: the two texts' shingle hashes, sorted and deduplicated, counted by a merge.
 
 The kernels work on a whole Arrow batch at once (concatenated code points and the offsets where
@@ -35,6 +36,8 @@ from sparkprep.compiled import kernel, splitmix64
 _FULL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _FNV = np.uint64(0x100000001B3)
 _SPACE = np.uint32(32)
+_HALF = np.uint64(32)
+_LOW = np.uint64(0xFFFFFFFF)
 
 
 @kernel(inline="always")
@@ -260,25 +263,44 @@ def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[0], ends[:-1]]).astype(np.int64), ends
 
 
+@kernel(inline="always")
+def _run_end(packed, s):  # pragma: no cover (compiled)
+    """The end of the run of entries that share packed[s]'s key (its high half)."""
+    e = s + 1
+    while e < packed.size and packed[e] >> _HALF == packed[s] >> _HALF:
+        e += 1
+    return e
+
+
 @kernel
-def _bucket_pairs(starts, ends, rows, max_bucket, total):  # pragma: no cover (compiled)
-    """The `total` pairs (a, b), a < b, of the buckets rows[starts[i]:ends[i]]: every pair of a
-    bucket of at most `max_bucket` rows, and each row of a larger bucket with the bucket's smallest
-    row. Sorts each bucket's rows in place (buckets are few and small: sorting all entries by
-    (key, row) cost 4x sorting by key alone)."""
+def _sorted_bucket_pairs(packed, rows, max_bucket):  # pragma: no cover (compiled)
+    """The pairs (a, b), a < b, of the buckets of `packed`, (key << 32 | entry) sorted, so that a
+    bucket is a run of equal high halves and its rows are rows[entry]: every pair of a bucket of at
+    most `max_bucket` rows, and each row of a larger bucket with the bucket's smallest row."""
+    n = packed.size
+    total, s = 0, 0
+    while s < n:
+        e = _run_end(packed, s)
+        size = e - s
+        total += size - 1 if size > max_bucket else size * (size - 1) // 2
+        s = e
     a = np.empty(total, np.int64)
     b = np.empty(total, np.int64)
-    k = 0
-    for r in range(starts.size):
-        s, e = starts[r], ends[r]
-        if e - s > 1:
-            rows[s:e] = np.sort(rows[s:e])
-        last = s + 1 if e - s > max_bucket else e - 1
-        for i in range(s, last):
-            for j in range(i + 1, e):
-                if rows[i] != rows[j]:
-                    a[k], b[k] = rows[i], rows[j]
-                    k += 1
+    k, s = 0, 0
+    while s < n:
+        e = _run_end(packed, s)
+        size = e - s
+        if size > 1:
+            members = np.empty(size, np.int64)
+            for i in range(size):
+                members[i] = rows[packed[s + i] & _LOW]
+            members.sort()
+            for i in range(1 if size > max_bucket else size - 1):
+                for j in range(i + 1, size):
+                    if members[i] != members[j]:
+                        a[k], b[k] = members[i], members[j]
+                        k += 1
+        s = e
     return a[:k], b[:k]
 
 
@@ -328,16 +350,66 @@ def bucket_pairs(keys: np.ndarray, rows: np.ndarray, max_bucket: int) -> tuple[n
     paired with the bucket's smallest row only, so the pairs stay linear in the rows. A pair that
     shares several keys comes once per key (`distinct_pairs`).
 
+    The keys are 32 bits: a task's keys share their high bits (its key range), and two keys that
+    agree on the low 32 only add a candidate that verification drops (about n^2 / 2^33 of them for
+    n entries). Each key and its entry's index are packed into one 64-bit value and sorted: a
+    plain sort, where sorting the rows by the keys (argsort) cost 4x as much.
+
     Args:
-        keys: band keys (int64), in any order.
+        keys: band keys (uint32: the low half of `BandHasher.keys`), in any order.
         rows: the row_id of each entry.
         max_bucket: dedup.near.max_bucket.
     """
-    order = np.argsort(keys)
-    starts, ends = _runs(keys[order])
-    sizes = ends - starts
-    total = int(np.where(sizes > max_bucket, sizes - 1, sizes * (sizes - 1) // 2).sum())
-    return _bucket_pairs(starts, ends, rows[order], max_bucket, total)
+    if keys.size >= 1 << 32:
+        raise ValueError(f"{keys.size} entries in one task: more than 32 bits can index")
+    packed = (keys.astype(np.uint64) << _HALF) | np.arange(keys.size, dtype=np.uint64)
+    packed.sort()
+    return _sorted_bucket_pairs(packed, rows, max_bucket)
+
+
+@kernel
+def _by_task(keys, rows, tasks):  # pragma: no cover (compiled)
+    """(low 32 bits of each key, its row, entries per task), grouped by task: a counting sort in two passes."""
+    counts = np.zeros(tasks, np.int64)
+    for i in range(keys.size):
+        counts[((keys[i] >> _HALF) * np.uint64(tasks)) >> _HALF] += 1
+    at = np.empty(tasks, np.int64)
+    total = 0
+    for t in range(tasks):
+        at[t] = total
+        total += counts[t]
+    low = np.empty(keys.size, np.uint32)
+    grouped = np.empty(keys.size, np.int64)
+    for i in range(keys.size):
+        t = ((keys[i] >> _HALF) * np.uint64(tasks)) >> _HALF
+        low[at[t]] = keys[i] & _LOW
+        grouped[at[t]] = rows[i]
+        at[t] += 1
+    return low, grouped, counts
+
+
+def by_task(keys: np.ndarray, rows: np.ndarray, tasks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, rows, counts): (band key, row) entries grouped by the task that owns each key, task t
+    owning the t-th of `tasks` equal ranges of the keys' high 32 bits, each key cut to its low 32
+    bits (all `bucket_pairs` needs), and the number of entries of each task.
+
+    Args:
+        keys: band keys (int64, from `BandHasher.keys`).
+        rows: the row_id of each entry.
+        tasks: the number of bucket tasks.
+    """
+    return _by_task(keys.view(np.uint64), rows, tasks)
+
+
+def has_hot_keys(keys: np.ndarray, max_bucket: int) -> bool:
+    """Whether a key is held by more than `max_bucket` of `keys` (a sort, no argsort: usually none is).
+
+    Args:
+        keys: band keys, in any order.
+        max_bucket: dedup.near.max_bucket.
+    """
+    ordered = np.sort(keys)
+    return bool((ordered[max_bucket:] == ordered[:-max_bucket]).any())
 
 
 def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

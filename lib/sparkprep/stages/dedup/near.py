@@ -6,15 +6,16 @@ the Spark shape around it, built so that Spark handles few rows:
 1. Band keys, map side: each Arrow batch's texts get `bands` keys each. Two texts of Jaccard J
    share at least one key with probability 1 - (1 - J^r)^b: with the defaults b=25, r=8 that is
    0.99 at J=0.8 and 0.35 at J=0.6, so candidates are cheap to over-generate and verify. The
-   (key, row_id) entries are not Spark rows: each batch sorts its entries by key and sends one
-   binary blob of packed entries per destination task (a key range). Spark shuffles a few large
-   values per batch instead of 25 rows per text (as rows, the shuffle and its sort cost more than
-   all the hashing). A key that one batch holds more than `max_bucket` times (boilerplate,
+   (key, row_id) entries are not Spark rows: each batch groups its entries by destination task (a
+   range of the keys' high bits) and sends one binary blob of packed entries per task, each key
+   cut to its low 32 bits (12 bytes an entry, not 16). Spark shuffles a few large values per batch
+   instead of 25 rows per text (as rows, the shuffle and its sort cost more than all the hashing). A key that one batch holds more than `max_bucket` times (boilerplate,
    templates) is turned into a star there: each of its rows paired with its smallest row, and
    only that row's entry sent on. So a hot key costs its task one entry per batch, never the
    whole hot bucket.
-2. Buckets, reduce side: a task unpacks its blobs, sorts the entries by key and pairs up the rows
-   that share a key. A bucket larger than `max_bucket` links each member to the bucket's smallest
+2. Buckets, reduce side: a task unpacks its blobs, sorts the entries by key (one sort of key and
+   entry packed in 64 bits) and pairs up the rows that share a key; two keys that agree only on
+   their low 32 bits add a candidate that verification drops. A bucket larger than `max_bucket` links each member to the bucket's smallest
    row_id instead of producing all pairs, so the pairs stay linear in the rows; a task drops its
    own repeated pairs (two texts share several bands), `distinct` the rest.
 3. Verification: the set (or a Bloom filter) of the candidates' row_ids (probe_filter.py) picks
@@ -46,18 +47,18 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import Config, NearDupConfig
 from sparkprep.contract import DUP_CLUSTER, ROW_ID
-from sparkprep.io.write import Materialise
+from sparkprep.io.write import Materialise, counted
 from sparkprep.stages.context import Context
 from sparkprep.stages.dedup import probe_filter
 from sparkprep.stages.dedup.exact import collapse
-from sparkprep.stages.dedup.minhash import BandHasher, bucket_pairs, distinct_pairs, hot_runs, jaccard
+from sparkprep.stages.dedup.minhash import BandHasher, bucket_pairs, by_task, distinct_pairs, has_hot_keys, hot_runs, jaccard
 from sparkprep.stages.groups import connected_components
 
 log = logging.getLogger(__name__)
 
-#: Packed (key, row_id) entries a bucket task holds at most (16 bytes each): 64 MB.
+#: Packed (key, row_id) entries a bucket task holds at most (12 bytes each: the key's low 32 bits): 64 MB.
 _ENTRY_BYTES_PER_TASK = 64 << 20
-_ENTRY_BYTES = 16
+_ENTRY_BYTES = 12
 _PAIRS_PER_BATCH = 1 << 20
 _PAIR_SCHEMA = "a long, b long"
 _BLOB_COLUMNS = ["task", "pairs", "first", "second"]
@@ -74,13 +75,13 @@ def _packed(values: np.ndarray, offsets: np.ndarray) -> pa.Array:
                                  [None, pa.py_buffer(offsets.astype(np.int32) * values.itemsize), pa.py_buffer(values)])
 
 
-def _unpacked(column: pa.Array) -> np.ndarray:
-    """The int64 values of all of a `_packed` column's blobs, one after the other."""
+def _unpacked(column: pa.Array, dtype: type = np.int64) -> np.ndarray:
+    """The `dtype` values of all of a `_packed` column's blobs, one after the other."""
     offsets = np.frombuffer(column.buffers()[1], np.int32)[column.offset:column.offset + len(column) + 1]
     data = column.buffers()[2]
     if data is None:
-        return np.empty(0, np.int64)
-    return np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]].view(np.int64)
+        return np.empty(0, dtype)
+    return np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]].view(dtype)
 
 
 class _Banding:
@@ -92,31 +93,28 @@ class _Banding:
         self.bands, self.max_bucket, self.routes = config.bands, config.max_bucket, routes
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        tasks = np.uint64(self.routes.size)
         for batch in batches:
             owners, keys = self.hasher.keys(batch.column(1))
             if not owners.size:
                 continue
             rows = np.repeat(batch.column(0).to_numpy(zero_copy_only=False)[owners], self.bands)
-            order = np.argsort(keys.reshape(-1))
-            keys, rows = keys.reshape(-1)[order], rows[order]
+            keys = keys.reshape(-1)
             # A key this batch alone holds more than max_bucket times (boilerplate) becomes a star
             # here, so a hot key sends one entry per batch, not one per text, to its task.
-            keep, a, b = hot_runs(keys, rows, self.max_bucket)
-            if a.size:
-                keys, rows = keys[keep], rows[keep]
+            if has_hot_keys(keys, self.max_bucket):
+                order = np.argsort(keys)
+                keep, a, b = hot_runs(keys[order], rows[order], self.max_bucket)
+                keys, rows = keys[order][keep], rows[order][keep]
                 first = np.array([0, a.size])
                 yield pa.RecordBatch.from_arrays(
                     [pa.array(self.routes[[a[0] % self.routes.size]].astype(np.int32)), pa.array([True]),
                      _packed(a, first), _packed(b, first)], names=_BLOB_COLUMNS)
-            # The task is monotone in the key, so the sorted entries are already grouped by task.
-            task = ((keys.view(np.uint64) >> np.uint64(32)) * tasks) >> np.uint64(32)
-            counts = np.bincount(task.astype(np.int64), minlength=self.routes.size)
+            low, rows, counts = by_task(keys, rows, self.routes.size)
             present = np.flatnonzero(counts)
             offsets = np.concatenate([[0], np.cumsum(counts[present])])
             yield pa.RecordBatch.from_arrays(
                 [pa.array(self.routes[present].astype(np.int32)), pa.array(np.zeros(present.size, bool)),
-                 _packed(keys, offsets), _packed(rows, offsets)], names=_BLOB_COLUMNS)
+                 _packed(low, offsets), _packed(rows, offsets)], names=_BLOB_COLUMNS)
 
 
 def _pairs_of_buckets(max_bucket: int):
@@ -125,9 +123,9 @@ def _pairs_of_buckets(max_bucket: int):
         keys, rows, a, b = [], [], [], []
         for batch in batches:
             are_pairs = batch.column(1)
-            for into, kind in (((keys, rows), pc.invert(are_pairs)), ((a, b), are_pairs)):
+            for into, kind, first in (((keys, rows), pc.invert(are_pairs), np.uint32), ((a, b), are_pairs, np.int64)):
                 chosen = batch.filter(kind)
-                into[0].append(_unpacked(chosen.column(2)))
+                into[0].append(_unpacked(chosen.column(2), first))
                 into[1].append(_unpacked(chosen.column(3)))
         if not keys:
             return
@@ -259,7 +257,7 @@ class NearClusters:
                              for j, a, b in pairs]}
 
 
-def find_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise) -> NearClusters:
+def find_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise, texts: int | None = None) -> NearClusters:
     """`df` with `dup_cluster`: the smallest row_id among its near-duplicates (itself if none), and
     the small tables it came from.
 
@@ -267,9 +265,10 @@ def find_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise
         df: rows with `row_id` and the text column.
         config: dedup.near.
         materialise: where the candidates, their rows, edges, components and the filter are kept.
+        texts: how many rows `df` has, or an upper bound (else they are counted): sizes the tasks.
     """
-    candidates = materialise(candidate_pairs(df, config, df.count()), "near-candidates")
-    n_candidates = candidates.count()
+    texts = df.count() if texts is None else texts
+    candidates, n_candidates = counted(materialise, candidate_pairs(df, config, texts), "near-candidates")
     if not n_candidates:
         log.info("near-dup: no candidate pairs")
         return NearClusters(df.withColumn(DUP_CLUSTER, F.col(ROW_ID)))
@@ -279,12 +278,11 @@ def find_clusters(df: DataFrame, config: NearDupConfig, materialise: Materialise
     texts = df.select(ROW_ID, config.column)
     marked = probe_filter.mark_members(texts, ROW_ID, ids, 2 * n_candidates, materialise, _CANDIDATE, "candidate-filter")
     candidate_texts = materialise(marked.where(F.col(_CANDIDATE)).drop(_CANDIDATE), "candidate-texts")
-    edges = materialise(verified_pairs(candidate_texts, candidates, config), "near-edges")
-    n_edges = edges.count()
+    edges, n_edges = counted(materialise, verified_pairs(candidate_texts, candidates, config), "near-edges")
     log.info("near-dup: %d candidate pairs, %d at Jaccard >= %s", n_candidates, n_edges, config.threshold)
     if not n_edges:
         return NearClusters(df.withColumn(DUP_CLUSTER, F.col(ROW_ID)), n_candidates)
-    clusters = connected_components(edges, materialise).withColumnsRenamed({"node": ROW_ID, "component": DUP_CLUSTER})
+    clusters = connected_components(edges, materialise, count=n_edges).withColumnsRenamed({"node": ROW_ID, "component": DUP_CLUSTER})
     joined = probe_filter.join_small(df, clusters, ROW_ID, 2 * n_edges, materialise, "clustered-filter")
     return NearClusters(joined.withColumn(DUP_CLUSTER, F.coalesce(F.col(DUP_CLUSTER), F.col(ROW_ID))), n_candidates,
                         n_edges, edges, clusters, candidate_texts)
@@ -315,7 +313,7 @@ def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
     if not near:
         return rows
     start = time.perf_counter()
-    found = find_clusters(rows, near, ctx.under("dedup/near"))
+    found = find_clusters(rows, near, ctx.under("dedup/near"), ctx.rows)
     ctx.note("near_duplicates", found.summary(near))
     clustered = found.rows
     if near.keep == "representative":
