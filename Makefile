@@ -51,8 +51,10 @@ prerequisites-%:
 
 # Test JVMs (drivers, executors, the HDFS and standalone servers) live seconds to minutes on tiny
 # inputs: C2's compilations were most of their CPU (a demo-sized prepare: 71 CPU s, 42 with C1 only)
-# and never paid back. Real runs keep the JVM's defaults.
-test-etl test-train test-cluster: export JDK_JAVA_OPTIONS := -XX:TieredStopAtLevel=1
+# and never paid back. Real runs keep the JVM's defaults. With C1 alone the JVM reserves 48 MB for
+# compiled code, which a test worker's session (hundreds of queries' generated classes) filled:
+# then the JVM stops compiling and runs the rest interpreted (tests/etl: 968 s, 796 s with 256 MB).
+test-etl test-train test-cluster: export JDK_JAVA_OPTIONS := -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m
 
 # --durations: each run lists its slowest tests, where the suite's time goes (CI's budget).
 # Two workers (pytest-xdist), each with its own Spark session; a module's tests stay in one worker
@@ -61,12 +63,13 @@ test-etl:
 	$(ETL)/python -m pytest tests/etl -n 2 --dist loadfile --durations=30
 
 test-train:
-	$(TRAIN)/python -m pytest tests/train --durations=10
+	$(TRAIN)/python -m pytest tests/train -n 2 --dist loadfile --durations=10
 
 # Real servers on loopback, started and stopped (by PID) by the tests: standalone Spark, S3 (moto),
-# HDFS; each module's servers in one of two workers, on free ports.
+# HDFS; each module's servers in a worker of its own (three modules, three workers: with two, one
+# worker ran two modules while the other had finished), on free ports.
 test-cluster:
-	$(ETL)/python -m pytest tests/cluster -n 2 --dist loadfile --durations=12
+	$(ETL)/python -m pytest tests/cluster -n 3 --dist loadfile --durations=12
 
 clean:
 	rm -rf out data spark-warehouse
