@@ -42,11 +42,7 @@ demo: prerequisites-demo env
 	$(ETL)/sparkprep prepare --config conf/demo.yaml --set output.path=$(OUT)
 	$(TRAIN)/python jobs/train_tiny.py --out $(OUT) --steps 100
 
-# tests/cluster's servers leave a third of the CPU idle (measured with vmstat): the train tests run
-# beside them; each suite's output is printed whole when it ends.
-test: prerequisites-test env
-	$(MAKE) test-etl
-	$(MAKE) -j2 --output-sync=target test-train test-cluster
+test: prerequisites-test env test-etl test-train test-cluster
 
 # What the machine itself must have (Python 3.11, Java 17; for the tests a JDK, Maven, Chromium):
 # one line naming what is missing and how to install it, before anything is built.
