@@ -103,8 +103,9 @@ class _Banding:
             # here, so a hot key sends one entry per batch, not one per text, to its task.
             if has_hot_keys(keys, self.max_bucket):
                 order = np.argsort(keys)
-                keep, a, b = hot_runs(keys[order], rows[order], self.max_bucket)
-                keys, rows = keys[order][keep], rows[order][keep]
+                keys, rows = keys[order], rows[order]
+                keep, a, b = hot_runs(keys, rows, self.max_bucket)
+                keys, rows = keys[keep], rows[keep]
                 first = np.array([0, a.size])
                 yield pa.RecordBatch.from_arrays(
                     [pa.array(self.routes[[a[0] % self.routes.size]].astype(np.int32)), pa.array([True]),
