@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import csv_records
-from test_e2e_cli import ROOT, SMALL, SPARKPREP, _cli, _expected_loader_counts, _trainer_counts
+from test_e2e_cli import ROOT, SMALL, SPARKPREP, _expected_loader_counts, _main, _trainer_counts
 from trainer_process import run_trainer
 
 pytestmark = pytest.mark.e2e
@@ -26,15 +26,15 @@ def _files(out: Path) -> dict[str, str]:
             for p in sorted(out.rglob("*")) if p.is_file() and p.relative_to(out).parts[0] != "_blocked"}
 
 
-def test_a_blocked_prepare_publishes_nothing_keeps_the_previous_dataset_and_says_why(tmp_path):
+def test_a_blocked_prepare_publishes_nothing_keeps_the_previous_dataset_and_says_why(spark, tmp_path):
     good, bad, out = tmp_path / "good", tmp_path / "bad", tmp_path / "out"
-    _cli("generate", *SMALL, "--set", f"generate.path={good}")
-    _cli("generate", *SMALL, "--set", f"generate.path={bad}", "--set", "generate.seed=8",
+    _main("generate", *SMALL, "--set", f"generate.path={good}")
+    _main("generate", *SMALL, "--set", f"generate.path={bad}", "--set", "generate.seed=8",
          "--set", "generate.defects.nulls=0.3")
-    _cli("profile", *SMALL, "--input", str(good), "--out", str(tmp_path / "stats.json"))
-    _cli("infer-schema", "--stats", str(tmp_path / "stats.json"), "--out", str(tmp_path / "schema.yaml"))
+    _main("profile", *SMALL, "--input", str(good), "--out", str(tmp_path / "stats.json"))
+    _main("infer-schema", "--stats", str(tmp_path / "stats.json"), "--out", str(tmp_path / "schema.yaml"))
     prepare = ["prepare", *SMALL, "--set", f"output.path={out}", "--set", f"validation.schema={tmp_path / 'schema.yaml'}"]
-    _cli(*prepare, "--set", f"input.paths=[{good}]")
+    _main(*prepare, "--set", f"input.paths=[{good}]")
     published = json.loads((out / "manifest.json").read_text())
     before = _files(out)
 

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import csv_records, headless_chromium, needs_chromium
+from sparkprep.cli import main
 from sparkprep.publish.report import render_report
 from sparkprep.publish.verify import verify_output
 from sparkprep.quality.drift import METRICS
@@ -38,10 +39,16 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+def _main(*args: str) -> None:
+    """A command run by the CLI's entry point in this worker's Spark session, for runs that set up or
+    vary what the subprocess runs test (each of those starts a JVM of its own: ~10 CPU s more)."""
+    assert main(list(args)) == 0
+
+
 @pytest.fixture(scope="module")
-def raw_csv(tmp_path_factory):
+def raw_csv(spark, tmp_path_factory):
     path = tmp_path_factory.mktemp("raw") / "csv"
-    _cli("generate", *SMALL, "--set", f"generate.path={path}")
+    _main("generate", *SMALL, "--set", f"generate.path={path}")
     return path
 
 
@@ -126,7 +133,7 @@ def parquet_out(raw_csv, tmp_path_factory):
     return out
 
 
-def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out, raw_csv):
+def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out, raw_csv, capsys):
     out, tmp_path = parquet_out, parquet_out.parent
     manifest = _check_manifest_against_data(out, raw_csv)
     quarantine = ds.dataset(out / "quarantine", format="parquet").to_table().to_pylist()
@@ -151,7 +158,9 @@ def test_prepare_parquet_then_train_side_reads_fold_0(parquet_out, raw_csv):
     assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or ".old-" in p.name or ".scratch-" in p.name]
     # 15 on the data (undersampling: none; the copies' layout), 1 on the quarantine, 4 on the transform
     assert len(manifest["verified"]) == 20
-    report = _cli("verify", *SMALL[2:], str(out)).stdout
+    capsys.readouterr()
+    _main("verify", *SMALL[2:], str(out))
+    report = capsys.readouterr().out
     assert report.count("ok  ") == 21 and "FAIL" not in report  # and the transform file is there
 
 
@@ -234,9 +243,9 @@ def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):
     out = tmp_path / "out"
     args = ["prepare", *SMALL, "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}",
             "--set", "output.format=delta"]
-    _cli(*args, "--set", "rebalance.method=none")
+    _main(*args, "--set", "rebalance.method=none")
     first = json.loads((out / "manifest.json").read_text())
-    _cli(*args, "--set", "split.seed=7", "--set", "rebalance.method=oversample")
+    _main(*args, "--set", "split.seed=7", "--set", "rebalance.method=oversample")
     second = _check_manifest_against_data(out, raw_csv)
     assert second["output"]["delta_version"] == first["output"]["delta_version"] + 1
     assert second["rows"] | {"by_fold": None, "replicas": None} == first["rows"] | {"by_fold": None, "replicas": None}
@@ -261,7 +270,7 @@ def test_prepare_delta_twice_pins_the_new_version(raw_csv, tmp_path):
 @pytest.fixture(scope="module")
 def undersampled_out(raw_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("undersampled") / "out"
-    _cli("prepare", *SMALL, "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}",
+    _main("prepare", *SMALL, "--set", f"input.paths=[{raw_csv}]", "--set", f"output.path={out}",
          "--set", "rebalance.method=undersample")
     return out
 
