@@ -5,6 +5,7 @@ Every server listens on 127.0.0.1 on a free port and is stopped by PID when the 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -73,11 +74,17 @@ def standalone(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def raw_csv(tmp_path_factory) -> Path:
-    """3000 generated rows (2 CSV files) in local mode: the shared input of the cluster tests."""
-    path = tmp_path_factory.mktemp("raw") / "csv"
-    run([*submit_cmd("local[2]", "jobs/generate.py", "--config", "conf/demo.yaml", *SMALL,
-                     "--set", f"generate.path={path}")])
+def raw_csv(tmp_path_factory, worker_id) -> Path:
+    """3000 generated rows (2 CSV files) in local mode: the shared input of the cluster tests, made
+    once per test session: under pytest-xdist by the first worker that needs it, the others waiting
+    on a lock in the workers' common directory (a generate job is ~18 CPU s)."""
+    shared = tmp_path_factory.mktemp("raw") if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    path = shared / "raw-csv"
+    with (shared / "raw-csv.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / "_SUCCESS").exists():
+            run([*submit_cmd("local[2]", "jobs/generate.py", "--config", "conf/demo.yaml", *SMALL,
+                             "--set", f"generate.path={path}")])
     return path
 
 

@@ -37,11 +37,12 @@ def _classpath() -> str:
 @pytest.fixture(scope="module")
 def hdfs(tmp_path_factory):
     """hdfs://127.0.0.1:<free port> served by a MiniDFSCluster JVM; killed by PID afterwards."""
-    classes = CACHE / "minihdfs"
+    classes = CACHE / f"minihdfs-{HADOOP}"  # compiled against that Hadoop's minicluster
     classes.mkdir(parents=True, exist_ok=True)
     classpath = _classpath()
-    subprocess.run(["javac", "-cp", classpath, "-d", str(classes), str(ROOT / "tests/cluster/MiniHdfs.java")],
-                   check=True)
+    source, compiled = ROOT / "tests/cluster/MiniHdfs.java", classes / "MiniHdfs.class"
+    if not compiled.exists() or compiled.stat().st_mtime < source.stat().st_mtime:
+        subprocess.run(["javac", "-cp", classpath, "-d", str(classes), str(source)], check=True)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
