@@ -3,7 +3,8 @@ import sys
 from pathlib import Path
 
 from sparkprep.config import SparkConfig, load_config
-from sparkprep.io.session import DELTA_PACKAGE, QUIET_LOG4J, _launch_settings, scale_shuffle_partitions, under_spark_submit
+from sparkprep.io.session import (DELTA_PACKAGE, QUIET_LOG4J, _launch_settings, build_session, scale_shuffle_partitions,
+                                  under_spark_submit)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,9 +20,17 @@ def test_session_is_utc_with_delta_and_full_csv_parsing(spark, tmp_path):
     assert spark.conf.get("spark.sql.csv.parser.columnPruning.enabled") == "false"
     # Finished shuffles are cleaned within 2 minutes, not Spark's 30 (disk: README).
     assert spark.sparkContext.getConf().get("spark.cleaner.periodicGC.interval") == "2min"
-    # Delta's snapshots take the session's shuffle width, not Delta's fixed 50 tasks (io/session.py).
-    # Not a fixed number: CLI tests earlier in the suite rebuild this shared session with their own.
-    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == spark.conf.get("spark.sql.shuffle.partitions") != "50"
+    # Delta's snapshots take the session's shuffle width, not Delta's fixed 50 tasks (io/session.py),
+    # as every run's build_session sets them. This worker's session may come from other tests in any
+    # state (a pipeline.run widens the shuffle alone): set as a run would, with a width of its own.
+    before = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    adaptive = {"spark.sql.adaptive.enabled": spark.conf.get("spark.sql.adaptive.enabled")}
+    width = int(spark.conf.get("spark.databricks.delta.snapshotPartitions")) + 1
+    try:
+        assert build_session(SparkConfig(master="local[2]", shuffle_partitions=width, conf=adaptive)) is spark
+        assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == spark.conf.get("spark.sql.shuffle.partitions") == str(width)
+    finally:
+        build_session(SparkConfig(master="local[2]", shuffle_partitions=before, conf=adaptive))
     spark.range(3).write.format("delta").save(str(tmp_path / "t"))
     assert spark.read.format("delta").load(str(tmp_path / "t")).count() == 3
 
