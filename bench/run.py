@@ -33,8 +33,10 @@ import argparse
 import json
 import logging
 import os
+import random
 import resource
 import shutil
+import string
 import subprocess
 import sys
 import tempfile
@@ -196,14 +198,26 @@ def with_copies(ratios: list[float], holdout: float) -> Callable[[DataFrame], Da
 def _replicated(spark: SparkSession, base: GenerateConfig, copies: int, out: Path) -> None:
     """The generated CSV `copies` times: copy i prefixes every id with i (ids are the first field
     and every line of the generator's CSV starts with one; a cut line keeps its id too), so the
-    generator's defects repeat in every copy but no row of one copy duplicates another's."""
+    generator's defects repeat in every copy but no row of one copy duplicates another's. Copy i
+    also spells its texts (the quoted field) through its own permutation of the letters: a
+    bijection keeps every Jaccard similarity inside a copy (its planted near-duplicates stay
+    near-duplicates), while texts of two copies share almost no character shingle, so the copies
+    add no near-duplicate of each other and near-dup detection sees the input's own rate at any
+    size, not clusters of `copies` identical texts."""
     write_generated(spark, base)
     lines = spark.read.text(base.path)
     ident = F.regexp_extract("value", r"^(\d+),", 1)
     rest = F.expr(r"substring(value, length(regexp_extract(value, '^(\\d+),', 1)) + 1)")
-    spark.createDataFrame([(i,) for i in range(1, copies + 1)], "copy int").crossJoin(lines).select(
-        F.when(ident != "", F.concat(F.col("copy").cast("string"), F.lpad(ident, 12, "0"), rest))
-        .otherwise(F.col("value")).alias("value")).write.text(str(out))
+    letters = string.ascii_lowercase
+    permutations = [(i, "".join(random.Random(i).sample(letters, len(letters)))) for i in range(1, copies + 1)]
+    quoted = r'^([^"]*)"([^"]*)"(.*)$'
+    parts = [F.regexp_extract("line", quoted, g) for g in (1, 2, 3)]
+    spelled = F.call_function("translate", parts[1], F.lit(letters), F.col("letters"))
+    lines = spark.createDataFrame(permutations, "copy int, letters string").crossJoin(lines).select(
+        "letters", F.when(ident != "", F.concat(F.col("copy").cast("string"), F.lpad(ident, 12, "0"), rest))
+        .otherwise(F.col("value")).alias("line"))
+    lines.select(F.when(F.col("line").rlike(quoted), F.concat(parts[0], F.lit('"'), spelled, F.lit('"'), parts[2]))
+                 .otherwise(F.col("line")).alias("value")).write.text(str(out))
 
 
 def replicated(spark: SparkSession, base: GenerateConfig, rows: int, copies: int, work: Path) -> None:
