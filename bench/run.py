@@ -43,6 +43,7 @@ import tempfile
 import threading
 from collections import defaultdict
 from datetime import datetime, timezone
+from functools import reduce
 from pathlib import Path
 from typing import Callable
 
@@ -206,18 +207,20 @@ def _replicated(spark: SparkSession, base: GenerateConfig, copies: int, out: Pat
     size, not clusters of `copies` identical texts."""
     write_generated(spark, base)
     lines = spark.read.text(base.path)
+    letters = string.ascii_lowercase
+    quoted = r'^([^"]*)"([^"]*)"(.*)$'
+    parts = [F.regexp_extract("value", quoted, g) for g in (1, 2, 3)]
     ident = F.regexp_extract("value", r"^(\d+),", 1)
     rest = F.expr(r"substring(value, length(regexp_extract(value, '^(\\d+),', 1)) + 1)")
-    letters = string.ascii_lowercase
-    permutations = [(i, "".join(random.Random(i).sample(letters, len(letters)))) for i in range(1, copies + 1)]
-    quoted = r'^([^"]*)"([^"]*)"(.*)$'
-    parts = [F.regexp_extract("line", quoted, g) for g in (1, 2, 3)]
-    spelled = F.call_function("translate", parts[1], F.lit(letters), F.col("letters"))
-    lines = spark.createDataFrame(permutations, "copy int, letters string").crossJoin(lines).select(
-        "letters", F.when(ident != "", F.concat(F.col("copy").cast("string"), F.lpad(ident, 12, "0"), rest))
-        .otherwise(F.col("value")).alias("line"))
-    lines.select(F.when(F.col("line").rlike(quoted), F.concat(parts[0], F.lit('"'), spelled, F.lit('"'), parts[2]))
-                 .otherwise(F.col("line")).alias("value")).write.text(str(out))
+
+    def copy(i: int) -> DataFrame:
+        # One select per copy with its permutation as a literal: translate builds its table once.
+        spelled = F.translate(parts[1], letters, "".join(random.Random(i).sample(letters, len(letters))))
+        line = F.when(F.col("value").rlike(quoted), F.concat(parts[0], F.lit('"'), spelled, F.lit('"'), parts[2]))
+        spelled_lines = lines.select(line.otherwise(F.col("value")).alias("value"))
+        return spelled_lines.select(F.when(ident != "", F.concat(F.lit(str(i)), F.lpad(ident, 12, "0"), rest))
+                                    .otherwise(F.col("value")).alias("value"))
+    reduce(DataFrame.union, [copy(i) for i in range(1, copies + 1)]).write.text(str(out))
 
 
 def replicated(spark: SparkSession, base: GenerateConfig, rows: int, copies: int, work: Path) -> None:
