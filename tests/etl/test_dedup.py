@@ -173,3 +173,43 @@ def test_exact_duplicates_of_iris_match_pandas(spark):
     rows = drop_exact_duplicates(add_row_id(spark.createDataFrame(iris)))
     got = rows.agg(F.count(F.lit(1)), F.sum("_sp_dup_exact")).first()
     assert (got[0], got[1]) == (len(iris) - expected, expected)
+
+
+def _shuffle_reads(spark, group):
+    """Per stage of job group `group` that read a shuffle: (records read, tasks, the largest task's
+    records), from Spark's own task metrics (its status store)."""
+    sc = spark.sparkContext
+    store = sc._jsc.sc().statusStore()
+    stages = []
+    for job in sc.statusTracker().getJobIdsForGroup(group):
+        for stage in sc.statusTracker().getJobInfo(job).stageIds:
+            tasks = store.taskList(stage, 0, 1 << 16)
+            reads = [tasks.apply(i).taskMetrics().get().shuffleReadMetrics().recordsRead() for i in range(tasks.size())]
+            if sum(reads):
+                stages.append((sum(reads), len(reads), max(reads)))
+    return stages
+
+
+def test_a_hot_key_never_lands_in_one_task(spark, materialise):
+    """One id with a tenth of the rows (400 versions) among 3,600 others, 200 of them copied
+    exactly: each collapse folds a key's rows inside every map task before its shuffle, so no
+    task reads much more than its share (with the key's rows in one task, one task of 16 read
+    425 of the 800 rows shuffled)."""
+    hot = [("hot", t, f"v{t}") for t in range(400)]
+    others = [(f"k{i}", 0, "x") for i in range(3600)] + [(f"k{i}", 0, "x") for i in range(200)]
+    df = add_row_id(spark.createDataFrame(hot + others, "k string, t int, v string").repartition(4))
+    sc, width = spark.sparkContext, spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "16")
+    sc.setJobGroup("hot-key", "hot-key")
+    try:
+        got = {r["k"]: (r["v"], r[MERGED], r["_sp_dup_exact"], r["_sp_dup_key"])
+               for r in deduplicate(df, True, ["k"], "latest", "t", materialise).collect()}
+        stages = _shuffle_reads(spark, "hot-key")
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", width)
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+    assert len(got) == 3601 and got["hot"] == ("v399", 400, 0, 399) and got["k7"] == ("x", 2, 1, 0)
+    assert stages, "no stage read a shuffle"
+    for records, tasks, largest in stages:
+        assert largest <= 2 * records / tasks + tasks, (records, tasks, largest, stages)

@@ -7,14 +7,13 @@ no equality re-check is needed; `row_id` alone (64 bits) may collide with probab
 ~ n^2 / 2^65 at n rows (about 3% at a billion), which only ties the split's sort order, never
 merges rows. Feature hashes (content without the label) use the same 128-bit scheme.
 
-Exact and by-key deduplication share ONE shuffle: rows are hash-partitioned by the key (identical
-content implies an identical key), and both steps are sort-based aggregations over that partitioning
-(Spark cannot hash-aggregate a whole row, so each aggregation sorts). Done as two independent
-aggregations, they cost two shuffles and four sorts of every row; this way one shuffle and one sort
-(the key step reuses the exact step's order). A hot key makes one task long but never exhausts
-memory: sorting spills. Each surviving row carries `_sp_merged`, the number of accepted input rows
-it stands for, and per-step counts of the rows it absorbed, so the pipeline can count duplicates
-by kind in one aggregation of the result.
+Exact and by-key deduplication are two aggregations (Spark cannot hash-aggregate a whole row, so
+each sorts), each folding its groups inside every map task before its shuffle (a partial
+aggregation): a hot key (one id with a tenth of the rows, say) reaches its reduce task as one row
+per map task, never as all its rows. Partitioning by the key once for both steps cost one
+shuffle fewer, but put every row of a hot key into one task. Each surviving row carries
+`_sp_merged`, the number of accepted input rows it stands for, and per-step counts of the rows it
+absorbed, so the pipeline can count duplicates by kind in one aggregation of the result.
 
 Most rows have no duplicate, and they need no shuffle at all (`deduplicate`): a narrow aggregation
 of one 64-bit probe per row (the dedup key's hash, else `row_id`) finds the probes that occur more
@@ -103,8 +102,8 @@ def counters(df: DataFrame) -> list[str]:
 
 def collapse(df: DataFrame, keys: list[str], order: Column, step: str, largest: bool = True) -> DataFrame:
     """One row per `keys` (counted as `step` duplicates): the one with the largest (or smallest)
-    `order`; counters summed. The key columns are the aggregation's own, so the result stays
-    partitioned and ordered by them for a following step.
+    `order`; counters summed. Spark folds each map task's rows of a key into one before the
+    shuffle (max_by / min_by, count and sum all merge partial results).
 
     Args:
         df: rows with the dedup counters.
@@ -126,17 +125,13 @@ def collapse(df: DataFrame, keys: list[str], order: Column, step: str, largest: 
                            for c in df.columns])
 
 
-def drop_exact_duplicates(df: DataFrame, within: list[str] | None = None) -> DataFrame:
+def drop_exact_duplicates(df: DataFrame) -> DataFrame:
     """Keep one row per identical content (any copy: they are equal in every output column).
-    `within`: the dedup key of a following `keep_one_per_key`, to partition by it once for both.
 
     Args:
         df: `add_row_id` rows.
-        within: the dedup key of a following `keep_one_per_key`.
     """
-    keys = [*(within or []), ROW_ID, CONTENT_HASH2]
-    spread = df.repartition(*[F.col(c) for c in (within or keys)])
-    return collapse(spread, keys, F.lit(0), "exact").drop(CONTENT_HASH2)
+    return collapse(df, [ROW_ID, CONTENT_HASH2], F.lit(0), "exact").drop(CONTENT_HASH2)
 
 
 def keep_one_per_key(df: DataFrame, key: list[str], keep: str, order_by: str | None) -> DataFrame:
@@ -191,6 +186,6 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
                                        "filter").drop(_PROBE)
     single = marked.where(~F.col(_MAYBE_REPEATED)).drop(_MAYBE_REPEATED, CONTENT_HASH2)
     rows = marked.where(F.col(_MAYBE_REPEATED)).drop(_MAYBE_REPEATED)
-    rows = drop_exact_duplicates(rows, key or None) if exact else rows.drop(CONTENT_HASH2)
+    rows = drop_exact_duplicates(rows) if exact else rows.drop(CONTENT_HASH2)
     merged = materialise(keep_one_per_key(rows, key, keep, order_by) if key else rows, "collapsed")
     return single.unionByName(merged)
