@@ -64,6 +64,38 @@ def csv_records(raw: Path) -> int:
     return sum(len(list(csv.reader(f.open(newline="")))) for f in Path(raw).glob("part-*.txt"))
 
 
+def shuffle_reads(spark, partitions: int, action):
+    """`action()` run with `partitions` shuffle partitions, and per stage of it that read a shuffle:
+    (records read, tasks, the largest task's records), from Spark's own task metrics (its status
+    store)."""
+    sc, width = spark.sparkContext, spark.conf.get("spark.sql.shuffle.partitions")
+    group = f"shuffle-reads-{id(action)}"
+    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+    sc.setJobGroup(group, group)
+    try:
+        result = action()
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", width)
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+    store, stages = sc._jsc.sc().statusStore(), []
+    for job in sc.statusTracker().getJobIdsForGroup(group):
+        for stage in sc.statusTracker().getJobInfo(job).stageIds:
+            tasks = store.taskList(stage, 0, 1 << 16)
+            reads = [tasks.apply(i).taskMetrics().get().shuffleReadMetrics().recordsRead() for i in range(tasks.size())]
+            if sum(reads):
+                stages.append((sum(reads), len(reads), max(reads)))
+    return result, stages
+
+
+def assert_no_task_above_its_share(stages) -> None:
+    """No task of a shuffle read more than twice its share of the stage's records (and a row per
+    task: a hot key folded in every map task arrives as one row from each)."""
+    assert stages, "no stage read a shuffle"
+    for records, tasks, largest in stages:
+        assert largest <= 2 * records / tasks + tasks, (records, tasks, largest, stages)
+
+
 #: Skips a test where Debian's chromium is not installed.
 needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
 

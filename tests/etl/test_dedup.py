@@ -10,6 +10,8 @@ from sparkprep.stages.dedup.exact import (ABSORBED, MERGED, add_row_id, deduplic
 from sparkprep.stages.dedup.conflicts import mark_label_conflicts
 from sparkprep.errors import ConfigError
 
+from conftest import assert_no_task_above_its_share, shuffle_reads
+
 COUNTERS = [MERGED, *ABSORBED.values()]
 
 
@@ -175,21 +177,6 @@ def test_exact_duplicates_of_iris_match_pandas(spark):
     assert (got[0], got[1]) == (len(iris) - expected, expected)
 
 
-def _shuffle_reads(spark, group):
-    """Per stage of job group `group` that read a shuffle: (records read, tasks, the largest task's
-    records), from Spark's own task metrics (its status store)."""
-    sc = spark.sparkContext
-    store = sc._jsc.sc().statusStore()
-    stages = []
-    for job in sc.statusTracker().getJobIdsForGroup(group):
-        for stage in sc.statusTracker().getJobInfo(job).stageIds:
-            tasks = store.taskList(stage, 0, 1 << 16)
-            reads = [tasks.apply(i).taskMetrics().get().shuffleReadMetrics().recordsRead() for i in range(tasks.size())]
-            if sum(reads):
-                stages.append((sum(reads), len(reads), max(reads)))
-    return stages
-
-
 def test_a_hot_key_never_lands_in_one_task(spark, materialise):
     """One id with a tenth of the rows (400 versions) among 3,600 others, 200 of them copied
     exactly: each collapse folds a key's rows inside every map task before its shuffle, so no
@@ -198,18 +185,7 @@ def test_a_hot_key_never_lands_in_one_task(spark, materialise):
     hot = [("hot", t, f"v{t}") for t in range(400)]
     others = [(f"k{i}", 0, "x") for i in range(3600)] + [(f"k{i}", 0, "x") for i in range(200)]
     df = add_row_id(spark.createDataFrame(hot + others, "k string, t int, v string").repartition(4))
-    sc, width = spark.sparkContext, spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", "16")
-    sc.setJobGroup("hot-key", "hot-key")
-    try:
-        got = {r["k"]: (r["v"], r[MERGED], r["_sp_dup_exact"], r["_sp_dup_key"])
-               for r in deduplicate(df, True, ["k"], "latest", "t", materialise).collect()}
-        stages = _shuffle_reads(spark, "hot-key")
-    finally:
-        spark.conf.set("spark.sql.shuffle.partitions", width)
-        sc.setLocalProperty("spark.jobGroup.id", None)
-        sc.setLocalProperty("spark.job.description", None)
+    rows, stages = shuffle_reads(spark, 16, lambda: deduplicate(df, True, ["k"], "latest", "t", materialise).collect())
+    got = {r["k"]: (r["v"], r[MERGED], r["_sp_dup_exact"], r["_sp_dup_key"]) for r in rows}
     assert len(got) == 3601 and got["hot"] == ("v399", 400, 0, 399) and got["k7"] == ("x", 2, 1, 0)
-    assert stages, "no stage read a shuffle"
-    for records, tasks, largest in stages:
-        assert largest <= 2 * records / tasks + tasks, (records, tasks, largest, stages)
+    assert_no_task_above_its_share(stages)

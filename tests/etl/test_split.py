@@ -8,6 +8,8 @@ from pyspark.sql import functions as F
 from sparkprep.stages import split as split_module
 from sparkprep.stages.split import SplitPlan, add_label_index, assign_folds
 
+from conftest import assert_no_task_above_its_share, shuffle_reads
+
 
 def _rows(spark, labels, partitions=2):
     return spark.createDataFrame([(i * 7919 + 13, lab) for i, lab in enumerate(labels)],
@@ -61,6 +63,18 @@ def test_same_split_for_any_partitioning_and_bucket_size(spark, monkeypatch):
     monkeypatch.setattr(split_module, "_BUCKET_ROWS", 2)  # 2^5 buckets per class instead of 1
     assert plan.bucket_bits() == 5
     assert _folds(assign_folds(_rows(spark, labels, 3), "label", plan)) == reference
+
+
+def test_a_class_of_nine_tenths_of_the_rows_never_lands_in_one_task(spark, monkeypatch):
+    """The split ranks rows in (class, bucket) partitions of about _BUCKET_ROWS rows, so the
+    largest class spreads over every task (buckets of 64 rows here, the test's scale; with one
+    bucket per class, one task of 16 read all 3,600 rows of the large class)."""
+    monkeypatch.setattr(split_module, "_BUCKET_ROWS", 64)
+    labels = ["big"] * 3600 + ["mid"] * 360 + ["small"] * 40
+    plan = _plan(labels, k=5, holdout=0.1)
+    rows, stages = shuffle_reads(spark, 16, lambda: assign_folds(_rows(spark, labels, 4), "label", plan).collect())
+    assert Counter(r["fold"] for r in rows if r["label"] == "big")[-1] == plan.holdout_size("big") == 360
+    assert_no_task_above_its_share(stages)
 
 
 def test_another_seed_gives_another_split(spark):
