@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -7,10 +8,16 @@ from sklearn.datasets import load_iris
 
 from sparkprep.stages.dedup import probe_filter
 from sparkprep.stages.dedup.exact import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key)
-from sparkprep.stages.dedup.conflicts import mark_label_conflicts
+from sparkprep.config import load_config
+from sparkprep.io.fs import qualify
+from sparkprep.stages.context import Context
+from sparkprep.stages.dedup import conflicts
+from sparkprep.stages.dedup.conflicts import add_feature_hash, mark_label_conflicts
 from sparkprep.errors import ConfigError
 
 from conftest import assert_no_task_above_its_share, shuffle_reads
+
+ROOT = Path(__file__).resolve().parents[2]
 
 COUNTERS = [MERGED, *ABSORBED.values()]
 
@@ -160,6 +167,22 @@ def test_conflicting_labels_keep_majority_rejects_minorities_and_ties(spark):
     bad = "conflicting_label"
     assert _conflicts(spark, "keep_majority") == [(1.0, "a", True, bad), (1.0, "b", True, None),
                                                   (2.0, "a", True, bad), (2.0, "b", True, bad), (3.0, "a", False, None)]
+
+
+def test_conflicts_group_only_the_rows_whose_features_repeat(spark, tmp_path):
+    """The pipeline's rule: among 1,000 rows of features of their own and the CONFLICTS rows,
+    only the feature hashes of 1.0 and 2.0 repeat, so only their rows are grouped; the verdicts
+    are those of grouping every row (the test above)."""
+    df = spark.createDataFrame([(float(i) + 10, "a", 1) for i in range(1000)] + CONFLICTS, "x double, label string, w int")
+    rows = add_feature_hash(drop_exact_duplicates(add_row_id(df.drop("w"))), "label", ["x"])
+    ctx = Context(qualify(str(tmp_path)), [], 1 << 16)
+    config = load_config(ROOT / "conf/demo.yaml", ["dedup.conflicts=keep_majority"])
+    marked = {(r["x"], r["label"]): (r["_sp_conflict"], r["_sp_reason"]) for r in conflicts.apply(rows, config, ctx).collect()}
+    bad = "conflicting_label"
+    assert marked == {(1.0, "a"): (True, bad), (1.0, "b"): (True, None), (2.0, "a"): (True, bad),
+                      (2.0, "b"): (True, bad), (3.0, "a"): (False, None),
+                      **{(float(i) + 10, "a"): (False, None) for i in range(1000)}}
+    assert spark.read.parquet(f"{ctx.scratch}/dedup/conflicts-repeated").count() == 2
 
 
 def test_conflicting_labels_drop_all_rejects_every_row_of_a_conflict(spark):

@@ -3,6 +3,12 @@
 Rows are grouped by a 128-bit hash of their features (`add_feature_hash`, computed once when the
 rows are marked, so that the split can keep a conflicting group in one fold). The policy
 (dedup.conflicts) decides which of a group's rows are quarantined as conflicting_label.
+
+A conflict needs two rows with the same features, and most rows' features are their own: as
+exact dedup does (exact.py), `apply` first finds the feature hashes that occur more than once (one
+narrow aggregation of a 64-bit column), and only the rows that carry one are grouped. Grouping
+every row cost two shuffles and two sorts of all of them (a collected list keeps the second
+aggregation off Spark's hash path): 351 s of the dedup stage at 20 GB of unique features.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from sparkprep.config import Config
 from sparkprep.contract import CONFLICT, CONFLICTING_LABEL, FEATURE_HASH, MESSAGE, REASON, REASON_COLUMN, ROW_ID
 from sparkprep.io.write import counted
 from sparkprep.stages.context import Context
+from sparkprep.stages.dedup import probe_filter
 from sparkprep.stages.dedup.exact import COUNTED_PREFIX, MERGED, data_columns
 
 #: Up to this many conflicting feature groups (about 60 bytes each) are broadcast to the rows.
@@ -21,6 +28,7 @@ _BROADCAST_CONFLICT_GROUPS = 500_000
 _FEATURES = (FEATURE_HASH, "_sp_features2")
 #: Per row: 1 if it is in a conflicting group (manifest: duplicates.label_conflicts.rows).
 CONFLICTING = COUNTED_PREFIX + "conflicting_rows"
+_MAYBE_CONFLICTING = "_sp_maybe_conflicting"
 
 
 def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
@@ -32,7 +40,14 @@ def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
         ctx: the run's scratch space, for the conflicting groups.
     """
     label = config.columns.label  # type: ignore[union-attr]
-    groups, n_groups = counted(ctx.materialise, conflicting_groups(rows, label), "dedup/conflicts")
+    materialise = ctx.under("dedup")
+    repeated, n_repeated = probe_filter.repeated(rows, FEATURE_HASH, materialise, "conflicts-repeated")
+    if n_repeated:
+        candidates = probe_filter.mark_members(rows, FEATURE_HASH, repeated, n_repeated, materialise, _MAYBE_CONFLICTING,
+                                               "conflicts-filter").where(F.col(_MAYBE_CONFLICTING)).drop(_MAYBE_CONFLICTING)
+    else:
+        candidates = rows.where(F.lit(False))
+    groups, n_groups = counted(materialise, conflicting_groups(candidates, label), "conflicts")
     # Few conflicting groups (the usual case) are broadcast, so marking the rows shuffles nothing.
     small = n_groups <= _BROADCAST_CONFLICT_GROUPS
     return mark_label_conflicts(rows, label, config.dedup.conflicts, groups=F.broadcast(groups) if small else groups)

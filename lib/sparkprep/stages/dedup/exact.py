@@ -34,7 +34,6 @@ from pyspark.sql import functions as F
 from sparkprep.config import Config
 from sparkprep.contract import INTERNAL_PREFIX, ROW_ID
 from sparkprep.errors import ConfigError
-from sparkprep.io.write import counted
 from sparkprep.stages.context import Context
 from sparkprep.stages.dedup import probe_filter
 
@@ -175,8 +174,7 @@ def deduplicate(df: DataFrame, exact: bool, key: list[str], keep: str, order_by:
     # Identical content implies an identical key, so the key's probe also finds exact duplicates.
     probe = F.xxhash64(F.lit("sparkprep/stages/dedup/exact-key"), *[F.col(c) for c in key]) if key else F.col(ROW_ID)
     probed = df.withColumn(_PROBE, probe)
-    repeated, n_repeated = counted(materialise, probed.groupBy(_PROBE).count().where(F.col("count") > 1).select(_PROBE),
-                                   "repeated")
+    repeated, n_repeated = probe_filter.repeated(probed, _PROBE, materialise, "repeated")
     kind = "keys" if key else "contents"
     if not n_repeated:
         log.info("dedup: no repeated %s", kind)

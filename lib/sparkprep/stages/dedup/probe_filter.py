@@ -24,7 +24,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from sparkprep.io.write import Materialise
+from sparkprep.io.write import Materialise, counted
 
 BLOCK_BITS = 4096
 _WORDS = BLOCK_BITS // 64
@@ -102,6 +102,19 @@ def mark(df: DataFrame, probe: str, members: DataFrame, bits: int, flag: str) ->
     looked_up = df.withColumn(BLOCK, _block(F.col(probe), bits)).join(F.broadcast(members), BLOCK, "left")
     every_bit = reduce(lambda a, b: a & b, [is_set(p) for p in _positions(F.col(probe))])
     return looked_up.withColumn(flag, F.coalesce(every_bit, F.lit(False))).select(*df.columns, flag)
+
+
+def repeated(df: DataFrame, probe: str, materialise: Materialise, name: str) -> tuple[DataFrame, int]:
+    """The values of the long column `probe` that occur in more than one row of `df`, kept by
+    `materialise` as `name`, and how many there are (one narrow aggregation; counted as written).
+
+    Args:
+        df: the rows.
+        probe: the column.
+        materialise: where the values are kept.
+        name: their scratch name.
+    """
+    return counted(materialise, df.groupBy(probe).count().where(F.col("count") > 1).select(probe), name)
 
 
 def mark_members(df: DataFrame, probe: str, members: DataFrame, count: int, materialise: Materialise,
