@@ -42,11 +42,11 @@ def apply(rows: DataFrame, config: Config, ctx: Context) -> DataFrame:
     label = config.columns.label  # type: ignore[union-attr]
     materialise = ctx.under("dedup")
     repeated, n_repeated = probe_filter.repeated(rows, FEATURE_HASH, materialise, "conflicts-repeated")
-    if n_repeated:
-        candidates = probe_filter.mark_members(rows, FEATURE_HASH, repeated, n_repeated, materialise, _MAYBE_CONFLICTING,
-                                               "conflicts-filter").where(F.col(_MAYBE_CONFLICTING)).drop(_MAYBE_CONFLICTING)
-    else:
-        candidates = rows.where(F.lit(False))
+    if not n_repeated:  # no two rows share their features: nothing to group, no conflict to write
+        return mark_label_conflicts(rows, label, config.dedup.conflicts,
+                                    groups=F.broadcast(conflicting_groups(rows.where(F.lit(False)), label)))
+    candidates = probe_filter.mark_members(rows, FEATURE_HASH, repeated, n_repeated, materialise, _MAYBE_CONFLICTING,
+                                           "conflicts-filter").where(F.col(_MAYBE_CONFLICTING)).drop(_MAYBE_CONFLICTING)
     groups, n_groups = counted(materialise, conflicting_groups(candidates, label), "conflicts")
     # Few conflicting groups (the usual case) are broadcast, so marking the rows shuffles nothing.
     small = n_groups <= _BROADCAST_CONFLICT_GROUPS
