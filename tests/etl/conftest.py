@@ -2,6 +2,7 @@ import csv
 import itertools
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import yaml
@@ -69,7 +70,7 @@ def shuffle_reads(spark, partitions: int, action):
     (records read, tasks, the largest task's records), from Spark's own task metrics (its status
     store)."""
     sc, width = spark.sparkContext, spark.conf.get("spark.sql.shuffle.partitions")
-    group = f"shuffle-reads-{id(action)}"
+    group = f"shuffle-reads-{uuid.uuid4().hex}"  # an id() may come back: never another call's jobs
     spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     sc.setJobGroup(group, group)
     try:
