@@ -67,10 +67,12 @@ $(CLASSES): $(VENV)/etl/.installed | jars
 	scripts/class_archive.sh $@
 
 # --durations: each run lists its slowest tests, where the suite's time goes (CI's budget).
-# Two workers (pytest-xdist), each with its own Spark session; a module's tests stay in one worker
-# (--dist loadfile), so its servers and shared outputs are started and made once.
+# Three workers (pytest-xdist), each with its own Spark session; a module's tests stay in one worker
+# (--dist loadfile), so its servers and shared outputs are started and made once. One worker keeps
+# 2 cores about 65% busy (its driver waits on the JVM, the JVM on Python workers): with two the
+# suite took 799 s, with three 623 s and the cores 91-96% busy (bench/RESULTS.md, twentieth session).
 test-etl:
-	$(ETL)/python -m pytest tests/etl -n 2 --dist loadfile --durations=30
+	$(ETL)/python -m pytest tests/etl -n 3 --dist loadfile --durations=30
 
 test-train:
 	$(TRAIN)/python -m pytest tests/train -n 2 --dist loadfile --durations=10
