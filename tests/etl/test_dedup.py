@@ -185,6 +185,19 @@ def test_conflicts_group_only_the_rows_whose_features_repeat(spark, tmp_path):
     assert spark.read.parquet(f"{ctx.scratch}/dedup/conflicts-repeated").count() == 2
 
 
+def test_conflicts_with_no_repeated_features_mark_every_row_without_grouping(spark, tmp_path):
+    """No two rows share their features: every row is unmarked and no group table is written."""
+    df = spark.createDataFrame([(float(i), "ab"[i % 2]) for i in range(200)], "x double, label string")
+    rows = add_feature_hash(add_row_id(df), "label", ["x"])
+    ctx = Context(qualify(str(tmp_path)), [], 1 << 16)
+    config = load_config(ROOT / "conf/demo.yaml", ["dedup.conflicts=keep_majority"])
+    marked = conflicts.apply(rows, config, ctx)
+    assert sorted(r["x"] for r in marked.where(~F.col("_sp_conflict") & F.col("_sp_reason").isNull()).collect()) == \
+        [float(i) for i in range(200)]
+    assert spark.read.parquet(f"{ctx.scratch}/dedup/conflicts-repeated").count() == 0
+    assert not list(tmp_path.rglob("conflicts"))  # the groups would be written as dedup/conflicts
+
+
 def test_conflicting_labels_drop_all_rejects_every_row_of_a_conflict(spark):
     bad = "conflicting_label"
     assert _conflicts(spark, "drop_all") == [(1.0, "a", True, bad), (1.0, "b", True, bad),
