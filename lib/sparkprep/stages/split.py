@@ -389,7 +389,6 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
         held_out: true for rows a column rule holds out.
         materialise: where the cells and the folded rows are kept.
     """
-    spark = df.sparkSession
     classed = df.withColumns({_CLASS: F.col(label).cast("string"), "_sp_held": held_out})
     cells = materialise(_group_cells(classed, seed), "split-cells")
     targets, singles, group_cells = _measure_cells(cells, k, holdout_fraction, seed)
@@ -397,26 +396,81 @@ def assign_group_folds(df: DataFrame, label: str, k: int, holdout_fraction: floa
     folds, placed = _place_groups(cells, targets, placement, k, holdout_fraction, seed, materialise)
     reachable = all(n <= _target(targets, c, f) for (c, f), n in placed.items())
     joined = classed.join(folds, GROUP, "left")
-    single = F.col(FOLD).isNull() & ~F.col("_sp_held")
-    ranked, running = _positions(joined.where(single).drop(FOLD), [_CLASS], ROW_ID, None, seed,
-                                 _bits_for(max(singles.values(), default=0)))
-    if {c[0]: n for c, n in running.items()} != singles:
-        raise ContractError(f"split: single rows per class changed between passes: planned {singles}, found "
-                            f"{ {c[0]: n for c, n in running.items()} }; is the input being modified?")
-    table = spark.createDataFrame([(c, list(accumulate(n))) for c, n in _single_counts(targets, placed, singles).items()],
-                                  f"{_CLASS} string, _sp_bounds array<long>")
-    filled = (ranked.join(F.broadcast(table), _CLASS)
-              .withColumn(FOLD, _block_of(F.col("_sp_pos"), F.col("_sp_bounds"), k)).drop("_sp_pos", "_sp_bounds"))
-    rest = joined.where(~single).withColumn(FOLD, F.coalesce(F.col(FOLD), F.lit(HOLDOUT_FOLD)))
-    folded = materialise(filled.unionByName(rest).drop("_sp_held"), "split-folds")
-    # The rank's bucket counts sum to the rows per (fold, class): no count of its own. Buckets are
-    # sized for a fold's share of the largest class (the rank never depends on their number).
-    rows, running = _positions(folded, [FOLD, _CLASS], ROW_ID, None, seed,
-                               _bits_for(max(targets.class_counts.values(), default=0) // k))
-    counts = {(c, int(f)): n for (f, c), n in running.items()}
+    if placement == "hash-blocks":  # the group -> fold table is not broadcast: joined once, read twice
+        joined = materialise(joined, "split-joined")
+    rows, counts = _fill_and_rank(joined, targets, placed, singles, seed)
     plan = _grouped_plan(counts, k, holdout_fraction, seed, reachable, placement)
-    rank = F.when(F.col(FOLD) != HOLDOUT_FOLD, F.col("_sp_pos")).cast("long")
-    return rows.withColumn(FOLD_RANK, rank).drop("_sp_pos", _CLASS), plan
+    return rows, plan
+
+
+_SINGLE = "_sp_split_single"
+#: Per row, 1 where it is a row placed with its group (or held out) in fold i, for each fold.
+_PLACED_IN = "_sp_split_placed_in_{}"
+
+
+def _fill_and_rank(joined: DataFrame, targets: SplitPlan, placed: dict[tuple[str, int], int], singles: dict[str, int],
+                   seed: int) -> tuple[DataFrame, dict[tuple[str, int], int]]:
+    """`fold` for the single rows (each class's in contiguous blocks of their hash order,
+    `_single_counts`) and `FOLD_RANK` for every row, from ONE window over (class, bucket) in
+    xxhash64(row_id, seed) order; and the rows per (class, fold).
+
+    A row's rank in (fold f, class c) is the number of rows of (f, c) before it in hash order:
+    the single rows before it that fall in f's block [b_f, b_f+1) of single positions, which is
+    clamp(p, b_f, b_f+1) - b_f for p the single rows of c before it (a single row's own position);
+    plus the rows placed with their groups in f before it. Both are running counts in the class's
+    hash order, so one window computes them (one running sum per fold) with each bucket's offsets
+    from one small aggregation. Ranking the single rows first and then every (fold, class) again
+    took two windows, two aggregations and a scratch copy of the folded rows between them.
+
+    Args:
+        joined: rows with `_CLASS`, `_sp_held` and `fold` (null for the rows no group placed).
+        targets: the row split's plan (`_measure_cells`).
+        placed: the group rows placed per (class, fold).
+        singles: the single rows per class (`_measure_cells`).
+        seed: split.seed.
+    """
+    k = targets.k
+    single = F.col(FOLD).isNull() & ~F.col("_sp_held")
+    group_fold = F.when(~single, F.coalesce(F.col(FOLD), F.lit(HOLDOUT_FOLD)))
+    folds = [HOLDOUT_FOLD, *range(k)]
+    flags = {_SINGLE: single.cast("long"),
+             **{_PLACED_IN.format(i): F.coalesce(group_fold == f, F.lit(False)).cast("long") for i, f in enumerate(folds)}}
+    bits = _bits_for(max(targets.class_counts.values(), default=0))
+    hashed = _with_buckets(joined.withColumns(flags).withColumn(FOLD, group_fold), F.col(ROW_ID), seed, bits)
+    found = hashed.groupBy(_CLASS, _BUCKET).agg(*[F.sum(c).alias(c) for c in flags]).collect()
+    single_bounds = {c: list(accumulate(n)) for c, n in _single_counts(targets, placed, singles).items()}
+    offsets, running, counts = [], defaultdict(lambda: [0] * len(flags)), {}
+    for row in sorted(found, key=lambda r: (r[_CLASS], r[_BUCKET])):
+        c, so_far = row[_CLASS], running[row[_CLASS]]
+        offsets.append((c, row[_BUCKET], so_far[0], so_far[2:], single_bounds.get(c, [0] * (k + 1))))
+        running[c] = [a + int(row[f]) for a, f in zip(so_far, flags)]
+    found_singles = {c: n[0] for c, n in running.items() if n[0]}
+    if found_singles != singles:
+        raise ContractError(f"split: single rows per class changed between passes: planned {singles}, found "
+                            f"{found_singles}; is the input being modified?")
+    for c, totals in running.items():
+        bounds = single_bounds.get(c, [0] * (k + 1))
+        for i, f in enumerate(folds):
+            in_block = bounds[0] if f == HOLDOUT_FOLD else bounds[f + 1] - bounds[f]
+            if totals[i + 1] + in_block:
+                counts[(c, f)] = totals[i + 1] + in_block
+    table = joined.sparkSession.createDataFrame(
+        offsets, f"{_CLASS} string, {_BUCKET} long, _sp_single_off long, _sp_placed_off array<long>, _sp_bounds array<long>")
+    in_bucket = (Window.partitionBy(_CLASS, _BUCKET).orderBy(_HASH, ROW_ID)
+                 .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    before = {c: f"_sp_before{c}" for c in flags}
+    windowed = (hashed.join(F.broadcast(table), [_CLASS, _BUCKET])
+                .withColumns({before[c]: F.sum(c).over(in_bucket) - F.col(c) for c in flags}))
+    position = F.col("_sp_single_off") + F.col(before[_SINGLE])
+    folded = windowed.withColumns({"_sp_position": position, FOLD: F.when(
+        F.col(_SINGLE) == 1, _block_of(position, F.col("_sp_bounds"), k)).otherwise(F.col(FOLD))})
+    start, end = F.get(F.col("_sp_bounds"), F.col(FOLD)), F.get(F.col("_sp_bounds"), F.col(FOLD) + 1)
+    placed_before = F.get(F.array(*[F.get(F.col("_sp_placed_off"), f) + F.col(before[_PLACED_IN.format(f + 1)])
+                                    for f in range(k)]), F.col(FOLD))
+    rank = F.least(F.greatest(F.col("_sp_position"), start), end) - start + placed_before
+    ranked = folded.withColumn(FOLD_RANK, F.when(F.col(FOLD) != HOLDOUT_FOLD, rank).cast("long"))
+    return ranked.drop(*flags, *before.values(), _HASH, _BUCKET, "_sp_single_off", "_sp_placed_off", "_sp_bounds",
+                       "_sp_position", "_sp_held", _CLASS), counts
 
 
 def _grouped_plan(counts: dict[tuple[str, int], int], k: int, holdout_fraction: float, seed: int, reachable: bool,
