@@ -186,3 +186,16 @@ def test_random_groups_stay_whole_and_within_1_whenever_they_fit(spark, material
         for c, (held, *per_fold) in _by_fold(rows, k).items():
             assert held == int(holdout * labels.count(c) + 0.5) and max(per_fold) - min(per_fold) <= 1
         assert plan.deviation <= 1
+
+
+def test_groups_found_through_a_bloom_filter_split_as_through_the_exact_set(spark, materialise, monkeypatch):
+    # Only the rows of repeated group values are grouped; beyond probe_filter.EXACT_MEMBERS those
+    # rows are found by a Bloom filter, whose few false positives must change nothing.
+    labels = ["a", "b", "a", "a", "c", "b"] * 40
+    groups = [i // 3 if i < 90 else i for i in range(240)]
+    exact, exact_plan = _split(spark, materialise, labels, groups, k=4, holdout=0.1)
+    monkeypatch.setattr(split.probe_filter, "EXACT_MEMBERS", 0)
+    bloom, bloom_plan = _split(spark, materialise, labels, groups, k=4, holdout=0.1)
+    key = lambda r: (r["row_id"], r["fold"], r[FOLD_RANK])  # noqa: E731
+    assert sorted(map(key, bloom)) == sorted(map(key, exact)) and bloom_plan == exact_plan
+    assert all(len({r["fold"] for r in exact if r[GROUP] == g}) == 1 for g in range(30))
