@@ -485,15 +485,15 @@ def _fill_and_rank(joined: DataFrame, targets: SplitPlan, placed: dict[tuple[str
     windowed = (hashed.join(F.broadcast(table), [_CLASS, _BUCKET])
                 .withColumns({before[c]: F.sum(c).over(in_bucket) - F.col(c) for c in flags}))
     position = F.col("_sp_single_off") + F.col(before[_SINGLE])
-    folded = windowed.withColumns({"_sp_position": position, FOLD: F.when(
+    folded = windowed.withColumns({"_sp_split_position": position, FOLD: F.when(
         F.col(_SINGLE) == 1, _block_of(position, F.col("_sp_bounds"), k)).otherwise(F.col(FOLD))})
     start, end = F.get(F.col("_sp_bounds"), F.col(FOLD)), F.get(F.col("_sp_bounds"), F.col(FOLD) + 1)
     placed_before = F.get(F.array(*[F.get(F.col("_sp_placed_off"), f) + F.col(before[_PLACED_IN.format(f + 1)])
                                     for f in range(k)]), F.col(FOLD))
-    rank = F.least(F.greatest(F.col("_sp_position"), start), end) - start + placed_before
+    rank = F.least(F.greatest(F.col("_sp_split_position"), start), end) - start + placed_before
     ranked = folded.withColumn(FOLD_RANK, F.when(F.col(FOLD) != HOLDOUT_FOLD, rank).cast("long"))
     return ranked.drop(*flags, *before.values(), _HASH, _BUCKET, "_sp_single_off", "_sp_placed_off", "_sp_bounds",
-                       "_sp_position", "_sp_held", _CLASS), counts
+                       "_sp_split_position", "_sp_held", _CLASS), counts
 
 
 def _grouped_plan(counts: dict[tuple[str, int], int], k: int, holdout_fraction: float, seed: int, reachable: bool,
