@@ -14,6 +14,8 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
+from sparkprep.stages.dedup import probe_filter
+from sparkprep.stages.dedup.probe_filter import EXACT_MEMBERS, PACKED_MEMBERS
 from sparkprep.stages.groups import LOCAL_EDGES, connected_components
 import numpy as np
 
@@ -199,7 +201,12 @@ def test_an_oversized_bucket_links_to_its_anchor_instead_of_all_pairs(spark, mat
     assert {clusters[i] for i in range(1, 31)} == {1} and clusters[100] == 100
 
 
-def test_clusters_do_not_depend_on_partitioning(spark, materialise):
+@pytest.mark.parametrize("exact_members, packed_members", [(EXACT_MEMBERS, PACKED_MEMBERS), (0, PACKED_MEMBERS), (0, 0)],
+                         ids=["broadcast as they are", "packed", "through a filter"])
+def test_clusters_do_not_depend_on_partitioning(spark, materialise, monkeypatch, exact_members, packed_members):
+    """Nor on the way the clusters are joined to the rows (probe_filter.join_small)."""
+    monkeypatch.setattr(probe_filter, "EXACT_MEMBERS", exact_members)
+    monkeypatch.setattr(probe_filter, "PACKED_MEMBERS", packed_members)
     rows = _clustered_texts(60, seed=5)
     df = spark.createDataFrame(rows, "row_id long, text string, truth int").drop("truth")
     config = NearDupConfig(column="text")

@@ -65,11 +65,31 @@ def test_mark_members_passes_every_member_either_way_and_only_members_when_exact
         assert not any(got[i] for i in (1, 3, 7))
 
 
-@pytest.mark.parametrize("exact_members", [0, EXACT_MEMBERS], ids=["filter", "the set broadcast"])
-def test_join_small_is_a_left_join_either_way(spark, materialise, monkeypatch, exact_members):
+@pytest.mark.parametrize("exact_members, packed_members", [(0, 0), (0, 3), (EXACT_MEMBERS, 0)],
+                         ids=["filter", "packed", "the set broadcast"])
+def test_join_small_is_a_left_join_every_way(spark, materialise, monkeypatch, exact_members, packed_members):
     monkeypatch.setattr(probe_filter, "EXACT_MEMBERS", exact_members)
+    monkeypatch.setattr(probe_filter, "PACKED_MEMBERS", packed_members)
     rows = spark.createDataFrame([(p, i) for i, p in enumerate([3, 4, -7, 5, 2**62, 3])], "p long, i long")
     table = spark.createDataFrame([(3, "x"), (-7, "y"), (99, "z")], "p long, v string")
     got = probe_filter.join_small(rows, table, "p", 3, materialise, "set")
     assert got.columns == ["p", "i", "v"]
     assert sorted((r["i"], r["v"]) for r in got.collect()) == [(0, "x"), (1, None), (2, "y"), (3, None), (4, None), (5, "x")]
+
+
+def test_a_packed_join_reads_the_rows_once_and_finds_each_key_in_its_block(spark, materialise, monkeypatch):
+    monkeypatch.setattr(probe_filter, "EXACT_MEMBERS", 0)
+    monkeypatch.setattr(probe_filter, "PACKED_PER_BLOCK", 4)  # 300 keys: 75 blocks of 4 on average
+    keys = [k * 7_919 - 1_000_000 for k in range(300)]       # negative and positive, every block
+    table = spark.createDataFrame([(k, f"v{k}", k % 5) for k in keys], "p long, v string, w long")
+    # Every key of the table, keys that are absent (some in a block that exists), a null key, a repeat.
+    probes = [*keys, *[k + 1 for k in keys[:50]], None, keys[7]]
+    rows = materialise(spark.createDataFrame([(p, i) for i, p in enumerate(probes)], "p long, i long"), "rows")
+    got = probe_filter.join_small(rows, table, "p", len(keys), materialise, "packed")
+    assert got.columns == ["p", "i", "v", "w"]
+    present = set(keys)
+    assert sorted((r["i"], r["v"], r["w"]) for r in got.collect()) == sorted(
+        (i, f"v{p}", p % 5) if p in present else (i, None, None) for i, p in enumerate(probes))
+    # One scan of the rows: the Bloom filter's way reads them twice (passed and not passed).
+    plan = got._jdf.queryExecution().optimizedPlan().toString()
+    assert plan.count("Relation [p#") == 1

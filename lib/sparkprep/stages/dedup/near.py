@@ -25,7 +25,8 @@ the Spark shape around it, built so that Spark handles few rows:
    cluster, untouched.
 4. Connected components of the edges (groups.connected_components), each named by its smallest
    row_id: `dup_cluster`. They are joined to the rows without shuffling the rows
-   (probe_filter.join_small: broadcast, or only the rows their filter passes).
+   (probe_filter.join_small: broadcast as they are, or packed into blocks, in one pass over the
+   rows; beyond PACKED_MEMBERS, only the rows a filter passes are shuffled).
 
 Memory is bounded by the task's share of the entries: the number of tasks grows with the texts
 (`_ENTRY_BYTES_PER_TASK`), never with the size of a cluster.

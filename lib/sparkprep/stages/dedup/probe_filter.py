@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 #: Up to this many members a set is broadcast as it is rather than as a Bloom filter: at the ~175
 #: bytes a member the driver needs while it builds the broadcast (above), 44 MB at most.
 EXACT_MEMBERS = 250_000
+#: Up to this many rows `join_small` broadcasts a table packed into blocks of about
+#: PACKED_PER_BLOCK keys (about 20 bytes a key with one value column: 60 MB at the limit).
+PACKED_MEMBERS = 3_000_000
+PACKED_PER_BLOCK = 16
 BLOCK = "_sp_filter_block"
 WORDS = "_sp_filter_words"
 
@@ -147,24 +151,48 @@ def mark_members(df: DataFrame, probe: str, members: DataFrame, count: int, mate
 
 def join_small(df: DataFrame, table: DataFrame, key: str, count: int, materialise: Materialise, name: str) -> DataFrame:
     """`df` left-joined with `table` (at most one row per `key`, `count` rows), with `df`'s columns
-    first: only the rows of `df` that can match are shuffled. Up to EXACT_MEMBERS rows the table
-    is broadcast; beyond, the rows a Bloom filter of its keys passes are joined and the others get
-    nulls, so a large `df` never goes through a shuffle for a small share of matches.
+    first, in one pass over `df` that shuffles none of its rows. Up to EXACT_MEMBERS rows the table
+    is broadcast as it is; up to PACKED_MEMBERS, packed (`_packed`); beyond, the rows a Bloom
+    filter of its keys passes are joined and the others get nulls (that reads `df` twice: once for
+    the rows the filter passes, once for the others).
 
     Args:
         df: rows with the long column `key`.
         table: the rows to join, keyed by `key`.
         key: the column both have.
         count: how many rows `table` has (or an upper bound).
-        materialise: where the filter (or the broadcast set) is kept.
+        materialise: where the packed table or the filter (or the broadcast set) is kept.
         name: its scratch name.
     """
     values = [c for c in table.columns if c != key]
     if count <= EXACT_MEMBERS:
         return df.join(F.broadcast(table), key, "left").select(*df.columns, *values)
+    if count <= PACKED_MEMBERS:
+        return _packed_join(df, table, key, count, materialise, name)
     flag = "_sp_join_small"
     marked = mark_members(df, key, table.select(key), count, materialise, flag, name, exact_members=0)
     hit = marked.where(F.col(flag)).drop(flag).join(table, key, "left").select(*df.columns, *values)
     types = dict(table.dtypes)
     miss = marked.where(~F.col(flag)).drop(flag).withColumns({c: F.lit(None).cast(types[c]) for c in values})
     return miss.unionByName(hit)
+
+
+def _packed_join(df: DataFrame, table: DataFrame, key: str, count: int, materialise: Materialise, name: str) -> DataFrame:
+    """`join_small` through `table` packed: one row per block of about PACKED_PER_BLOCK keys (the
+    block is the key modulo the number of blocks), holding the block's keys and each value column
+    as aligned arrays. A row finds its block by a broadcast hash join and its key in the block's
+    array. A broadcast row per key costs the driver about 175 bytes while it builds the broadcast;
+    packed, a key costs about 8 bytes per column and the block's row overhead is shared."""
+    values = [c for c in table.columns if c != key]
+    blocks = max(1, count // PACKED_PER_BLOCK)
+    log.info("%s: %d keys packed into %d blocks, broadcast", name, count, blocks)
+    block = F.pmod(F.col(key), F.lit(blocks).cast("long"))
+    entries = F.sort_array(F.collect_list(F.struct(key, *values)))
+    packed = materialise(table.groupBy(block.alias(BLOCK))
+                         .agg(entries.alias("_sp_entries"))
+                         .select(BLOCK, *[F.col(f"_sp_entries.{c}").alias(f"_sp_packed_{c}") for c in [key, *values]]),
+                         name)
+    looked_up = df.withColumn(BLOCK, block).join(F.broadcast(packed), BLOCK, "left")
+    at = F.array_position(F.col(f"_sp_packed_{key}"), F.col(key)).cast("int")
+    return looked_up.select(*df.columns, *[F.when(at > 0, F.element_at(F.col(f"_sp_packed_{c}"), at)).alias(c)
+                                           for c in values])
