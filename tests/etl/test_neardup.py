@@ -3,6 +3,7 @@ with controlled edits whose true clusters are known."""
 
 import ast
 import itertools
+import logging
 import random
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
 from sparkprep.stages.dedup import probe_filter
-from sparkprep.stages.dedup.probe_filter import EXACT_MEMBERS, PACKED_MEMBERS
 from sparkprep.stages.groups import LOCAL_EDGES, connected_components
 import numpy as np
 
@@ -201,17 +201,24 @@ def test_an_oversized_bucket_links_to_its_anchor_instead_of_all_pairs(spark, mat
     assert {clusters[i] for i in range(1, 31)} == {1} and clusters[100] == 100
 
 
-@pytest.mark.parametrize("exact_members, packed_members", [(EXACT_MEMBERS, PACKED_MEMBERS), (0, PACKED_MEMBERS), (0, 0)],
-                         ids=["broadcast as they are", "packed", "through a filter"])
-def test_clusters_do_not_depend_on_partitioning(spark, materialise, monkeypatch, exact_members, packed_members):
-    """Nor on the way the clusters are joined to the rows (probe_filter.join_small)."""
-    monkeypatch.setattr(probe_filter, "EXACT_MEMBERS", exact_members)
-    monkeypatch.setattr(probe_filter, "PACKED_MEMBERS", packed_members)
+def test_clusters_do_not_depend_on_partitioning_nor_on_how_they_are_joined_to_the_rows(spark, materialise, monkeypatch,
+                                                                                      caplog):
+    """The clusters joined to the rows as they are, on 1, 4 and 32 partitions; then packed and
+    through a filter (probe_filter.join_small's other ways), on 4."""
     rows = _clustered_texts(60, seed=5)
     df = spark.createDataFrame(rows, "row_id long, text string, truth int").drop("truth")
     config = NearDupConfig(column="text")
-    results = [add_dup_clusters(df.repartition(n), config, materialise).select("row_id", "dup_cluster")
-               for n in (1, 4, 32)]
+
+    def clusters(partitions):
+        return add_dup_clusters(df.repartition(partitions), config, materialise).select("row_id", "dup_cluster")
+    results = [clusters(n) for n in (1, 4, 32)]
+    monkeypatch.setattr(probe_filter, "EXACT_MEMBERS", 0)
+    with caplog.at_level(logging.INFO, logger="sparkprep.stages.dedup.probe_filter"):
+        results.append(clusters(4))
+        monkeypatch.setattr(probe_filter, "PACKED_MEMBERS", 0)
+        results.append(clusters(4))
+    joins = [m for m in caplog.messages if m.startswith("clustered-filter: ")]
+    assert len(joins) == 2 and "packed into" in joins[0] and "a Bloom filter" in joins[1], joins
     for other in results[1:]:
         assert_df_equality(results[0], other, ignore_row_order=True)
     assert results[0].select(F.countDistinct("dup_cluster")).first()[0] == 120
