@@ -6,7 +6,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from sklearn.datasets import load_iris
 
-from sparkprep.stages.dedup import probe_filter
+from sparkprep.stages import probe_filter
 from sparkprep.stages.dedup.exact import (ABSORBED, MERGED, add_row_id, deduplicate, drop_exact_duplicates, keep_one_per_key)
 from sparkprep.config import load_config
 from sparkprep.io.fs import qualify
@@ -104,7 +104,7 @@ def _deduplicated(spark, materialise):
 
 def test_deduplicate_collapses_only_the_rows_whose_key_repeats(spark, materialise, caplog):
     write, written = _recording(materialise)
-    with caplog.at_level(logging.INFO, logger="sparkprep.stages.dedup"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.stages"):
         assert _deduplicated(spark, write) == DEDUPLICATED
     # Two keys repeat; only their 6 input rows were shuffled, and they collapse to 2. The set of
     # the two is broadcast as it is.
@@ -116,7 +116,7 @@ def test_deduplicate_collapses_only_the_rows_whose_key_repeats(spark, materialis
 def test_deduplicate_tells_many_repeated_keys_apart_by_a_bloom_filter(spark, materialise, monkeypatch, caplog):
     monkeypatch.setattr(probe_filter, "EXACT_MEMBERS", 1)
     write, written = _recording(materialise)
-    with caplog.at_level(logging.INFO, logger="sparkprep.stages.dedup"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.stages"):
         assert _deduplicated(spark, write) == DEDUPLICATED
     assert written == {"repeated": 2, "filter": 1, "collapsed": ["k1", "k2"]}  # one block of the filter
     assert "filter: a Bloom filter of 4096 bits for 2 members" in caplog.messages

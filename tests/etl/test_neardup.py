@@ -15,7 +15,7 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from sparkprep.config import NearDupConfig
-from sparkprep.stages.dedup import probe_filter
+from sparkprep.stages import probe_filter
 from sparkprep.stages.groups import LOCAL_EDGES, connected_components
 import numpy as np
 
@@ -213,7 +213,7 @@ def test_clusters_do_not_depend_on_partitioning_nor_on_how_they_are_joined_to_th
         return add_dup_clusters(df.repartition(partitions), config, materialise).select("row_id", "dup_cluster")
     results = [clusters(n) for n in (1, 4, 32)]
     monkeypatch.setattr(probe_filter, "EXACT_MEMBERS", 0)
-    with caplog.at_level(logging.INFO, logger="sparkprep.stages.dedup.probe_filter"):
+    with caplog.at_level(logging.INFO, logger="sparkprep.stages.probe_filter"):
         results.append(clusters(4))
         monkeypatch.setattr(probe_filter, "PACKED_MEMBERS", 0)
         results.append(clusters(4))

@@ -5,8 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from sparkprep.stages.dedup import probe_filter
-from sparkprep.stages.dedup.probe_filter import (
+from sparkprep.stages import probe_filter
+from sparkprep.stages.probe_filter import (
     BLOCK, BLOCK_BITS, EXACT_MEMBERS, MAX_BITS, WORDS, build, filter_bits, mark, mark_members)
 
 LONGS = st.integers(-2**63, 2**63 - 1)

@@ -37,7 +37,7 @@ from sparkprep.contract import (
     CONFLICT, DUP_CLUSTER, FEATURE_HASH, FOLD, FOLD_RANK, GROUP, HOLDOUT_FOLD, LABEL_INDEX, ROW_ID)
 from sparkprep.errors import ContractError
 from sparkprep.stages.context import Context
-from sparkprep.stages.dedup import probe_filter
+from sparkprep.stages import probe_filter
 from sparkprep.stages.groups import Anchor, add_groups
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from sparkprep.config import Config
 from sparkprep.contract import CONFLICT, CONFLICTING_LABEL, FEATURE_HASH, MESSAGE, REASON, REASON_COLUMN, ROW_ID
 from sparkprep.io.write import counted
 from sparkprep.stages.context import Context
-from sparkprep.stages.dedup import probe_filter
+from sparkprep.stages import probe_filter
 from sparkprep.stages.dedup.exact import COUNTED_PREFIX, MERGED, data_columns
 
 #: Up to this many conflicting feature groups (about 60 bytes each) are broadcast to the rows.

@@ -35,7 +35,7 @@ from sparkprep.config import Config
 from sparkprep.contract import INTERNAL_PREFIX, ROW_ID
 from sparkprep.errors import ConfigError
 from sparkprep.stages.context import Context
-from sparkprep.stages.dedup import probe_filter
+from sparkprep.stages import probe_filter
 
 log = logging.getLogger(__name__)
 

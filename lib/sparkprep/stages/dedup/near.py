@@ -50,7 +50,7 @@ from sparkprep.config import Config, NearDupConfig
 from sparkprep.contract import DUP_CLUSTER, ROW_ID
 from sparkprep.io.write import Materialise, counted
 from sparkprep.stages.context import Context
-from sparkprep.stages.dedup import probe_filter
+from sparkprep.stages import probe_filter
 from sparkprep.stages.dedup.exact import collapse
 from sparkprep.stages.dedup.minhash import BandHasher, bucket_pairs, by_task, distinct_pairs, has_hot_keys, hot_runs, jaccard
 from sparkprep.stages.groups import connected_components

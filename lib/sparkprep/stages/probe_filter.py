@@ -1,7 +1,9 @@
 """A blocked Bloom filter over 64-bit probes, in plain Spark SQL: a set test whose broadcast stays
 small and bounded however many members the set has.
 
-dedup sends the rows whose probe repeats to its collapse and every other row straight through.
+Exact dedup and conflicts send the rows whose probe repeats to their grouping and every other
+row straight through; the group split groups only the rows of repeated group values; near-dup
+joins its clusters to the rows (`join_small`).
 Broadcasting the repeated probes themselves costs the driver about 175 bytes per probe while it
 builds Spark's hash map: 2.5M probes took 440 MB of a 1 GB heap, and a 20 GB run died of it. The
 filter takes 16 to 32 bits per member, at most `MAX_BITS` in all (16 MB). It passes every member
