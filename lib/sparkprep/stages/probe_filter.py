@@ -153,10 +153,10 @@ def mark_members(df: DataFrame, probe: str, members: DataFrame, count: int, mate
 
 def join_small(df: DataFrame, table: DataFrame, key: str, count: int, materialise: Materialise, name: str) -> DataFrame:
     """`df` left-joined with `table` (at most one row per `key`, `count` rows), with `df`'s columns
-    first, in one pass over `df` that shuffles none of its rows. Up to EXACT_MEMBERS rows the table
-    is broadcast as it is; up to PACKED_MEMBERS, packed (`_packed`); beyond, the rows a Bloom
-    filter of its keys passes are joined and the others get nulls (that reads `df` twice: once for
-    the rows the filter passes, once for the others).
+    first. Up to EXACT_MEMBERS rows the table is broadcast as it is, and up to PACKED_MEMBERS packed
+    (`_packed_join`): one pass over `df` that shuffles none of its rows. Beyond, the rows a Bloom
+    filter of its keys passes are shuffled and joined and the others get nulls (that reads `df`
+    twice: once for the rows the filter passes, once for the others).
 
     Args:
         df: rows with the long column `key`.
@@ -170,7 +170,7 @@ def join_small(df: DataFrame, table: DataFrame, key: str, count: int, materialis
     if count <= EXACT_MEMBERS:
         return df.join(F.broadcast(table), key, "left").select(*df.columns, *values)
     if count <= PACKED_MEMBERS:
-        return _packed_join(df, table, key, count, materialise, name)
+        return _packed_join(df, table, key, values, count, materialise, name)
     flag = "_sp_join_small"
     marked = mark_members(df, key, table.select(key), count, materialise, flag, name, exact_members=0)
     hit = marked.where(F.col(flag)).drop(flag).join(table, key, "left").select(*df.columns, *values)
@@ -179,13 +179,13 @@ def join_small(df: DataFrame, table: DataFrame, key: str, count: int, materialis
     return miss.unionByName(hit)
 
 
-def _packed_join(df: DataFrame, table: DataFrame, key: str, count: int, materialise: Materialise, name: str) -> DataFrame:
+def _packed_join(df: DataFrame, table: DataFrame, key: str, values: list[str], count: int, materialise: Materialise,
+                 name: str) -> DataFrame:
     """`join_small` through `table` packed: one row per block of about PACKED_PER_BLOCK keys (the
     block is the key modulo the number of blocks), holding the block's keys and each value column
     as aligned arrays. A row finds its block by a broadcast hash join and its key in the block's
     array. A broadcast row per key costs the driver about 175 bytes while it builds the broadcast;
     packed, a key costs about 8 bytes per column and the block's row overhead is shared."""
-    values = [c for c in table.columns if c != key]
     blocks = max(1, count // PACKED_PER_BLOCK)
     log.info("%s: %d keys packed into %d blocks, broadcast", name, count, blocks)
     block = F.pmod(F.col(key), F.lit(blocks).cast("long"))
