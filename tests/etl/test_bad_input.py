@@ -24,6 +24,9 @@ from sparkprep.config import InputConfig
 from sparkprep.io.read import read_input
 
 BASE = ["--set", "spark.master=local[2]", "--set", "spark.shuffle_partitions=4"]
+#: For the demo-config runs about reading: near-duplicate detection is a third of a small run's
+#: Spark jobs and none of what they test (test_neardup covers it; test_time_cut_holdout keeps it on).
+NO_NEAR = "dedup.near=null"
 
 
 def _prepare(spark, tmp_path, *sets: str) -> int:
@@ -108,7 +111,7 @@ def test_json_input_quarantines_bad_lines_keeping_each_line_as_read(spark, tmp_p
     not_utf8 = json.dumps({**good, "id": 900001}).encode().replace(b'"text": "', b'"text": "\xff\xfe ', 1)
     spaced = json.dumps({**good, "id": 900002, "num_0": "many"}, separators=(" ,", " :  "))
     (raw / "part-extra.json").write_bytes(not_utf8 + b"\n\n" + spaced.encode() + b"\n")
-    assert _prepare(spark, tmp_path, f"input.paths=[{raw}]", "input.format=json", "input.options={}") == 0
+    assert _prepare(spark, tmp_path, f"input.paths=[{raw}]", "input.format=json", "input.options={}", NO_NEAR) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     reasons = manifest["rejections"]["by_reason"]
     assert reasons["malformed_record"] > 0 and reasons["unparsable_value"] > 0 and reasons["invalid_encoding"] == 1
@@ -139,7 +142,8 @@ def test_a_multi_line_json_document_is_read_whole_whatever_the_option_s_case(spa
                 pass
         part.unlink()
     (raw / "all.json").write_text(json.dumps(records, indent=2))
-    assert _prepare(spark, tmp_path, f"input.paths=[{raw}]", "input.format=json", "input.options={multiline: 'true'}") == 0
+    assert _prepare(spark, tmp_path, f"input.paths=[{raw}]", "input.format=json", "input.options={multiline: 'true'}",
+                    NO_NEAR) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["rows"]["input"] == len(records)
     assert "malformed_record" not in manifest["rejections"]["by_reason"]
@@ -184,7 +188,7 @@ def test_an_unreadable_file_fails_the_run_naming_it(spark, tmp_path, csv_with_a_
 
 def test_an_unreadable_file_is_quarantined_when_configured(spark, tmp_path, csv_with_a_corrupt_file):
     assert _prepare(spark, tmp_path, f"input.paths=[{csv_with_a_corrupt_file}]",
-                    "input.on_unreadable_file=quarantine") == 0
+                    "input.on_unreadable_file=quarantine", NO_NEAR) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     files = manifest["quarantine"]["unreadable_files"]
     assert len(files) == 1 and files[0].endswith("part-corrupt.csv.gz")
