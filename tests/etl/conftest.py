@@ -18,9 +18,10 @@ def spark():
     """One local[2] session with Delta for the whole ETL suite (UI off, few shuffle partitions).
 
     Expressions run interpreted: on inputs of a few rows, compiling every plan's generated Java
-    (Janino, whose class lookups scan the jars) cost more CPU than running it (-11% on the split
+    (Janino, whose class lookups scan the jars) cost more CPU than running it (-12% on the split
     and dedup property tests). Spark keeps both ways equal; the runs that start a JVM of their own
-    (the CLI and spark-submit in test_e2e_cli, tests/cluster) keep Spark's generated code."""
+    (the CLI and spark-submit subprocesses of test_e2e_cli and test_blocked_prepare, tests/cluster)
+    keep Spark's generated code."""
     config = SparkConfig(master="local[2]", driver_memory="2g", shuffle_partitions=4,
                          conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
                                "spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false",
