@@ -1,4 +1,3 @@
-import re
 from collections import Counter
 
 from chispa import assert_df_equality
@@ -6,9 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from sparkprep.contract import COPIES_COUNTED, FOLD, FOLD_RANK, LABEL_INDEX, REPLICA, ROW_ID
-from sparkprep.io.write import output_order, write_table
-from sparkprep.stages.rebalance import expand_copies, kept_counts, oversample_training_rows, rebalance, replica_counts
+from sparkprep.stages.rebalance import kept_counts, oversample_training_rows, rebalance, replica_counts
+from sparkprep.contract import FOLD_RANK
 from sparkprep.stages.split import SplitPlan, assign_folds
 from sparkprep.publish.verify import verify_dataset
 
@@ -137,34 +135,3 @@ def test_property_undersampled_training_portions_are_exact_and_validation_sees_e
         if target == 1.0 and all(plan.fold_size(c, f) for c in classes for f in range(k)):
             train = Counter(r["label"] for r in rows if r["fold"] not in (fold, -1) and r["in_train"])
             assert len(set(train.values())) == 1 and set(train) == set(classes), (fold, train)
-
-
-def _last_write_plan(spark) -> str:
-    """The physical plan of the session's last SQL execution, from Spark's status store."""
-    executions = spark._jsparkSession.sharedState().statusStore().executionsList()
-    return max((executions.apply(i) for i in range(executions.size())), key=lambda e: e.executionId()).physicalPlanDescription()
-
-
-def test_copies_follow_their_original_in_file_order_and_only_originals_are_sorted(spark, tmp_path):
-    """12 originals (a 9, b 3; k=2) on 3 partitions, oversampled to 18 rows, written by fold as
-    the pipeline writes them: the originals put in file order, then their copies expanded. The
-    write's plan holds one sort, under the explode (a sort above it would sort the copies too), and
-    in every file each original comes in hash order followed by its copies 1..n."""
-    labels = ["a"] * 9 + ["b"] * 3
-    plan = _plan(dict(Counter(labels)))
-    df = spark.createDataFrame([(i * 31 + 7, lab) for i, lab in enumerate(labels)], "row_id long, label string")
-    folded = assign_folds(df, "label", plan).withColumn(LABEL_INDEX, (F.col("label") == "b").cast("int"))
-    split = spark.createDataFrame(folded.collect(), folded.schema).repartition(3)  # no sort of the split's own
-    originals = output_order(rebalance(split, "label", plan, "oversample", 1.0, COPIES_COUNTED), seed=5)
-    write_table(expand_copies(originals), str(tmp_path / "t"), "parquet", [FOLD], 1000, 1 << 20, presorted=True)
-    # The tree of the plan that ran (AQE's final one), without the nodes' details listed below it.
-    physical = _last_write_plan(spark).split("== Physical Plan ==")[-1].split("== Initial Plan ==")[0].strip().split("\n\n")[0]
-    nodes = re.findall(r"^[\s+\-:*]*(Sort|Generate)\b", physical, re.MULTILINE)
-    assert nodes[:2] == ["Generate", "Sort"] and nodes.count("Sort") == 1, physical
-    written = spark.read.parquet(str(tmp_path / "t")).withColumn("file", F.input_file_name())
-    expected = rebalance(split, "label", plan, "oversample", 1.0).select(ROW_ID, FOLD, REPLICA)
-    assert_df_equality(written.select(ROW_ID, FOLD, REPLICA), expected, ignore_row_order=True, ignore_nullable=True)
-    order = F.xxhash64(ROW_ID, F.lit(5), F.lit("file-order"))
-    for (name,) in written.select("file").distinct().collect():
-        rows = [(r["key"], r[REPLICA]) for r in written.where(F.col("file") == name).select(order.alias("key"), REPLICA).collect()]
-        assert rows == sorted(rows), name
