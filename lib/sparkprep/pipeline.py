@@ -33,8 +33,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkprep.config import Config, InputConfig
-from sparkprep.contract import (COPIES_AS_ROWS, COPIES_COUNTED, DATA_DIR, FOLD, HOLDOUT_FOLD, MANIFEST, QUARANTINE_DIR,
-                                REASON, REPORT, ROW_ID)
+from sparkprep.contract import DATA_DIR, FOLD, HOLDOUT_FOLD, MANIFEST, QUARANTINE_DIR, REASON, REPLICA, REPORT, ROW_ID
 from sparkprep.errors import ContractError, InputError, SparkprepError
 from sparkprep.io.fs import HadoopFS, qualify
 from sparkprep.io.read import check_columns, input_version, raw_record, read_input, unread_files
@@ -52,7 +51,7 @@ from sparkprep.stages.dedup import stage as dedup
 from sparkprep.stages.dedup.conflicts import add_feature_hash
 from sparkprep.stages.dedup.exact import add_row_id
 from sparkprep.stages.normalise import fit as normalise
-from sparkprep.stages.rebalance import expand_copies, rebalance
+from sparkprep.stages.rebalance import rebalance
 
 log = logging.getLogger(__name__)
 
@@ -207,17 +206,14 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
 
     folded = split.run(deduped.rows, deduped.counts, config, ctx)
     _check_accounting(n_input, sum(rejections.values()), deduped.duplicates, folded.rows_kept)
-    # Oversampled copies are counted on their originals while the originals are put in their file
-    # order, and only then expanded into rows, each after its original: the write's sort sees the
-    # originals, not 2.5x as many rows (write_table's `presorted`).
-    originals = rebalance(folded.rows, config.columns.label, folded.plan, config.rebalance.method,  # type: ignore[union-attr]
-                          config.rebalance.target, COPIES_COUNTED)
+    final = rebalance(folded.rows, config.columns.label, folded.plan, config.rebalance.method,  # type: ignore[union-attr]
+                      config.rebalance.target, config.rebalance.copies)
     # The report's per-fold sample of originals, taken as they are written.
-    sampled = sample_rows(output_order(originals, config.split.seed), Roles.of(config.columns),  # type: ignore[arg-type]
-                          sampling_rate(rows=folded.rows_kept), extra={SAMPLED_FOLD: F.col(FOLD)})
-    as_rows = config.rebalance.method == "oversample" and config.rebalance.copies == COPIES_AS_ROWS
-    version = write_table(expand_copies(sampled.rows) if as_rows else sampled.rows, run.target.data, out_cfg.format,
-                          [FOLD], out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes, presorted=as_rows)
+    sampled = sample_rows(output_order(final, config.split.seed), Roles.of(config.columns),  # type: ignore[arg-type]
+                          sampling_rate(rows=folded.rows_kept), extra={SAMPLED_FOLD: F.col(FOLD)},
+                          where=F.col(REPLICA) == 0)
+    version = write_table(sampled.rows, run.target.data, out_cfg.format, [FOLD],
+                          out_cfg.max_rows_per_file, out_cfg.dictionary_page_bytes)
     clock.lap("split+write", "measure", f"{folded.rows_kept:,} rows in {config.split.k} folds and a holdout, "
               f"rebalance {config.rebalance.method}")
     return _Written(n_input, rejections, by_column, deduped, folded, unreadable, checked, version, q_version,

@@ -17,7 +17,6 @@ run removes `_blocked/` (Parquet replaces the whole directory; Delta deletes it)
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -36,7 +35,6 @@ from sparkprep.io.session import temporary_conf
 log = logging.getLogger(__name__)
 
 _DICTIONARY_PAGE = "parquet.dictionary.page.size"
-_PLANNED_WRITE = "spark.sql.optimizer.plannedWrite.enabled"
 #: `materialise(df, name)`: write a scratch copy of `df` named `name` and read it back.
 Materialise = Callable[[DataFrame, str], DataFrame]
 
@@ -242,7 +240,7 @@ def counted(materialise: Materialise, df: DataFrame, name: str) -> tuple[DataFra
 
 
 def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_rows: int,
-                dictionary_page_bytes: int, presorted: bool = False) -> int | None:
+                dictionary_page_bytes: int) -> int | None:
     """Overwrite `uri` with `df`; returns the Delta version committed (None for Parquet).
 
     Args:
@@ -252,22 +250,17 @@ def write_table(df: DataFrame, uri: str, fmt: str, partition_by: list[str], max_
         partition_by: the partition columns.
         max_rows: output.max_rows_per_file.
         dictionary_page_bytes: output.dictionary_page_bytes.
-        presorted: each task's rows already come in an order that starts with `partition_by`,
-            through an explode (copies as rows): Spark's planned write adds a sort by the partition
-            columns wherever its logical plan loses the order, and an explode loses it there, so
-            the writer is left to check the physical order itself, which an explode keeps.
     """
     writer = overwriting(df, dictionary_page_bytes).option("maxRecordsPerFile", max_rows)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    with temporary_conf(df.sparkSession, _PLANNED_WRITE, "false") if presorted else nullcontext():
-        if fmt == "parquet":
-            writer.parquet(uri)
-            return None
-        # Delta hands only maxRecordsPerFile and compression on to Parquet, but every SQL conf entry
-        # reaches the Hadoop conf of its writer: the limit goes there, for this write only.
-        with temporary_conf(df.sparkSession, _DICTIONARY_PAGE, str(dictionary_page_bytes)):
-            writer.format("delta").option("overwriteSchema", "true").save(uri)
+    if fmt == "parquet":
+        writer.parquet(uri)
+        return None
+    # Delta hands only maxRecordsPerFile and compression on to Parquet, but every SQL conf entry
+    # reaches the Hadoop conf of its writer: the limit goes there, for this write only.
+    with temporary_conf(df.sparkSession, _DICTIONARY_PAGE, str(dictionary_page_bytes)):
+        writer.format("delta").option("overwriteSchema", "true").save(uri)
     return delta_version(df.sparkSession, uri)
 
 

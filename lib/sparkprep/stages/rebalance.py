@@ -125,17 +125,6 @@ def oversample_training_rows(df: DataFrame, label: str, plan: SplitPlan, target:
     joined = (df.withColumn(_CLASS, F.col(label).cast("string"))
               .join(F.broadcast(table), [FOLD, _CLASS], "left"))
     copies = F.when(F.col(FOLD) == HOLDOUT_FOLD, 0).otherwise(copies)
-    added = joined.withColumns({REPLICA: F.lit(0), COPIES: copies}).drop(_CLASS, "_sp_n", "_sp_r")
-    return added if counted else expand_copies(added)
-
-
-def expand_copies(df: DataFrame) -> DataFrame:
-    """Counted copies (`copies` on each original) as rows: the original (`replica` 0) followed by
-    replicas 1..copies, `copies` dropped. Where the rows are already in their file order, the
-    copies come out in it too, each right after its original (they share its `row_id`), so a
-    write sorts the originals only (pipeline.py), not 2.5x as many rows.
-
-    Args:
-        df: oversampled rows with `copies` (`oversample_training_rows(..., counted=True)`).
-    """
-    return df.withColumn(REPLICA, F.explode(F.sequence(F.lit(0), F.col(COPIES)))).drop(COPIES)
+    added = (joined.withColumns({REPLICA: F.lit(0), COPIES: copies}) if counted
+             else joined.withColumn(REPLICA, F.explode(F.sequence(F.lit(0), copies))))
+    return added.drop(_CLASS, "_sp_n", "_sp_r")
