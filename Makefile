@@ -34,15 +34,22 @@ $(VENV)/s3/.installed: requirements/s3.txt
 	touch $@
 
 # Delta's JVM jars come from Maven Central through Spark's Ivy, cached under ~/.ivy2.5.2.
+# (Not again in `test`'s second make, which the first has just checked: each check starts a JVM.)
 jars: $(VENV)/etl/.installed
-	$(ETL)/sparkprep jars
+	$(if $(JARS_CHECKED),@true,$(ETL)/sparkprep jars)
 
 demo: prerequisites-demo env
 	$(ETL)/sparkprep generate --config conf/demo.yaml
 	$(ETL)/sparkprep prepare --config conf/demo.yaml --set output.path=$(OUT)
 	$(TRAIN)/python jobs/train_tiny.py --out $(OUT) --steps 100
 
-test: prerequisites-test env test-etl test-train test-cluster
+# tests/etl keeps both cores busy on its own; tests/train and tests/cluster leave a third to half of
+# them idle (subprocesses starting, servers waiting), so those two run side by side, each suite's
+# output printed whole when it ends: 122 + 435 s one after the other, 479 s together (bench/RESULTS.md,
+# twenty-fifth session). All three side by side saved 20 s more, but ran each command of
+# tests/cluster about 3x slower (its longest test 420 s: two spark-submits, each with a 600 s limit).
+test: prerequisites-test env test-etl
+	@$(MAKE) --no-print-directory -j2 --output-sync=target JARS_CHECKED=1 test-train test-cluster
 
 # What the machine itself must have (Python 3.11, Java 17; for the tests a JDK, Maven, Chromium):
 # one line naming what is missing and how to install it, before anything is built.
