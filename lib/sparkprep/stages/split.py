@@ -652,7 +652,11 @@ def _group_split(rows: DataFrame, keys: list[Column | Anchor], config: Config,
     grouped = materialise(add_groups(narrow, narrow_keys, materialise), "grouped")
     folded, plan = assign_group_folds(grouped, label, split.k, split.holdout_fraction, split.seed,
                                       F.col(_HELD), materialise)
-    return rows.join(folded.select(ROW_ID, FOLD, FOLD_RANK), ROW_ID), plan, dict(plan.class_counts)
+    # A shuffled hash join on the narrow side: the rows stream past its hash table instead of being
+    # sorted by row_id for a sort-merge join, a sort of every row that the write's sort by fold
+    # repeats anyway (1 GB: the final stage 48.6 against 52.7 s; bench/RESULTS.md, 26th session).
+    folds = folded.select(ROW_ID, FOLD, FOLD_RANK).hint("shuffle_hash")
+    return rows.join(folds, ROW_ID), plan, dict(plan.class_counts)
 
 
 def _row_split(rows: DataFrame, keys: list[Column | Anchor], config: Config,
