@@ -191,8 +191,7 @@ def _write(spark: SparkSession, config: Config, run: _Run, raw: DataFrame, ctx: 
     deduped = dedup.run(clean.accepted(marked, keep_source=True), config, replace(ctx, rows=accepted))
     rejected = clean.quarantine_rows(marked, tallied.first_positions).unionByName(
         clean.numbered(deduped.rejected, tallied.first_positions))
-    # Cleaning's rejections were counted by the tally: only dedup's few are counted here.
-    by_column, rejections = quarantine.by_reason_and_column(deduped.rejected, tallied.by_column)
+    by_column, rejections = quarantine.by_reason_and_column(tallied.by_column, deduped.rejected_by_column)
     log.info("duplicates %s, rejected %d %s", deduped.counts, sum(rejections.values()), rejections)
     if not sum(deduped.remaining.values()):
         raise quarantine.nothing_left("dedup", f"{n_input} rows read, {sum(rejections.values())} rejected, "

@@ -47,17 +47,18 @@ def skipped_files(spark: SparkSession, files: list[str]) -> dict[str, int]:
     return sizes
 
 
-def by_reason_and_column(quarantine: DataFrame, counted: dict[tuple[str, str | None], int]
+def by_reason_and_column(*counted: dict[tuple[str, str | None], int]
                          ) -> tuple[dict[tuple[str, str | None], int], dict[str, int]]:
-    """The quarantine's rows per (reason, column), and per reason.
+    """The quarantine's rows per (reason, column), and per reason, from what each stage counted.
 
     Args:
-        quarantine: rejected rows in the quarantine schema (those `counted` leaves out).
-        counted: rows per (reason, column) already counted elsewhere (cleaning's tally), added in.
+        counted: rows per (reason, column), as each stage counted its rejections (cleaning's
+            tally, dedup's count).
     """
-    by_column = dict(counted)
-    for r in quarantine.groupBy("reason", "column").count().collect():
-        by_column[(r["reason"], r["column"])] = by_column.get((r["reason"], r["column"]), 0) + int(r["count"])
+    by_column: dict[tuple[str, str | None], int] = {}
+    for stage in counted:
+        for key, n in stage.items():
+            by_column[key] = by_column.get(key, 0) + n
     rejections = {reason: sum(n for (r, _), n in by_column.items() if r == reason)
                   for reason in sorted({r for r, _ in by_column})}
     return by_column, rejections

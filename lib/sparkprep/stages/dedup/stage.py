@@ -49,12 +49,15 @@ class Deduplicated:
         counts: input rows absorbed by each absorbing rule (exact, key, near) and the rows each
             counting rule counted (conflicting_rows).
         remaining: rows kept per (class, held out by a column rule).
+        rejected_by_column: the rows of `rejected` per (reason, column), counted in the aggregation
+            that counts the rows kept (so the quarantine's counts need no pass of their own).
     """
 
     rows: DataFrame
     rejected: DataFrame
     counts: dict[str, int]
     remaining: dict[tuple[str, bool], int]
+    rejected_by_column: dict[tuple[str, str | None], int]
 
     @property
     def by_kind(self) -> dict[str, int]:
@@ -81,35 +84,46 @@ def run(rows: DataFrame, config: Config, ctx: Context) -> Deduplicated:
         if REASON in rows.columns:
             rejected.append(rows.where(F.col(REASON).isNotNull()))
             rows = rows.where(F.col(REASON).isNull()).drop(*_QUARANTINE_COLUMNS)
-    counts, remaining, n_rejected = _count(rows, rejected, config)
-    rows, rare, remaining = rare_classes(rows, remaining, config)
+    counts, kept, by_column = _count(rows, rejected, config)
+    rows, rare, remaining = rare_classes(rows, kept, config)
     one_class_stops(remaining, config)
     if rare is not None:
         rejected.append(rare)
+        # The rare classes' rows are all their kept rows: counted already.
+        by_column[(RARE_LABEL, config.columns.label)] = sum(  # type: ignore[union-attr]
+            n for key, n in kept.items() if key not in remaining)
     # The headers are read only when some row needs its record rendered.
-    layouts = file_layouts(rows.sparkSession, config.input) if n_rejected or rare is not None else {}
+    layouts = file_layouts(rows.sparkSession, config.input) if by_column else {}
     quarantined = [quarantine_columns(r.withColumn(RAW, rendered_record(r, config.input, layouts))) for r in rejected]
-    return Deduplicated(rows, reduce(DataFrame.unionByName, quarantined), counts, remaining)
+    return Deduplicated(rows, reduce(DataFrame.unionByName, quarantined), counts, remaining, by_column)
 
 
-def _count(kept: DataFrame, rejected: list[DataFrame],
-           config: Config) -> tuple[dict[str, int], dict[tuple[str, bool], int], int]:
+def _count(kept: DataFrame, rejected: list[DataFrame], config: Config
+           ) -> tuple[dict[str, int], dict[tuple[str, bool], int], dict[tuple[str, str | None], int]]:
     """Every counter summed over the rows kept and rejected, the rows kept per (class, held out by
-    a column rule), and the rows rejected, in one aggregation."""
+    a column rule), and the rows rejected per (reason, column), in one aggregation."""
     names = exact.counters(kept)
     cls, held = F.col(config.columns.label).cast("string").alias("_sp_class"), held_out(config).alias("_sp_held")  # type: ignore[union-attr]
+    no_reason = F.lit(None).cast("string")
 
     def part(df: DataFrame, is_kept: bool) -> DataFrame:
         # A rejected row carries the counters of the rules before the one that rejected it.
-        return df.select(cls, held, F.lit(is_kept).alias("_sp_kept"),
+        return df.select(cls, held, (no_reason if is_kept else F.col(REASON)).alias("_sp_why"),
+                         (no_reason if is_kept else F.col(REASON_COLUMN)).alias("_sp_where"),
                          *[F.col(c) if c in df.columns else F.lit(0).cast("long").alias(c) for c in names])
     found = (reduce(DataFrame.unionByName, [part(kept, True), *[part(r, False) for r in rejected]])
-             .groupBy("_sp_class", "_sp_held", "_sp_kept")
+             .groupBy("_sp_class", "_sp_held", "_sp_why", "_sp_where")
              .agg(*[F.sum(c).alias(c) for c in names], F.count(F.lit(1)).alias("_sp_n")).collect())
     counts = {c.removeprefix(exact.ABSORBED_PREFIX).removeprefix(exact.COUNTED_PREFIX): int(sum(r[c] or 0 for r in found))
               for c in names}
-    return (counts, {(r["_sp_class"], r["_sp_held"]): r["_sp_n"] for r in found if r["_sp_kept"]},
-            sum(r["_sp_n"] for r in found if not r["_sp_kept"]))
+    remaining: dict[tuple[str, bool], int] = {}
+    by_column: dict[tuple[str, str | None], int] = {}
+    for r in found:
+        if r["_sp_why"] is None:
+            remaining[(r["_sp_class"], r["_sp_held"])] = r["_sp_n"]
+        else:
+            by_column[(r["_sp_why"], r["_sp_where"])] = by_column.get((r["_sp_why"], r["_sp_where"]), 0) + r["_sp_n"]
+    return counts, remaining, by_column
 
 
 def _cross_validation_rows(remaining: dict[tuple[str, bool], int], holdout_fraction: float) -> dict[str, int]:
